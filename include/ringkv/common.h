@@ -1,0 +1,98 @@
+/* common.h - errors, logging, byte buffers and time shared by every module. */
+#ifndef RINGKV_COMMON_H
+#define RINGKV_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every function that can fail returns an rk_err and gives its results
+ * through out-parameters, which it sets on success only. */
+typedef enum rk_err {
+    RK_OK = 0,
+    RK_ENOTFOUND,   /* no such key, or only tombstones */
+    RK_EINVAL,      /* bad input from a caller or client */
+    RK_ENOMEM,
+    RK_EIO,         /* storage or file system failure */
+    RK_ETIMEDOUT,
+    RK_EQUORUM,     /* fewer replicas answered than R or W asked for */
+    RK_EPRECOND,    /* If-Match / If-None-Match did not hold */
+    RK_ETOOBIG,     /* value or request over a configured limit */
+    RK_ECORRUPT,    /* stored or received bytes do not decode */
+    RK_ECLOSED,     /* the component is shutting down */
+    RK_EEXIST,
+    RK_EPERM,
+    RK_EUNSUPPORTED,
+    RK_ERR_COUNT
+} rk_err;
+
+/* Static, never NULL. */
+const char *rk_strerror(rk_err err);
+/* Short machine-readable name ("not_found", "invalid", ...). Static. */
+const char *rk_errcode(rk_err err);
+
+/* ---- logging ---------------------------------------------------------- */
+
+typedef enum rk_log_level {
+    RK_LOG_DEBUG = 0,
+    RK_LOG_INFO,
+    RK_LOG_WARN,
+    RK_LOG_ERROR,
+} rk_log_level;
+
+/* Reads RINGKV_LOG (debug|info|warn|error); default info. */
+void rk_log_init(void);
+void rk_log_set_level(rk_log_level level);
+bool rk_log_enabled(rk_log_level level);
+/* One line to stderr: time, level, module, message. Thread-safe. */
+void rk_log(rk_log_level level, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define RK_DEBUG(mod, ...) \
+    do { if (rk_log_enabled(RK_LOG_DEBUG)) rk_log(RK_LOG_DEBUG, mod, __VA_ARGS__); } while (0)
+#define RK_INFO(mod, ...) rk_log(RK_LOG_INFO, mod, __VA_ARGS__)
+#define RK_WARN(mod, ...) rk_log(RK_LOG_WARN, mod, __VA_ARGS__)
+#define RK_ERROR(mod, ...) rk_log(RK_LOG_ERROR, mod, __VA_ARGS__)
+
+/* ---- time ------------------------------------------------------------- */
+
+uint64_t rk_now_ms(void);   /* wall clock, ms since the epoch */
+uint64_t rk_mono_ns(void);  /* monotonic, for durations */
+
+/* ---- growable byte buffer ---------------------------------------------- */
+
+/* A buffer owns data (malloc'd) and keeps it NUL-terminated past len, so
+ * text can be used as a C string. Zero-initialise, then append; free with
+ * rk_buf_free. */
+typedef struct rk_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} rk_buf;
+
+rk_err rk_buf_reserve(rk_buf *b, size_t extra);
+rk_err rk_buf_append(rk_buf *b, const void *data, size_t len);
+rk_err rk_buf_appends(rk_buf *b, const char *s);
+rk_err rk_buf_appendf(rk_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal, quotes included. */
+rk_err rk_buf_append_json_string(rk_buf *b, const char *s, size_t len);
+void rk_buf_reset(rk_buf *b);   /* len = 0, keeps the memory */
+void rk_buf_free(rk_buf *b);
+
+/* ---- encoding helpers ---------------------------------------------------- */
+
+/* base64url without padding. rk_b64url_encode appends to out. */
+rk_err rk_b64url_encode(const uint8_t *bin, size_t len, rk_buf *out);
+/* Decodes into out (appended). RK_EINVAL on anything that is not base64url. */
+rk_err rk_b64url_decode(const char *text, size_t len, rk_buf *out);
+
+/* True if s[0..len) is valid UTF-8 with no NUL byte. */
+bool rk_utf8_valid(const char *s, size_t len);
+
+/* Parses a decimal unsigned integer that fills the whole string.
+ * RK_EINVAL on anything else, or on overflow. */
+rk_err rk_parse_u64(const char *s, size_t len, uint64_t *out);
+
+#endif
