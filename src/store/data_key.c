@@ -1,0 +1,64 @@
+/* data_key.c - the `data` column family's key: position | table | 0x00 | key. */
+#include <string.h>
+
+#include "ringkv/store.h"
+
+#define POSITION_BYTES 8
+
+/* The position leads and is big-endian so that byte order is ring order:
+ * a ring range is then one contiguous RocksDB range scan. A table name must
+ * be non-empty and NUL-free, so the first NUL after the position ends it.
+ * The key may be empty: the kv layer enforces 1..1024 bytes, and an empty
+ * key makes "position | table | 0x00" usable as a scan bound. */
+rk_err store_data_key(uint64_t position, const char *table, size_t table_len,
+                      const char *key, size_t key_len, rk_buf *out)
+{
+    if (table == NULL || table_len == 0 || memchr(table, '\0', table_len) != NULL)
+        return RK_EINVAL;
+    if (key == NULL && key_len != 0)
+        return RK_EINVAL;
+    size_t total = POSITION_BYTES + table_len + 1 + key_len;
+    if (total < table_len || total < key_len)
+        return RK_EINVAL; /* size_t overflow */
+
+    /* Reserve once so that a failure leaves out untouched. */
+    rk_err err = rk_buf_reserve(out, total);
+    if (err != RK_OK)
+        return err;
+    uint8_t pos[POSITION_BYTES];
+    for (int i = 0; i < POSITION_BYTES; i++)
+        pos[i] = (uint8_t)(position >> (56 - 8 * i));
+    char *p = out->data + out->len;
+    memcpy(p, pos, POSITION_BYTES);
+    memcpy(p + POSITION_BYTES, table, table_len);
+    p[POSITION_BYTES + table_len] = '\0';
+    if (key_len != 0)
+        memcpy(p + POSITION_BYTES + table_len + 1, key, key_len);
+    out->len += total;
+    out->data[out->len] = '\0'; /* rk_buf keeps a NUL past len */
+    return RK_OK;
+}
+
+/* The inverse of store_data_key; pointers point into dbkey. */
+rk_err store_data_key_parse(const char *dbkey, size_t len, uint64_t *position,
+                            const char **table, size_t *table_len,
+                            const char **key, size_t *key_len)
+{
+    /* Shortest valid key: position, a one-byte table, the NUL. */
+    if (dbkey == NULL || len < POSITION_BYTES + 2)
+        return RK_ECORRUPT;
+    const char *t = dbkey + POSITION_BYTES;
+    const char *nul = memchr(t, '\0', len - POSITION_BYTES);
+    if (nul == NULL || nul == t)
+        return RK_ECORRUPT;
+
+    uint64_t pos = 0;
+    for (int i = 0; i < POSITION_BYTES; i++)
+        pos = (pos << 8) | (uint8_t)dbkey[i];
+    *position = pos;
+    *table = t;
+    *table_len = (size_t)(nul - t);
+    *key = nul + 1;
+    *key_len = len - POSITION_BYTES - *table_len - 1;
+    return RK_OK;
+}
