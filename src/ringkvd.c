@@ -1,1 +1,416 @@
-/* placeholder: being written */
+/* ringkvd.c - one ringkv node: flags, start-up steps, clean shutdown. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ringkv/common.h"
+#include "ringkv/http.h"
+#include "ringkv/kv.h"
+#include "ringkv/store.h"
+
+#ifndef RINGKV_DEFAULT_WEBCLIENT
+#define RINGKV_DEFAULT_WEBCLIENT ""
+#endif
+
+typedef struct node_config {
+    const char *data_dir;
+    const char *http_addr;
+    const char *rpc_addr;
+    const char *join;
+    const char *name;
+    const char *secret_file;
+    const char *webclient;
+    bool insecure;
+    bool sync;
+    kv_config kv;
+    unsigned vnodes;
+    unsigned http_threads;
+    bool n_given, vnodes_given;
+} node_config;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: ringkvd [options]\n"
+        "\n"
+        "Runs one ringkv node: a Dynamo-style key-value store with a REST/JSON API.\n"
+        "\n"
+        "  --data DIR          data directory (RocksDB, node identity)    [./ringkv-data]\n"
+        "  --http HOST:PORT    HTTP API and web client                    [127.0.0.1:8001]\n"
+        "  --rpc HOST:PORT     node-to-node RPC address                   [127.0.0.1:9001]\n"
+        "  --join HOST:PORT[,HOST:PORT]  seeds of a cluster to join (not built yet)\n"
+        "  --n N               replicas per key                           [3]\n"
+        "  --r R               default read quorum                        [2]\n"
+        "  --w W               default write quorum                       [2]\n"
+        "  --vnodes V          ring tokens per node                       [64]\n"
+        "  --name NAME         node name shown in /cluster                [node-<id>]\n"
+        "  --secret-file FILE  cluster secret (else env CLUSTER_SECRET)\n"
+        "  --insecure          run without a cluster secret (tests, experiments)\n"
+        "  --sync              fsync every write (survive power loss, not just kill -9)\n"
+        "  --max-value-bytes B largest value accepted, as JSON text      [1048576]\n"
+        "  --max-siblings S    siblings kept per key                      [16]\n"
+        "  --http-threads T    HTTP workers = max open connections        [64]\n"
+        "  --webclient DIR     static web client served at /ui/\n"
+        "  -h, --help          this help\n"
+        "\n"
+        "Each flag falls back to an environment variable RINGKV_<FLAG> (e.g.\n"
+        "RINGKV_DATA, RINGKV_HTTP, RINGKV_MAX_VALUE_BYTES). RINGKV_LOG=debug logs more.\n"
+        "A restarted node finds its identity and settings in its data directory.\n");
+}
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+static bool parse_unsigned(const char *flag, const char *text, unsigned long max, unsigned long *out)
+{
+    uint64_t v;
+    if (text == NULL || rk_parse_u64(text, strlen(text), &v) != RK_OK || v == 0 || v > max) {
+        fprintf(stderr, "ringkvd: %s wants a whole number from 1 to %lu, got '%s'\n", flag, max,
+                text ? text : "");
+        return false;
+    }
+    *out = (unsigned long)v;
+    return true;
+}
+
+static bool valid_hostport(const char *flag, const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    uint64_t port;
+    if (colon == NULL || colon == s ||
+        rk_parse_u64(colon + 1, strlen(colon + 1), &port) != RK_OK || port == 0 || port > 65535) {
+        fprintf(stderr, "ringkvd: %s wants HOST:PORT, got '%s'\n", flag, s);
+        return false;
+    }
+    return true;
+}
+
+enum {
+    OPT_DATA = 1000, OPT_HTTP, OPT_RPC, OPT_JOIN, OPT_N, OPT_R, OPT_W, OPT_VNODES, OPT_NAME,
+    OPT_SECRET_FILE, OPT_INSECURE, OPT_SYNC, OPT_MAX_VALUE, OPT_MAX_SIBLINGS, OPT_THREADS,
+    OPT_WEBCLIENT,
+};
+
+/* Numeric flags: where each lands and its bounds. */
+static bool set_number(node_config *c, int opt, const char *flag, const char *text)
+{
+    unsigned long v;
+    switch (opt) {
+    case OPT_N: if (!parse_unsigned(flag, text, 16, &v)) return false; c->kv.n = (unsigned)v; c->n_given = true; return true;
+    case OPT_R: if (!parse_unsigned(flag, text, 16, &v)) return false; c->kv.r = (unsigned)v; return true;
+    case OPT_W: if (!parse_unsigned(flag, text, 16, &v)) return false; c->kv.w = (unsigned)v; return true;
+    case OPT_VNODES: if (!parse_unsigned(flag, text, 4096, &v)) return false; c->vnodes = (unsigned)v; c->vnodes_given = true; return true;
+    case OPT_MAX_VALUE: if (!parse_unsigned(flag, text, 64ul << 20, &v)) return false; c->kv.max_value_bytes = v; return true;
+    case OPT_MAX_SIBLINGS: if (!parse_unsigned(flag, text, 1024, &v)) return false; c->kv.max_siblings = v; return true;
+    case OPT_THREADS: if (!parse_unsigned(flag, text, 20000, &v)) return false; c->http_threads = (unsigned)v; return true;
+    default: return false;
+    }
+}
+
+static const struct option long_options[] = {
+    {"data", required_argument, NULL, OPT_DATA},
+    {"http", required_argument, NULL, OPT_HTTP},
+    {"rpc", required_argument, NULL, OPT_RPC},
+    {"join", required_argument, NULL, OPT_JOIN},
+    {"n", required_argument, NULL, OPT_N},
+    {"r", required_argument, NULL, OPT_R},
+    {"w", required_argument, NULL, OPT_W},
+    {"vnodes", required_argument, NULL, OPT_VNODES},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"sync", no_argument, NULL, OPT_SYNC},
+    {"max-value-bytes", required_argument, NULL, OPT_MAX_VALUE},
+    {"max-siblings", required_argument, NULL, OPT_MAX_SIBLINGS},
+    {"http-threads", required_argument, NULL, OPT_THREADS},
+    {"webclient", required_argument, NULL, OPT_WEBCLIENT},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Environment fallbacks, applied before the flags so flags win. */
+static bool apply_env(node_config *c)
+{
+    c->data_dir = env_or("RINGKV_DATA", "./ringkv-data");
+    c->http_addr = env_or("RINGKV_HTTP", "127.0.0.1:8001");
+    c->rpc_addr = env_or("RINGKV_RPC", "127.0.0.1:9001");
+    c->join = env_or("RINGKV_JOIN", NULL);
+    c->name = env_or("RINGKV_NAME", NULL);
+    c->secret_file = env_or("RINGKV_SECRET_FILE", NULL);
+    c->webclient = env_or("RINGKV_WEBCLIENT", RINGKV_DEFAULT_WEBCLIENT);
+    c->insecure = getenv("RINGKV_INSECURE") && strcmp(getenv("RINGKV_INSECURE"), "0") != 0;
+    c->sync = getenv("RINGKV_SYNC") && strcmp(getenv("RINGKV_SYNC"), "0") != 0;
+    static const struct { const char *env; int opt; const char *flag; } numeric[] = {
+        {"RINGKV_N", OPT_N, "RINGKV_N"}, {"RINGKV_R", OPT_R, "RINGKV_R"},
+        {"RINGKV_W", OPT_W, "RINGKV_W"}, {"RINGKV_VNODES", OPT_VNODES, "RINGKV_VNODES"},
+        {"RINGKV_MAX_VALUE_BYTES", OPT_MAX_VALUE, "RINGKV_MAX_VALUE_BYTES"},
+        {"RINGKV_MAX_SIBLINGS", OPT_MAX_SIBLINGS, "RINGKV_MAX_SIBLINGS"},
+        {"RINGKV_HTTP_THREADS", OPT_THREADS, "RINGKV_HTTP_THREADS"},
+    };
+    for (size_t i = 0; i < sizeof numeric / sizeof numeric[0]; i++) {
+        const char *v = getenv(numeric[i].env);
+        if (v && *v && !set_number(c, numeric[i].opt, numeric[i].flag, v))
+            return false;
+    }
+    return true;
+}
+
+/* Returns 0 to go on, or an exit status. */
+static int parse_args(int argc, char **argv, node_config *c)
+{
+    kv_config_default(&c->kv);
+    c->vnodes = 64;
+    c->http_threads = 64;
+    if (!apply_env(c))
+        return 2;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+        switch (opt) {
+        case 'h': usage(stdout); return -1;
+        case OPT_DATA: c->data_dir = optarg; break;
+        case OPT_HTTP: c->http_addr = optarg; break;
+        case OPT_RPC: c->rpc_addr = optarg; break;
+        case OPT_JOIN: c->join = optarg; break;
+        case OPT_NAME: c->name = optarg; break;
+        case OPT_SECRET_FILE: c->secret_file = optarg; break;
+        case OPT_INSECURE: c->insecure = true; break;
+        case OPT_SYNC: c->sync = true; break;
+        case OPT_WEBCLIENT: c->webclient = optarg; break;
+        case '?': usage(stderr); return 2;
+        default:
+            if (!set_number(c, opt, long_options[opt - OPT_DATA].name, optarg))
+                return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ringkvd: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (!valid_hostport("--http", c->http_addr) || !valid_hostport("--rpc", c->rpc_addr))
+        return 2;
+    if (c->kv.r > c->kv.n || c->kv.w > c->kv.n) {
+        fprintf(stderr, "ringkvd: --r and --w must be at most --n (n=%u r=%u w=%u)\n", c->kv.n,
+                c->kv.r, c->kv.w);
+        return 2;
+    }
+    if (c->join != NULL) {
+        fprintf(stderr, "ringkvd: --join: clustering is not built yet; this build runs one node\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* The cluster secret: required unless --insecure. Nothing uses it on a
+ * lone node yet, but a node that will not start without it later should
+ * not start without it now either. */
+static int load_secret(const node_config *c, unsigned char key[crypto_generichash_BYTES])
+{
+    if (c->insecure) {
+        RK_WARN("ringkvd", "running with --insecure: no cluster secret");
+        return 0;
+    }
+    rk_buf secret = {0};
+    if (c->secret_file != NULL) {
+        FILE *f = fopen(c->secret_file, "rb");
+        if (f == NULL) {
+            RK_ERROR("ringkvd", "cannot read --secret-file %s: %s", c->secret_file, strerror(errno));
+            return 2;
+        }
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+            rk_buf_append(&secret, chunk, n);
+        fclose(f);
+        while (secret.len > 0 && (secret.data[secret.len - 1] == '\n' || secret.data[secret.len - 1] == '\r'))
+            secret.len--;
+    } else if (getenv("CLUSTER_SECRET") != NULL) {
+        rk_buf_appends(&secret, getenv("CLUSTER_SECRET"));
+    }
+    if (secret.len < 16) {
+        RK_ERROR("ringkvd", "a cluster secret of at least 16 bytes is required: set CLUSTER_SECRET, "
+                            "or --secret-file FILE, or run with --insecure");
+        rk_buf_free(&secret);
+        return 2;
+    }
+    crypto_generichash(key, crypto_generichash_BYTES, (const unsigned char *)secret.data,
+                       secret.len, (const unsigned char *)"ringkv-cluster-key", 18);
+    sodium_memzero(secret.data, secret.len);
+    rk_buf_free(&secret);
+    RK_INFO("ringkvd", "cluster secret loaded");
+    return 0;
+}
+
+static int make_dir(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Stored settings that every replica must share: a restart with other
+ * values would silently change where keys live. */
+static int check_params(store *st, node_config *c)
+{
+    char want[64];
+    snprintf(want, sizeof want, "n=%u vnodes=%u", c->kv.n, c->vnodes);
+    rk_buf have = {0};
+    rk_err err = store_meta_get(st, "params", &have);
+    if (err == RK_ENOTFOUND) {
+        err = store_meta_put(st, "params", want, strlen(want));
+        rk_buf_free(&have);
+        return err == RK_OK ? 0 : 1;
+    }
+    if (err != RK_OK) {
+        rk_buf_free(&have);
+        return 1;
+    }
+    unsigned n = 0, vnodes = 0;
+    sscanf(have.data, "n=%u vnodes=%u", &n, &vnodes);
+    rk_buf_free(&have);
+    if ((c->n_given && n != c->kv.n) || (c->vnodes_given && vnodes != c->vnodes)) {
+        RK_ERROR("ringkvd", "this data dir was made with n=%u vnodes=%u; refusing --n %u --vnodes %u",
+                 n, vnodes, c->kv.n, c->vnodes);
+        return 2;
+    }
+    c->kv.n = n;
+    c->vnodes = vnodes;
+    if (c->kv.r > n || c->kv.w > n) {
+        RK_ERROR("ringkvd", "r=%u w=%u exceed the stored n=%u", c->kv.r, c->kv.w, n);
+        return 2;
+    }
+    return 0;
+}
+
+/* The cluster id is made on first start and kept. */
+static int cluster_id(store *st, char out[33])
+{
+    rk_buf id = {0};
+    rk_err err = store_meta_get(st, "cluster_id", &id);
+    if (err == RK_ENOTFOUND) {
+        unsigned char raw[16];
+        randombytes_buf(raw, sizeof raw);
+        sodium_bin2hex(out, 33, raw, sizeof raw);
+        err = store_meta_put(st, "cluster_id", out, 32);
+    } else if (err == RK_OK) {
+        snprintf(out, 33, "%.*s", (int)id.len, id.data);
+    }
+    rk_buf_free(&id);
+    return err == RK_OK ? 0 : 1;
+}
+
+static int wait_for_signal(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    sigwait(&set, &sig);
+    return sig;
+}
+
+static int run(node_config *c)
+{
+    unsigned char secret_key[crypto_generichash_BYTES];
+    int rc = load_secret(c, secret_key);
+    if (rc != 0)
+        return rc;
+    sodium_memzero(secret_key, sizeof secret_key); /* used by the RPC layer, once it exists */
+
+    if (make_dir(c->data_dir) != 0) {
+        RK_ERROR("ringkvd", "cannot create data dir %s: %s", c->data_dir, strerror(errno));
+        return 1;
+    }
+    char dbdir[4096];
+    snprintf(dbdir, sizeof dbdir, "%s/db", c->data_dir);
+    store_options so;
+    store_options_default(&so);
+    so.sync = c->sync;
+    store *st = NULL;
+    if (store_open(dbdir, &so, &st) != RK_OK)
+        return 1;
+    RK_INFO("ringkvd", "store open at %s%s", dbdir, c->sync ? " (fsync on every write)" : "");
+
+    uint64_t id = 0;
+    char cid[33] = "", name[64];
+    rc = store_node_id(st, &id) != RK_OK ? 1 : check_params(st, c);
+    if (rc == 0)
+        rc = cluster_id(st, cid);
+    kv *k = NULL;
+    http_server *srv = NULL;
+    if (rc == 0) {
+        snprintf(name, sizeof name, "%s", c->name ? c->name : "");
+        if (!c->name)
+            snprintf(name, sizeof name, "node-%08llx", (unsigned long long)(id >> 32));
+        RK_INFO("ringkvd", "node %s id %016llx cluster %s n=%u r=%u w=%u vnodes=%u", name,
+                (unsigned long long)id, cid, c->kv.n, c->kv.r, c->kv.w, c->vnodes);
+        if (kv_open(st, id, &c->kv, &k) != RK_OK)
+            rc = 1;
+    }
+    if (rc == 0 && (c->kv.w > 1 || c->kv.r > 1))
+        RK_WARN("ringkvd", "this build runs one node, so r=%u / w=%u above 1 answer 503; "
+                           "run with --n 1 --r 1 --w 1", c->kv.r, c->kv.w);
+    if (rc == 0) {
+        http_options ho = {
+            .listen = c->http_addr,
+            .threads = c->http_threads,
+            .webclient_dir = c->webclient,
+            .max_value_bytes = c->kv.max_value_bytes,
+        };
+        http_node_info info = {name, id, c->http_addr, c->rpc_addr, cid, c->vnodes};
+        if (http_start(&ho, &info, k, st, &srv) != RK_OK)
+            rc = 1;
+    }
+    if (rc == 0) {
+        RK_INFO("ringkvd", "serving HTTP on http://%s (web client: http://%s/ui/)", c->http_addr,
+                c->http_addr);
+        int sig = wait_for_signal();
+        RK_INFO("ringkvd", "%s received: finishing requests in flight", strsignal(sig));
+    }
+    http_stop(srv);  /* waits for handlers, so no write is cut in half */
+    kv_close(k);
+    store_close(st);
+    RK_INFO("ringkvd", rc == 0 ? "stopped cleanly" : "start-up failed; stopped");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    rk_log_init();
+    node_config c = {0};
+    int rc = parse_args(argc, argv, &c);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (sodium_init() < 0) {
+        RK_ERROR("ringkvd", "libsodium failed to initialise");
+        return 1;
+    }
+    /* Block the stop signals before any thread starts, so every thread
+     * inherits the mask and only sigwait() in main sees them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    RK_INFO("ringkvd", "starting ringkv %s", "0.1.0");
+    return run(&c);
+}

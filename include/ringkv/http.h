@@ -1,0 +1,34 @@
+/* http.h - the node's HTTP gateway: REST/JSON API, metrics, web client. */
+#ifndef RINGKV_HTTP_H
+#define RINGKV_HTTP_H
+
+#include "ringkv/common.h"
+#include "ringkv/kv.h"
+#include "ringkv/store.h"
+
+typedef struct http_server http_server;
+
+/* What /health and /cluster say about this node. Strings are copied. */
+typedef struct http_node_info {
+    const char *name;
+    uint64_t id;
+    const char *http_addr;     /* host:port as given to --http */
+    const char *rpc_addr;
+    const char *cluster_id;
+    unsigned vnodes;
+} http_node_info;
+
+typedef struct http_options {
+    const char *listen;        /* host:port */
+    unsigned threads;          /* civetweb workers = max open connections */
+    const char *webclient_dir; /* served at /ui/; NULL = none */
+    size_t max_value_bytes;    /* 413 above this */
+} http_options;
+
+/* Starts serving; kv and st are borrowed and must outlive the server.
+ * Free with http_stop, which waits for requests in flight to finish. */
+rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, store *st,
+                  http_server **out);
+void http_stop(http_server *srv);
+
+#endif

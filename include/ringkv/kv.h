@@ -1,0 +1,116 @@
+/* kv.h - the key-value service a node offers its gateway: get, put, delete
+ * and listing of (table, key) records with Dynamo semantics.
+ *
+ * This build coordinates against the node's own replica only (a one-member
+ * cluster); the quorum parameters are validated and honoured as far as one
+ * member can: asking for more acknowledgements than there are members is a
+ * quorum failure (RK_EQUORUM), never a silent success. */
+#ifndef RINGKV_KV_H
+#define RINGKV_KV_H
+
+#include "ringkv/clock.h"
+#include "ringkv/common.h"
+#include "ringkv/store.h"
+
+#define KV_TABLE_MAX 64
+#define KV_KEY_MAX 1024
+
+typedef struct kv kv;
+
+typedef struct kv_config {
+    unsigned n, r, w;            /* replicas, default read / write quorum */
+    size_t max_siblings;         /* cap per key (default 16) */
+    size_t max_value_bytes;      /* compact JSON text (default 1 MiB) */
+} kv_config;
+
+void kv_config_default(kv_config *cfg);
+
+/* Opens the service over st (not owned: close kv before st). Free with
+ * kv_close. */
+rk_err kv_open(store *st, rk_actor node_id, const kv_config *cfg, kv **out);
+void kv_close(kv *k);
+const kv_config *kv_get_config(const kv *k);
+rk_actor kv_node_id(const kv *k);
+unsigned kv_member_count(const kv *k);
+
+/* ---- names ------------------------------------------------------------ */
+
+/* [A-Za-z0-9_.-]{1,64}. Reserved (leading '_') names are valid here; the
+ * caller decides whether a client may write them. */
+bool kv_table_valid(const char *table, size_t len);
+bool kv_table_reserved(const char *table, size_t len);
+/* 1..1024 bytes of UTF-8 without NUL. */
+bool kv_key_valid(const char *key, size_t len);
+
+typedef struct kv_key {
+    const char *table;
+    size_t table_len;
+    const char *key;
+    size_t key_len;
+} kv_key;
+
+/* ---- operations -------------------------------------------------------- */
+
+typedef struct kv_read_opts {
+    unsigned r;            /* 0 = the configured default */
+    uint32_t timeout_ms;   /* 0 = default */
+    bool local;            /* this replica alone, no quorum */
+} kv_read_opts;
+
+typedef struct kv_write {
+    kv_key key;
+    const char *value;     /* compact JSON text; ignored for a delete */
+    size_t value_len;
+    bool tombstone;        /* a delete */
+    const vclock *context; /* NULL = blind write after the local version */
+    const vclock *if_match;/* NULL = unconditional */
+    bool if_none_match;    /* create only */
+    const char *owner;     /* "" when auth is off */
+    unsigned w;            /* 0 = configured default */
+    uint32_t timeout_ms;
+} kv_write;
+
+/* The object as read or as written. Free with kv_result_free. */
+typedef struct kv_result {
+    rk_object obj;
+    bool existed;          /* a write: the key had a live value before */
+    clock_dot dot;         /* a write: the dot it issued */
+    unsigned acks;         /* replicas that answered */
+    unsigned needed;       /* replicas the quorum asked for */
+} kv_result;
+
+void kv_result_free(kv_result *res);
+
+/* Reads (table, key). RK_ENOTFOUND when absent; a key whose siblings are
+ * all tombstones is returned with RK_OK and object_live_count 0, so the
+ * caller can hand out its context. RK_EQUORUM with res->acks/needed set
+ * when fewer than r replicas answered. */
+rk_err kv_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *res);
+
+/* Writes (or deletes) as docs/causality.md says. RK_EPRECOND when a
+ * condition fails, RK_ENOTFOUND for a delete of a key with no live value
+ * (nothing written), RK_ETOOBIG over max_value_bytes, RK_EQUORUM with
+ * acks/needed. On RK_EQUORUM the write may still have been applied on the
+ * replicas that answered (as in Dynamo: not acknowledged, not undone). */
+rk_err kv_put(kv *k, const kv_write *w, kv_result *res);
+
+/* Visits the records of table in ring order, starting after `after` (NULL
+ * = from the beginning), skipping keys whose siblings are all tombstones.
+ * visit_cb returns false to stop. Pointers are valid during the call only. */
+typedef bool (*kv_visit_cb)(void *arg, const char *key, size_t key_len,
+                            const rk_object *obj);
+rk_err kv_scan(kv *k, const char *table, size_t table_len,
+               const char *after, size_t after_len,
+               kv_visit_cb visit_cb, void *arg);
+
+/* Counters for /metrics. */
+typedef struct kv_stats {
+    uint64_t reads, writes, deletes;
+    uint64_t siblings_dropped;     /* by the cap */
+    uint64_t max_clock_entries;    /* largest clock written */
+    uint64_t max_siblings_seen;    /* most siblings an object had after a write */
+    uint64_t precondition_failures;
+} kv_stats;
+void kv_get_stats(const kv *k, kv_stats *out);
+
+#endif
