@@ -1,0 +1,58 @@
+# ringkv - thin wrapper over meson/ninja. Every target installs what is
+# missing first, so a fresh Debian 12 machine needs nothing but `make`.
+#
+#   make            build (build/)
+#   make run        build, start a local node, print its addresses (Ctrl-C stops)
+#   make test       unit + integration tests, and the unit tests under ASan+UBSan
+#   make bench      single-node benchmark next to nginx -> docs/benchmarks.md
+#   make deps       install the Debian packages (idempotent; root or sudo)
+#   make clean      remove build trees (not .run/ data)
+
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+RUN_DIR ?= .run
+HTTP_PORT ?= 8001
+
+DEPS := gcc libc6-dev make meson ninja-build pkg-config python3 curl \
+        libprotobuf-c-dev protobuf-c-compiler libnng-dev libsodium-dev \
+        librocksdb-dev libcjson-dev libcivetweb-dev libcmocka-dev
+BENCH_DEPS := wrk nginx-light
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build deps bench-deps run test test-unit test-asan bench clean
+
+all: build
+
+deps:
+	@tools/install-deps.sh $(DEPS)
+
+bench-deps:
+	@tools/install-deps.sh $(BENCH_DEPS)
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD) --buildtype=debugoptimized
+
+$(ASAN_BUILD)/build.ninja: | deps
+	meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined \
+	    -Db_lundef=false -Dintegration=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: build
+	@tools/run-local.sh $(BUILD)/ringkvd $(RUN_DIR) $(HTTP_PORT)
+
+# One summary line at the end: "N passed, N failed"; non-zero exit on any
+# failure. The sanitizer build runs the unit tests (fast, where memory bugs
+# hide); the normal build runs everything.
+test: deps $(BUILD)/build.ninja $(ASAN_BUILD)/build.ninja
+	@ninja -C $(BUILD) && ninja -C $(ASAN_BUILD)
+	@tools/run-tests.sh $(BUILD) $(ASAN_BUILD)
+
+bench: build bench-deps
+	@tools/bench-single.sh $(BUILD)/ringkvd
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
