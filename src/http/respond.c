@@ -49,39 +49,39 @@ static const char *status_text(int status)
 }
 
 /* Headers and body go out in one mg_write: two small writes would meet
- * Nagle and delayed ACKs on keep-alive connections (~40 ms each). */
+ * Nagle and delayed ACKs on keep-alive connections (~40 ms each). JSON
+ * bodies end with a newline, so curl output does not run into the prompt. */
 int reply_send(struct mg_connection *conn, int status, const char *content_type,
                const char *extra_headers, const char *body, size_t body_len)
 {
+    bool newline = strcmp(content_type, "application/json") == 0;
+    size_t total = body_len + (newline ? 1 : 0);
+    rk_buf msg = {0};
+    char stack[4608];
     char head[512];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n%s\r\n",
-                     status, status_text(status), content_type, body_len,
+                     status, status_text(status), content_type, total,
                      extra_headers ? extra_headers : "");
-    if (n < 0 || (size_t)n >= sizeof head) {
-        /* Extra headers too long for the stack buffer: build on the heap. */
-        rk_buf all = {0};
-        if (rk_buf_appendf(&all, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                                 "Cache-Control: no-store\r\n%s\r\n",
-                           status, status_text(status), content_type, body_len,
-                           extra_headers ? extra_headers : "") == RK_OK &&
-            rk_buf_append(&all, body, body_len) == RK_OK)
-            mg_write(conn, all.data, all.len);
-        rk_buf_free(&all);
+    if (n >= 0 && (size_t)n < sizeof head && (size_t)n + total <= sizeof stack) {
+        /* The common case: small reply, assembled on the stack. */
+        memcpy(stack, head, (size_t)n);
+        if (body_len)
+            memcpy(stack + n, body, body_len);
+        if (newline)
+            stack[(size_t)n + body_len] = '\n';
+        mg_write(conn, stack, (size_t)n + total);
         return status;
     }
-    if (body_len <= 4096) {
-        char msg[512 + 4096];
-        memcpy(msg, head, (size_t)n);
-        if (body_len)
-            memcpy(msg + n, body, body_len);
-        mg_write(conn, msg, (size_t)n + body_len);
-    } else {
-        /* A large body is worth the second write more than the copy. */
-        mg_write(conn, head, (size_t)n);
-        mg_write(conn, body, body_len);
-    }
+    if (rk_buf_appendf(&msg, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                             "Cache-Control: no-store\r\n%s\r\n",
+                       status, status_text(status), content_type, total,
+                       extra_headers ? extra_headers : "") == RK_OK &&
+        rk_buf_append(&msg, body, body_len) == RK_OK &&
+        rk_buf_append(&msg, "\n", newline ? 1 : 0) == RK_OK)
+        mg_write(conn, msg.data, msg.len);
+    rk_buf_free(&msg);
     return status;
 }
 
