@@ -141,25 +141,32 @@ rk_err object_copy(rk_object *dst, const rk_object *src)
     return RK_OK;
 }
 
-static size_t oldest_index(const rk_object *obj)
+/* The oldest sibling other than the one whose dot is spare (a dot with
+ * counter 0 spares none). Needs obj->len >= 2 when spare is present. */
+static size_t oldest_index(const rk_object *obj, clock_dot spare)
 {
-    size_t oldest = 0;
-    for (size_t i = 1; i < obj->len; i++)
-        if (newer(&obj->siblings[oldest], &obj->siblings[i]))
+    size_t oldest = SIZE_MAX;
+    for (size_t i = 0; i < obj->len; i++) {
+        if (dot_cmp(obj->siblings[i].dot, spare) == 0)
+            continue;
+        if (oldest == SIZE_MAX || newer(&obj->siblings[oldest], &obj->siblings[i]))
             oldest = i;
+    }
     return oldest;
 }
 
 /* The sibling cap: drops the oldest until at most max remain (0 means no
- * cap). The clock is left alone, so the dropped dots stay covered and a
+ * cap), never the sibling whose dot is spare: a write must be readable
+ * after it is acknowledged, even from a coordinator whose wall clock runs
+ * behind. The clock is left alone, so the dropped dots stay covered and a
  * merge with a replica that still holds them drops them there too instead
  * of bringing them back. Never allocates, so callers can run it after
  * they have committed. Returns how many it dropped. */
-static size_t apply_cap(rk_object *obj, size_t max)
+static size_t apply_cap(rk_object *obj, size_t max, clock_dot spare)
 {
     size_t n = 0;
     while (max > 0 && obj->len > max) {
-        size_t i = oldest_index(obj);
+        size_t i = oldest_index(obj, spare);
         sibling_fini(&obj->siblings[i]);
         memmove(&obj->siblings[i], &obj->siblings[i + 1],
                 (obj->len - i - 1) * sizeof *obj->siblings);
@@ -186,9 +193,8 @@ static void install(rk_object *obj, sibling *next, size_t len, vclock *clock)
 /* The coordinator's write, docs/causality.md "Write" steps 1-4. Everything
  * that can fail (the new sibling, the new clock, the new array) is built
  * first; the commit only moves pointers and frees, so obj is unchanged on
- * error. 0 for max_siblings means no cap; the cap may drop the new sibling
- * itself when its timestamp is the oldest (a coordinator with a slow wall
- * clock), and then *new_dot names a dot the clock covers but S lacks.
+ * error. 0 for max_siblings means no cap; the cap never drops the new
+ * sibling itself, even when its timestamp is the oldest.
  * *dropped and *new_dot (each may be NULL) are set on success. RK_EINVAL for a value pointer that is NULL
  * with a non-zero length, or when actor's counter would wrap. */
 rk_err object_update(rk_object *obj, const vclock *ctx, rk_actor actor, const object_write *w,
@@ -242,7 +248,7 @@ rk_err object_update(rk_object *obj, const vclock *ctx, rk_actor actor, const ob
         next[n++] = fresh;
     install(obj, next, n, &clock);
 
-    size_t d = apply_cap(obj, max_siblings);
+    size_t d = apply_cap(obj, max_siblings, dot);
     if (dropped)
         *dropped = d;
     if (new_dot)
@@ -348,7 +354,7 @@ rk_err object_merge(rk_object *obj, const rk_object *other, size_t max_siblings,
     install(obj, next, n, &clock);
     obj->siblings_dropped = before;
 
-    size_t d = apply_cap(obj, max_siblings);
+    size_t d = apply_cap(obj, max_siblings, (clock_dot){0});
     if (dropped)
         *dropped = d;
     return RK_OK;

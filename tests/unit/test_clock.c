@@ -434,16 +434,46 @@ static void test_update_cap(void **state)
     assert_true(vclock_covers(&o.clock, (clock_dot){A, 2})); /* stays covered */
     assert_true(invariants_hold(&o));
 
-    /* equal timestamps: the smallest (actor, counter) goes first */
+    /* equal timestamps: the smallest (actor, counter) goes first (the new
+     * write, A at ts 60, is never a candidate) */
     rk_object t = {0};
     w.timestamp_ms = 50;
-    assert_int_equal(object_update(&t, &none, C, &w, 1, NULL, NULL), RK_OK);
-    assert_int_equal(object_update(&t, &none, B, &w, 1, &dropped, NULL), RK_OK);
+    assert_int_equal(object_update(&t, &none, C, &w, 2, NULL, NULL), RK_OK);
+    assert_int_equal(object_update(&t, &none, B, &w, 2, NULL, NULL), RK_OK);
+    w.timestamp_ms = 60;
+    assert_int_equal(object_update(&t, &none, A, &w, 2, &dropped, NULL), RK_OK);
     assert_int_equal(dropped, 1);
-    assert_int_equal(t.len, 1);
-    assert_true(t.siblings[0].dot.actor == C);
+    assert_int_equal(t.len, 2);
+    assert_null(find_sibling(&t, (clock_dot){B, 1}));
+    assert_non_null(find_sibling(&t, (clock_dot){C, 1}));
+    assert_non_null(find_sibling(&t, (clock_dot){A, 1}));
     object_free(&o);
     object_free(&t);
+}
+
+/* A coordinator whose wall clock runs behind writes the "oldest" sibling:
+ * the cap must drop another one, or an acknowledged write would be
+ * unreadable at once. */
+static void test_update_cap_spares_new_write(void **state)
+{
+    (void)state;
+    rk_object o = {0};
+    vclock none = {0};
+    object_write w = {.value = "1", .value_len = 1, .owner = "", .timestamp_ms = 100};
+    assert_int_equal(object_update(&o, &none, A, &w, 2, NULL, NULL), RK_OK);
+    w.timestamp_ms = 200;
+    assert_int_equal(object_update(&o, &none, B, &w, 2, NULL, NULL), RK_OK);
+    w.timestamp_ms = 50;
+    size_t dropped = 0;
+    clock_dot mine;
+    assert_int_equal(object_update(&o, &none, C, &w, 2, &dropped, &mine), RK_OK);
+    assert_int_equal(dropped, 1);
+    assert_int_equal(o.len, 2);
+    assert_non_null(find_sibling(&o, mine));                  /* the write survives */
+    assert_null(find_sibling(&o, (clock_dot){A, 1}));        /* the oldest other */
+    assert_non_null(find_sibling(&o, (clock_dot){B, 1}));
+    assert_true(invariants_hold(&o));
+    object_free(&o);
 }
 
 static void test_cap_drop_stays_dropped(void **state)
@@ -1263,6 +1293,7 @@ int main(void)
         cmocka_unit_test(test_update_same_context_both_survive),
         cmocka_unit_test(test_update_through_two_replicas),
         cmocka_unit_test(test_update_cap),
+        cmocka_unit_test(test_update_cap_spares_new_write),
         cmocka_unit_test(test_cap_drop_stays_dropped),
         cmocka_unit_test(test_merge_cap_counts),
         cmocka_unit_test(test_winner),
