@@ -311,7 +311,8 @@ class Node:
         """SIGTERM and wait; assert the exit code (skip with expect_exit=None)."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
+        already = self.proc.poll()
+        if already is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
@@ -325,8 +326,9 @@ class Node:
         rc = self.proc.returncode
         self._reap(rc)
         if expect_exit is not None and rc != expect_exit:
+            when = "after SIGTERM" if already is None else "on its own, before SIGTERM"
             raise AssertionError(
-                f"ringkvd {self.name} exited with code {rc} after SIGTERM, expected "
+                f"ringkvd {self.name} exited with code {rc} {when}, expected "
                 f"{expect_exit}\n--- log tail ---\n{self.log_tail()}")
         return rc
 

@@ -78,10 +78,25 @@ class BadInputTest(unittest.TestCase):
         cls.node = Node(name="badinput", extra_args=["--max-value-bytes", str(MAX_VALUE)])
         cls.addClassCleanup(cls.node.cleanup)
         cls.node.start()
+        cls.deaths = []
+        cls.last_test = None
 
     @classmethod
     def tearDownClass(cls):
         cls.node.stop()
+        if cls.deaths:
+            raise AssertionError("the shared node died and was restarted: " + "; ".join(cls.deaths))
+
+    def setUp(self):
+        # A test that kills the shared node fails by itself; revive the node so
+        # that one crash does not turn every later test into an error.
+        if not self.node.running():
+            rc = self.node.proc.poll()
+            type(self).deaths.append(f"exit code {rc} after {self.last_test}")
+            print(f"\nringkvd died (exit code {rc}) after {self.last_test}; restarting\n"
+                  f"{self.node.log_tail(20)}", file=sys.stderr)
+            self.node.start()
+        type(self).last_test = self.id()
 
     # -- helpers ----------------------------------------------------------
 
@@ -316,6 +331,36 @@ class BadInputTest(unittest.TestCase):
         self.assertEqual(self.put_json(path, {"value": 1})[0], 201)
         self.assertError(self.raw("DELETE", path, b'{"context": '), 400, "bad_json", "DELETE junk body")
         self.assertEqual(self.raw("GET", path)[0], 200, "a rejected DELETE deleted the key")
+
+    def test_deeply_nested_json_does_not_crash(self):
+        # Found by the fuzz phase (a worker-thread stack is small: a recursive
+        # parser must cap the depth before it recurses). Any 4xx is fine here;
+        # a dead node is not. Own node, so a crash stays in this test.
+        with Node(name="deep", extra_args=["--max-value-bytes", str(MAX_VALUE)]) as node:
+            self._deep_json(node)
+
+    def _deep_json(self, node):
+        for depth in (128, 129, 999, 1000, 1001, 100000):
+            arr = b"[" * depth + b"]" * depth
+            cases = [("POST", "/deep/keys", arr),
+                     ("PUT", key_path("deep", f"k{depth}"), b'{"value":' + arr + b"}"),
+                     ("POST", key_path("deep", f"k{depth}"), b'{"value":' + b"[" * depth + b"}"),
+                     ("DELETE", key_path("deep", "k"), b'{"context":' + arr + b"}")]
+            for method, path, body in cases:
+                what = f"{method} {path} with JSON nested {depth} deep"
+                try:
+                    st, hd, data = node.request(method, path, body, {"Content-Type": "application/json"})
+                except (OSError, harness.http.client.HTTPException) as e:
+                    st, hd, data = None, {}, repr(e).encode()
+                try:
+                    healthy = node.request("GET", "/health", timeout=2)[0] == 200
+                except OSError:
+                    healthy = False
+                self.assertTrue(healthy and node.running(),
+                                f"{what} killed the node (exit code {node.proc.poll()})\n"
+                                f"{node.log_tail(20)}")
+                self.assertIsNotNone(st, f"{what}: no response ({data!r})")
+                self.assertTrue(400 <= st < 500 or st in (200, 201), f"{what}: {show(st, data, hd)}")
 
     def test_no_path_traversal(self):
         for path in ("/ui/../../../../../../etc/passwd", "/ui/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
