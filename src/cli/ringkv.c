@@ -1,1 +1,1255 @@
-/* placeholder: being written */
+/* ringkv.c - the ringkv command-line client: put, get, del, keys and cluster status over HTTP. */
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http_client.h"
+#include "ringkv/common.h"
+
+#ifndef RINGKV_VERSION
+#define RINGKV_VERSION "unknown"
+#endif
+
+/* Exit statuses; the global help documents them. */
+enum {
+    EXIT_OK = 0,
+    EXIT_NOT_FOUND = 1,
+    EXIT_USAGE = 2,
+    EXIT_UNREACHABLE = 3,
+    EXIT_SERVER = 4,
+};
+
+#define DEFAULT_NODES "127.0.0.1:8001"
+#define DEFAULT_TABLE "default"
+#define DEFAULT_TIMEOUT_MS 5000
+#define MAX_POSITIONALS 2
+#define MAX_CMD_OPTIONS 32
+
+/* ---- command line -------------------------------------------------------- */
+
+enum command_bit {
+    CMD_PUT = 1 << 0,
+    CMD_GET = 1 << 1,
+    CMD_DEL = 1 << 2,
+    CMD_KEYS = 1 << 3,
+    CMD_CLUSTER = 1 << 4,
+    CMD_HELP = 1 << 5,
+    CMD_ANY = 0xff, /* a global option */
+};
+
+enum option_id {
+    OPT_NODES,
+    OPT_TABLE,
+    OPT_TIMEOUT,
+    OPT_TOKEN,
+    OPT_VERBOSE,
+    OPT_HELP,
+    OPT_VERSION,
+    OPT_STRING,
+    OPT_JSON,
+    OPT_CONTEXT,
+    OPT_IF_NONE_MATCH,
+    OPT_IF_MATCH,
+    OPT_W,
+    OPT_R,
+    OPT_SIBLINGS,
+    OPT_LOCAL,
+    OPT_LIMIT,
+    OPT_AFTER,
+    OPT_ALL,
+};
+
+struct option_spec {
+    const char *name; /* long name without dashes */
+    char short_name;  /* 0 if none */
+    bool takes_value;
+    enum option_id id;
+    unsigned commands; /* the commands it applies to */
+};
+
+static const struct option_spec option_specs[] = {
+    {"nodes", 0, true, OPT_NODES, CMD_ANY},
+    {"table", 0, true, OPT_TABLE, CMD_ANY},
+    {"timeout-ms", 0, true, OPT_TIMEOUT, CMD_ANY},
+    {"token", 0, true, OPT_TOKEN, CMD_ANY},
+    {"verbose", 'v', false, OPT_VERBOSE, CMD_ANY},
+    {"help", 'h', false, OPT_HELP, CMD_ANY},
+    {"version", 0, false, OPT_VERSION, CMD_ANY},
+    {"string", 0, false, OPT_STRING, CMD_PUT},
+    {"json", 0, false, OPT_JSON, CMD_PUT},
+    {"context", 0, true, OPT_CONTEXT, CMD_PUT | CMD_DEL},
+    {"if-none-match", 0, false, OPT_IF_NONE_MATCH, CMD_PUT},
+    {"if-match", 0, true, OPT_IF_MATCH, CMD_PUT | CMD_DEL},
+    {"w", 0, true, OPT_W, CMD_PUT | CMD_DEL},
+    {"r", 0, true, OPT_R, CMD_GET},
+    {"siblings", 0, false, OPT_SIBLINGS, CMD_GET},
+    {"local", 0, false, OPT_LOCAL, CMD_GET},
+    {"limit", 0, true, OPT_LIMIT, CMD_KEYS},
+    {"after", 0, true, OPT_AFTER, CMD_KEYS},
+    {"all", 0, false, OPT_ALL, CMD_KEYS},
+};
+
+struct args {
+    /* global */
+    const char *nodes, *table, *token;
+    int timeout_ms;
+    bool verbose, help, version;
+    /* the command and its arguments */
+    const struct command *cmd;
+    const char *pos[MAX_POSITIONALS];
+    size_t n_pos;
+    /* command options */
+    const char *context, *if_match, *after;
+    bool force_string, force_json, if_none_match, siblings, local, all;
+    uint64_t w, r, limit; /* 0: not given */
+    /* Command options seen, checked against the command once it is known
+     * (options may come before it). */
+    const struct option_spec *cmd_opts[MAX_CMD_OPTIONS];
+    const char *cmd_opt_args[MAX_CMD_OPTIONS];
+    size_t n_cmd_opts;
+};
+
+struct client;
+typedef int (*command_fn)(struct client *c, const struct args *a);
+
+struct command {
+    const char *name;
+    unsigned bit;
+    size_t min_pos, max_pos;
+    command_fn run;
+    const char *help;
+};
+
+static int cmd_put(struct client *c, const struct args *a);
+static int cmd_get(struct client *c, const struct args *a);
+static int cmd_del(struct client *c, const struct args *a);
+static int cmd_keys(struct client *c, const struct args *a);
+static int cmd_cluster(struct client *c, const struct args *a);
+
+static const char global_help[] =
+    "Usage: ringkv [OPTIONS] COMMAND [ARGS]\n"
+    "\n"
+    "Command-line client of ringkv, a Dynamo-style key-value store.\n"
+    "\n"
+    "Commands:\n"
+    "  put KEY [VALUE]   store VALUE (read from stdin when omitted or -)\n"
+    "  get KEY           print the value of KEY as JSON\n"
+    "  del KEY           delete KEY\n"
+    "  keys              list the keys of the table, one per line\n"
+    "  cluster status    show members, status, ring ownership and N/R/W\n"
+    "  help [COMMAND]    show this help or a command's help\n"
+    "\n"
+    "Options (anywhere on the line):\n"
+    "  --nodes HOST:PORT[,HOST:PORT...]\n"
+    "                    nodes to try, in order (env RINGKV_NODES;\n"
+    "                    default " DEFAULT_NODES ")\n"
+    "  --table NAME      table to use (default \"" DEFAULT_TABLE "\")\n"
+    "  --timeout-ms N    deadline of one attempt on one node (default 5000)\n"
+    "  --token TOKEN     sent as \"Authorization: Bearer TOKEN\" (env RINGKV_TOKEN)\n"
+    "  -v, --verbose     print context, sibling count and the node used on stderr\n"
+    "  -h, --help        show help; \"ringkv COMMAND --help\" for one command\n"
+    "  --version         print the version\n"
+    "  --                end of options (for keys that start with -)\n"
+    "\n"
+    "Fail-over: the nodes are tried in order. A node that refuses the\n"
+    "connection, times out or drops it is reported on stderr and the next one\n"
+    "is tried; so is a node that answers 503. Any other answer, 4xx included,\n"
+    "is final.\n"
+    "\n"
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  not found (get or del of a missing key)\n"
+    "  2  usage error (bad option, argument or value)\n"
+    "  3  no node reachable\n"
+    "  4  the server answered with an error (its message is printed), or\n"
+    "     another failure\n";
+
+static const struct command commands[] = {
+    {"put", CMD_PUT, 1, 2, cmd_put,
+     "Usage: ringkv [OPTIONS] put KEY [VALUE] [--string|--json] [--context CTX]\n"
+     "                            [--if-none-match] [--if-match CTX] [--w N]\n"
+     "\n"
+     "Stores VALUE under KEY. VALUE comes from the argument, or from stdin when\n"
+     "it is omitted or \"-\" (one trailing newline from stdin is dropped). It is\n"
+     "sent as JSON when it parses as JSON (42, true, {\"a\":1}, \"quoted\"), and\n"
+     "as a JSON string otherwise (hello).\n"
+     "\n"
+     "  --string          always send VALUE as a JSON string (\"42\", not 42)\n"
+     "  --json            VALUE must be JSON; fail if it is not\n"
+     "  --context CTX     the context a read returned: the write replaces the\n"
+     "                    versions that read saw (resolving siblings)\n"
+     "  --if-none-match   write only if the key has no value (else error 412)\n"
+     "  --if-match CTX    write only if the key is unchanged since CTX\n"
+     "  --w N             write quorum for this request\n"
+     "\n"
+     "With -v prints created/updated, the new context and sibling count.\n"},
+    {"get", CMD_GET, 1, 1, cmd_get,
+     "Usage: ringkv [OPTIONS] get KEY [--siblings] [--r N] [--local]\n"
+     "\n"
+     "Prints the value of KEY as JSON on stdout; exits 1 if there is none.\n"
+     "\n"
+     "  --siblings        print every concurrent version, one JSON value per\n"
+     "                    line (write back with -v's context to resolve them)\n"
+     "  --r N             read quorum for this request\n"
+     "  --local           answer from the contacted node's replica alone\n"
+     "\n"
+     "With -v prints the context, sibling count, timestamp and owner on stderr.\n"},
+    {"del", CMD_DEL, 1, 1, cmd_del,
+     "Usage: ringkv [OPTIONS] del KEY [--context CTX] [--if-match CTX] [--w N]\n"
+     "\n"
+     "Deletes KEY (writes a tombstone); exits 1 if KEY had no value.\n"
+     "\n"
+     "  --context CTX     delete only the versions that CTX has seen\n"
+     "  --if-match CTX    delete only if the key is unchanged since CTX\n"
+     "  --w N             write quorum for this request\n"},
+    {"keys", CMD_KEYS, 0, 0, cmd_keys,
+     "Usage: ringkv [OPTIONS] keys [--limit N] [--after KEY] [--all]\n"
+     "\n"
+     "Lists the keys of the table, one per line, in ring order (the order of\n"
+     "their hash, which is stable).\n"
+     "\n"
+     "  --limit N         keys per page (server default 100)\n"
+     "  --after KEY       start after KEY (the \"next\" of a previous page)\n"
+     "  --all             fetch page after page until the end\n"},
+    {"cluster", CMD_CLUSTER, 1, 1, cmd_cluster,
+     "Usage: ringkv [OPTIONS] cluster status\n"
+     "\n"
+     "Shows the cluster as the first reachable node sees it: its id, N/R/W,\n"
+     "and a table of members with their status, last contact and share of\n"
+     "the ring.\n"},
+    {"help", CMD_HELP, 0, 1, NULL, "Usage: ringkv help [COMMAND]\n"},
+};
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_ELEMS(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Prints "ringkv: message" and the relevant help to stderr; returns 2. */
+static int usage_error(const struct command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const struct command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ringkv: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n\n", stderr);
+    va_end(ap);
+    fputs(cmd && cmd->bit != CMD_HELP ? cmd->help : global_help, stderr);
+    return EXIT_USAGE;
+}
+
+/* "-" alone and negative numbers ("-5", "-.5") are values, not options, so
+ * "ringkv put k -5" stores -5. */
+static bool looks_like_option(const char *s)
+{
+    if (s[0] != '-' || s[1] == '\0')
+        return false;
+    if (s[1] == '-')
+        return true;
+    return !(s[1] >= '0' && s[1] <= '9') && s[1] != '.';
+}
+
+static const struct option_spec *find_option(const char *arg, size_t *name_len)
+{
+    if (arg[1] != '-') { /* -x */
+        if (arg[2] != '\0')
+            return NULL;
+        for (size_t i = 0; i < N_ELEMS(option_specs); i++)
+            if (option_specs[i].short_name == arg[1]) {
+                *name_len = 2;
+                return &option_specs[i];
+            }
+        return NULL;
+    }
+    const char *name = arg + 2;
+    size_t len = strcspn(name, "=");
+    for (size_t i = 0; i < N_ELEMS(option_specs); i++)
+        if (strlen(option_specs[i].name) == len && strncmp(option_specs[i].name, name, len) == 0) {
+            *name_len = len + 2;
+            return &option_specs[i];
+        }
+    return NULL;
+}
+
+/* Parses a whole number in [min, max] for option `name`. */
+static int parse_number(const struct command *cmd, const char *name, const char *text,
+                        uint64_t min, uint64_t max, uint64_t *out)
+{
+    uint64_t v;
+    if (rk_parse_u64(text, strlen(text), &v) != RK_OK || v < min || v > max)
+        return usage_error(cmd, "--%s wants a whole number from %llu to %llu, not '%s'", name,
+                           (unsigned long long)min, (unsigned long long)max, text);
+    *out = v;
+    return EXIT_OK;
+}
+
+static int apply_option(struct args *a, const struct option_spec *o, const char *value)
+{
+    uint64_t n = 0;
+    int rc = EXIT_OK;
+    switch (o->id) {
+    case OPT_NODES: a->nodes = value; break;
+    case OPT_TABLE: a->table = value; break;
+    case OPT_TOKEN: a->token = value; break;
+    case OPT_TIMEOUT:
+        rc = parse_number(a->cmd, o->name, value, 1, 24u * 3600 * 1000, &n);
+        a->timeout_ms = (int)n;
+        break;
+    case OPT_VERBOSE: a->verbose = true; break;
+    case OPT_HELP: a->help = true; break;
+    case OPT_VERSION: a->version = true; break;
+    case OPT_STRING: a->force_string = true; break;
+    case OPT_JSON: a->force_json = true; break;
+    case OPT_CONTEXT: a->context = value; break;
+    case OPT_IF_NONE_MATCH: a->if_none_match = true; break;
+    case OPT_IF_MATCH: a->if_match = value; break;
+    case OPT_W: rc = parse_number(a->cmd, o->name, value, 1, 1000, &a->w); break;
+    case OPT_R: rc = parse_number(a->cmd, o->name, value, 1, 1000, &a->r); break;
+    case OPT_SIBLINGS: a->siblings = true; break;
+    case OPT_LOCAL: a->local = true; break;
+    case OPT_LIMIT: rc = parse_number(a->cmd, o->name, value, 1, 1000000, &a->limit); break;
+    case OPT_AFTER: a->after = value; break;
+    case OPT_ALL: a->all = true; break;
+    }
+    return rc;
+}
+
+/* Fills *a from argv. Options may come before or after the command; each
+ * command-specific one is checked against the command at the end. Returns
+ * -1 to go on, or an exit status. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    bool options_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!options_done && strcmp(arg, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (!options_done && looks_like_option(arg)) {
+            size_t name_len = 0;
+            const struct option_spec *o = find_option(arg, &name_len);
+            if (o == NULL)
+                return usage_error(a->cmd, "unknown option '%s'", arg);
+            const char *value = NULL;
+            if (arg[name_len] == '=') {
+                if (!o->takes_value)
+                    return usage_error(a->cmd, "option '--%s' takes no value", o->name);
+                value = arg + name_len + 1;
+            } else if (o->takes_value) {
+                /* Taken verbatim even if it starts with '-': contexts are
+                 * base64url and may. */
+                if (i + 1 >= argc)
+                    return usage_error(a->cmd, "option '%s' needs a value", arg);
+                value = argv[++i];
+            }
+            if (o->commands != CMD_ANY) {
+                if (a->n_cmd_opts == MAX_CMD_OPTIONS)
+                    return usage_error(a->cmd, "too many options");
+                a->cmd_opts[a->n_cmd_opts] = o;
+                a->cmd_opt_args[a->n_cmd_opts++] = arg;
+            }
+            int rc = apply_option(a, o, value);
+            if (rc != EXIT_OK)
+                return rc;
+            continue;
+        }
+        if (a->cmd == NULL) {
+            a->cmd = find_command(arg);
+            if (a->cmd == NULL)
+                return usage_error(NULL, "unknown command '%s'", arg);
+            continue;
+        }
+        if (a->n_pos == MAX_POSITIONALS)
+            return usage_error(a->cmd, "too many arguments for %s", a->cmd->name);
+        a->pos[a->n_pos++] = arg;
+    }
+    if (a->help || a->version)
+        return -1; /* help wins over everything else on the line */
+    if (a->cmd == NULL)
+        return usage_error(NULL, "no command given");
+    for (size_t k = 0; k < a->n_cmd_opts; k++)
+        if (!(a->cmd_opts[k]->commands & a->cmd->bit))
+            return usage_error(a->cmd, "option '%s' does not apply to %s", a->cmd_opt_args[k],
+                               a->cmd->name);
+    if (a->n_pos < a->cmd->min_pos || a->n_pos > a->cmd->max_pos)
+        return usage_error(a->cmd, "wrong number of arguments for %s", a->cmd->name);
+    if (a->force_string && a->force_json)
+        return usage_error(a->cmd, "--string and --json exclude each other");
+    if (a->if_none_match && a->if_match != NULL)
+        return usage_error(a->cmd, "--if-none-match and --if-match exclude each other");
+    return -1;
+}
+
+/* ---- talking to the nodes ------------------------------------------------ */
+
+struct node {
+    char *address; /* as given, for messages */
+    char *host, *port;
+};
+
+struct client {
+    struct node *nodes;
+    size_t n_nodes;
+    size_t preferred; /* start here: the last node that answered */
+    int timeout_ms;
+    char *auth_header; /* "Authorization: Bearer ..." or NULL */
+    bool verbose;
+    const char *answered_by; /* address of the node behind the last answer */
+};
+
+static void client_fini(struct client *c)
+{
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        free(c->nodes[i].address);
+        free(c->nodes[i].host);
+        free(c->nodes[i].port);
+    }
+    free(c->nodes);
+    free(c->auth_header);
+    memset(c, 0, sizeof *c);
+}
+
+/* Splits the comma-separated node list into c->nodes. Returns -1 to go on,
+ * or an exit status (c is then partly filled: free with client_fini). */
+static int client_init(struct client *c, const struct args *a, const char *list)
+{
+    c->timeout_ms = a->timeout_ms;
+    c->verbose = a->verbose;
+    if (a->token != NULL) {
+        if (strpbrk(a->token, "\r\n") != NULL || a->token[0] == '\0')
+            return usage_error(NULL, "--token must be one non-empty line");
+        rk_buf h = {0};
+        if (rk_buf_appendf(&h, "Authorization: Bearer %s", a->token) != RK_OK) {
+            rk_buf_free(&h);
+            fputs("ringkv: out of memory\n", stderr);
+            return EXIT_SERVER;
+        }
+        c->auth_header = h.data;
+    }
+    size_t cap = 1;
+    for (const char *s = list; *s; s++)
+        cap += *s == ',';
+    c->nodes = calloc(cap, sizeof *c->nodes);
+    if (c->nodes == NULL) {
+        fputs("ringkv: out of memory\n", stderr);
+        return EXIT_SERVER;
+    }
+    const char *s = list;
+    for (;;) {
+        size_t len = strcspn(s, ",");
+        const char *b = s, *e = s + len;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        struct node *n = &c->nodes[c->n_nodes];
+        n->address = strndup(b, (size_t)(e - b));
+        if (n->address == NULL) {
+            fputs("ringkv: out of memory\n", stderr);
+            return EXIT_SERVER;
+        }
+        c->n_nodes++;
+        rk_err err = http_client_split_address(n->address, &n->host, &n->port);
+        if (err == RK_ENOMEM) {
+            fputs("ringkv: out of memory\n", stderr);
+            return EXIT_SERVER;
+        }
+        if (err != RK_OK)
+            return usage_error(NULL, "bad node address '%s' (want HOST:PORT or [IPV6]:PORT)",
+                               n->address);
+        if (s[len] == '\0')
+            break;
+        s += len + 1;
+    }
+    return -1;
+}
+
+/* Reads {"error": ..., "code": ...} from an error answer into a one-line
+ * summary: "message (code)", or the start of a body that is not JSON. */
+static void error_summary(const http_client_response *r, char *out, size_t out_len)
+{
+    cJSON *j = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
+    if (cJSON_IsString(msg)) {
+        int n = snprintf(out, out_len, "%s", msg->valuestring);
+        if (cJSON_IsString(code) && n >= 0 && (size_t)n < out_len)
+            n += snprintf(out + n, out_len - (size_t)n, " (%s)", code->valuestring);
+        const cJSON *acks = cJSON_GetObjectItemCaseSensitive(j, "acks");
+        const cJSON *needed = cJSON_GetObjectItemCaseSensitive(j, "needed");
+        if (cJSON_IsNumber(acks) && cJSON_IsNumber(needed) && n >= 0 && (size_t)n < out_len)
+            snprintf(out + n, out_len - (size_t)n, ": %d of %d replicas acknowledged",
+                     acks->valueint, needed->valueint);
+    } else {
+        /* Not ours (a proxy?): show the first line of what came back. */
+        size_t n = r->body.len ? strcspn(r->body.data, "\r\n") : 0;
+        if (n > 120)
+            n = 120;
+        if (n == 0)
+            snprintf(out, out_len, "(no error message)");
+        else
+            snprintf(out, out_len, "%.*s", (int)n, r->body.data);
+    }
+    cJSON_Delete(j);
+}
+
+/* Sends one request, failing over along the node list (see the global
+ * help). Returns EXIT_OK with *resp filled (free with
+ * http_client_response_free) when some node answered; EXIT_UNREACHABLE when
+ * none did; EXIT_SERVER on a local failure. Messages go to stderr. */
+static int client_call(struct client *c, const char *method, const char *target,
+                       const rk_buf *body, const char *extra_header,
+                       http_client_response *resp)
+{
+    const char *headers[8];
+    size_t nh = 0;
+    headers[nh++] = "Accept: application/json";
+    headers[nh++] = "User-Agent: ringkv/" RINGKV_VERSION;
+    if (body != NULL)
+        headers[nh++] = "Content-Type: application/json";
+    if (c->auth_header != NULL)
+        headers[nh++] = c->auth_header;
+    if (extra_header != NULL)
+        headers[nh++] = extra_header;
+    headers[nh] = NULL;
+
+    http_client_request req = {
+        .method = method,
+        .target = target,
+        .headers = headers,
+        .body = body ? (body->data ? body->data : "") : NULL,
+        .body_len = body ? body->len : 0,
+        .timeout_ms = c->timeout_ms,
+    };
+    http_client_response busy = {0}; /* the last 503, if every node is busy */
+    size_t busy_node = 0;
+    bool have_busy = false;
+
+    for (size_t k = 0; k < c->n_nodes; k++) {
+        size_t i = (c->preferred + k) % c->n_nodes;
+        const struct node *n = &c->nodes[i];
+        const char *next = k + 1 < c->n_nodes ? c->nodes[(i + 1) % c->n_nodes].address : NULL;
+        req.host = n->host;
+        req.port = n->port;
+        http_client_response r = {0};
+        char why[256] = "";
+        rk_err err = http_client_do(&req, &r, why, sizeof why);
+        if (err == RK_ENOMEM || err == RK_EINVAL) {
+            fprintf(stderr, "ringkv: %s\n", why);
+            if (have_busy)
+                http_client_response_free(&busy);
+            return EXIT_SERVER;
+        }
+        if (err != RK_OK) {
+            if (next != NULL)
+                fprintf(stderr, "ringkv: node %s unreachable: %s, trying %s\n", n->address, why,
+                        next);
+            else
+                fprintf(stderr, "ringkv: node %s unreachable: %s\n", n->address, why);
+            continue;
+        }
+        /* 503 means this coordinator could not gather a quorum (or is
+         * shutting down); another node may see more replicas. */
+        if (r.status == 503 && next != NULL) {
+            char msg[256];
+            error_summary(&r, msg, sizeof msg);
+            fprintf(stderr, "ringkv: node %s answered 503: %s, trying %s\n", n->address, msg,
+                    next);
+            if (have_busy)
+                http_client_response_free(&busy);
+            busy = r;
+            busy_node = i;
+            have_busy = true;
+            continue;
+        }
+        if (have_busy)
+            http_client_response_free(&busy);
+        c->preferred = i;
+        c->answered_by = n->address;
+        *resp = r;
+        return EXIT_OK;
+    }
+    if (have_busy) {
+        /* Some node did answer: its 503 is more useful than "unreachable". */
+        c->answered_by = c->nodes[busy_node].address;
+        *resp = busy;
+        return EXIT_OK;
+    }
+    fprintf(stderr, "ringkv: no node reachable (tried %zu: ", c->n_nodes);
+    for (size_t i = 0; i < c->n_nodes; i++)
+        fprintf(stderr, "%s%s", i ? ", " : "", c->nodes[i].address);
+    fputs(")\n", stderr);
+    return EXIT_UNREACHABLE;
+}
+
+/* Prints the server's error for an unexpected answer; returns 4. */
+static int server_error(const struct client *c, const http_client_response *r)
+{
+    char msg[512];
+    error_summary(r, msg, sizeof msg);
+    fprintf(stderr, "ringkv: node %s answered %d: %s\n", c->answered_by, r->status, msg);
+    return EXIT_SERVER;
+}
+
+/* A 404 is "not found" unless the server says the route itself is unknown
+ * (then the URL, not the key, is wrong). */
+static bool is_key_not_found(const http_client_response *r)
+{
+    if (r->status != 404)
+        return false;
+    cJSON *j = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
+    bool no_route = cJSON_IsString(code) && strcmp(code->valuestring, "no_route") == 0;
+    cJSON_Delete(j);
+    return !no_route;
+}
+
+/* Parses a JSON answer body. NULL (with a message) when it is not JSON. */
+static cJSON *parse_body(const struct client *c, const http_client_response *r)
+{
+    cJSON *j = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+    if (j == NULL)
+        fprintf(stderr, "ringkv: node %s answered %d with a body that is not JSON\n",
+                c->answered_by, r->status);
+    return j;
+}
+
+static const char *json_string(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Prints v compactly on stdout, one line. Returns false on out of memory. */
+static bool print_json_line(const cJSON *v)
+{
+    char *text = cJSON_PrintUnformatted(v);
+    if (text == NULL) {
+        fputs("ringkv: out of memory\n", stderr);
+        return false;
+    }
+    fputs(text, stdout);
+    fputc('\n', stdout);
+    cJSON_free(text);
+    return true;
+}
+
+/* Builds "/{table}/key/{key}" plus an optional query into out. */
+static rk_err key_target(rk_buf *out, const char *table, const char *key)
+{
+    rk_err err = rk_buf_appends(out, "/");
+    if (err == RK_OK)
+        err = http_client_url_encode(out, table, strlen(table));
+    if (err == RK_OK)
+        err = rk_buf_appends(out, "/key/");
+    if (err == RK_OK)
+        err = http_client_url_encode(out, key, strlen(key));
+    return err;
+}
+
+/* Appends "?name=value" or "&name=value". */
+static rk_err add_query(rk_buf *out, bool *first, const char *name, const char *value)
+{
+    rk_err err = rk_buf_appendf(out, "%c%s=", *first ? '?' : '&', name);
+    *first = false;
+    if (err == RK_OK)
+        err = http_client_url_encode(out, value, strlen(value));
+    return err;
+}
+
+static int out_of_memory(void)
+{
+    fputs("ringkv: out of memory\n", stderr);
+    return EXIT_SERVER;
+}
+
+/* ---- put ----------------------------------------------------------------- */
+
+static rk_err read_all(FILE *f, rk_buf *out)
+{
+    for (;;) {
+        rk_err err = rk_buf_reserve(out, 65536);
+        if (err != RK_OK)
+            return err;
+        size_t n = fread(out->data + out->len, 1, 65536, f);
+        out->len += n;
+        out->data[out->len] = '\0';
+        if (n == 0)
+            return ferror(f) ? RK_EIO : RK_OK;
+    }
+}
+
+/* Appends the JSON text of the value to send: the user's text itself when
+ * it is JSON (so 12345678901234567890 keeps its digits), else the text as a
+ * JSON string. Returns -1 to go on, or an exit status. */
+static int encode_value(const struct args *a, const rk_buf *text, rk_buf *out)
+{
+    /* JSON is UTF-8, and so must a JSON string's content be. */
+    if (!rk_utf8_valid(text->data, text->len))
+        return usage_error(a->cmd, "the value is not valid UTF-8 text (or contains a NUL byte)");
+    bool as_json = false;
+    if (!a->force_string) {
+        const char *end = NULL;
+        cJSON *j = cJSON_ParseWithOpts(text->data, &end, true);
+        as_json = j != NULL;
+        cJSON_Delete(j);
+        if (!as_json && a->force_json) {
+            size_t at = end && end >= text->data ? (size_t)(end - text->data) : 0;
+            if (at > text->len)
+                at = text->len;
+            return usage_error(a->cmd, "--json: the value is not valid JSON (error at byte %zu)",
+                               at);
+        }
+    }
+    rk_err err = as_json ? rk_buf_append(out, text->data, text->len)
+                         : rk_buf_append_json_string(out, text->data, text->len);
+    return err == RK_OK ? -1 : out_of_memory();
+}
+
+static int cmd_put(struct client *c, const struct args *a)
+{
+    const char *key = a->pos[0];
+    const char *arg = a->n_pos > 1 ? a->pos[1] : NULL;
+    if (key[0] == '\0')
+        return usage_error(a->cmd, "the key must not be empty");
+    if (a->if_match != NULL && strpbrk(a->if_match, "\r\n\"") != NULL)
+        return usage_error(a->cmd, "--if-match: not a context");
+
+    rk_buf text = {0}, body = {0}, target = {0}, hdr = {0};
+    http_client_response r = {0};
+    int rc;
+    if (arg != NULL && strcmp(arg, "-") != 0) {
+        if (rk_buf_appends(&text, arg) != RK_OK) {
+            rc = out_of_memory();
+            goto done;
+        }
+    } else {
+        if (isatty(STDIN_FILENO))
+            fputs("ringkv: reading the value from stdin (end with Ctrl-D)\n", stderr);
+        if (read_all(stdin, &text) != RK_OK) {
+            fputs("ringkv: cannot read the value from stdin\n", stderr);
+            rc = EXIT_SERVER;
+            goto done;
+        }
+        /* "echo hello | ringkv put k" means "hello", not "hello\n". */
+        if (text.len > 0 && text.data[text.len - 1] == '\n')
+            text.data[--text.len] = '\0';
+        if (text.len > 0 && text.data[text.len - 1] == '\r')
+            text.data[--text.len] = '\0';
+    }
+
+    if (rk_buf_appends(&body, "{\"value\":") != RK_OK) {
+        rc = out_of_memory();
+        goto done;
+    }
+    rc = encode_value(a, &text, &body);
+    if (rc != -1)
+        goto done;
+    rk_err err = RK_OK;
+    if (a->context != NULL) {
+        err = rk_buf_appends(&body, ",\"context\":");
+        if (err == RK_OK)
+            err = rk_buf_append_json_string(&body, a->context, strlen(a->context));
+    }
+    if (err == RK_OK)
+        err = rk_buf_appends(&body, "}");
+    bool first = true;
+    if (err == RK_OK)
+        err = key_target(&target, a->table, key);
+    if (err == RK_OK && a->w) {
+        char w[24];
+        snprintf(w, sizeof w, "%llu", (unsigned long long)a->w);
+        err = add_query(&target, &first, "w", w);
+    }
+    if (err == RK_OK && a->if_none_match)
+        err = rk_buf_appends(&hdr, "If-None-Match: *");
+    else if (err == RK_OK && a->if_match != NULL)
+        err = rk_buf_appendf(&hdr, "If-Match: \"%s\"", a->if_match);
+    if (err != RK_OK) {
+        rc = out_of_memory();
+        goto done;
+    }
+
+    rc = client_call(c, "PUT", target.data, &body, hdr.data, &r);
+    if (rc != EXIT_OK)
+        goto done;
+    if (r.status != 200 && r.status != 201) {
+        rc = server_error(c, &r);
+        goto done;
+    }
+    cJSON *j = cJSON_ParseWithLength(r.body.data ? r.body.data : "", r.body.len);
+    const cJSON *sib = cJSON_GetObjectItemCaseSensitive(j, "siblings");
+    if (c->verbose) {
+        const char *ctx = json_string(j, "context");
+        fprintf(stderr, "%s by node %s\ncontext: %s\nsiblings: %d\n",
+                r.status == 201 ? "created" : "updated", c->answered_by, ctx ? ctx : "(none)",
+                cJSON_IsNumber(sib) ? sib->valueint : 1);
+    } else if (cJSON_IsNumber(sib) && sib->valueint > 1) {
+        /* Worth saying even without -v: a later get may show the other value. */
+        fprintf(stderr,
+                "ringkv: note: the key now has %d concurrent versions; "
+                "see them with 'ringkv get --siblings'\n",
+                sib->valueint);
+    }
+    cJSON_Delete(j);
+    rc = EXIT_OK;
+done:
+    http_client_response_free(&r);
+    rk_buf_free(&text);
+    rk_buf_free(&body);
+    rk_buf_free(&target);
+    rk_buf_free(&hdr);
+    return rc;
+}
+
+/* ---- get ----------------------------------------------------------------- */
+
+static void print_version_info(const cJSON *v, const char *prefix)
+{
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(v, "timestamp");
+    const char *owner = json_string(v, "owner");
+    if (cJSON_IsNumber(ts))
+        fprintf(stderr, "%stimestamp: %.0f\n", prefix, ts->valuedouble);
+    if (owner != NULL && owner[0] != '\0')
+        fprintf(stderr, "%sowner: %s\n", prefix, owner);
+}
+
+static int cmd_get(struct client *c, const struct args *a)
+{
+    const char *key = a->pos[0];
+    if (key[0] == '\0')
+        return usage_error(a->cmd, "the key must not be empty");
+    rk_buf target = {0};
+    http_client_response r = {0};
+    cJSON *j = NULL;
+    int rc;
+    bool first = true;
+    char num[24];
+    rk_err err = key_target(&target, a->table, key);
+    if (err == RK_OK && a->siblings)
+        err = add_query(&target, &first, "siblings", "all");
+    if (err == RK_OK && a->r) {
+        snprintf(num, sizeof num, "%llu", (unsigned long long)a->r);
+        err = add_query(&target, &first, "r", num);
+    }
+    if (err == RK_OK && a->local)
+        err = add_query(&target, &first, "local", "1");
+    if (err != RK_OK) {
+        rc = out_of_memory();
+        goto done;
+    }
+
+    rc = client_call(c, "GET", target.data, NULL, NULL, &r);
+    if (rc != EXIT_OK)
+        goto done;
+    if (is_key_not_found(&r)) {
+        fprintf(stderr, "ringkv: key '%s' not found in table '%s'\n", key, a->table);
+        if (c->verbose) {
+            j = cJSON_ParseWithLength(r.body.data ? r.body.data : "", r.body.len);
+            const char *ctx = json_string(j, "context");
+            if (ctx != NULL)
+                fprintf(stderr, "context: %s (deleted)\n", ctx);
+        }
+        rc = EXIT_NOT_FOUND;
+        goto done;
+    }
+    if (r.status != 200 && r.status != 300) {
+        rc = server_error(c, &r);
+        goto done;
+    }
+    j = parse_body(c, &r);
+    if (j == NULL) {
+        rc = EXIT_SERVER;
+        goto done;
+    }
+    const char *ctx = json_string(j, "context");
+    if (r.status == 300) {
+        /* Several concurrent versions: one JSON value per line. */
+        const cJSON *sibs = cJSON_GetObjectItemCaseSensitive(j, "siblings");
+        if (!cJSON_IsArray(sibs)) {
+            fprintf(stderr, "ringkv: node %s answered 300 without a siblings array\n",
+                    c->answered_by);
+            rc = EXIT_SERVER;
+            goto done;
+        }
+        if (c->verbose)
+            fprintf(stderr, "node: %s\ncontext: %s\nsiblings: %d\n", c->answered_by,
+                    ctx ? ctx : "(none)", cJSON_GetArraySize(sibs));
+        int i = 0;
+        const cJSON *s;
+        cJSON_ArrayForEach(s, sibs)
+        {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, "value");
+            if (v == NULL) {
+                fprintf(stderr, "ringkv: sibling %d has no value\n", i + 1);
+                rc = EXIT_SERVER;
+                goto done;
+            }
+            if (c->verbose) {
+                char prefix[32];
+                snprintf(prefix, sizeof prefix, "sibling %d ", i + 1);
+                print_version_info(s, prefix);
+            }
+            if (!print_json_line(v)) {
+                rc = EXIT_SERVER;
+                goto done;
+            }
+            i++;
+        }
+        rc = EXIT_OK;
+        goto done;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "value");
+    if (v == NULL) {
+        fprintf(stderr, "ringkv: node %s answered without a value\n", c->answered_by);
+        rc = EXIT_SERVER;
+        goto done;
+    }
+    if (c->verbose) {
+        const cJSON *sib = cJSON_GetObjectItemCaseSensitive(j, "siblings");
+        fprintf(stderr, "node: %s\ncontext: %s\nsiblings: %d\n", c->answered_by,
+                ctx ? ctx : "(none)", cJSON_IsNumber(sib) ? sib->valueint : 1);
+        print_version_info(j, "");
+    }
+    rc = print_json_line(v) ? EXIT_OK : EXIT_SERVER;
+done:
+    cJSON_Delete(j);
+    http_client_response_free(&r);
+    rk_buf_free(&target);
+    return rc;
+}
+
+/* ---- del ----------------------------------------------------------------- */
+
+static int cmd_del(struct client *c, const struct args *a)
+{
+    const char *key = a->pos[0];
+    if (key[0] == '\0')
+        return usage_error(a->cmd, "the key must not be empty");
+    if (a->if_match != NULL && strpbrk(a->if_match, "\r\n\"") != NULL)
+        return usage_error(a->cmd, "--if-match: not a context");
+    rk_buf target = {0}, body = {0}, hdr = {0};
+    http_client_response r = {0};
+    int rc;
+    bool first = true;
+    rk_err err = key_target(&target, a->table, key);
+    if (err == RK_OK && a->w) {
+        char w[24];
+        snprintf(w, sizeof w, "%llu", (unsigned long long)a->w);
+        err = add_query(&target, &first, "w", w);
+    }
+    if (err == RK_OK && a->context != NULL) {
+        err = rk_buf_appends(&body, "{\"context\":");
+        if (err == RK_OK)
+            err = rk_buf_append_json_string(&body, a->context, strlen(a->context));
+        if (err == RK_OK)
+            err = rk_buf_appends(&body, "}");
+    }
+    if (err == RK_OK && a->if_match != NULL)
+        err = rk_buf_appendf(&hdr, "If-Match: \"%s\"", a->if_match);
+    if (err != RK_OK) {
+        rc = out_of_memory();
+        goto done;
+    }
+    rc = client_call(c, "DELETE", target.data, a->context ? &body : NULL, hdr.data, &r);
+    if (rc != EXIT_OK)
+        goto done;
+    if (is_key_not_found(&r)) {
+        fprintf(stderr, "ringkv: key '%s' not found in table '%s'\n", key, a->table);
+        rc = EXIT_NOT_FOUND;
+        goto done;
+    }
+    if (r.status != 200) {
+        rc = server_error(c, &r);
+        goto done;
+    }
+    if (c->verbose) {
+        cJSON *j = cJSON_ParseWithLength(r.body.data ? r.body.data : "", r.body.len);
+        const char *ctx = json_string(j, "context");
+        fprintf(stderr, "deleted by node %s\ncontext: %s\n", c->answered_by,
+                ctx ? ctx : "(none)");
+        cJSON_Delete(j);
+    }
+    rc = EXIT_OK;
+done:
+    http_client_response_free(&r);
+    rk_buf_free(&target);
+    rk_buf_free(&body);
+    rk_buf_free(&hdr);
+    return rc;
+}
+
+/* ---- keys ---------------------------------------------------------------- */
+
+/* Fetches one page after `after` (NULL: from the start). Prints its keys and
+ * sets *next to a malloc'd copy of "next" (free()), or NULL at the end. */
+static int keys_page(struct client *c, const struct args *a, const char *after, char **next)
+{
+    rk_buf target = {0};
+    http_client_response r = {0};
+    cJSON *j = NULL;
+    int rc;
+    bool first = true;
+    char num[24];
+    rk_err err = rk_buf_appends(&target, "/");
+    if (err == RK_OK)
+        err = http_client_url_encode(&target, a->table, strlen(a->table));
+    if (err == RK_OK)
+        err = rk_buf_appends(&target, "/keys");
+    if (err == RK_OK && a->limit) {
+        snprintf(num, sizeof num, "%llu", (unsigned long long)a->limit);
+        err = add_query(&target, &first, "limit", num);
+    }
+    if (err == RK_OK && after != NULL)
+        err = add_query(&target, &first, "after", after);
+    if (err != RK_OK) {
+        rc = out_of_memory();
+        goto done;
+    }
+    rc = client_call(c, "GET", target.data, NULL, NULL, &r);
+    if (rc != EXIT_OK)
+        goto done;
+    if (r.status != 200) {
+        rc = server_error(c, &r);
+        goto done;
+    }
+    j = parse_body(c, &r);
+    const cJSON *keys = cJSON_GetObjectItemCaseSensitive(j, "keys");
+    const cJSON *nx = cJSON_GetObjectItemCaseSensitive(j, "next");
+    if (!cJSON_IsArray(keys) || !(cJSON_IsString(nx) || cJSON_IsNull(nx) || nx == NULL)) {
+        if (j != NULL)
+            fprintf(stderr, "ringkv: node %s answered a key listing of an unexpected shape\n",
+                    c->answered_by);
+        rc = EXIT_SERVER;
+        goto done;
+    }
+    const cJSON *k;
+    cJSON_ArrayForEach(k, keys)
+    {
+        if (cJSON_IsString(k)) {
+            fputs(k->valuestring, stdout);
+            fputc('\n', stdout);
+        }
+    }
+    char *copy = NULL;
+    if (cJSON_IsString(nx) && (copy = strdup(nx->valuestring)) == NULL) {
+        rc = out_of_memory();
+        goto done;
+    }
+    *next = copy;
+    rc = EXIT_OK;
+done:
+    cJSON_Delete(j);
+    http_client_response_free(&r);
+    rk_buf_free(&target);
+    return rc;
+}
+
+static int cmd_keys(struct client *c, const struct args *a)
+{
+    char *after = a->after ? strdup(a->after) : NULL;
+    if (a->after != NULL && after == NULL)
+        return out_of_memory();
+    int rc;
+    for (;;) {
+        char *next = NULL;
+        rc = keys_page(c, a, after, &next);
+        if (rc != EXIT_OK || next == NULL)
+            break;
+        if (!a->all) {
+            fprintf(stderr, "ringkv: more keys follow; continue with --after '%s', or use --all\n",
+                    next);
+            free(next);
+            break;
+        }
+        if (after != NULL && strcmp(after, next) == 0) {
+            /* A server that hands back the same cursor would loop us forever. */
+            fprintf(stderr, "ringkv: node %s returned the same page cursor twice\n",
+                    c->answered_by);
+            free(next);
+            rc = EXIT_SERVER;
+            break;
+        }
+        free(after);
+        after = next;
+        fflush(stdout); /* let a pipe see the pages as they come */
+    }
+    free(after);
+    return rc;
+}
+
+/* ---- cluster status ------------------------------------------------------ */
+
+struct column {
+    const char *title;
+    size_t width;
+};
+
+static void format_member(const cJSON *m, char cells[7][64])
+{
+    static const char *const fields[] = {"name", "id", "http", "rpc", "status"};
+    for (size_t f = 0; f < 5; f++) {
+        const char *s = json_string(m, fields[f]);
+        /* Ids are long hex strings; 16 digits tell members apart. */
+        snprintf(cells[f], 64, "%.*s", f == 1 ? 16 : 63, s ? s : "-");
+    }
+    const cJSON *lh = cJSON_GetObjectItemCaseSensitive(m, "last_heard_ms");
+    if (!cJSON_IsNumber(lh))
+        snprintf(cells[5], 64, "-");
+    else if (lh->valuedouble < 1000)
+        snprintf(cells[5], 64, "%.0f ms ago", lh->valuedouble);
+    else
+        snprintf(cells[5], 64, "%.1f s ago", lh->valuedouble / 1000);
+    const cJSON *own = cJSON_GetObjectItemCaseSensitive(m, "ownership");
+    if (cJSON_IsNumber(own))
+        snprintf(cells[6], 64, "%.1f%%", own->valuedouble * 100);
+    else
+        snprintf(cells[6], 64, "-");
+}
+
+/* Left-aligned columns, the last (a percentage) right-aligned. */
+static void print_row(const struct column cols[7], char cells[7][64])
+{
+    for (size_t k = 0; k < 6; k++)
+        printf("%-*s  ", (int)cols[k].width, cells[k]);
+    printf("%*s\n", (int)cols[6].width, cells[6]);
+}
+
+static void print_param(const cJSON *j, const char *name, const char *label)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+    if (cJSON_IsNumber(v))
+        printf("  %s=%.0f", label, v->valuedouble);
+}
+
+static int cmd_cluster(struct client *c, const struct args *a)
+{
+    if (strcmp(a->pos[0], "status") != 0)
+        return usage_error(a->cmd, "unknown cluster subcommand '%s' (try: cluster status)",
+                           a->pos[0]);
+    http_client_response r = {0};
+    cJSON *j = NULL;
+    int rc = client_call(c, "GET", "/cluster", NULL, NULL, &r);
+    if (rc != EXIT_OK)
+        goto done;
+    if (r.status != 200) {
+        rc = server_error(c, &r);
+        goto done;
+    }
+    j = parse_body(c, &r);
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(j, "members");
+    if (!cJSON_IsArray(members)) {
+        if (j != NULL)
+            fprintf(stderr, "ringkv: node %s answered /cluster without members\n",
+                    c->answered_by);
+        rc = EXIT_SERVER;
+        goto done;
+    }
+
+    const cJSON *cid = cJSON_GetObjectItemCaseSensitive(j, "cluster_id");
+    const char *node = json_string(j, "node");
+    if (cJSON_IsString(cid))
+        printf("cluster %s", cid->valuestring);
+    else if (cJSON_IsNumber(cid))
+        printf("cluster %.0f", cid->valuedouble);
+    else
+        printf("cluster");
+    printf("  (as seen by %s via %s)\n", node ? node : "?", c->answered_by);
+    print_param(j, "n", "N");
+    print_param(j, "r", "R");
+    print_param(j, "w", "W");
+    print_param(j, "vnodes", "vnodes");
+
+    int count = cJSON_GetArraySize(members), alive = 0;
+    printf("  members=%d", count);
+
+    struct column cols[7] = {{"NAME", 0}, {"ID", 0},     {"HTTP", 0},     {"RPC", 0},
+                             {"STATUS", 0}, {"LAST HEARD", 0}, {"OWNERSHIP", 0}};
+    for (size_t k = 0; k < 7; k++)
+        cols[k].width = strlen(cols[k].title);
+    char cells[7][64];
+    const cJSON *m;
+    cJSON_ArrayForEach(m, members)
+    {
+        format_member(m, cells);
+        for (size_t k = 0; k < 7; k++)
+            if (strlen(cells[k]) > cols[k].width)
+                cols[k].width = strlen(cells[k]);
+        const char *st = json_string(m, "status");
+        alive += st != NULL && strcmp(st, "alive") == 0;
+    }
+    printf("  alive=%d\n\n", alive);
+    for (size_t k = 0; k < 7; k++)
+        snprintf(cells[k], sizeof cells[k], "%s", cols[k].title);
+    print_row(cols, cells);
+    cJSON_ArrayForEach(m, members)
+    {
+        format_member(m, cells);
+        print_row(cols, cells);
+    }
+    rc = EXIT_OK;
+done:
+    cJSON_Delete(j);
+    http_client_response_free(&r);
+    return rc;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    struct args a = {.table = DEFAULT_TABLE, .timeout_ms = DEFAULT_TIMEOUT_MS};
+    int rc = parse_args(argc, argv, &a);
+    if (rc != -1)
+        return rc;
+    if (a.help || (a.cmd != NULL && a.cmd->bit == CMD_HELP)) {
+        const struct command *about = a.cmd;
+        if (about != NULL && about->bit == CMD_HELP) {
+            about = a.n_pos ? find_command(a.pos[0]) : NULL;
+            if (a.n_pos && about == NULL)
+                return usage_error(NULL, "unknown command '%s'", a.pos[0]);
+        }
+        fputs(about && about->bit != CMD_HELP ? about->help : global_help, stdout);
+        return EXIT_OK;
+    }
+    if (a.version) {
+        printf("ringkv %s\n", RINGKV_VERSION);
+        return EXIT_OK;
+    }
+
+    const char *nodes = a.nodes;
+    if (nodes == NULL) {
+        nodes = getenv("RINGKV_NODES");
+        if (nodes == NULL || nodes[0] == '\0')
+            nodes = DEFAULT_NODES;
+    }
+    if (a.token == NULL) {
+        const char *t = getenv("RINGKV_TOKEN");
+        if (t != NULL && t[0] != '\0')
+            a.token = t;
+    }
+
+    struct client c = {0};
+    rc = client_init(&c, &a, nodes);
+    if (rc == -1)
+        rc = a.cmd->run(&c, &a);
+    client_fini(&c);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fputs("ringkv: cannot write to stdout\n", stderr);
+        if (rc == EXIT_OK)
+            rc = EXIT_SERVER;
+    }
+    return rc;
+}

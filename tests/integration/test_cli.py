@@ -1,1 +1,377 @@
-# placeholder
+"""Integration tests of the ringkv command-line client against a real ringkvd.
+
+One node serves the whole class; each test uses its own keys or table. The
+fail-over tests add closed ports and small stand-in servers (one answers
+503, one accepts and never answers) in front of the live node.
+"""
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+CLI = harness.RINGKV_CLI
+
+
+def closed_port_addr():
+    """127.0.0.1:PORT where nothing listens (connection refused)."""
+    return f"127.0.0.1:{harness.free_port()}"
+
+
+class _Busy503(http.server.BaseHTTPRequestHandler):
+    """Answers every request as an overloaded coordinator would."""
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = json.dumps({"error": "only 0 of 1 replicas answered", "code": "quorum",
+                           "acks": 0, "needed": 1}).encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_DELETE = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+class StandIn:
+    """A loopback server thread: '503' answers 503, 'silent' never answers."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.conns = []
+        if kind == "503":
+            self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Busy503)
+            self.port = self.server.server_address[1]
+            self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        else:
+            self.sock = socket.socket()
+            self.sock.bind(("127.0.0.1", 0))
+            self.sock.listen(16)
+            self.port = self.sock.getsockname()[1]
+            self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)  # keep it open and say nothing
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    def close(self):
+        if self.kind == "503":
+            self.server.shutdown()
+            self.server.server_close()
+        else:
+            self.sock.close()
+            for c in self.conns:
+                c.close()
+
+
+class CliTest(unittest.TestCase):
+    node = None
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(CLI):
+            raise AssertionError(f"ringkv CLI not found at {CLI} (set RINGKV_CLI)")
+        cls.node = harness.Node("cli1")
+        try:
+            cls.node.start()
+        except BaseException:
+            cls.node.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.node.stop()
+        finally:
+            cls.node.cleanup()
+
+    # -- helpers
+
+    def run_cli(self, *args, nodes=None, stdin=None, env=None, timeout=30):
+        """Runs ringkv with --nodes (the live node unless given) -> CompletedProcess.
+
+        stdout/stderr are str; stdin may be str or bytes."""
+        full_env = {k: v for k, v in os.environ.items()
+                    if k not in ("RINGKV_NODES", "RINGKV_TOKEN")}
+        if env:
+            full_env.update(env)
+        argv = [CLI]
+        if nodes is not False:
+            argv += ["--nodes", nodes or self.node.http_addr]
+        argv += list(args)
+        if isinstance(stdin, str):
+            stdin = stdin.encode()
+        proc = subprocess.run(argv, input=stdin if stdin is not None else b"",
+                              capture_output=True, env=full_env, timeout=timeout)
+        proc.stdout = proc.stdout.decode("utf-8", "replace")
+        proc.stderr = proc.stderr.decode("utf-8", "replace")
+        return proc
+
+    def ok(self, *args, **kw):
+        p = self.run_cli(*args, **kw)
+        self.assertEqual(p.returncode, 0, self.show(args, p))
+        return p
+
+    @staticmethod
+    def show(args, p):
+        return (f"ringkv {' '.join(map(str, args))} -> exit {p.returncode}\n"
+                f"stdout: {p.stdout!r}\nstderr: {p.stderr!r}")
+
+    def get_value(self, key, *extra):
+        p = self.ok("get", key, *extra)
+        return json.loads(p.stdout)
+
+    @staticmethod
+    def unique(prefix):
+        return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+    # -- put / get
+
+    def test_put_get_string(self):
+        key = self.unique("str")
+        self.ok("put", key, "hello world")
+        p = self.ok("get", key)
+        self.assertEqual(p.stdout, '"hello world"\n')
+        self.assertEqual(p.stderr, "", "get without -v keeps stderr quiet")
+        status, body, _ = self.node.json("GET", harness.key_path("default", key))
+        self.assertEqual((status, body["value"]), (200, "hello world"))
+
+    def test_put_get_json_object(self):
+        key = self.unique("obj")
+        value = {"name": "ada", "tags": ["x", "y"], "n": 3, "ok": True, "none": None}
+        self.ok("put", key, json.dumps(value))
+        self.assertTrue(harness.json_equal(self.get_value(key), value))
+        # Scalars that parse as JSON are JSON; --string keeps them strings.
+        self.ok("put", key, "42")
+        self.assertTrue(harness.json_equal(self.get_value(key), 42))
+        self.ok("put", key, "42", "--string")
+        self.assertTrue(harness.json_equal(self.get_value(key), "42"))
+
+    def test_put_json_flag_rejects_non_json(self):
+        key = self.unique("badjson")
+        p = self.run_cli("put", key, "--json", "{not json")
+        self.assertEqual(p.returncode, 2, self.show(("put", key), p))
+        self.assertIn("not valid JSON", p.stderr)
+        self.assertEqual(self.run_cli("get", key).returncode, 1, "nothing was written")
+
+    def test_put_from_stdin(self):
+        key = self.unique("stdin")
+        self.ok("put", key, stdin="from stdin\n")
+        self.assertEqual(self.get_value(key), "from stdin")
+        self.ok("put", key, "-", stdin='{"a": [1, 2]}\n')
+        self.assertTrue(harness.json_equal(self.get_value(key), {"a": [1, 2]}))
+
+    def test_verbose_shows_context_and_siblings(self):
+        key = self.unique("verbose")
+        self.ok("put", key, "v")
+        p = self.ok("-v", "get", key)
+        self.assertEqual(p.stdout, '"v"\n')
+        self.assertIn("context: ", p.stderr)
+        self.assertIn("siblings: 1", p.stderr)
+
+    def test_key_is_url_encoded(self):
+        key = "a/b c%?#&é~._-"
+        self.ok("put", key, "odd")
+        status, body, _ = self.node.json("GET", harness.key_path("default", key))
+        self.assertEqual((status, body and body.get("value")), (200, "odd"))
+        self.assertEqual(self.get_value(key), "odd")
+        # A key that starts with '-' goes after "--".
+        self.ok("put", "--", "-dash", "d")
+        self.assertEqual(json.loads(self.ok("get", "--", "-dash").stdout), "d")
+
+    def test_table_option(self):
+        table = self.unique("tbl")
+        key = self.unique("k")
+        self.ok("--table", table, "put", key, "in table")
+        self.assertEqual(json.loads(self.ok("--table", table, "get", key).stdout), "in table")
+        p = self.run_cli("get", key)
+        self.assertEqual(p.returncode, 1, "the default table does not have it: "
+                         + self.show(("get", key), p))
+        status, body, _ = self.node.json("GET", harness.key_path(table, key))
+        self.assertEqual((status, body["value"]), (200, "in table"))
+
+    # -- del
+
+    def test_del_then_get_exits_1(self):
+        key = self.unique("del")
+        self.ok("put", key, "doomed")
+        self.ok("del", key)
+        p = self.run_cli("get", key)
+        self.assertEqual(p.returncode, 1, self.show(("get", key), p))
+        self.assertEqual(p.stdout, "")
+        self.assertIn("not found", p.stderr)
+        p = self.run_cli("del", key)
+        self.assertEqual(p.returncode, 1, "deleting a missing key: " + self.show(("del", key), p))
+
+    # -- keys
+
+    def test_keys_all_lists_every_key(self):
+        table = self.unique("keys")
+        written = {f"key-{i:03d}" for i in range(23)} | {"with space", "slash/y", "ünï"}
+        for k in written:
+            self.ok("--table", table, "put", k, "1")
+        p = self.ok("--table", table, "keys", "--all", "--limit", "5")
+        listed = p.stdout.splitlines()
+        self.assertEqual(sorted(listed), sorted(written))
+        self.assertEqual(len(listed), len(set(listed)), "no key twice")
+
+        one = self.ok("--table", table, "keys", "--limit", "5")
+        self.assertEqual(len(one.stdout.splitlines()), 5)
+        self.assertIn("--after", one.stderr, "a partial listing says how to go on")
+
+    # -- cluster status
+
+    def test_cluster_status(self):
+        p = self.ok("cluster", "status")
+        self.assertIn("cli1", p.stdout)
+        self.assertIn(self.node.http_addr, p.stdout)
+        self.assertIn("alive", p.stdout)
+        self.assertIn("N=1", p.stdout)
+        self.assertIn("100.0%", p.stdout)
+
+    # -- fail-over and exit codes
+
+    def test_failover_skips_closed_port(self):
+        dead = closed_port_addr()
+        key = self.unique("fo")
+        p = self.ok("put", key, "over", nodes=f"{dead},{self.node.http_addr}")
+        self.assertIn(dead, p.stderr)
+        self.assertIn("unreachable", p.stderr)
+        self.assertIn(self.node.http_addr, p.stderr, "says which node it tries next")
+        p = self.ok("get", key, nodes=f"{dead},{self.node.http_addr}")
+        self.assertEqual(p.stdout, '"over"\n')
+
+    def test_failover_on_read_timeout_and_503(self):
+        silent, busy = StandIn("silent"), StandIn("503")
+        try:
+            key = self.unique("fo2")
+            self.ok("put", key, "x")
+            nodes = f"{silent.addr},{busy.addr},{self.node.http_addr}"
+            p = self.ok("--timeout-ms", "300", "get", key, nodes=nodes)
+            self.assertEqual(p.stdout, '"x"\n')
+            self.assertIn(f"node {silent.addr} unreachable", p.stderr)
+            self.assertIn(f"node {busy.addr} answered 503", p.stderr)
+            # Only busy nodes: the 503 is the answer (exit 4), not "unreachable".
+            p = self.run_cli("get", key, nodes=busy.addr)
+            self.assertEqual(p.returncode, 4, self.show(("get", key), p))
+            self.assertIn("only 0 of 1 replicas answered", p.stderr)
+        finally:
+            silent.close()
+            busy.close()
+
+    def test_all_nodes_down_exits_3(self):
+        a, b = closed_port_addr(), closed_port_addr()
+        p = self.run_cli("get", "k", nodes=f"{a},{b}")
+        self.assertEqual(p.returncode, 3, self.show(("get",), p))
+        self.assertIn(a, p.stderr)
+        self.assertIn(b, p.stderr)
+        self.assertIn("no node reachable", p.stderr)
+
+    def test_a_4xx_is_an_answer_not_a_failure(self):
+        # The reserved table's 403 comes from the first node: no fail-over,
+        # and the server's message is shown with exit 4.
+        dead = closed_port_addr()
+        p = self.run_cli("--table", "_system", "put", "k", "v",
+                         nodes=f"{self.node.http_addr},{dead}")
+        self.assertEqual(p.returncode, 4, self.show(("put", "_system"), p))
+        self.assertIn("403", p.stderr)
+        self.assertIn("reserved", p.stderr)
+        self.assertNotIn(dead, p.stderr)
+
+    def test_nodes_from_environment(self):
+        key = self.unique("env")
+        self.ok("put", key, "e", nodes=False, env={"RINGKV_NODES": self.node.http_addr})
+        p = self.ok("get", key, nodes=False,
+                    env={"RINGKV_NODES": f"{closed_port_addr()},{self.node.http_addr}"})
+        self.assertEqual(p.stdout, '"e"\n')
+
+    def test_bad_usage_exits_2_with_help(self):
+        cases = [
+            (),
+            ("frobnicate",),
+            ("get",),
+            ("get", "a", "b"),
+            ("put", "k", "v", "--bogus"),
+            ("get", "k", "--string"),
+            ("--timeout-ms", "soon", "get", "k"),
+            ("--nodes", "no-port", "get", "k"),
+            ("put", "k", "v", "--string", "--json"),
+            ("cluster", "explode"),
+        ]
+        for args in cases:
+            with self.subTest(args=args):
+                p = self.run_cli(*args)
+                self.assertEqual(p.returncode, 2, self.show(args, p))
+                self.assertIn("Usage:", p.stderr)
+                self.assertEqual(p.stdout, "")
+
+    def test_help_and_version(self):
+        p = self.ok("--help", nodes=False)
+        for text in ("put KEY", "get KEY", "del KEY", "keys", "cluster status",
+                     "Exit status", "no node reachable"):
+            self.assertIn(text, p.stdout)
+        p = self.ok("get", "--help", nodes=False)
+        self.assertIn("--siblings", p.stdout)
+        self.assertNotIn("cluster status", p.stdout, "only the command's help")
+        p = self.ok("--version", nodes=False)
+        self.assertTrue(p.stdout.startswith("ringkv "), p.stdout)
+
+    # -- siblings
+
+    def test_get_siblings_after_concurrent_writes(self):
+        key = self.unique("sib")
+        path = harness.key_path("default", key)
+        status, body, _ = self.node.json("PUT", path, {"value": "base"})
+        self.assertIn(status, (200, 201), body)
+        ctx = body["context"]
+        # Two writers that both read "base": neither saw the other.
+        s1, b1, _ = self.node.json("PUT", path, {"value": "left", "context": ctx})
+        s2, b2, _ = self.node.json("PUT", path, {"value": {"right": 2}, "context": ctx})
+        self.assertIn(s1, (200, 201), b1)
+        self.assertIn(s2, (200, 201), b2)
+
+        p = self.ok("-v", "get", key, "--siblings")
+        values = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual(len(values), 2, self.show(("get", "--siblings"), p))
+        self.assertTrue(any(harness.json_equal(v, "left") for v in values), values)
+        self.assertTrue(any(harness.json_equal(v, {"right": 2}) for v in values), values)
+        self.assertIn("siblings: 2", p.stderr)
+
+        # Without --siblings: one winner, and -v still says there are two.
+        p = self.ok("-v", "get", key)
+        self.assertEqual(len(p.stdout.splitlines()), 1)
+        self.assertIn("siblings: 2", p.stderr)
+
+        # Writing back with the siblings' context resolves them.
+        merged_ctx = next(line.split(": ", 1)[1] for line in p.stderr.splitlines()
+                          if line.startswith("context: "))
+        self.ok("put", key, "merged", "--context", merged_ctx)
+        p = self.ok("get", key, "--siblings")
+        self.assertEqual(p.stdout, '"merged"\n')
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
