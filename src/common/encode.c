@@ -17,6 +17,15 @@ rk_err rk_b64url_encode(const uint8_t *bin, size_t len, rk_buf *out)
 
 rk_err rk_b64url_decode(const char *text, size_t len, rk_buf *out)
 {
+    /* libsodium 1.0.18's URL-safe decoder reads every byte >= 0x80 as '_',
+     * so "\xc3\xa9" would decode. Check the alphabet ourselves. */
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_';
+        if (!ok)
+            return RK_EINVAL;
+    }
     size_t maxbin = len / 4 * 3 + 3;
     rk_err err = rk_buf_reserve(out, maxbin);
     if (err != RK_OK)

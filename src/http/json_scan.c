@@ -122,57 +122,77 @@ static bool scan_literal(scanner *sc, const char *word)
     return true;
 }
 
-static bool scan_value(scanner *sc, int depth);
-
-/* [ value (, value)* ] or { "name": value (, "name": value)* } */
-static bool scan_container(scanner *sc, int depth, char close)
+/* After '{' or ',' in an object: "name" : */
+static bool scan_member_name(scanner *sc)
 {
-    sc->pos++; /* the opening bracket */
     skip_ws(sc);
-    if (peek_is(sc, close)) {
-        sc->pos++;
-        return true;
-    }
-    for (;;) {
-        skip_ws(sc);
-        if (close == '}') {
-            if (!scan_string(sc))
-                return false;
-            skip_ws(sc);
-            if (!peek_is(sc, ':'))
-                return false;
-            sc->pos++;
-        }
-        if (!scan_value(sc, depth + 1))
-            return false;
-        skip_ws(sc);
-        if (peek_is(sc, ',')) {
-            sc->pos++;
-            continue;
-        }
-        if (peek_is(sc, close)) {
-            sc->pos++;
-            return true;
-        }
+    if (!scan_string(sc))
         return false;
-    }
+    skip_ws(sc);
+    if (!peek_is(sc, ':'))
+        return false;
+    sc->pos++;
+    return true;
 }
 
-static bool scan_value(scanner *sc, int depth)
+static bool scan_scalar(scanner *sc)
 {
-    if (depth > JSON_MAX_DEPTH)
-        return false;
-    skip_ws(sc);
-    if (sc->pos >= sc->len)
-        return false;
     switch (sc->s[sc->pos]) {
-    case '{': return scan_container(sc, depth, '}');
-    case '[': return scan_container(sc, depth, ']');
     case '"': return scan_string(sc);
     case 't': return scan_literal(sc, "true");
     case 'f': return scan_literal(sc, "false");
     case 'n': return scan_literal(sc, "null");
     default: return scan_number(sc);
+    }
+}
+
+/* One value, iteratively: containers are tracked in a small array, not on
+ * the C stack. civetweb's workers have fixed 100 KiB stacks, and under
+ * AddressSanitizer even 128 levels of recursion overflowed them. At most
+ * JSON_MAX_DEPTH containers may be open at once, counting the `used` ones
+ * the caller is already inside. */
+static bool scan_value(scanner *sc, int used)
+{
+    char closers[JSON_MAX_DEPTH];
+    int depth = 0;
+    for (;;) {
+        skip_ws(sc);
+        if (sc->pos >= sc->len)
+            return false;
+        char c = sc->s[sc->pos];
+        if (c == '{' || c == '[') {
+            if (used + depth >= JSON_MAX_DEPTH)
+                return false;
+            closers[depth++] = c == '{' ? '}' : ']';
+            sc->pos++;
+            skip_ws(sc);
+            if (peek_is(sc, closers[depth - 1])) {
+                sc->pos++;
+                depth--;
+            } else {
+                if (c == '{' && !scan_member_name(sc))
+                    return false;
+                continue; /* the container's first value */
+            }
+        } else if (!scan_scalar(sc)) {
+            return false;
+        }
+        /* A value ended: close containers, or go on after a comma. */
+        for (;;) {
+            if (depth == 0)
+                return true;
+            skip_ws(sc);
+            if (peek_is(sc, ',')) {
+                sc->pos++;
+                if (closers[depth - 1] == '}' && !scan_member_name(sc))
+                    return false;
+                break;
+            }
+            if (!peek_is(sc, closers[depth - 1]))
+                return false;
+            sc->pos++;
+            depth--;
+        }
     }
 }
 

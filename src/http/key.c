@@ -8,6 +8,11 @@
  * around them. */
 #define BODY_OVERHEAD (64 * 1024)
 
+/* A context names at most a few actors per replica that ever wrote the key;
+ * 4 KiB of base64 is ~200 entries. A larger one can only be forged, and
+ * would grow the key's clock for good. */
+#define CONTEXT_MAX_TEXT 4096
+
 static kv_key request_key(const request *rq)
 {
     kv_key k = {rq->m.table, rq->m.table_len, rq->m.key, rq->m.key_len};
@@ -137,6 +142,8 @@ static rk_err if_match_context(const request *rq, vclock *out, bool *present)
         h += 2, len -= 2;
     if (len >= 2 && h[0] == '"' && h[len - 1] == '"')
         h++, len -= 2;
+    if (len > CONTEXT_MAX_TEXT)
+        return RK_EINVAL;
     return context_decode(h, len, out);
 }
 
@@ -165,7 +172,8 @@ static int parse_write_params(request *rq, const write_body *wb, write_params *w
         request_uint_param(rq, "timeout_ms", 1, 3600000, &wp->timeout_ms) != RK_OK)
         return 400;
     if (wb->context != NULL) {
-        if (context_decode(wb->context, wb->context_len, &wp->context) != RK_OK)
+        if (wb->context_len > CONTEXT_MAX_TEXT ||
+            context_decode(wb->context, wb->context_len, &wp->context) != RK_OK)
             return reply_error(rq->conn, 400, "bad_context",
                                "context is not one this cluster handed out");
         wp->has_context = true;

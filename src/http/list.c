@@ -119,7 +119,13 @@ static int batch_get(request *rq)
         rk_buf_free(&body);
         return err == RK_ETOOBIG ? 413 : 400;
     }
-    cJSON *keys = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
+    /* Our scanner first: it bounds nesting at 128, while cJSON recurses
+     * up to 1000 levels and overflows civetweb's 100 KiB worker stacks on
+     * a body like "[[[[...". */
+    size_t vb, ve;
+    cJSON *keys = NULL;
+    if (json_scan_value(body.data ? body.data : "", body.len, &vb, &ve))
+        keys = cJSON_ParseWithLength(body.data, body.len);
     rk_buf_free(&body);
     if (!cJSON_IsArray(keys)) {
         cJSON_Delete(keys);

@@ -52,9 +52,9 @@ void http_metrics_record(http_metrics *m, metric_route route, int status, uint64
     if (cls < 0 || cls >= NCLASSES)
         cls = 4;
     atomic_fetch_add_explicit(&r->by_class[cls], 1, memory_order_relaxed);
-    uint64_t us = elapsed_ns / 1000;
+    /* Compare in ns: "le" means at most, so 50.5 us is not in le=50us. */
     size_t b = 0;
-    while (b < NBUCKETS && us > bucket_us[b])
+    while (b < NBUCKETS && elapsed_ns > bucket_us[b] * 1000)
         b++;
     atomic_fetch_add_explicit(&r->buckets[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->sum_ns, elapsed_ns, memory_order_relaxed);
