@@ -385,9 +385,13 @@ static int run(node_config *c)
         int sig = wait_for_signal();
         RK_INFO("ringkvd", "%s received: finishing requests in flight", strsignal(sig));
     }
-    http_stop(srv);  /* waits for handlers, so no write is cut in half */
+    if (srv != NULL) {
+        http_stop(srv); /* waits for handlers, so no write is cut in half */
+        RK_INFO("ringkvd", "HTTP stopped");
+    }
     kv_close(k);
     store_close(st);
+    RK_INFO("ringkvd", "store closed");
     RK_INFO("ringkvd", rc == 0 ? "stopped cleanly" : "start-up failed; stopped");
     return rc;
 }
