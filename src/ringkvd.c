@@ -380,8 +380,14 @@ static int run(node_config *c)
             rc = 1;
     }
     if (rc == 0) {
-        RK_INFO("ringkvd", "serving HTTP on http://%s (web client: http://%s/ui/)", c->http_addr,
-                c->http_addr);
+        char index[4096];
+        snprintf(index, sizeof index, "%s/index.html", c->webclient ? c->webclient : "");
+        if (access(index, R_OK) == 0)
+            RK_INFO("ringkvd", "serving HTTP on http://%s (web client: http://%s/ui/)",
+                    c->http_addr, c->http_addr);
+        else
+            RK_INFO("ringkvd", "serving HTTP on http://%s (no web client: %s not found)",
+                    c->http_addr, index);
         int sig = wait_for_signal();
         RK_INFO("ringkvd", "%s received: finishing requests in flight", strsignal(sig));
     }

@@ -35,7 +35,7 @@ cat <<MSG
 
 ringkv is running (1 node, data in $run/node1):
   API          http://127.0.0.1:$port/   e.g. curl -X PUT http://127.0.0.1:$port/demo/key/hello -d '{"value":"world"}'
-  web client   http://127.0.0.1:$port/ui/
+$( [ -f webclient/index.html ] && echo "  web client   http://127.0.0.1:$port/ui/" )
   metrics      http://127.0.0.1:$port/metrics
   CLI          $(dirname "$bin")/src/cli/ringkv --nodes 127.0.0.1:$port get hello --table demo
 Ctrl-C stops it.
