@@ -1,4 +1,5 @@
-/* common.h - errors, logging, byte buffers and time shared by every module. */
+/* common.h - errors, logging, byte buffers, time, encodings and JSON
+ * scanning shared by every module. */
 #ifndef RINGKV_COMMON_H
 #define RINGKV_COMMON_H
 
@@ -94,5 +95,41 @@ bool rk_utf8_valid(const char *s, size_t len);
 /* Parses a decimal unsigned integer that fills the whole string.
  * RK_EINVAL on anything else, or on overflow. */
 rk_err rk_parse_u64(const char *s, size_t len, uint64_t *out);
+
+/* ---- JSON scanning (json.c) ----------------------------------------------- */
+
+/* Strict RFC 8259 JSON (strings must be UTF-8, no NUL byte outside escapes)
+ * scanned without allocating or building a tree: these find spans, pointers
+ * into the caller's text, so a value such as 12345678901234567890 can be
+ * kept and given back exactly as written. At most 128 arrays and objects
+ * may be open at once, counting the ones being iterated. Member names are
+ * compared and returned as raw text, between the quotes: a name written
+ * with escapes never equals its unescaped form. */
+
+/* True if s[0..len) is one JSON value with optional white space around it;
+ * then [*start, *end) is the value without that white space. */
+bool rk_json_valid(const char *s, size_t len, size_t *start, size_t *end);
+
+/* The value of the top-level member `name` of the object obj[0..len) (with
+ * optional white space around it): *value points into obj, without white
+ * space. The last one wins when the name is repeated. RK_ENOTFOUND when
+ * there is none; RK_EINVAL when obj is not a valid JSON object. */
+rk_err rk_json_member(const char *obj, size_t len, const char *name, const char **value,
+                      size_t *value_len);
+
+/* Iterates the elements of the array arr[0..len): set *pos = 0, then call
+ * until it returns RK_ENOTFOUND (after the last element, once the closing
+ * bracket and nothing but white space after it were seen). Each RK_OK gives
+ * one complete, valid element (a nested array is one element) and moves
+ * *pos on. RK_EINVAL when arr is not an array, or at the first byte that
+ * breaks it: elements before that were valid, so a caller that must not act
+ * on part of a broken array checks it with rk_json_valid first. */
+rk_err rk_json_array_next(const char *arr, size_t len, size_t *pos, const char **item,
+                          size_t *item_len);
+
+/* The same for the members of the object obj[0..len), in their order,
+ * duplicates included: *name is the raw text between the name's quotes. */
+rk_err rk_json_object_next(const char *obj, size_t len, size_t *pos, const char **name,
+                           size_t *name_len, const char **value, size_t *value_len);
 
 #endif

@@ -1,4 +1,4 @@
-/* http_internal.h - what the gateway's files share: routes, JSON scanning,
+/* http_internal.h - what the gateway's files share: routes, write bodies,
  * replies, metrics. Nothing here is for other modules. */
 #ifndef RINGKV_HTTP_INTERNAL_H
 #define RINGKV_HTTP_INTERNAL_H
@@ -42,18 +42,15 @@ rk_err route_match_path(const char *path, size_t len, route_match *m, const char
  * bad escape, RK_ETOOBIG if it does not fit. '+' is kept as is. */
 rk_err percent_decode(const char *src, size_t len, char *dst, size_t cap, size_t *out_len);
 
-/* ---- JSON scanning (json_scan.c; pure, unit-tested) -------------------- */
-
-/* Validates one JSON value (RFC 8259, strings must be UTF-8) at s[0..len)
- * with optional surrounding white space. On success *end points just past
- * the value. Depth is limited to 128. */
-bool json_scan_value(const char *s, size_t len, size_t *start, size_t *end);
+/* ---- write bodies (json_scan.c; pure, unit-tested) ----------------------- */
 
 /* A write body {"value": <json>, "context": "<ctx>"}: finds the spans
  * (pointers into body). Unknown members are ignored. Returns RK_EINVAL with
  * *code "bad_json" if the body is not one valid JSON object; value_len is 0
- * when there is no "value" member. context is NULL when absent; a context
- * that is not a plain string gives *code "bad_context". */
+ * when there is no "value" member (the last one wins when it is repeated).
+ * context is NULL when absent or null; a context that is not a plain
+ * string gives *code "bad_context", even when the body breaks after it.
+ * The body is checked as strictly as rk_json_valid checks, depth included. */
 typedef struct write_body {
     const char *value;
     size_t value_len;

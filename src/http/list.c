@@ -124,7 +124,7 @@ static int batch_get(request *rq)
      * a body like "[[[[...". */
     size_t vb, ve;
     cJSON *keys = NULL;
-    if (json_scan_value(body.data ? body.data : "", body.len, &vb, &ve))
+    if (rk_json_valid(body.data ? body.data : "", body.len, &vb, &ve))
         keys = cJSON_ParseWithLength(body.data, body.len);
     rk_buf_free(&body);
     if (!cJSON_IsArray(keys)) {

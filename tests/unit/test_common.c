@@ -1,5 +1,9 @@
 /* test_common.c - unit tests of errors, byte buffers, base64url, UTF-8
- * validation and strict integer parsing. */
+ * validation, strict integer parsing and JSON scanning.
+ *
+ * JSON inputs are copied into heap buffers of their exact length (no NUL
+ * after them), so a read past the end shows up under the address
+ * sanitizer. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,28 +17,7 @@
 #include <time.h>
 
 #include "ringkv/common.h"
-
-/* ---- a replayable random source ------------------------------------------ */
-
-static uint64_t rng_state;
-
-/* splitmix64: the same stream on every libc, so a printed seed replays. */
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed_from_env(const char *test)
-{
-    const char *env = getenv("RINGKV_TEST_SEED");
-    uint64_t seed = env && *env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
-    rng_state = seed;
-    printf("# %s: seed %" PRIu64 " (replay with RINGKV_TEST_SEED=%" PRIu64 ")\n", test, seed,
-           seed);
-}
+#include "inputs.h"
 
 /* ---- errors -------------------------------------------------------------- */
 
@@ -437,6 +420,631 @@ static void test_parse_u64(void **state)
     assert_int_equal(rk_parse_u64("1\0", 2, &v), RK_EINVAL);
 }
 
+/* ---- rk_json_valid: fixed cases ---------------------------------------------- */
+
+static bool scan_n(const char *s, size_t len, size_t *b, size_t *e)
+{
+    char *copy = exact_copy(s, len);
+    bool ok = rk_json_valid(copy, len, b, e);
+    free(copy);
+    return ok;
+}
+
+static bool scan(const char *s)
+{
+    size_t b, e;
+    return scan_n(s, strlen(s), &b, &e);
+}
+
+static void test_json_accepts(void **state)
+{
+    (void)state;
+    static const char *ok[] = {
+        "0", "-0", "7", "-1", "10", "1.5", "-0.25", "0.0",
+        "12345678901234567890123456789012345678901234567890",
+        "-98765432109876543210.01234567890123456789",
+        "1e10", "1E10", "1e+10", "1e-10", "-1.5E-300", "0e0", "2.5e+0008",
+        "true", "false", "null",
+        "\"\"", "\"abc\"", "\"a b\\tc\"",
+        "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+        "\"\\u0000\\u00e9\\u00E9\\uFFFF\\ud83d\\ude00\"",
+        "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
+        "\"\x7f\"", "\"'single'\"", "\"}]{[,:\"",
+        "[]", "{}", "[ ]", "{ }", "[1]", "[1,2,3]", "[[],[[]],{}]",
+        "{\"a\":1}", "{\"\":0}", "{\"a\":1,\"a\":2}",
+        "{\"a\":{\"b\":[true,false,null,\"s\",-1.5e3,{}]},\"c\":\"d\"}",
+        "[\"\\u005b\", \"]\", \"\\\"\"]",
+        " 1", "1 ", "\t\r\n 1 \n\r\t", " [ 1 , { \"k\" : \"v\" } , [ ] ] ",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        if (!scan(ok[i]))
+            print_error("rejected valid JSON: %s\n", ok[i]);
+        assert_true(scan(ok[i]));
+    }
+
+    /* The span is the value without the white space around it. */
+    size_t b = 99, e = 99;
+    const char *s = " \t[1, 2] \n";
+    assert_true(scan_n(s, strlen(s), &b, &e));
+    assert_int_equal(b, 2);
+    assert_int_equal(e, 8);
+    assert_true(scan_n("\"x\"", 3, &b, &e));
+    assert_int_equal(b, 0);
+    assert_int_equal(e, 3);
+    assert_true(scan_n("12345", 5, &b, &e));
+    assert_int_equal(e, 5);
+}
+
+static void test_json_rejects(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "", " ", "\n\t",
+        /* trailing garbage */
+        "1 2", "[1]x", "{}{}", "[] []", "nullx", "truefalse", "\"a\"\"b\"", "1,",
+        /* numbers */
+        "01", "-01", "00", "1.", "-1.", ".5", "-.5", "-", "+1", "1e", "1e+", "1E-", "1.e5",
+        "--1", "0x10", "1_000", "NaN", "Infinity", "-Infinity", "1.5.5", "1ee5", "\xef\xbc\x91",
+        /* literals */
+        "tru", "t", "nul", "fals", "True", "NULL", "nulll",
+        /* arrays and objects */
+        "[", "]", "{", "}", "[1,]", "[,1]", "[1,,2]", "[1 2]", "[1:2]", "{\"a\":}", "{\"a\"}",
+        "{\"a\" 1}", "{\"a\":1,}", "{,}", "{1:2}", "{a:1}", "{'a':1}", "{\"a\":1 \"b\":2}",
+        "{\"a\":1;\"b\":2}", "[}", "{]", "[[]", "[]]",
+        /* strings */
+        "\"abc", "\"", "\"\\\"", "'a'", "\"a\"b\"",
+        "\"\\x41\"", "\"\\a\"", "\"\\U0041\"", "\"\\u12\"", "\"\\u12g4\"", "\"\\u\"",
+        "\"\\", "\"\\u004", "\"\\'\"",
+        "\"\t\"", "\"a\nb\"", "\"\x01\"", "\"\x1f\"",
+        "\"\xff\"", "\"\x80\"", "\"\xc3\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
+        "\"\xf4\x90\x80\x80\"", "\"\xe2\x82\"", "\"a\\n\xc3\"",
+        /* not JSON at all */
+        "\xc3\xa9", "undefined", "/* */ 1", "// 1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (scan(bad[i]))
+            print_error("accepted invalid JSON: \"%s\"\n", bad[i]);
+        assert_false(scan(bad[i]));
+    }
+
+    /* NUL bytes: raw in a string, between tokens, after the value. */
+    size_t b, e;
+    assert_false(scan_n("\"a\0b\"", 5, &b, &e));
+    assert_false(scan_n("[1,\0 2]", 7, &b, &e));
+    assert_false(scan_n("1\0", 2, &b, &e));
+    /* The length is the end: a valid value cut short is invalid. */
+    assert_false(scan_n("[1,2]", 4, &b, &e));
+    assert_false(scan_n("true", 3, &b, &e));
+    assert_false(scan_n("\"\\u0041\"", 6, &b, &e));
+}
+
+/* "[[...[x]...]]" with depth arrays. */
+static char *nested(int depth, const char *inner, size_t *len)
+{
+    size_t il = strlen(inner);
+    *len = 2 * (size_t)depth + il;
+    char *s = malloc(*len);
+    assert_non_null(s);
+    memset(s, '[', (size_t)depth);
+    memcpy(s + depth, inner, il);
+    memset(s + depth + il, ']', (size_t)depth);
+    return s;
+}
+
+static bool scan_nested(int depth, const char *inner)
+{
+    size_t len, b, e;
+    char *s = nested(depth, inner, &len);
+    bool ok = rk_json_valid(s, len, &b, &e);
+    free(s);
+    return ok;
+}
+
+/* Depth is limited to 128 (common.h): 128 nested containers are
+ * fine, whatever is innermost. */
+static void test_json_depth_limit_allows_128(void **state)
+{
+    (void)state;
+    assert_true(scan_nested(1, ""));
+    assert_true(scan_nested(128, ""));
+    assert_true(scan_nested(128, "1"));
+    assert_true(scan_nested(127, "{\"a\":1}"));
+    assert_true(scan_nested(127, "{}"));
+    /* Deep input far past the limit fails cleanly, without using the
+     * stack for every level. */
+    assert_false(scan_nested(100000, ""));
+    assert_false(scan_nested(100000, "1"));
+    size_t len, b, e;
+    char *open_only = nested(50000, "", &len);
+    assert_false(rk_json_valid(open_only, len / 2, &b, &e));
+    free(open_only);
+}
+
+/* 129 nested containers are one level past the limit, whatever is
+ * innermost: "[[...[]...]]" must fail like "[[...[1]...]]" does. */
+static void test_json_depth_limit_rejects_129(void **state)
+{
+    (void)state;
+    assert_false(scan_nested(129, "1"));
+    assert_false(scan_nested(128, "{\"a\":1}"));
+    assert_false(scan_nested(129, ""));
+    assert_false(scan_nested(128, "{}"));
+}
+
+/* ---- rk_json_valid: randomized ------------------------------------------------ */
+
+/* Whatever rk_json_valid accepts, its span must be in the input and be a
+ * valid value by itself. */
+static bool scan_checked(const char *s, size_t len)
+{
+    size_t b = SIZE_MAX, e = SIZE_MAX;
+    if (!scan_n(s, len, &b, &e))
+        return false;
+    assert_true(b <= e && e <= len);
+    assert_true(b < e);
+    size_t b2, e2;
+    assert_true(scan_n(s + b, e - b, &b2, &e2));
+    assert_int_equal(b2, 0);
+    assert_int_equal(e2, e - b);
+    return true;
+}
+
+static void test_json_random_valid_documents(void **state)
+{
+    (void)state;
+    rng_seed_from_env("json_random_valid_documents");
+    rk_buf doc = {0};
+    size_t total = 0, longest = 0;
+    for (int i = 0; i < 3000; i++) {
+        gen_document(&doc);
+        total += doc.len;
+        longest = doc.len > longest ? doc.len : longest;
+        if (!scan_checked(doc.data, doc.len))
+            print_error("rejected valid document %d: %s\n", i, doc.data);
+        assert_true(scan_checked(doc.data, doc.len));
+
+        /* Every proper prefix leaves the outer array open. */
+        for (size_t cut = 0; cut < doc.len; cut++) {
+            if (scan_n(doc.data, cut, &(size_t){0}, &(size_t){0}))
+                print_error("accepted a prefix (%zu of %zu bytes) of %s\n", cut, doc.len,
+                            doc.data);
+            assert_false(scan_n(doc.data, cut, &(size_t){0}, &(size_t){0}));
+        }
+
+        /* A raw control byte or a byte that is never UTF-8 is invalid
+         * wherever it goes: inside a string or between tokens. One more
+         * continuation byte is never valid either. */
+        static const char poison[] = {'\x01', '\x1f', '\xff', '\xc0', '\x80'};
+        size_t at = rng_below((unsigned)doc.len + 1);
+        char p = poison[rng_below(sizeof poison)];
+        rk_buf bad = {0};
+        rk_buf_append(&bad, doc.data, at);
+        rk_buf_append(&bad, &p, 1);
+        rk_buf_append(&bad, doc.data + at, doc.len - at);
+        if (scan_checked(bad.data, bad.len))
+            print_error("accepted 0x%02x inserted at %zu: %s\n", (unsigned char)p, at, bad.data);
+        assert_false(scan_checked(bad.data, bad.len));
+        rk_buf_free(&bad);
+    }
+    printf("# json_random_valid_documents: 3000 documents, %zu bytes on average, longest %zu\n",
+           total / 3000, longest);
+    rk_buf_free(&doc);
+}
+
+/* Random damage to valid documents: the scanner must neither crash nor read
+ * past the end (see the sanitizer build), and what it accepts must hold up.
+ * (test_http.c feeds the same mutants to the write-body scanner.) */
+static void test_json_random_mutations(void **state)
+{
+    (void)state;
+    rng_seed_from_env("json_random_mutations");
+    rk_buf doc = {0}, mut = {0};
+    int accepted = 0;
+    for (int i = 0; i < 20000; i++) {
+        gen_document(&doc);
+        gen_mutation(&doc, &mut);
+        accepted += scan_checked(mut.data, mut.len);
+    }
+    printf("# json_random_mutations: %d of 20000 mutants still valid\n", accepted);
+    rk_buf_free(&doc);
+    rk_buf_free(&mut);
+}
+
+/* ---- rk_json_member ------------------------------------------------------------ */
+
+/* rk_json_member on an exact-length copy of obj; on RK_OK the value is
+ * copied into out (NUL-terminated). Checks that the span lies inside the
+ * input and that nothing is written on an error. */
+static rk_err member(const char *obj, const char *name, char *out, size_t cap)
+{
+    size_t len = strlen(obj);
+    char *copy = exact_copy(obj, len);
+    const char *v = NULL;
+    size_t vl = 12345;
+    rk_err err = rk_json_member(copy, len, name, &v, &vl);
+    if (err == RK_OK) {
+        assert_true(v >= copy && v + vl <= copy + len);
+        assert_true(vl < cap);
+        memcpy(out, v, vl);
+        out[vl] = '\0';
+    } else {
+        assert_null(v);
+        assert_int_equal(vl, 12345);
+    }
+    free(copy);
+    return err;
+}
+
+static void check_member(const char *obj, const char *name, const char *want)
+{
+    char got[512];
+    rk_err err = member(obj, name, got, sizeof got);
+    if (err != RK_OK)
+        print_error("member \"%s\" of %s: %s\n", name, obj, rk_errcode(err));
+    assert_int_equal(err, RK_OK);
+    assert_string_equal(got, want);
+}
+
+static void check_member_error(const char *obj, const char *name, rk_err want)
+{
+    char got[512];
+    rk_err err = member(obj, name, got, sizeof got);
+    if (err != want)
+        print_error("member \"%s\" of %s: %s, want %s\n", name, obj, rk_errcode(err),
+                    rk_errcode(want));
+    assert_int_equal(err, want);
+}
+
+static void test_json_member_present(void **state)
+{
+    (void)state;
+    const char *big = "{\"big\": 12345678901234567890, \"f\": 1.50}";
+    check_member(big, "big", "12345678901234567890");
+    check_member(big, "f", "1.50");
+    check_member("{\"a\":1}", "a", "1");
+    check_member("{\"n\":null,\"t\":true}", "n", "null");
+    check_member("{\"n\":null,\"t\":true}", "t", "true");
+    check_member("{\"s\":\"x \\\"y\\\" \\u00e9 \xc3\xa9\"}", "s",
+                 "\"x \\\"y\\\" \\u00e9 \xc3\xa9\"");
+    check_member("{\"o\":{\"a\": [1, {}]},\"l\":[]}", "o", "{\"a\": [1, {}]}");
+    check_member("{\"o\":{\"a\": [1, {}]},\"l\":[]}", "l", "[]");
+    check_member("{\"\":0}", "", "0");
+    check_member("{\"caf\xc3\xa9\":\"ok\"}", "caf\xc3\xa9", "\"ok\"");
+    /* Names are compared on their raw text. */
+    check_member("{\"\\u0061\":1}", "\\u0061", "1");
+    check_member_error("{\"\\u0061\":1}", "a", RK_ENOTFOUND);
+}
+
+static void test_json_member_whitespace(void **state)
+{
+    (void)state;
+    /* White space around the object, the name, the colon and the value is
+     * not part of the span; white space inside the value is. */
+    check_member(" \t\n{ \"a\" \r: \n [ 1 , 2 ] \t, \"b\" :2 } \n", "a", "[ 1 , 2 ]");
+    check_member(" \t\n{ \"a\" \r: \n [ 1 , 2 ] \t, \"b\" :2 } \n", "b", "2");
+    check_member("{\"a\":\" padded \" }", "a", "\" padded \"");
+    check_member("{\n  \"a\": {\n    \"b\": 1\n  }\n}\n", "a", "{\n    \"b\": 1\n  }");
+}
+
+static void test_json_member_absent(void **state)
+{
+    (void)state;
+    check_member_error("{}", "a", RK_ENOTFOUND);
+    check_member_error(" { } ", "a", RK_ENOTFOUND);
+    check_member_error("{\"b\":1}", "a", RK_ENOTFOUND);
+    check_member_error("{\"ab\":1,\"A\":2,\"a \":3,\" a\":4}", "a", RK_ENOTFOUND);
+    check_member_error("{\"a\":1}", "ab", RK_ENOTFOUND);
+    check_member_error("{\"a\":1}", "", RK_ENOTFOUND);
+    /* A value that reads like the name is not a name. */
+    check_member_error("{\"x\":\"a\",\"y\":[\"a\"]}", "a", RK_ENOTFOUND);
+    check_member_error("{\"s\":\"\\\"a\\\":2\"}", "a", RK_ENOTFOUND);
+}
+
+/* Only top-level members count. */
+static void test_json_member_nested_not_matched(void **state)
+{
+    (void)state;
+    check_member_error("{\"o\":{\"a\":1}}", "a", RK_ENOTFOUND);
+    check_member_error("{\"l\":[{\"a\":1}],\"o\":{\"p\":{\"a\":2}}}", "a", RK_ENOTFOUND);
+    check_member("{\"o\":{\"a\":1},\"a\":2}", "a", "2");
+    check_member("{\"a\":2,\"o\":{\"a\":1}}", "a", "2");
+    check_member("{\"a\":{\"a\":{\"a\":3}}}", "a", "{\"a\":{\"a\":3}}");
+}
+
+static void test_json_member_duplicates(void **state)
+{
+    (void)state;
+    check_member("{\"a\":1,\"a\":2}", "a", "2");
+    check_member("{\"a\":1,\"b\":0,\"a\":{\"c\":3}}", "a", "{\"c\":3}");
+    check_member("{\"a\":[1],\"a\":null}", "a", "null");
+    check_member("{\"a\":1,\"b\":0,\"a\":{\"c\":3}}", "b", "0");
+}
+
+static void test_json_member_invalid_object(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        /* not an object */
+        "", " ", "[]", "[{\"a\":1}]", "1", "\"a\"", "null", "true", "\"{\\\"a\\\":1}\"",
+        /* broken objects, some broken after the member was found */
+        "{", "}", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":1,", "{\"a\":1,}", "{,\"a\":1}",
+        "{\"a\":1}x", "{\"a\":1}{}", "{\"a\":1} 2", "{\"a\"}", "{\"a\" 1}", "{a:1}", "{'a':1}",
+        "{\"a\":01}", "{\"a\":1 \"b\":2}", "{\"a\":1,\"b\":[}", "{\"b\":tru,\"a\":1}",
+        "{\"a\":1,\"b\":\"\xff\"}", "{\"a\":\"\x01\"}", "{1:2}", "{\"a\":1]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        check_member_error(bad[i], "a", RK_EINVAL);
+    /* A NUL byte after a valid object. */
+    const char *v = NULL;
+    size_t vl = 0;
+    assert_int_equal(rk_json_member("{\"a\":1}\0", 8, "a", &v, &vl), RK_EINVAL);
+}
+
+/* The object is one level of the 128: a member's value may open 127 more. */
+static void test_json_member_depth(void **state)
+{
+    (void)state;
+    for (int levels = 126; levels <= 128; levels++) {
+        size_t len;
+        char *inner = nested(levels, "", &len);
+        rk_buf obj = {0};
+        rk_buf_appends(&obj, "{\"a\":");
+        rk_buf_append(&obj, inner, len);
+        rk_buf_appends(&obj, "}");
+        char *copy = exact_copy(obj.data, obj.len);
+        const char *v = NULL;
+        size_t vl = 0;
+        rk_err err = rk_json_member(copy, obj.len, "a", &v, &vl);
+        assert_int_equal(err, levels <= 127 ? RK_OK : RK_EINVAL);
+        if (err == RK_OK)
+            assert_int_equal(vl, len);
+        free(copy);
+        free(inner);
+        rk_buf_free(&obj);
+    }
+}
+
+/* ---- rk_json_array_next and rk_json_object_next ---------------------------------- */
+
+#define MAX_ITEMS 16
+
+typedef struct items {
+    size_t n;
+    char text[MAX_ITEMS][512];
+    rk_err end; /* what ended the iteration */
+} items;
+
+/* Iterates an exact-length copy of arr to its end. Every item must lie
+ * inside the input and end where *pos now stands; the call that ends the
+ * iteration must leave *pos alone and end it again when repeated. */
+static items array_items_n(const char *arr, size_t len)
+{
+    items r = {0};
+    char *copy = exact_copy(arr, len);
+    size_t pos = 0;
+    for (;;) {
+        const char *item = NULL;
+        size_t item_len = 0;
+        rk_err err = rk_json_array_next(copy, len, &pos, &item, &item_len);
+        if (err != RK_OK) {
+            size_t was = pos;
+            assert_null(item);
+            assert_int_equal(rk_json_array_next(copy, len, &pos, &item, &item_len), err);
+            assert_int_equal(pos, was);
+            r.end = err;
+            break;
+        }
+        assert_true(item >= copy && item_len > 0 && item + item_len == copy + pos);
+        assert_true(pos <= len);
+        assert_true(r.n < MAX_ITEMS && item_len < sizeof r.text[0]);
+        memcpy(r.text[r.n], item, item_len);
+        r.text[r.n++][item_len] = '\0';
+    }
+    free(copy);
+    return r;
+}
+
+static items array_items(const char *arr)
+{
+    return array_items_n(arr, strlen(arr));
+}
+
+/* The items of arr must be want[0..n), then the iteration must end with
+ * `end`. */
+static void check_items(const char *arr, rk_err end, size_t n, const char *const *want)
+{
+    items r = array_items(arr);
+    if (r.n != n || r.end != end)
+        print_error("%s: %zu items then %s, want %zu then %s\n", arr, r.n, rk_errcode(r.end), n,
+                    rk_errcode(end));
+    assert_int_equal(r.n, n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(r.text[i], want[i]);
+    assert_int_equal(r.end, end);
+}
+
+#define CHECK_ITEMS(arr, end, ...)                                                                 \
+    do {                                                                                           \
+        static const char *const want_[] = {__VA_ARGS__};                                          \
+        check_items(arr, end, sizeof want_ / sizeof want_[0], want_);                              \
+    } while (0)
+
+static void test_json_array_empty(void **state)
+{
+    (void)state;
+    static const char *empty[] = {"[]", " [ ] ", "\n[\t\r\n]\n"};
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++)
+        check_items(empty[i], RK_ENOTFOUND, 0, NULL);
+}
+
+static void test_json_array_items_of_every_type(void **state)
+{
+    (void)state;
+    CHECK_ITEMS("[1, -2.5e3, 12345678901234567890, 1.50, \"s\", \"a,b]\\\"\", \"\", true, false, "
+                "null, {\"k\": [1, 2]}, {}, [], \"caf\xc3\xa9\"]",
+                RK_ENOTFOUND, "1", "-2.5e3", "12345678901234567890", "1.50", "\"s\"",
+                "\"a,b]\\\"\"", "\"\"", "true", "false", "null", "{\"k\": [1, 2]}", "{}", "[]",
+                "\"caf\xc3\xa9\"");
+    CHECK_ITEMS("\t[ 1 ,\n\"x\"\r]\n", RK_ENOTFOUND, "1", "\"x\"");
+    CHECK_ITEMS("[{ \"a\" : 1 } , { }]", RK_ENOTFOUND, "{ \"a\" : 1 }", "{ }");
+    CHECK_ITEMS("[0]", RK_ENOTFOUND, "0");
+}
+
+static void test_json_array_nested_arrays_are_items(void **state)
+{
+    (void)state;
+    CHECK_ITEMS("[[1,2],[[3]],[],[ [ ] ]]", RK_ENOTFOUND, "[1,2]", "[[3]]", "[]", "[ [ ] ]");
+    CHECK_ITEMS("[[\"]\", \"[\"], {\"]\": [\"[\"]}]", RK_ENOTFOUND, "[\"]\", \"[\"]",
+                "{\"]\": [\"[\"]}");
+    /* 128 arrays deep: the one item holds 127 of them. */
+    size_t len;
+    char *s = nested(128, "", &len);
+    items r = array_items_n(s, len);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.end, RK_ENOTFOUND);
+    free(s);
+    s = nested(129, "", &len);
+    r = array_items_n(s, len);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(r.end, RK_EINVAL);
+    free(s);
+}
+
+static void test_json_array_not_an_array(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "", " ", "{}", "{\"a\":[1]}", "1", "\"[1]\"", "null", "]", "[", "[,1]", "[]]", "[] x",
+        "x[]", "[}", "{]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        check_items(bad[i], RK_EINVAL, 0, NULL);
+    /* Broken further on: the items before the break come first. */
+    CHECK_ITEMS("[1,2,x]", RK_EINVAL, "1", "2");
+    CHECK_ITEMS("[1,]", RK_EINVAL, "1");
+    CHECK_ITEMS("[1 2]", RK_EINVAL, "1");
+    CHECK_ITEMS("[1", RK_EINVAL, "1");
+    CHECK_ITEMS("[1,", RK_EINVAL, "1");
+    CHECK_ITEMS("[1]]", RK_EINVAL, "1");
+    CHECK_ITEMS("[1] 2", RK_EINVAL, "1");
+    CHECK_ITEMS("[1}", RK_EINVAL, "1");
+    CHECK_ITEMS("[\"a\",\"\xff\"]", RK_EINVAL, "\"a\"");
+    /* A cursor past the end is refused. */
+    size_t pos = 5;
+    const char *item;
+    size_t item_len;
+    assert_int_equal(rk_json_array_next("[1]", 3, &pos, &item, &item_len), RK_EINVAL);
+    assert_int_equal(pos, 5);
+}
+
+static void test_json_object_next_in_order(void **state)
+{
+    (void)state;
+    const char *obj = " {\"b\":1, \"a\" : [2] ,\"b\":\"x\", \"e\\u0073c\":{}} ";
+    static const char *const names[] = {"b", "a", "b", "e\\u0073c"};
+    static const char *const values[] = {"1", "[2]", "\"x\"", "{}"};
+    size_t len = strlen(obj), pos = 0, n = 0, name_len, value_len;
+    char *copy = exact_copy(obj, len);
+    const char *name, *value;
+    rk_err err;
+    while ((err = rk_json_object_next(copy, len, &pos, &name, &name_len, &value, &value_len)) ==
+           RK_OK) {
+        assert_true(n < 4);
+        assert_int_equal(name_len, strlen(names[n]));
+        assert_memory_equal(name, names[n], name_len);
+        assert_int_equal(value_len, strlen(values[n]));
+        assert_memory_equal(value, values[n], value_len);
+        n++;
+    }
+    assert_int_equal(err, RK_ENOTFOUND);
+    assert_int_equal(n, 4);
+    free(copy);
+
+    pos = 0;
+    assert_int_equal(rk_json_object_next("{ }", 3, &pos, &name, &name_len, &value, &value_len),
+                     RK_ENOTFOUND);
+    assert_int_equal(rk_json_object_next("[1]", 3, &pos, &name, &name_len, &value, &value_len),
+                     RK_EINVAL);
+    assert_int_equal(pos, 0);
+}
+
+/* Random arrays and objects of random values: the items come back as the
+ * exact text they were built from, and rk_json_member finds the last of
+ * each name. */
+static void test_json_iterate_random(void **state)
+{
+    (void)state;
+    rng_seed_from_env("json_iterate_random");
+    rk_buf doc = {0}, want[8] = {{0}};
+    for (int i = 0; i < 2000; i++) {
+        unsigned n = rng_below(8);
+        bool object = rng_below(2);
+        rk_buf_reset(&doc);
+        gen_ws(&doc);
+        rk_buf_appends(&doc, object ? "{" : "[");
+        gen_ws(&doc);
+        for (unsigned k = 0; k < n; k++) {
+            if (k) {
+                rk_buf_appends(&doc, ",");
+                gen_ws(&doc);
+            }
+            if (object) {
+                rk_buf_appendf(&doc, "\"m%u\"", k % 3); /* names repeat */
+                gen_ws(&doc);
+                rk_buf_appends(&doc, ":");
+                gen_ws(&doc);
+            }
+            rk_buf_reset(&want[k]);
+            gen_value(&want[k], 1);
+            rk_buf_append(&doc, want[k].data, want[k].len);
+            gen_ws(&doc);
+        }
+        rk_buf_appends(&doc, object ? "}" : "]");
+        gen_ws(&doc);
+
+        char *copy = exact_copy(doc.data, doc.len);
+        size_t pos = 0, got = 0, item_len;
+        const char *item;
+        if (object) {
+            for (unsigned m = 0; m < 4; m++) {
+                char name[8];
+                snprintf(name, sizeof name, "m%u", m);
+                int last = -1;
+                for (unsigned k = 0; k < n; k++)
+                    if (k % 3 == m)
+                        last = (int)k;
+                rk_err err = rk_json_member(copy, doc.len, name, &item, &item_len);
+                if (last < 0) {
+                    assert_int_equal(err, RK_ENOTFOUND);
+                    continue;
+                }
+                if (err != RK_OK)
+                    print_error("document %d: %s not found in %s\n", i, name, doc.data);
+                assert_int_equal(err, RK_OK);
+                assert_int_equal(item_len, want[last].len);
+                assert_memory_equal(item, want[last].data, item_len);
+            }
+        } else {
+            rk_err err;
+            while ((err = rk_json_array_next(copy, doc.len, &pos, &item, &item_len)) == RK_OK) {
+                assert_true(got < n);
+                assert_int_equal(item_len, want[got].len);
+                assert_memory_equal(item, want[got].data, item_len);
+                got++;
+            }
+            if (err != RK_ENOTFOUND || got != n)
+                print_error("document %d: %zu of %u items, then %s: %s\n", i, got, n,
+                            rk_errcode(err), doc.data);
+            assert_int_equal(err, RK_ENOTFOUND);
+            assert_int_equal(got, n);
+        }
+        free(copy);
+    }
+    rk_buf_free(&doc);
+    for (size_t k = 0; k < 8; k++)
+        rk_buf_free(&want[k]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +1061,25 @@ int main(void)
         cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_utf8_invalid),
         cmocka_unit_test(test_parse_u64),
+        cmocka_unit_test(test_json_accepts),
+        cmocka_unit_test(test_json_rejects),
+        cmocka_unit_test(test_json_depth_limit_allows_128),
+        cmocka_unit_test(test_json_depth_limit_rejects_129),
+        cmocka_unit_test(test_json_random_valid_documents),
+        cmocka_unit_test(test_json_random_mutations),
+        cmocka_unit_test(test_json_member_present),
+        cmocka_unit_test(test_json_member_whitespace),
+        cmocka_unit_test(test_json_member_absent),
+        cmocka_unit_test(test_json_member_nested_not_matched),
+        cmocka_unit_test(test_json_member_duplicates),
+        cmocka_unit_test(test_json_member_invalid_object),
+        cmocka_unit_test(test_json_member_depth),
+        cmocka_unit_test(test_json_array_empty),
+        cmocka_unit_test(test_json_array_items_of_every_type),
+        cmocka_unit_test(test_json_array_nested_arrays_are_items),
+        cmocka_unit_test(test_json_array_not_an_array),
+        cmocka_unit_test(test_json_object_next_in_order),
+        cmocka_unit_test(test_json_iterate_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
