@@ -189,10 +189,12 @@ static const struct command commands[] = {
     {"get", CMD_GET, 1, 1, cmd_get,
      "Usage: ringkv [OPTIONS] get KEY [--siblings] [--r N] [--local]\n"
      "\n"
-     "Prints the value of KEY as JSON on stdout; exits 1 if there is none.\n"
+     "Prints the value of KEY on stdout: its JSON text exactly as it was\n"
+     "stored, digits and white space included. Exits 1 if there is none.\n"
      "\n"
      "  --siblings        print every concurrent version, one JSON value per\n"
-     "                    line (write back with -v's context to resolve them)\n"
+     "                    line (line breaks within a value become spaces;\n"
+     "                    write back with -v's context to resolve them)\n"
      "  --r N             read quorum for this request\n"
      "  --local           answer from the contacted node's replica alone\n"
      "\n"
@@ -632,18 +634,35 @@ static const char *json_string(const cJSON *obj, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Prints v compactly on stdout, one line. Returns false on out of memory. */
-static bool print_json_line(const cJSON *v)
+/* The raw JSON text of the top-level member `name` of an answer's body,
+ * checked strictly. False, with a message, when there is none. */
+static bool body_member(const struct client *c, const http_client_response *r, const char *name,
+                        const char **value, size_t *value_len)
 {
-    char *text = cJSON_PrintUnformatted(v);
-    if (text == NULL) {
-        fputs("ringkv: out of memory\n", stderr);
-        return false;
+    rk_err err = rk_json_member(r->body.data, r->body.len, name, value, value_len);
+    if (err == RK_EINVAL)
+        fprintf(stderr, "ringkv: node %s answered %d with a body that is not valid JSON\n",
+                c->answered_by, r->status);
+    else if (err != RK_OK)
+        fprintf(stderr, "ringkv: node %s answered %d without \"%s\"\n", c->answered_by, r->status,
+                name);
+    return err == RK_OK;
+}
+
+/* Prints a stored value, the JSON text v[0..len) exactly as the server
+ * holds it (so 12345678901234567890 keeps its digits), and a newline. With
+ * one_line, line breaks become spaces: in valid JSON they can only be white
+ * space between tokens, never inside a string, so the value stays the same
+ * and one line holds one value. */
+static void print_value(const char *v, size_t len, bool one_line)
+{
+    if (!one_line) {
+        fwrite(v, 1, len, stdout);
+    } else {
+        for (size_t i = 0; i < len; i++)
+            putchar(v[i] == '\n' || v[i] == '\r' ? ' ' : v[i]);
     }
-    fputs(text, stdout);
-    fputc('\n', stdout);
-    cJSON_free(text);
-    return true;
+    putchar('\n');
 }
 
 /* Builds "/{table}/key/{key}" plus an optional query into out. */
@@ -887,33 +906,42 @@ static int cmd_get(struct client *c, const struct args *a)
         if (c->verbose)
             fprintf(stderr, "node: %s\ncontext: %s\nsiblings: %d\n", c->answered_by,
                     ctx ? ctx : "(none)", cJSON_GetArraySize(sibs));
+        /* The values' text comes from the raw body; cJSON, which walks the
+         * same array, only reads timestamps and owners. */
+        const char *raw, *item, *v;
+        size_t raw_len, item_len, v_len, pos = 0;
+        const cJSON *s = sibs->child;
         int i = 0;
-        const cJSON *s;
-        cJSON_ArrayForEach(s, sibs)
-        {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, "value");
-            if (v == NULL) {
+        if (!body_member(c, &r, "siblings", &raw, &raw_len)) {
+            rc = EXIT_SERVER;
+            goto done;
+        }
+        while ((err = rk_json_array_next(raw, raw_len, &pos, &item, &item_len)) == RK_OK) {
+            if (rk_json_member(item, item_len, "value", &v, &v_len) != RK_OK) {
                 fprintf(stderr, "ringkv: sibling %d has no value\n", i + 1);
                 rc = EXIT_SERVER;
                 goto done;
             }
-            if (c->verbose) {
+            if (c->verbose && s != NULL) {
                 char prefix[32];
                 snprintf(prefix, sizeof prefix, "sibling %d ", i + 1);
                 print_version_info(s, prefix);
             }
-            if (!print_json_line(v)) {
-                rc = EXIT_SERVER;
-                goto done;
-            }
+            print_value(v, v_len, true);
+            s = s ? s->next : NULL;
             i++;
         }
         rc = EXIT_OK;
+        if (err != RK_ENOTFOUND) {
+            fprintf(stderr, "ringkv: node %s answered 300 with a broken siblings array\n",
+                    c->answered_by);
+            rc = EXIT_SERVER;
+        }
         goto done;
     }
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "value");
-    if (v == NULL) {
-        fprintf(stderr, "ringkv: node %s answered without a value\n", c->answered_by);
+    const char *v;
+    size_t v_len;
+    if (!body_member(c, &r, "value", &v, &v_len)) {
         rc = EXIT_SERVER;
         goto done;
     }
@@ -923,7 +951,8 @@ static int cmd_get(struct client *c, const struct args *a)
                 ctx ? ctx : "(none)", cJSON_IsNumber(sib) ? sib->valueint : 1);
         print_version_info(j, "");
     }
-    rc = print_json_line(v) ? EXIT_OK : EXIT_SERVER;
+    print_value(v, v_len, a->siblings);
+    rc = EXIT_OK;
 done:
     cJSON_Delete(j);
     http_client_response_free(&r);

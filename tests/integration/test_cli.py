@@ -339,6 +339,54 @@ class CliTest(unittest.TestCase):
         p = self.ok("--version", nodes=False)
         self.assertTrue(p.stdout.startswith("ringkv "), p.stdout)
 
+    # -- exact values: numbers keep their digits, white space stays
+
+    EXACT = '{"big": 12345678901234567890, "f": 1.50}'
+    PRETTY = '{\n  "big": 12345678901234567890,\n  "f": 1.50\n}'
+
+    def assert_stored(self, path, values, status=200, query=""):
+        """The node's own answer holds each value's text exactly as sent."""
+        st, _, data = self.node.request("GET", path + query)
+        self.assertEqual(st, status, data)
+        for v in values:
+            self.assertIn(b'"value":' + v.encode() + b",", data)
+
+    def test_get_prints_the_exact_stored_text(self):
+        key = self.unique("exact")
+        path = harness.key_path("default", key)
+        self.ok("put", key, self.EXACT)
+        self.assert_stored(path, [self.EXACT])
+        # A parse and print would give 1.2345678901234567e+19 and 1.5.
+        self.assertEqual(self.ok("get", key).stdout, self.EXACT + "\n")
+        # One version: the node answers 200 even to --siblings.
+        self.assertEqual(self.ok("get", key, "--siblings").stdout, self.EXACT + "\n")
+
+        # Line breaks are the value's own white space: get keeps them,
+        # --siblings turns them into spaces to keep one value per line.
+        self.ok("put", key, "-", stdin=self.PRETTY + "\n")
+        self.assert_stored(path, [self.PRETTY])
+        self.assertEqual(self.ok("get", key).stdout, self.PRETTY + "\n")
+        self.assertEqual(self.ok("get", key, "--siblings").stdout,
+                         self.PRETTY.replace("\n", " ") + "\n")
+
+    def test_get_siblings_prints_each_exact_text(self):
+        key = self.unique("exactsib")
+        path = harness.key_path("default", key)
+        status, body, _ = self.node.json("PUT", path, {"value": "base"})
+        self.assertIn(status, (200, 201), body)
+        values = [self.EXACT, "[1.0, -0E+5, 99999999999999999999999]", self.PRETTY]
+        for v in values:  # concurrent: each saw only "base"
+            st, _, data = self.node.request(
+                "PUT", path, '{"value": %s, "context": "%s"}' % (v, body["context"]),
+                {"Content-Type": "application/json"})
+            self.assertIn(st, (200, 201), data)
+        self.assert_stored(path, values, status=300, query="?siblings=all")
+
+        p = self.ok("-v", "get", key, "--siblings")
+        self.assertIn("siblings: 3", p.stderr)
+        self.assertEqual(sorted(p.stdout.splitlines()),
+                         sorted(v.replace("\n", " ") for v in values), self.show(("get",), p))
+
     # -- siblings
 
     def test_get_siblings_after_concurrent_writes(self):
