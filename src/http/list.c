@@ -100,12 +100,13 @@ static rk_err append_batch_item(request *rq, rk_buf *out, const char *key, size_
         if (err == RK_OK)
             err = rk_buf_appends(out, ",\"error\":\"not found\",\"code\":\"not_found\"}");
     } else {
+        rk_err failed = err; /* report this one, not the appends' result */
         err = rk_buf_appends(out, "{\"key\":");
         if (err == RK_OK)
             err = rk_buf_append_json_string(out, key, key_len);
         if (err == RK_OK)
-            err = rk_buf_appendf(out, ",\"error\":\"%s\",\"code\":\"%s\"}", rk_strerror(err),
-                                 rk_errcode(err));
+            err = rk_buf_appendf(out, ",\"error\":\"%s\",\"code\":\"%s\"}",
+                                 rk_strerror(failed), rk_errcode(failed));
     }
     kv_result_free(&res);
     return err;

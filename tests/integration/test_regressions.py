@@ -37,5 +37,17 @@ class Regressions(unittest.TestCase):
         self.assertEqual(body["value"], 1)
 
 
+    def test_batch_item_reports_its_own_error(self):
+        # A failed item was reported as {"code": "ok"}: the kv error was
+        # overwritten before the message was written. A lone node asked
+        # for R=2 cannot meet it, so every item must say "quorum".
+        with Node(name="regress-r2", extra_args=("--n", "3", "--r", "2", "--w", "1")) as node:
+            status, _, _ = node.json("PUT", "/t/key/a", {"value": 1})
+            self.assertEqual(status, 201)
+            status, body, _ = node.json("POST", "/t/keys", ["a"])
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["results"][0]["code"], "quorum", body)
+
+
 if __name__ == "__main__":
     unittest.main()
