@@ -13,6 +13,7 @@
 #include "ringkv/common.h"
 #include "ringkv/http.h"
 #include "ringkv/kv.h"
+#include "ringkv/ring.h"
 #include "ringkv/store.h"
 
 #ifndef RINGKV_DEFAULT_WEBCLIENT
@@ -30,9 +31,9 @@ typedef struct node_config {
     bool insecure;
     bool sync;
     kv_config kv;
-    unsigned vnodes;
+    unsigned partitions;
     unsigned http_threads;
-    bool n_given, vnodes_given;
+    bool n_given, partitions_given;
 } node_config;
 
 static void usage(FILE *out)
@@ -49,7 +50,7 @@ static void usage(FILE *out)
         "  --n N               replicas per key                           [3]\n"
         "  --r R               default read quorum                        [2]\n"
         "  --w W               default write quorum                       [2]\n"
-        "  --vnodes V          ring tokens per node                       [64]\n"
+        "  --partitions Q      fixed ring ranges, a power of two          [65536]\n"
         "  --name NAME         node name shown in /cluster                [node-<id>]\n"
         "  --secret-file FILE  cluster secret (else env CLUSTER_SECRET)\n"
         "  --insecure          run without a cluster secret (tests, experiments)\n"
@@ -96,7 +97,7 @@ static bool valid_hostport(const char *flag, const char *s)
 }
 
 enum {
-    OPT_DATA = 1000, OPT_HTTP, OPT_RPC, OPT_JOIN, OPT_N, OPT_R, OPT_W, OPT_VNODES, OPT_NAME,
+    OPT_DATA = 1000, OPT_HTTP, OPT_RPC, OPT_JOIN, OPT_N, OPT_R, OPT_W, OPT_PARTITIONS, OPT_NAME,
     OPT_SECRET_FILE, OPT_INSECURE, OPT_SYNC, OPT_MAX_VALUE, OPT_MAX_SIBLINGS, OPT_THREADS,
     OPT_WEBCLIENT,
 };
@@ -109,7 +110,13 @@ static bool set_number(node_config *c, int opt, const char *flag, const char *te
     case OPT_N: if (!parse_unsigned(flag, text, 16, &v)) return false; c->kv.n = (unsigned)v; c->n_given = true; return true;
     case OPT_R: if (!parse_unsigned(flag, text, 16, &v)) return false; c->kv.r = (unsigned)v; return true;
     case OPT_W: if (!parse_unsigned(flag, text, 16, &v)) return false; c->kv.w = (unsigned)v; return true;
-    case OPT_VNODES: if (!parse_unsigned(flag, text, 4096, &v)) return false; c->vnodes = (unsigned)v; c->vnodes_given = true; return true;
+    case OPT_PARTITIONS:
+        if (!parse_unsigned(flag, text, RING_MAX_PARTITIONS, &v)) return false;
+        if ((v & (v - 1)) != 0) {
+            fprintf(stderr, "ringkvd: %s must be a power of two, got %lu\n", flag, v);
+            return false;
+        }
+        c->partitions = (unsigned)v; c->partitions_given = true; return true;
     case OPT_MAX_VALUE: if (!parse_unsigned(flag, text, 64ul << 20, &v)) return false; c->kv.max_value_bytes = v; return true;
     case OPT_MAX_SIBLINGS: if (!parse_unsigned(flag, text, 1024, &v)) return false; c->kv.max_siblings = v; return true;
     case OPT_THREADS: if (!parse_unsigned(flag, text, 20000, &v)) return false; c->http_threads = (unsigned)v; return true;
@@ -125,7 +132,7 @@ static const struct option long_options[] = {
     {"n", required_argument, NULL, OPT_N},
     {"r", required_argument, NULL, OPT_R},
     {"w", required_argument, NULL, OPT_W},
-    {"vnodes", required_argument, NULL, OPT_VNODES},
+    {"partitions", required_argument, NULL, OPT_PARTITIONS},
     {"name", required_argument, NULL, OPT_NAME},
     {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
     {"insecure", no_argument, NULL, OPT_INSECURE},
@@ -152,7 +159,7 @@ static bool apply_env(node_config *c)
     c->sync = getenv("RINGKV_SYNC") && strcmp(getenv("RINGKV_SYNC"), "0") != 0;
     static const struct { const char *env; int opt; const char *flag; } numeric[] = {
         {"RINGKV_N", OPT_N, "RINGKV_N"}, {"RINGKV_R", OPT_R, "RINGKV_R"},
-        {"RINGKV_W", OPT_W, "RINGKV_W"}, {"RINGKV_VNODES", OPT_VNODES, "RINGKV_VNODES"},
+        {"RINGKV_W", OPT_W, "RINGKV_W"}, {"RINGKV_PARTITIONS", OPT_PARTITIONS, "RINGKV_PARTITIONS"},
         {"RINGKV_MAX_VALUE_BYTES", OPT_MAX_VALUE, "RINGKV_MAX_VALUE_BYTES"},
         {"RINGKV_MAX_SIBLINGS", OPT_MAX_SIBLINGS, "RINGKV_MAX_SIBLINGS"},
         {"RINGKV_HTTP_THREADS", OPT_THREADS, "RINGKV_HTTP_THREADS"},
@@ -169,7 +176,7 @@ static bool apply_env(node_config *c)
 static int parse_args(int argc, char **argv, node_config *c)
 {
     kv_config_default(&c->kv);
-    c->vnodes = 64;
+    c->partitions = RING_DEFAULT_PARTITIONS;
     c->http_threads = 64;
     if (!apply_env(c))
         return 2;
@@ -187,9 +194,12 @@ static int parse_args(int argc, char **argv, node_config *c)
         case OPT_SYNC: c->sync = true; break;
         case OPT_WEBCLIENT: c->webclient = optarg; break;
         case '?': usage(stderr); return 2;
-        default:
-            if (!set_number(c, opt, long_options[opt - OPT_DATA].name, optarg))
+        default: {
+            char flag[64]; /* long_options is in the order of the OPT_ enum */
+            snprintf(flag, sizeof flag, "--%s", long_options[opt - OPT_DATA].name);
+            if (!set_number(c, opt, flag, optarg))
                 return 2;
+        }
         }
     }
     if (optind < argc) {
@@ -270,7 +280,7 @@ static int make_dir(const char *dir)
 static int check_params(store *st, node_config *c)
 {
     char want[64];
-    snprintf(want, sizeof want, "n=%u vnodes=%u", c->kv.n, c->vnodes);
+    snprintf(want, sizeof want, "n=%u partitions=%u", c->kv.n, c->partitions);
     rk_buf have = {0};
     rk_err err = store_meta_get(st, "params", &have);
     if (err == RK_ENOTFOUND) {
@@ -282,16 +292,20 @@ static int check_params(store *st, node_config *c)
         rk_buf_free(&have);
         return 1;
     }
-    unsigned n = 0, vnodes = 0;
-    sscanf(have.data, "n=%u vnodes=%u", &n, &vnodes);
+    unsigned n = 0, partitions = 0;
+    if (sscanf(have.data, "n=%u partitions=%u", &n, &partitions) != 2) {
+        RK_ERROR("ringkvd", "cannot read the stored parameters '%s' (made by an older build?)", have.data);
+        rk_buf_free(&have);
+        return 1;
+    }
     rk_buf_free(&have);
-    if ((c->n_given && n != c->kv.n) || (c->vnodes_given && vnodes != c->vnodes)) {
-        RK_ERROR("ringkvd", "this data dir was made with n=%u vnodes=%u; refusing --n %u --vnodes %u",
-                 n, vnodes, c->kv.n, c->vnodes);
+    if ((c->n_given && n != c->kv.n) || (c->partitions_given && partitions != c->partitions)) {
+        RK_ERROR("ringkvd", "this data dir was made with n=%u partitions=%u; refusing --n %u --partitions %u",
+                 n, partitions, c->kv.n, c->partitions);
         return 2;
     }
     c->kv.n = n;
-    c->vnodes = vnodes;
+    c->partitions = partitions;
     if (c->kv.r > n || c->kv.w > n) {
         RK_ERROR("ringkvd", "r=%u w=%u exceed the stored n=%u", c->kv.r, c->kv.w, n);
         return 2;
@@ -360,8 +374,8 @@ static int run(node_config *c)
         snprintf(name, sizeof name, "%s", c->name ? c->name : "");
         if (!c->name)
             snprintf(name, sizeof name, "node-%08llx", (unsigned long long)(id >> 32));
-        RK_INFO("ringkvd", "node %s id %016llx cluster %s n=%u r=%u w=%u vnodes=%u", name,
-                (unsigned long long)id, cid, c->kv.n, c->kv.r, c->kv.w, c->vnodes);
+        RK_INFO("ringkvd", "node %s id %016llx cluster %s n=%u r=%u w=%u partitions=%u", name,
+                (unsigned long long)id, cid, c->kv.n, c->kv.r, c->kv.w, c->partitions);
         if (kv_open(st, id, &c->kv, &k) != RK_OK)
             rc = 1;
     }
@@ -375,7 +389,7 @@ static int run(node_config *c)
             .webclient_dir = c->webclient,
             .max_value_bytes = c->kv.max_value_bytes,
         };
-        http_node_info info = {name, id, c->http_addr, c->rpc_addr, cid, c->vnodes};
+        http_node_info info = {name, id, c->http_addr, c->rpc_addr, cid, c->partitions};
         if (http_start(&ho, &info, k, st, &srv) != RK_OK)
             rc = 1;
     }

@@ -15,7 +15,7 @@ typedef struct http_node_info {
     const char *http_addr;     /* host:port as given to --http */
     const char *rpc_addr;
     const char *cluster_id;
-    unsigned vnodes;
+    unsigned partitions;      /* fixed ring ranges */
 } http_node_info;
 
 typedef struct http_options {

@@ -1199,7 +1199,7 @@ static int cmd_cluster(struct client *c, const struct args *a)
     print_param(j, "n", "N");
     print_param(j, "r", "R");
     print_param(j, "w", "W");
-    print_param(j, "vnodes", "vnodes");
+    print_param(j, "partitions", "partitions");
 
     int count = cJSON_GetArraySize(members), alive = 0;
     printf("  members=%d", count);

@@ -65,8 +65,8 @@ int handle_cluster(request *rq)
     if (err == RK_OK)
         err = rk_buf_append_json_string(&b, s->name, strlen(s->name));
     if (err == RK_OK)
-        err = rk_buf_appendf(&b, ",\"n\":%u,\"r\":%u,\"w\":%u,\"vnodes\":%u,\"members\":[{\"id\":\"%016llx\",\"name\":",
-                             cfg->n, cfg->r, cfg->w, s->vnodes, (unsigned long long)s->node_id);
+        err = rk_buf_appendf(&b, ",\"n\":%u,\"r\":%u,\"w\":%u,\"partitions\":%u,\"members\":[{\"id\":\"%016llx\",\"name\":",
+                             cfg->n, cfg->r, cfg->w, s->partitions, (unsigned long long)s->node_id);
     if (err == RK_OK)
         err = rk_buf_append_json_string(&b, s->name, strlen(s->name));
     if (err == RK_OK)

@@ -102,7 +102,7 @@ struct http_server {
     char rpc_addr[128];
     char cluster_id[64];
     uint64_t node_id;
-    unsigned vnodes;
+    unsigned partitions;
     uint64_t started_ms;
 };
 

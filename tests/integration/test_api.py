@@ -596,7 +596,7 @@ class ApiTest(unittest.TestCase):
         self.assertIn("cluster_id", body, show(st, body))
         self.assertEqual(body.get("node"), self.node.name, show(st, body))
         self.assertEqual((body.get("n"), body.get("r"), body.get("w")), (1, 1, 1), show(st, body))
-        self.assertIsInstance(body.get("vnodes"), int, show(st, body))
+        self.assertIsInstance(body.get("partitions"), int, show(st, body))
         members = body.get("members")
         self.assertIsInstance(members, list, show(st, body))
         self.assertEqual(len(members), 1, show(st, body))
