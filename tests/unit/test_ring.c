@@ -99,8 +99,9 @@ static void test_position_matches_documented_format(void **state)
 }
 
 /* 100k random keys into 16 buckets by the top 4 bits: each bucket within
- * 5% of 100000/16 = 6250. Binomial sd is ~77, so 5% (312) is over 4 sd:
- * a correct hash fails this about once in 1,400 seeds. */
+ * 8% of 100000/16 = 6250. Binomial sd is ~77, so 8% (500) is 6.5 sd: a
+ * correct hash fails about once in 10^9 runs (5% failed once in ~1,400
+ * seeds, too flaky for CI), while a biased hash still fails. */
 static void test_position_is_uniform(void **state)
 {
     (void)state;
@@ -115,9 +116,9 @@ static void test_position_is_uniform(void **state)
     }
     const double fair = (double)KEYS / BUCKETS;
     for (int b = 0; b < BUCKETS; b++) {
-        if (count[b] < fair * 0.95 || count[b] > fair * 1.05)
+        if (count[b] < fair * 0.92 || count[b] > fair * 1.08)
             print_error("bucket %d holds %u keys, fair is %.0f\n", b, count[b], fair);
-        assert_in_range(count[b], (unsigned)(fair * 0.95), (unsigned)(fair * 1.05));
+        assert_in_range(count[b], (unsigned)(fair * 0.92), (unsigned)(fair * 1.08));
     }
 }
 
