@@ -223,11 +223,12 @@ typedef struct cluster_merge_result {
  * For the status and the version this is a join: commutative, associative
  * and idempotent, so every node ends with the same rows whatever the order
  * of gossip. The local node's own row is the exception: nobody else may
- * speak for it, so an entry about it with a version at least its own that
- * is not exactly its own (a previous life's heartbeat that outlived a
- * restart, a stale or false claim) is refuted: the local node raises its
- * incarnation above it, and gossip carries the new version out, which
- * overrides the claim everywhere. A status about itself is still accepted
+ * speak for it, so an entry about it that would win over its own row (a
+ * previous life's heartbeat that outlived a restart, a stale or false
+ * claim) is refuted: the local node raises its incarnation above it, and
+ * gossip carries the new version out, which overrides the claim
+ * everywhere. An entry that loses to its own row loses everywhere else
+ * too, and needs no answer. A status about itself is still accepted
  * (someone removed it: the machinery checks cluster_self()).
  *
  * Entries are checked first: on RK_EINVAL (an id 0, an unterminated string,
