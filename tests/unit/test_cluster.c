@@ -637,6 +637,7 @@ static void test_detector_timings(void **state)
 
 #define LOOP_NODES 5
 #define LOOP_STEP_MS 10
+#define SIM_LOSS_PERCENT 10
 
 typedef struct sim_node {
     cluster_table *table; /* NULL: not started yet */
@@ -651,7 +652,9 @@ static int sim_index(uint64_t id)
 
 /* One step of the gossip loop for every running node at time now: on its
  * round, a node raises its heartbeat and push-pulls with FANOUT alive or
- * suspect peers (a dead peer does not answer); every node ticks. */
+ * suspect peers (a dead peer does not answer, SIM_LOSS_PERCENT of the
+ * exchanges are lost); every node ticks. Exchanges take no time: a real
+ * round trip of a few ms is small against the 250 ms interval. */
 static void sim_step(sim_node *nodes, int count, uint64_t now)
 {
     for (int i = 0; i < count; i++) {
@@ -666,7 +669,8 @@ static void sim_step(sim_node *nodes, int count, uint64_t now)
                                       CLUSTER_DEFAULT_FANOUT, rng_cb, NULL, peers);
         for (size_t p = 0; p < k; p++) {
             sim_node *peer = &nodes[sim_index(peers[p])];
-            if (peer->table != NULL && !peer->dead)
+            /* One exchange in ten is lost, as on a congested network. */
+            if (peer->table != NULL && !peer->dead && rng_below(100) >= SIM_LOSS_PERCENT)
                 push_pull(n->table, peer->table, now);
         }
     }
