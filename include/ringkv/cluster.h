@@ -141,8 +141,8 @@ typedef struct cluster_table cluster_table;
  * node of a new cluster). config NULL means the defaults. On success *out
  * is the table: free it with cluster_table_free. RK_EINVAL on a bad self
  * entry or config, RK_ENOMEM. */
-rk_err cluster_table_alloc(const cluster_entry *self, const cluster_config *config,
-                           uint64_t now_ms, cluster_table **out);
+rk_err cluster_table_alloc(const cluster_entry *self, const cluster_config *config, uint64_t now_ms,
+                           cluster_table **out);
 /* NULL is a no-op. */
 void cluster_table_free(cluster_table *table);
 /* A deep copy (a snapshot for readers): free it with cluster_table_free.
@@ -250,8 +250,7 @@ size_t cluster_delta(const cluster_table *table, const cluster_entry *entries, s
  * above) and reports each transition through event_cb (may be NULL).
  * Returns the number of transitions. now_ms earlier than a last_heard_ms
  * counts as no time passed. */
-size_t cluster_tick(cluster_table *table, uint64_t now_ms, cluster_event_cb event_cb,
-                    void *arg);
+size_t cluster_tick(cluster_table *table, uint64_t now_ms, cluster_event_cb event_cb, void *arg);
 
 /* A uniform 64-bit random number; tests pass a seeded one. */
 typedef uint64_t (*cluster_rand_cb)(void *arg);
@@ -302,8 +301,7 @@ rk_err cluster_table_encode(const cluster_table *table, rk_buf *out);
  * cluster_table_free. RK_ECORRUPT on bytes that do not decode exactly,
  * RK_EINVAL, RK_ENOMEM. */
 rk_err cluster_table_decode(const void *data, size_t len, const cluster_entry *self,
-                            const cluster_config *config, uint64_t now_ms,
-                            cluster_table **out);
+                            const cluster_config *config, uint64_t now_ms, cluster_table **out);
 
 /* ---- joining (join.c) ------------------------------------------------------ */
 
@@ -319,7 +317,7 @@ typedef struct cluster_params {
  * too unless mine is 0 (a fresh node). RK_OK, or RK_EINVAL with a one-line
  * reason for the operator written to reason (NUL-terminated, truncated to
  * reason_len; reason may be NULL when reason_len is 0). */
-rk_err cluster_check_join(const cluster_params *mine, const cluster_params *theirs,
-                          char *reason, size_t reason_len);
+rk_err cluster_check_join(const cluster_params *mine, const cluster_params *theirs, char *reason,
+                          size_t reason_len);
 
 #endif

@@ -102,8 +102,7 @@ static bool get_str(reader *r, char *dst, size_t max)
 }
 
 rk_err cluster_table_decode(const void *data, size_t len, const cluster_entry *self,
-                            const cluster_config *config, uint64_t now_ms,
-                            cluster_table **out)
+                            const cluster_config *config, uint64_t now_ms, cluster_table **out)
 {
     if (self == NULL || !cluster_entry_valid(self))
         return RK_EINVAL;
@@ -148,7 +147,7 @@ rk_err cluster_table_decode(const void *data, size_t len, const cluster_entry *s
          * incarnation: whatever its previous life gossiped is overtaken. */
         cluster_entry me = *self;
         me.status = entries[self_at].status;
-        me.incarnation = entries[self_at].incarnation + 1;
+        me.incarnation = entries[self_at].incarnation + (entries[self_at].incarnation < UINT64_MAX);
         me.heartbeat = 0;
         err = cluster_table_alloc(&me, config, now_ms, &table);
     }

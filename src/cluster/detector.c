@@ -2,8 +2,7 @@
  * include/ringkv/cluster.h; cluster_merge makes members alive again). */
 #include "cluster_internal.h"
 
-size_t cluster_tick(cluster_table *table, uint64_t now_ms, cluster_event_cb event_cb,
-                    void *arg)
+size_t cluster_tick(cluster_table *table, uint64_t now_ms, cluster_event_cb event_cb, void *arg)
 {
     size_t transitions = 0;
     for (size_t i = 0; i < table->count; i++) {
@@ -20,8 +19,10 @@ size_t cluster_tick(cluster_table *table, uint64_t now_ms, cluster_event_cb even
         if (to == m->liveness)
             continue;
         if (event_cb != NULL) {
-            cluster_event ev = {.kind = CLUSTER_EVENT_LIVENESS, .node_id = m->entry.id,
-                                .old_value = m->liveness, .new_value = to};
+            cluster_event ev = {.kind = CLUSTER_EVENT_LIVENESS,
+                                .node_id = m->entry.id,
+                                .old_value = m->liveness,
+                                .new_value = to};
             event_cb(arg, &ev);
         }
         m->liveness = to;

@@ -33,8 +33,8 @@ static void emit(cluster_event_cb cb, void *arg, cluster_event_kind kind, uint64
 {
     if (cb == NULL)
         return;
-    cluster_event ev = {.kind = kind, .node_id = id, .old_value = old_value,
-                        .new_value = new_value};
+    cluster_event ev = {
+        .kind = kind, .node_id = id, .old_value = old_value, .new_value = new_value};
     cb(arg, &ev);
 }
 
@@ -56,8 +56,8 @@ static void order_by_id(const cluster_entry *entries, size_t count, size_t *orde
 /* The local row: its status follows the lattice like any other, but its
  * version is the local node's alone. A claim at least as new that is not
  * exactly its own is overtaken by a new incarnation. */
-static void merge_self(cluster_table *table, cluster_member *row, const cluster_entry *e,
-                       cluster_event_cb cb, void *arg, cluster_merge_result *res)
+static void merge_self(cluster_member *row, const cluster_entry *e, cluster_event_cb cb, void *arg,
+                       cluster_merge_result *res)
 {
     if (e->status > row->entry.status) {
         if (cluster_status_in_ring(e->status) != cluster_status_in_ring(row->entry.status))
@@ -68,11 +68,17 @@ static void merge_self(cluster_table *table, cluster_member *row, const cluster_
     }
     if (version_cmp(e, &row->entry) > 0) {
         uint64_t old = row->entry.incarnation;
-        row->entry.incarnation = e->incarnation + 1;
+        if (e->incarnation < UINT64_MAX) {
+            row->entry.incarnation = e->incarnation + 1;
+        } else {
+            /* Unreachable but for a broken peer: outrank it by heartbeat. */
+            row->entry.incarnation = UINT64_MAX;
+            if (row->entry.heartbeat <= e->heartbeat && e->heartbeat < UINT64_MAX)
+                row->entry.heartbeat = e->heartbeat + 1;
+        }
         emit(cb, arg, CLUSTER_EVENT_REFUTED, e->id, old, row->entry.incarnation);
         res->refuted = true;
     }
-    (void)table;
 }
 
 static void merge_known(cluster_member *row, const cluster_entry *e, uint64_t now_ms,
@@ -147,14 +153,14 @@ rk_err cluster_merge(cluster_table *table, const cluster_entry *entries, size_t 
         if (!found) {
             memmove(row + 1, row, (table->count - at) * sizeof *row);
             table->count++;
-            *row = (cluster_member){
-                .entry = *e, .liveness = CLUSTER_ALIVE, .last_heard_ms = now_ms};
+            *row =
+                (cluster_member){.entry = *e, .liveness = CLUSTER_ALIVE, .last_heard_ms = now_ms};
             if (cluster_status_in_ring(e->status))
                 res.ring_changed = true;
             emit(event_cb, arg, CLUSTER_EVENT_ADDED, e->id, 0, e->status);
             res.added++;
         } else if (e->id == table->self_id) {
-            merge_self(table, row, e, event_cb, arg, &res);
+            merge_self(row, e, event_cb, arg, &res);
         } else {
             merge_known(row, e, now_ms, event_cb, arg, &res);
         }

@@ -4,8 +4,8 @@
 
 #include "ringkv/cluster.h"
 
-rk_err cluster_check_join(const cluster_params *mine, const cluster_params *theirs,
-                          char *reason, size_t reason_len)
+rk_err cluster_check_join(const cluster_params *mine, const cluster_params *theirs, char *reason,
+                          size_t reason_len)
 {
     /* Each parameter places keys: a node that disagreed on any of them would
      * read and write different replicas than the rest of the cluster. */
@@ -13,8 +13,7 @@ rk_err cluster_check_join(const cluster_params *mine, const cluster_params *thei
         if (reason_len > 0)
             snprintf(reason, reason_len,
                      "this node's data belongs to cluster %016" PRIx64
-                     ", the seed is in cluster %016" PRIx64
-                     "; use an empty data dir to join it",
+                     ", the seed is in cluster %016" PRIx64 "; use an empty data dir to join it",
                      mine->cluster_id, theirs->cluster_id);
         return RK_EINVAL;
     }

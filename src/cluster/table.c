@@ -108,8 +108,8 @@ rk_err cluster_rows_reserve(cluster_table *table, size_t extra)
     return RK_OK;
 }
 
-rk_err cluster_table_alloc(const cluster_entry *self, const cluster_config *config,
-                           uint64_t now_ms, cluster_table **out)
+rk_err cluster_table_alloc(const cluster_entry *self, const cluster_config *config, uint64_t now_ms,
+                           cluster_table **out)
 {
     cluster_config cfg;
     if (config == NULL)
@@ -127,8 +127,8 @@ rk_err cluster_table_alloc(const cluster_entry *self, const cluster_config *conf
         free(table);
         return RK_ENOMEM;
     }
-    table->rows[0] = (cluster_member){
-        .entry = *self, .liveness = CLUSTER_ALIVE, .last_heard_ms = now_ms};
+    table->rows[0] =
+        (cluster_member){.entry = *self, .liveness = CLUSTER_ALIVE, .last_heard_ms = now_ms};
     table->count = 1;
     *out = table;
     return RK_OK;

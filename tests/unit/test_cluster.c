@@ -44,8 +44,7 @@ static void rng_seed_from_env(const char *test)
     const char *env = getenv("RINGKV_TEST_SEED");
     uint64_t seed = env && *env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
     rng_state = seed;
-    printf("# %s: seed %" PRIu64 " (replay with RINGKV_TEST_SEED=%" PRIu64 ")\n", test, seed,
-           seed);
+    printf("# %s: seed %" PRIu64 " (replay with RINGKV_TEST_SEED=%" PRIu64 ")\n", test, seed, seed);
 }
 
 static cluster_entry make_entry(uint64_t id, cluster_status status, uint64_t inc, uint64_t hb)
@@ -122,11 +121,9 @@ static void test_entry_init(void **state)
     memset(long_name, 'x', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
     assert_int_equal(cluster_entry_init(&e, 0, "a", "h:1", "r:1", CLUSTER_MEMBER), RK_EINVAL);
-    assert_int_equal(cluster_entry_init(&e, 1, long_name, "h:1", "r:1", CLUSTER_MEMBER),
-                     RK_EINVAL);
+    assert_int_equal(cluster_entry_init(&e, 1, long_name, "h:1", "r:1", CLUSTER_MEMBER), RK_EINVAL);
     assert_int_equal(cluster_entry_init(&e, 1, NULL, "h:1", "r:1", CLUSTER_MEMBER), RK_EINVAL);
-    assert_int_equal(cluster_entry_init(&e, 1, "a", "h:1", "r:1", (cluster_status)7),
-                     RK_EINVAL);
+    assert_int_equal(cluster_entry_init(&e, 1, "a", "h:1", "r:1", (cluster_status)7), RK_EINVAL);
     long_name[CLUSTER_NAME_MAX] = '\0'; /* exactly the maximum */
     assert_int_equal(cluster_entry_init(&e, 1, long_name, "h:1", "r:1", CLUSTER_MEMBER), RK_OK);
     assert_int_equal(e.incarnation, 0);
@@ -246,7 +243,7 @@ static void test_merge_rules(void **state)
     assert_int_equal(cluster_find(t, 3)->entry.status, CLUSTER_LEAVING);
     assert_int_equal(cluster_find(t, 3)->entry.incarnation, 3); /* version kept */
     assert_int_equal(cluster_find(t, 3)->last_heard_ms, 300);   /* not news of life */
-    assert_false(res.ring_changed); /* leaving is still in the ring */
+    assert_false(res.ring_changed);                             /* leaving is still in the ring */
     assert_int_equal(log.ev[0].kind, CLUSTER_EVENT_STATUS);
     assert_int_equal(log.ev[0].old_value, CLUSTER_MEMBER);
     assert_int_equal(log.ev[0].new_value, CLUSTER_LEAVING);
@@ -273,8 +270,7 @@ static void test_merge_rejects_bad_input(void **state)
     (void)state;
     cluster_table *t = make_table(1, CLUSTER_MEMBER, 0);
     event_log log = {0};
-    cluster_entry in[3] = {make_entry(2, CLUSTER_MEMBER, 0, 1),
-                           make_entry(3, CLUSTER_MEMBER, 0, 1),
+    cluster_entry in[3] = {make_entry(2, CLUSTER_MEMBER, 0, 1), make_entry(3, CLUSTER_MEMBER, 0, 1),
                            make_entry(4, CLUSTER_MEMBER, 0, 1)};
     uint64_t before = cluster_membership_version(t);
 
@@ -364,6 +360,13 @@ static void test_refutation(void **state)
     push_pull(t, peer, 20);
     assert_true(entry_equal(&cluster_find(peer, 1)->entry, &cluster_self(t)->entry));
 
+    /* A broken peer's maximal incarnation is still outranked. */
+    claim = make_entry(1, CLUSTER_MEMBER, UINT64_MAX, 7);
+    assert_int_equal(cluster_merge(t, &claim, 1, 25, NULL, NULL, &res), RK_OK);
+    assert_true(res.refuted);
+    assert_true(cluster_self(t)->entry.incarnation == UINT64_MAX);
+    assert_true(cluster_self(t)->entry.heartbeat > 7);
+
     /* A status about ourselves is accepted: someone removed us. */
     cluster_entry removed = make_entry(1, CLUSTER_REMOVED, 0, 0);
     assert_int_equal(cluster_merge(t, &removed, 1, 30, NULL, NULL, &res), RK_OK);
@@ -382,8 +385,7 @@ static void test_delta(void **state)
     cluster_entry ea[3] = {make_entry(3, CLUSTER_MEMBER, 1, 1),
                            make_entry(4, CLUSTER_LEAVING, 0, 0),
                            make_entry(5, CLUSTER_MEMBER, 0, 7)};
-    cluster_entry eb[3] = {make_entry(3, CLUSTER_MEMBER, 1, 2),
-                           make_entry(4, CLUSTER_MEMBER, 0, 9),
+    cluster_entry eb[3] = {make_entry(3, CLUSTER_MEMBER, 1, 2), make_entry(4, CLUSTER_MEMBER, 0, 9),
                            make_entry(5, CLUSTER_MEMBER, 0, 7)};
     assert_int_equal(cluster_merge(a, ea, 3, 0, NULL, NULL, NULL), RK_OK);
     assert_int_equal(cluster_merge(b, eb, 3, 0, NULL, NULL, NULL), RK_OK);
@@ -421,8 +423,8 @@ static size_t random_entries(cluster_entry *out, size_t max)
     for (uint64_t id = 2; id < 2 + max; id++) {
         if (rng_below(3) == 0)
             continue;
-        out[n] = make_entry(id, (cluster_status)rng_below(CLUSTER_STATUS_COUNT),
-                            rng_below(3), rng_below(4));
+        out[n] = make_entry(id, (cluster_status)rng_below(CLUSTER_STATUS_COUNT), rng_below(3),
+                            rng_below(4));
         if (rng_below(4) == 0)
             snprintf(out[n].name, sizeof out[n].name, "alt%" PRIu64, rng_below(3));
         n++;
@@ -437,8 +439,7 @@ static void test_merge_is_a_join(void **state)
     rng_seed_from_env("merge_is_a_join");
     for (int round = 0; round < 300; round++) {
         cluster_entry x[12], y[12], z[12];
-        size_t nx = random_entries(x, 12), ny = random_entries(y, 12),
-               nz = random_entries(z, 12);
+        size_t nx = random_entries(x, 12), ny = random_entries(y, 12), nz = random_entries(z, 12);
         cluster_table *t1 = make_table(1, CLUSTER_MEMBER, 0);
         cluster_table *t2 = make_table(1, CLUSTER_MEMBER, 0);
         cluster_table *t3 = make_table(1, CLUSTER_MEMBER, 0);
@@ -498,9 +499,8 @@ static uint64_t converge_once(const uint8_t final_status[SIM_NODES], uint64_t or
         int who = (int)rng_below(SIM_NODES);
         const cluster_member *m = cluster_find(t[who], 100 + (uint64_t)who);
         if (m->entry.status < final_status[who] && rng_below(4) == 0)
-            assert_int_equal(cluster_set_status(t[who], 100 + (uint64_t)who,
-                                                 m->entry.status + 1, NULL),
-                             RK_OK);
+            assert_int_equal(
+                cluster_set_status(t[who], 100 + (uint64_t)who, m->entry.status + 1, NULL), RK_OK);
         if (final_status[who] == CLUSTER_REMOVED && rng_below(10) == 0) {
             /* An operator removes it from another node. */
             int at = (who + 1) % SIM_NODES;
@@ -515,8 +515,8 @@ static uint64_t converge_once(const uint8_t final_status[SIM_NODES], uint64_t or
     for (int i = 0; i < SIM_NODES; i++) {
         uint64_t id = 100 + (uint64_t)i;
         if (cluster_self(t[i])->entry.status < final_status[i])
-            assert_int_equal(
-                cluster_set_status(t[i], id, (cluster_status)final_status[i], NULL), RK_OK);
+            assert_int_equal(cluster_set_status(t[i], id, (cluster_status)final_status[i], NULL),
+                             RK_OK);
     }
     size_t rounds = 0;
     for (;;) {
@@ -532,8 +532,7 @@ static uint64_t converge_once(const uint8_t final_status[SIM_NODES], uint64_t or
         rounds++;
     }
     for (int i = 0; i < SIM_NODES; i++)
-        assert_int_equal(cluster_find(t[0], 100 + (uint64_t)i)->entry.status,
-                         final_status[i]);
+        assert_int_equal(cluster_find(t[0], 100 + (uint64_t)i)->entry.status, final_status[i]);
     uint64_t version = cluster_membership_version(t[0]);
     for (int i = 0; i < SIM_NODES; i++) {
         assert_int_equal(cluster_membership_version(t[i]), version);
@@ -663,10 +662,9 @@ static void sim_step(sim_node *nodes, int count, uint64_t now)
             continue;
         cluster_heartbeat(n->table);
         uint64_t peers[CLUSTER_DEFAULT_FANOUT];
-        size_t k = cluster_pick_peers(n->table,
-                                      CLUSTER_LIVENESS_BIT(CLUSTER_ALIVE) |
-                                          CLUSTER_LIVENESS_BIT(CLUSTER_SUSPECT),
-                                      CLUSTER_DEFAULT_FANOUT, rng_cb, NULL, peers);
+        size_t k = cluster_pick_peers(
+            n->table, CLUSTER_LIVENESS_BIT(CLUSTER_ALIVE) | CLUSTER_LIVENESS_BIT(CLUSTER_SUSPECT),
+            CLUSTER_DEFAULT_FANOUT, rng_cb, NULL, peers);
         for (size_t p = 0; p < k; p++) {
             sim_node *peer = &nodes[sim_index(peers[p])];
             /* One exchange in ten is lost, as on a congested network. */
@@ -741,8 +739,7 @@ static void test_join_converges_within_5s(void **state)
         /* Nobody was taken for dead on the way. */
         for (int i = 0; i < LOOP_NODES; i++)
             for (size_t m = 0; m < cluster_member_count(nodes[i].table); m++)
-                assert_int_not_equal(cluster_member_at(nodes[i].table, m)->liveness,
-                                     CLUSTER_DOWN);
+                assert_int_not_equal(cluster_member_at(nodes[i].table, m)->liveness, CLUSTER_DOWN);
         sim_free(nodes, LOOP_NODES);
     }
     printf("# join_converges_within_5s: worst %" PRIu64 " ms after the last join\n", worst);
@@ -795,13 +792,13 @@ static void test_killed_node_down_within_10s(void **state)
             assert_int_equal(cluster_membership_version(nodes[i].table), ring_before);
             for (int j = 0; j < LOOP_NODES; j++)
                 if (j != victim)
-                    assert_int_not_equal(
-                        cluster_find(nodes[i].table, (uint64_t)j + 1)->liveness, CLUSTER_DOWN);
+                    assert_int_not_equal(cluster_find(nodes[i].table, (uint64_t)j + 1)->liveness,
+                                         CLUSTER_DOWN);
         }
         sim_free(nodes, LOOP_NODES);
     }
-    printf("# killed_node_down_within_10s: seen down by all in %" PRIu64 "..%" PRIu64 " ms\n",
-           best, worst);
+    printf("# killed_node_down_within_10s: seen down by all in %" PRIu64 "..%" PRIu64 " ms\n", best,
+           worst);
 }
 
 /* ---- peer selection and the ring member set ---------------------------------- */
@@ -986,8 +983,7 @@ static void test_codec_rejects_corruption(void **state)
     for (size_t d = 0; d < sizeof damage / sizeof *damage; d++) {
         uint8_t saved = p[damage[d].at];
         p[damage[d].at] = damage[d].value;
-        assert_int_equal(cluster_table_decode(buf.data, buf.len, &me, NULL, 0, &r),
-                         RK_ECORRUPT);
+        assert_int_equal(cluster_table_decode(buf.data, buf.len, &me, NULL, 0, &r), RK_ECORRUPT);
         p[damage[d].at] = saved;
     }
     assert_int_equal(cluster_table_decode(buf.data, buf.len, &me, NULL, 0, &r), RK_OK);
