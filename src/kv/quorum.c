@@ -1,1 +1,418 @@
-/* placeholder: being written */
+/* quorum.c - when a get or put has its quorum, what a read merges to and
+ * what read repair sends where; sloppy and join target selection.
+ *
+ * A request has two independent facts: its verdict (what the client is
+ * told) and whether it is done (every target answered, or the deadline
+ * passed: what read repair waits for). The verdict is decided by the first
+ * reply that settles it and never changes; replies after it still count
+ * toward done and, for a get, still merge.
+ *
+ *   get_core / put_core verdict            (acks: ok + not found for a get,
+ *                                           acks incl. the coordinator for a put)
+ *
+ *                     acks reach q
+ *        +---------+ ----------------> +---------+
+ *   init | PENDING |                   | REACHED |--+
+ *   ---->|         | ----------------> +---------+  |
+ *        +---------+  acks + unanswered  +--------+ |  every target answered,
+ *            |  ^      < q, or deadline  | FAILED |-+  or the deadline passed
+ *            |  |                        +--------+ |
+ *            +--+ a reply that settles              v
+ *             nothing                          +------+
+ *                                              | DONE | -> get_core_repairs
+ *                                              +------+
+ * (init itself may land in REACHED - a put with w = 1 - or FAILED - a
+ * quorum larger than the targets.)
+ *
+ * Transitions:
+ *   PENDING -> REACHED   get_core_reply (ok / not found), put_core_reply (ack),
+ *                        put_core_init (w == 1)
+ *   PENDING -> FAILED    get_core_reply / put_core_reply (an error leaves too
+ *                        few unanswered), get_core_tick / put_core_tick
+ *                        (deadline), get_core_init / put_core_init (q > targets)
+ *   any     -> DONE      the last reply, or the tick at the deadline;
+ *                        afterwards replies are ignored
+ *
+ * Since "acks >= q" and "errors > targets - q" only ever become true, the
+ * final verdict and, by the merge laws, the merged object and the repair
+ * set do not depend on the order in which replies arrive
+ * (tests/unit/test_quorum.c checks this on random orders). */
+#include "quorum.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { ANSWER_NONE = 0 };
+
+static uint8_t answer_state(quorum_reply reply)
+{
+    return (uint8_t)(1 + reply);
+}
+
+static bool has_duplicate(const uint64_t *ids, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        for (size_t j = i + 1; j < count; j++)
+            if (ids[i] == ids[j])
+                return true;
+    return false;
+}
+
+static bool contains(const uint64_t *ids, size_t count, uint64_t id)
+{
+    for (size_t i = 0; i < count; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* ---- target selection ---------------------------------------------------- */
+
+rk_err quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n,
+                     bool sloppy, quorum_target *out, size_t *out_count)
+{
+    if (n == 0 || n > count || n > QUORUM_MAX_TARGETS || has_duplicate(pref, n))
+        return RK_EINVAL;
+    size_t next_fallback = n, len = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (alive[i]) {
+            out[len++] = (quorum_target){.node = pref[i], .intended = pref[i]};
+            continue;
+        }
+        if (!sloppy)
+            continue;
+        /* Fallbacks are taken strictly in order, so each is used at most
+         * once; a fallback id that repeats a replica (a malformed list) is
+         * skipped rather than given two roles. */
+        while (next_fallback < count &&
+               (!alive[next_fallback] || contains(pref, n, pref[next_fallback])))
+            next_fallback++;
+        if (next_fallback == count)
+            continue;
+        out[len++] = (quorum_target){.node = pref[next_fallback], .intended = pref[i]};
+        next_fallback++;
+    }
+    *out_count = len;
+    return RK_OK;
+}
+
+rk_err quorum_join_union(const uint64_t *old_replicas, size_t old_count,
+                         const uint64_t *new_replicas, size_t new_count, uint64_t *out,
+                         size_t *out_count, size_t *out_pending)
+{
+    if (old_count == 0 || new_count == 0 || old_count > RING_MAX_N || new_count > RING_MAX_N ||
+        has_duplicate(old_replicas, old_count) || has_duplicate(new_replicas, new_count))
+        return RK_EINVAL;
+    memcpy(out, old_replicas, old_count * sizeof *out);
+    size_t len = old_count;
+    for (size_t i = 0; i < new_count; i++)
+        if (!contains(old_replicas, old_count, new_replicas[i]))
+            out[len++] = new_replicas[i];
+    *out_count = len;
+    *out_pending = len - old_count;
+    return RK_OK;
+}
+
+/* ---- get ----------------------------------------------------------------- */
+
+static void answer_fini(get_core_answer *a)
+{
+    vclock_free(&a->clock);
+    free(a->dots);
+    *a = (get_core_answer){0};
+}
+
+/* Records the version obj holds (its clock and dots) in a. */
+static rk_err answer_record(get_core_answer *a, const rk_object *obj)
+{
+    vclock clock = {0};
+    clock_dot *dots = NULL;
+    rk_err err = vclock_copy(&clock, &obj->clock);
+    if (err != RK_OK)
+        return err;
+    if (obj->len > 0) {
+        dots = malloc(obj->len * sizeof *dots);
+        if (dots == NULL) {
+            vclock_free(&clock);
+            return RK_ENOMEM;
+        }
+        for (size_t i = 0; i < obj->len; i++)
+            dots[i] = obj->siblings[i].dot;
+    }
+    a->clock = clock;
+    a->dots = dots;
+    a->dots_len = obj->len;
+    return RK_OK;
+}
+
+/* Whether an ok answer holds less than merged. Every answer is merged in,
+ * so an answer is never ahead: it is behind when its clock is, or when the
+ * clocks are equal but the siblings differ (a sibling the other side's cap
+ * dropped; the merge keeps only what both sides kept). Dots are unique in
+ * an object, so equal size plus inclusion is equality. */
+static bool answer_behind(const get_core_answer *a, const rk_object *merged)
+{
+    if (vclock_compare(&a->clock, &merged->clock) != VCLOCK_EQUAL)
+        return true;
+    if (a->dots_len != merged->len)
+        return true;
+    for (size_t i = 0; i < a->dots_len; i++) {
+        bool found = false;
+        for (size_t j = 0; j < merged->len && !found; j++)
+            found = merged->siblings[j].dot.actor == a->dots[i].actor &&
+                    merged->siblings[j].dot.counter == a->dots[i].counter;
+        if (!found)
+            return true;
+    }
+    return false;
+}
+
+static void get_settle(get_core *gc)
+{
+    if (gc->verdict != QUORUM_PENDING)
+        return;
+    unsigned acks = gc->ok + gc->notfound;
+    size_t unanswered = gc->count - acks - gc->errors;
+    if (acks >= gc->r)
+        gc->verdict = QUORUM_REACHED;
+    else if (acks + unanswered < gc->r || gc->expired)
+        gc->verdict = QUORUM_FAILED;
+}
+
+rk_err get_core_init(get_core *gc, const uint64_t *nodes, size_t count, unsigned r,
+                     uint64_t deadline_ms)
+{
+    if (r == 0 || count > QUORUM_MAX_TARGETS || has_duplicate(nodes, count))
+        return RK_EINVAL;
+    *gc = (get_core){.count = count, .r = r, .deadline_ms = deadline_ms};
+    if (count > 0)
+        memcpy(gc->nodes, nodes, count * sizeof *nodes);
+    get_settle(gc);
+    return RK_OK;
+}
+
+void get_core_fini(get_core *gc)
+{
+    for (size_t i = 0; i < gc->count; i++)
+        answer_fini(&gc->answers[i]);
+    object_free(&gc->merged);
+    gc->has_object = false;
+}
+
+rk_err get_core_reply(get_core *gc, uint64_t node, quorum_reply reply, const rk_object *obj,
+                      bool *counted)
+{
+    if (counted)
+        *counted = false;
+    if (reply == QUORUM_REPLY_OK && obj == NULL)
+        return RK_EINVAL;
+    if (reply != QUORUM_REPLY_OK && reply != QUORUM_REPLY_NOTFOUND &&
+        reply != QUORUM_REPLY_ERROR)
+        return RK_EINVAL;
+    if (gc->expired)
+        return RK_OK;
+    size_t i = 0;
+    while (i < gc->count && gc->nodes[i] != node)
+        i++;
+    if (i == gc->count || gc->answers[i].state != ANSWER_NONE)
+        return RK_OK;
+
+    get_core_answer *a = &gc->answers[i];
+    if (reply == QUORUM_REPLY_OK) {
+        /* Record first, then merge: if the merge fails, the record is
+         * undone and the core is as it was. */
+        rk_err err = answer_record(a, obj);
+        if (err != RK_OK)
+            return err;
+        err = gc->has_object ? object_merge(&gc->merged, obj, 0, NULL)
+                             : object_copy(&gc->merged, obj);
+        if (err != RK_OK) {
+            answer_fini(a);
+            return err;
+        }
+        gc->has_object = true;
+        gc->ok++;
+    } else if (reply == QUORUM_REPLY_NOTFOUND) {
+        gc->notfound++;
+    } else {
+        gc->errors++;
+    }
+    a->state = answer_state(reply);
+    get_settle(gc);
+    if (counted)
+        *counted = true;
+    return RK_OK;
+}
+
+void get_core_tick(get_core *gc, uint64_t now_ms)
+{
+    if (now_ms < gc->deadline_ms)
+        return;
+    gc->expired = true;
+    get_settle(gc);
+}
+
+quorum_verdict get_core_verdict(const get_core *gc)
+{
+    return gc->verdict;
+}
+
+bool get_core_done(const get_core *gc)
+{
+    return gc->expired || gc->ok + gc->notfound + gc->errors == gc->count;
+}
+
+rk_err get_core_result(const get_core *gc, unsigned *acks, unsigned *needed)
+{
+    if (acks)
+        *acks = gc->ok + gc->notfound;
+    if (needed)
+        *needed = gc->r;
+    switch (gc->verdict) {
+    case QUORUM_PENDING: return RK_EINVAL;
+    case QUORUM_FAILED: return RK_EQUORUM;
+    case QUORUM_REACHED: break;
+    }
+    return gc->has_object && object_live_count(&gc->merged) > 0 ? RK_OK : RK_ENOTFOUND;
+}
+
+const rk_object *get_core_object(const get_core *gc)
+{
+    return gc->has_object ? &gc->merged : NULL;
+}
+
+size_t get_core_answered(const get_core *gc, uint64_t *out)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < gc->count; i++)
+        if (gc->answers[i].state == answer_state(QUORUM_REPLY_OK) ||
+            gc->answers[i].state == answer_state(QUORUM_REPLY_NOTFOUND))
+            out[len++] = gc->nodes[i];
+    return len;
+}
+
+rk_err get_core_repairs(const get_core *gc, uint64_t *out, size_t *out_count)
+{
+    if (!get_core_done(gc))
+        return RK_EINVAL;
+    size_t len = 0;
+    if (gc->has_object) {
+        for (size_t i = 0; i < gc->count; i++) {
+            const get_core_answer *a = &gc->answers[i];
+            if ((a->state == answer_state(QUORUM_REPLY_NOTFOUND)) ||
+                (a->state == answer_state(QUORUM_REPLY_OK) && answer_behind(a, &gc->merged)))
+                out[len++] = gc->nodes[i];
+        }
+    }
+    *out_count = len;
+    return RK_OK;
+}
+
+/* ---- put ----------------------------------------------------------------- */
+
+enum { PUT_NONE = 0, PUT_ACK = 1, PUT_ERROR = 2 };
+
+static void put_settle(put_core *pc)
+{
+    if (pc->verdict != QUORUM_PENDING)
+        return;
+    size_t unanswered = pc->count - pc->acks - pc->errors;
+    if (pc->acks >= pc->w)
+        pc->verdict = QUORUM_REACHED;
+    else if (pc->acks + unanswered < pc->w || pc->expired)
+        pc->verdict = QUORUM_FAILED;
+}
+
+rk_err put_core_init(put_core *pc, const quorum_target *targets, size_t count,
+                     uint64_t coordinator, unsigned w, uint64_t deadline_ms)
+{
+    if (w == 0 || count > QUORUM_MAX_TARGETS)
+        return RK_EINVAL;
+    size_t self = count;
+    for (size_t i = 0; i < count; i++) {
+        for (size_t j = i + 1; j < count; j++)
+            if (targets[i].node == targets[j].node)
+                return RK_EINVAL;
+        if (targets[i].node == coordinator)
+            self = i;
+    }
+    if (self == count)
+        return RK_EINVAL;
+    *pc = (put_core){.count = count, .w = w, .deadline_ms = deadline_ms};
+    memcpy(pc->targets, targets, count * sizeof *targets);
+    pc->state[self] = PUT_ACK;
+    pc->acks = 1;
+    put_settle(pc);
+    return RK_OK;
+}
+
+void put_core_reply(put_core *pc, uint64_t node, bool ok, bool *counted)
+{
+    if (counted)
+        *counted = false;
+    if (pc->expired)
+        return;
+    size_t i = 0;
+    while (i < pc->count && pc->targets[i].node != node)
+        i++;
+    if (i == pc->count || pc->state[i] != PUT_NONE)
+        return;
+    pc->state[i] = ok ? PUT_ACK : PUT_ERROR;
+    if (ok)
+        pc->acks++;
+    else
+        pc->errors++;
+    put_settle(pc);
+    if (counted)
+        *counted = true;
+}
+
+void put_core_tick(put_core *pc, uint64_t now_ms)
+{
+    if (now_ms < pc->deadline_ms)
+        return;
+    pc->expired = true;
+    put_settle(pc);
+}
+
+quorum_verdict put_core_verdict(const put_core *pc)
+{
+    return pc->verdict;
+}
+
+bool put_core_done(const put_core *pc)
+{
+    return pc->expired || pc->acks + pc->errors == pc->count;
+}
+
+rk_err put_core_result(const put_core *pc, unsigned *acks, unsigned *needed)
+{
+    if (acks)
+        *acks = pc->acks;
+    if (needed)
+        *needed = pc->w;
+    switch (pc->verdict) {
+    case QUORUM_PENDING: return RK_EINVAL;
+    case QUORUM_FAILED: return RK_EQUORUM;
+    case QUORUM_REACHED: break;
+    }
+    return RK_OK;
+}
+
+size_t put_core_acked(const put_core *pc, quorum_target *out)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < pc->count; i++)
+        if (pc->state[i] == PUT_ACK)
+            out[len++] = pc->targets[i];
+    return len;
+}
+
+size_t put_core_fallbacks(const put_core *pc, quorum_target *out)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < pc->count; i++)
+        if (pc->state[i] == PUT_ACK && quorum_target_is_fallback(&pc->targets[i]))
+            out[len++] = pc->targets[i];
+    return len;
+}

@@ -1,0 +1,218 @@
+/* quorum.h - the coordinator's pure quorum decisions (private to src/kv).
+ *
+ * What a get or put waits for, when it has succeeded or can no longer
+ * succeed, what the answers merge to and which replicas read repair must
+ * fix; which nodes a request goes to when replicas are down (sloppy
+ * quorum) and while a range is moving to a joining node. Nothing here
+ * touches the network, a thread or a clock: the machinery that sends the
+ * requests and runs the timers (the kv coordinator) feeds in replies and
+ * the current time, as riak_kv's get_fsm feeds get_core.
+ *
+ * Cores are plain structs the caller owns (no allocation by init), so a
+ * request's state can live inside the request. Node ids are the 64-bit
+ * member ids of include/ringkv/ring.h. */
+#ifndef RINGKV_KV_QUORUM_H
+#define RINGKV_KV_QUORUM_H
+
+#include "ringkv/clock.h"
+#include "ringkv/common.h"
+#include "ringkv/ring.h"
+
+/* Most nodes one request may address: N replicas, or during a join the
+ * union of a range's old and new replicas (at most 2N). */
+#define QUORUM_MAX_TARGETS (2u * RING_MAX_N)
+
+typedef enum quorum_verdict {
+    QUORUM_PENDING, /* not yet decided: wait for more replies */
+    QUORUM_REACHED, /* enough replicas answered; final */
+    QUORUM_FAILED,  /* the quorum can no longer be reached; final */
+} quorum_verdict;
+
+/* ---- target selection ---------------------------------------------------- */
+
+/* One node a request is sent to. intended is the replica whose place the
+ * node takes: node itself for a replica, the down replica for a fallback
+ * (the hint the fallback stores names it, and X-Ringkv-Fallbacks shows it). */
+typedef struct quorum_target {
+    uint64_t node;
+    uint64_t intended;
+} quorum_target;
+
+static inline bool quorum_target_is_fallback(const quorum_target *t)
+{
+    return t->node != t->intended;
+}
+
+/* Chooses the targets of a request from a preference list as
+ * ring_preference_list returns it: pref[0..n) the replicas, pref[n..count)
+ * the fallbacks in order. alive[i] says whether pref[i] is believed alive.
+ * Each alive replica is its own target; with sloppy, each down replica is
+ * replaced by the next alive fallback not used yet; without, or when the
+ * fallbacks run out, a down replica gets no target. Targets come in the
+ * order of the replicas they serve; *out_count (<= n) is how many.
+ * out needs room for n targets. RK_EINVAL if n is 0, over count or over
+ * QUORUM_MAX_TARGETS, or an id repeats among pref[0..n). */
+rk_err quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n,
+                     bool sloppy, quorum_target *out, size_t *out_count);
+
+/* The replicas of a range that is moving (DESIGN "Join"): until the new
+ * replicas have received the range, a request goes to the union of the
+ * old and new replica lists, old_replicas first, then each new replica
+ * the old list lacks. *out_pending is how many of those there are (p).
+ *
+ * With p pending nodes the union has N + p members, and a quorum of q over
+ * it must ask for q + p answers (quorum_join_needed): then any w + p
+ * acknowledgements include w old replicas and any r + p answers include r
+ * old replicas, so with R + W > N every read still meets every
+ * acknowledged write among the old replicas, which hold the range
+ * (Cassandra's pending-range rule, applied to reads as well as writes so
+ * the pending replicas also receive read repair). out needs room for
+ * old_count + new_count ids. RK_EINVAL if either list is empty, over
+ * RING_MAX_N, or repeats an id. */
+rk_err quorum_join_union(const uint64_t *old_replicas, size_t old_count,
+                         const uint64_t *new_replicas, size_t new_count, uint64_t *out,
+                         size_t *out_count, size_t *out_pending);
+
+/* q + pending: the quorum to ask of a join union. */
+static inline unsigned quorum_join_needed(unsigned q, size_t pending)
+{
+    return q + (unsigned)pending;
+}
+
+/* ---- get ----------------------------------------------------------------- */
+
+typedef enum quorum_reply {
+    QUORUM_REPLY_OK,       /* the replica holds an object (maybe tombstones only) */
+    QUORUM_REPLY_NOTFOUND, /* the replica holds nothing for the key */
+    QUORUM_REPLY_ERROR,    /* the call failed: timeout, I/O, refused */
+} quorum_reply;
+
+/* What one target has answered, as far as read repair needs it: its clock
+ * and its siblings' dots, not its values. */
+typedef struct get_core_answer {
+    uint8_t state; /* 0 = none yet, else 1 + quorum_reply */
+    vclock clock;
+    clock_dot *dots;
+    size_t dots_len;
+} get_core_answer;
+
+/* A read fanned out to count targets, r of which must answer ok or not
+ * found. Zero-initialise, get_core_init, feed get_core_reply and
+ * get_core_tick, read the verdict and results; free with get_core_fini. */
+typedef struct get_core {
+    uint64_t nodes[QUORUM_MAX_TARGETS];
+    get_core_answer answers[QUORUM_MAX_TARGETS];
+    size_t count;
+    unsigned r;
+    uint64_t deadline_ms;
+    unsigned ok, notfound, errors;
+    bool has_object; /* merged holds at least one ok answer */
+    bool expired;    /* the deadline passed: later replies are ignored */
+    quorum_verdict verdict;
+    rk_object merged; /* object_merge of every ok answer, no cap */
+} get_core;
+
+/* Starts a read of nodes[0..count) needing r answers by deadline_ms (the
+ * caller's clock; only compared with what get_core_tick is given). r over
+ * count is allowed and fails at once (too few targets, e.g. every replica
+ * down): the coordinator then answers RK_EQUORUM like any other failure.
+ * RK_EINVAL if r is 0, count over QUORUM_MAX_TARGETS, or an id repeats.
+ * Allocates nothing; get_core_fini frees what replies add. */
+rk_err get_core_init(get_core *gc, const uint64_t *nodes, size_t count, unsigned r,
+                     uint64_t deadline_ms);
+void get_core_fini(get_core *gc);
+
+/* Feeds node's reply; obj is its object for QUORUM_REPLY_OK (read, not
+ * kept: the core copies what it needs) and ignored otherwise. A second
+ * reply from the same node, a reply from a node not targeted and a reply
+ * after the deadline are ignored (*counted false). Replies keep arriving
+ * after the verdict: they still merge and decide read repair. RK_ENOMEM
+ * leaves the core as it was (the caller may feed an error reply instead);
+ * RK_EINVAL for an ok reply without an object. counted may be NULL. */
+rk_err get_core_reply(get_core *gc, uint64_t node, quorum_reply reply, const rk_object *obj,
+                      bool *counted);
+
+/* Tells the core the time. At or past the deadline it stops taking
+ * replies, and a pending verdict becomes QUORUM_FAILED. */
+void get_core_tick(get_core *gc, uint64_t now_ms);
+
+quorum_verdict get_core_verdict(const get_core *gc);
+
+/* Every target answered or the deadline passed: read repair may run. */
+bool get_core_done(const get_core *gc);
+
+/* The outcome for the client once the verdict is final: RK_OK when the
+ * merged object has a live sibling; RK_ENOTFOUND when the quorum answered
+ * nothing or only tombstones (get_core_object still gives a tombstone-only
+ * object, whose context a 404 carries); RK_EQUORUM when failed. *acks (ok
+ * and not-found replies so far) and *needed (r) are set in every case, and
+ * either may be NULL. RK_EINVAL while pending. */
+rk_err get_core_result(const get_core *gc, unsigned *acks, unsigned *needed);
+
+/* The merge of every ok answer so far (no sibling cap: replica merges pass
+ * none, docs/causality.md), or NULL if none. Owned by the core; valid until
+ * the next get_core_reply or get_core_fini. */
+const rk_object *get_core_object(const get_core *gc);
+
+/* The nodes that answered ok or not found, in target order, for
+ * X-Ringkv-Replicas. out needs room for gc->count ids. Returns how many. */
+size_t get_core_answered(const get_core *gc, uint64_t *out);
+
+/* Read repair, once get_core_done: the targets that answered with an
+ * object strictly behind the merged one, or not found while the merge
+ * holds an object (tombstones included: a replica that missed a delete
+ * must learn it). Each is to receive get_core_object. Error replies and
+ * silent nodes are left to hinted handoff and anti-entropy. out needs room
+ * for gc->count ids; *out_count is how many, in target order. RK_EINVAL
+ * before get_core_done. */
+rk_err get_core_repairs(const get_core *gc, uint64_t *out, size_t *out_count);
+
+/* ---- put ----------------------------------------------------------------- */
+
+/* A write coordinated by one of its targets, which has applied it already
+ * and counts as the first ack; w acks in all are needed. */
+typedef struct put_core {
+    quorum_target targets[QUORUM_MAX_TARGETS];
+    uint8_t state[QUORUM_MAX_TARGETS]; /* 0 = none yet, 1 = ack, 2 = error */
+    size_t count;
+    unsigned w;
+    uint64_t deadline_ms;
+    unsigned acks, errors;
+    bool expired;
+    quorum_verdict verdict;
+} put_core;
+
+/* Starts a write to targets[0..count) (quorum_select's output), of which
+ * coordinator is one and has acked. w over count fails at once. RK_EINVAL
+ * if w is 0, count over QUORUM_MAX_TARGETS, a node repeats, or coordinator
+ * is not a target (a node outside the preference list forwards the write
+ * instead of coordinating it). Allocates nothing. */
+rk_err put_core_init(put_core *pc, const quorum_target *targets, size_t count,
+                     uint64_t coordinator, unsigned w, uint64_t deadline_ms);
+
+/* Feeds node's answer: ok true for an ack, false for an error. Duplicate,
+ * unknown and late replies are ignored (*counted false; counted may be
+ * NULL). */
+void put_core_reply(put_core *pc, uint64_t node, bool ok, bool *counted);
+
+/* At or past the deadline: stop taking replies; pending becomes failed. */
+void put_core_tick(put_core *pc, uint64_t now_ms);
+
+quorum_verdict put_core_verdict(const put_core *pc);
+
+/* Every target answered or the deadline passed. */
+bool put_core_done(const put_core *pc);
+
+/* RK_OK when reached, RK_EQUORUM when failed; *acks and *needed (w) set in
+ * every case, either may be NULL. RK_EINVAL while pending. */
+rk_err put_core_result(const put_core *pc, unsigned *acks, unsigned *needed);
+
+/* The targets that acked, in target order (X-Ringkv-Replicas); out needs
+ * room for pc->count. Returns how many. */
+size_t put_core_acked(const put_core *pc, quorum_target *out);
+
+/* The fallbacks that acked, each with the replica it stands in for
+ * (X-Ringkv-Fallbacks); out needs room for pc->count. Returns how many. */
+size_t put_core_fallbacks(const put_core *pc, quorum_target *out);
+
+#endif
