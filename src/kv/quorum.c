@@ -7,31 +7,34 @@
  * reply that settles it and never changes; replies after it still count
  * toward done and, for a get, still merge.
  *
- *   get_core / put_core verdict            (acks: ok + not found for a get,
- *                                           acks incl. the coordinator for a put)
+ *   get_core / put_core    (acks: ok + not found for a get; for a put, acks
+ *                           including the coordinator's own apply)
  *
- *                     acks reach q
- *        +---------+ ----------------> +---------+
- *   init | PENDING |                   | REACHED |--+
- *   ---->|         | ----------------> +---------+  |
- *        +---------+  acks + unanswered  +--------+ |  every target answered,
- *            |  ^      < q, or deadline  | FAILED |-+  or the deadline passed
- *            |  |                        +--------+ |
- *            +--+ a reply that settles              v
- *             nothing                          +------+
- *                                              | DONE | -> get_core_repairs
- *                                              +------+
- * (init itself may land in REACHED - a put with w = 1 - or FAILED - a
- * quorum larger than the targets.)
+ *                        acks reach q
+ *           +---------+ ------------------------> +---------+
+ *   init -->| PENDING |                           | REACHED |----+
+ *           +---------+ ---------+                +---------+    | the last reply,
+ *             |     ^            | acks + unanswered             | or the tick at
+ *             +-----+            | < q, or deadline +--------+   | the deadline
+ *          a reply that          +----------------> | FAILED |---+
+ *          settles nothing                          +--------+   v
+ *                                                            +------+
+ *                                                            | DONE | read repair;
+ *                                                            +------+ late replies
+ *                                                                     are ignored
+ * (init itself may land in REACHED - a put with w = 1 - or in FAILED - a
+ * quorum larger than the number of targets.)
  *
  * Transitions:
- *   PENDING -> REACHED   get_core_reply (ok / not found), put_core_reply (ack),
- *                        put_core_init (w == 1)
- *   PENDING -> FAILED    get_core_reply / put_core_reply (an error leaves too
- *                        few unanswered), get_core_tick / put_core_tick
- *                        (deadline), get_core_init / put_core_init (q > targets)
- *   any     -> DONE      the last reply, or the tick at the deadline;
- *                        afterwards replies are ignored
+ *   PENDING -> REACHED  get_core_reply (ok or not found), put_core_reply
+ *                       (ack), put_core_init (w == 1)
+ *   PENDING -> FAILED   get_core_reply / put_core_reply (an error leaves too
+ *                       few unanswered), get_core_tick / put_core_tick (the
+ *                       deadline), get_core_init / put_core_init (q > targets)
+ *   REACHED, FAILED -> DONE
+ *                       get_core_reply / put_core_reply (the last target),
+ *                       get_core_tick / put_core_tick (the deadline);
+ *                       get_core_repairs answers from here on
  *
  * Since "acks >= q" and "errors > targets - q" only ever become true, the
  * final verdict and, by the merge laws, the merged object and the repair
@@ -68,8 +71,8 @@ static bool contains(const uint64_t *ids, size_t count, uint64_t id)
 
 /* ---- target selection ---------------------------------------------------- */
 
-rk_err quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n,
-                     bool sloppy, quorum_target *out, size_t *out_count)
+rk_err quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n, bool sloppy,
+                     quorum_target *out, size_t *out_count)
 {
     if (n == 0 || n > count || n > QUORUM_MAX_TARGETS || has_duplicate(pref, n))
         return RK_EINVAL;
@@ -206,8 +209,7 @@ rk_err get_core_reply(get_core *gc, uint64_t node, quorum_reply reply, const rk_
         *counted = false;
     if (reply == QUORUM_REPLY_OK && obj == NULL)
         return RK_EINVAL;
-    if (reply != QUORUM_REPLY_OK && reply != QUORUM_REPLY_NOTFOUND &&
-        reply != QUORUM_REPLY_ERROR)
+    if (reply != QUORUM_REPLY_OK && reply != QUORUM_REPLY_NOTFOUND && reply != QUORUM_REPLY_ERROR)
         return RK_EINVAL;
     if (gc->expired)
         return RK_OK;
@@ -323,8 +325,8 @@ static void put_settle(put_core *pc)
         pc->verdict = QUORUM_FAILED;
 }
 
-rk_err put_core_init(put_core *pc, const quorum_target *targets, size_t count,
-                     uint64_t coordinator, unsigned w, uint64_t deadline_ms)
+rk_err put_core_init(put_core *pc, const quorum_target *targets, size_t count, uint64_t coordinator,
+                     unsigned w, uint64_t deadline_ms)
 {
     if (w == 0 || count > QUORUM_MAX_TARGETS)
         return RK_EINVAL;

@@ -52,8 +52,8 @@ static inline bool quorum_target_is_fallback(const quorum_target *t)
  * order of the replicas they serve; *out_count (<= n) is how many.
  * out needs room for n targets. RK_EINVAL if n is 0, over count or over
  * QUORUM_MAX_TARGETS, or an id repeats among pref[0..n). */
-rk_err quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n,
-                     bool sloppy, quorum_target *out, size_t *out_count);
+rk_err quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n, bool sloppy,
+                     quorum_target *out, size_t *out_count);
 
 /* The replicas of a range that is moving (DESIGN "Join"): until the new
  * replicas have received the range, a request goes to the union of the
@@ -66,7 +66,11 @@ rk_err quorum_select(const uint64_t *pref, const bool *alive, size_t count, size
  * old replicas, so with R + W > N every read still meets every
  * acknowledged write among the old replicas, which hold the range
  * (Cassandra's pending-range rule, applied to reads as well as writes so
- * the pending replicas also receive read repair). out needs room for
+ * the pending replicas also receive read repair). For a sloppy quorum
+ * during a move, give quorum_select the union as its replicas (n = the
+ * union's size) followed by the new ring's fallbacks outside the union.
+ * Pass the replicas only (the first ring_replica_count ids of each
+ * preference list), not the fallbacks. out needs room for
  * old_count + new_count ids. RK_EINVAL if either list is empty, over
  * RING_MAX_N, or repeats an id. */
 rk_err quorum_join_union(const uint64_t *old_replicas, size_t old_count,
@@ -187,8 +191,8 @@ typedef struct put_core {
  * if w is 0, count over QUORUM_MAX_TARGETS, a node repeats, or coordinator
  * is not a target (a node outside the preference list forwards the write
  * instead of coordinating it). Allocates nothing. */
-rk_err put_core_init(put_core *pc, const quorum_target *targets, size_t count,
-                     uint64_t coordinator, unsigned w, uint64_t deadline_ms);
+rk_err put_core_init(put_core *pc, const quorum_target *targets, size_t count, uint64_t coordinator,
+                     unsigned w, uint64_t deadline_ms);
 
 /* Feeds node's answer: ok true for an ack, false for an error. Duplicate,
  * unknown and late replies are ignored (*counted false; counted may be
