@@ -1,0 +1,523 @@
+/* server.c - the RPC server: a REP socket, a pool of contexts, worker threads.
+ *
+ * Each context (struct rpc_request) is a slot that holds one request from
+ * receipt to reply:
+ *
+ *        nng recv done            worker: frame ok          rpc_respond
+ *   RECV ------------> queued ------------------> handler ------------> SEND
+ *    ^                   |  worker: bad frame,                            |
+ *    |                   |  stale, replayed, expired                      |
+ *    +-------------------+--------------------------------- send done ---+
+ *
+ *   RECV -> queued   slot_cb (NNG thread) stamps the receipt time, queues it
+ *   queued -> handler/RECV   serve (worker thread) opens and checks the frame;
+ *                    a dropped frame is counted and the slot receives again
+ *   handler -> SEND  rpc_respond (any thread) seals the answer and sends it
+ *   SEND -> RECV     slot_cb again, once NNG has sent (or failed to send)
+ *
+ * Crypto and protobuf work happens on the workers, never on NNG's threads,
+ * and a handler that blocks holds one worker, not NNG. The slot count bounds
+ * the requests in flight; past it, NNG leaves requests in the connection
+ * (backpressure). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "frame.h"
+
+typedef struct binding {
+    const ProtobufCServiceDescriptor *service;
+    const ProtobufCMethodDescriptor *method;
+    rpc_handler_cb handler_cb;
+    void *arg;
+} binding;
+
+typedef enum slot_state { SLOT_RECV, SLOT_SEND } slot_state;
+
+struct rpc_request {
+    rpc_server *srv;
+    nng_ctx ctx;
+    nng_aio *aio;
+    slot_state state;
+    rpc_request *next; /* work queue */
+    nng_msg *msg;      /* the received frame, while queued */
+    uint64_t received_ms;
+    /* set by serve for the handler, valid until rpc_respond */
+    uint64_t call_id;
+    uint64_t sender;
+    uint64_t deadline_ms;
+    const binding *bound;
+    ProtobufCMessage *input;
+    bool counted; /* in srv->outstanding */
+};
+
+struct rpc_server {
+    rpc_options opts;
+    frame_key key;
+    nng_socket sock;
+    int port;
+    binding *bindings;
+    size_t n_bindings;
+    replay_cache *replay;
+    rpc_request *slots;
+    size_t n_slots;
+    pthread_t *workers;
+    size_t n_workers;
+
+    pthread_mutex_t mu; /* guards the queue, stopping, outstanding */
+    pthread_cond_t work_cv;
+    pthread_cond_t idle_cv;
+    rpc_request *q_head;
+    rpc_request *q_tail;
+    bool stopping;
+    size_t outstanding; /* handed to a handler, not yet answered */
+    rpc_gate gate;      /* every NNG operation starts through it */
+
+    struct {
+        _Atomic uint64_t requests, handler_errors, unknown_method, bad_input, expired, bad_frames,
+            malformed, stale, replayed, send_errors;
+    } stats;
+};
+
+#define COUNT(srv, field) atomic_fetch_add_explicit(&(srv)->stats.field, 1, memory_order_relaxed)
+
+/* Waits for the next request on slot r; once closing, the slot rests. */
+static void start_recv(rpc_request *r)
+{
+    if (!rpc_gate_enter(&r->srv->gate))
+        return;
+    r->state = SLOT_RECV;
+    nng_aio_set_timeout(r->aio, NNG_DURATION_INFINITE);
+    nng_ctx_recv(r->ctx, r->aio);
+    rpc_gate_exit(&r->srv->gate);
+}
+
+static void enqueue(rpc_server *srv, rpc_request *r)
+{
+    pthread_mutex_lock(&srv->mu);
+    r->next = NULL;
+    if (srv->q_tail != NULL)
+        srv->q_tail->next = r;
+    else
+        srv->q_head = r;
+    srv->q_tail = r;
+    pthread_cond_signal(&srv->work_cv);
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/* NNG thread: a receive or a send of slot r finished. */
+static void slot_cb(void *arg)
+{
+    rpc_request *r = arg;
+    rpc_server *srv = r->srv;
+    int rv = nng_aio_result(r->aio);
+    if (r->state == SLOT_SEND) {
+        if (rv != 0) {
+            /* The message is still ours when a send fails. */
+            nng_msg *m = nng_aio_get_msg(r->aio);
+            nng_aio_set_msg(r->aio, NULL);
+            if (m != NULL)
+                nng_msg_free(m);
+            if (rv != NNG_ECLOSED && rv != NNG_ECANCELED) {
+                COUNT(srv, send_errors);
+                RK_DEBUG("rpc", "reply not sent: %s", nng_strerror(rv));
+            }
+        }
+        start_recv(r);
+        return;
+    }
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+        return; /* the server is closing: the slot rests */
+    if (rv != 0) {
+        RK_WARN("rpc", "receive failed: %s", nng_strerror(rv));
+        start_recv(r);
+        return;
+    }
+    r->msg = nng_aio_get_msg(r->aio);
+    nng_aio_set_msg(r->aio, NULL);
+    r->received_ms = rpc_now_ms();
+    enqueue(srv, r);
+}
+
+static const binding *find_binding(const rpc_server *srv, const char *service, const char *method)
+{
+    for (size_t i = 0; i < srv->n_bindings; i++) {
+        const binding *b = &srv->bindings[i];
+        if (strcmp(b->service->name, service) == 0 && strcmp(b->method->name, method) == 0)
+            return b;
+    }
+    return NULL;
+}
+
+/* Worker thread: checks the frame in r->msg and hands it to its handler,
+ * answers it with an error, or drops it. */
+static void serve(rpc_server *srv, rpc_request *r)
+{
+    nng_msg *m = r->msg;
+    r->msg = NULL;
+    frame_view v = {0};
+    rk_err err = frame_decode(&srv->key, nng_msg_body(m), nng_msg_len(m), &v);
+    if (err != RK_OK) {
+        if (err == RK_ECORRUPT)
+            COUNT(srv, bad_frames);
+        else
+            COUNT(srv, malformed);
+        goto drop;
+    }
+    if (v.hdr->kind != RINGKV__FRAME_HEADER__KIND__KIND_REQUEST) {
+        COUNT(srv, malformed);
+        goto drop;
+    }
+    if (frame_check_time(v.hdr->timestamp_ms, rk_now_ms(), srv->opts.window_ms) != RK_OK) {
+        COUNT(srv, stale);
+        goto drop;
+    }
+    /* Only authentic frames reach the cache, so no one without the key can
+     * fill it. A clear frame has no nonce and no protection. */
+    if (v.nonce != NULL) {
+        err = replay_cache_check(srv->replay, v.nonce, v.hdr->timestamp_ms, rk_now_ms(),
+                                 srv->opts.window_ms);
+        if (err == RK_EEXIST) {
+            COUNT(srv, replayed);
+            goto drop;
+        }
+        if (err != RK_OK) {
+            COUNT(srv, stale);
+            goto drop;
+        }
+    }
+    r->call_id = v.hdr->call_id;
+    r->sender = v.sender;
+    r->deadline_ms = v.hdr->timeout_ms > 0 ? r->received_ms + v.hdr->timeout_ms : UINT64_MAX;
+    r->input = NULL;
+    r->bound = NULL;
+    r->counted = false;
+    if (rpc_now_ms() >= r->deadline_ms) {
+        /* The caller has given up; running it would only add load. */
+        COUNT(srv, expired);
+        goto drop;
+    }
+    r->bound = find_binding(srv, v.hdr->service, v.hdr->method);
+    if (r->bound == NULL) {
+        COUNT(srv, unknown_method);
+        RK_DEBUG("rpc", "no handler for %s.%s", v.hdr->service, v.hdr->method);
+        frame_view_fini(&v);
+        nng_msg_free(m);
+        rpc_respond(r, RK_EUNSUPPORTED, NULL);
+        return;
+    }
+    r->input = protobuf_c_message_unpack(r->bound->method->input, NULL, v.payload_len, v.payload);
+    frame_view_fini(&v);
+    nng_msg_free(m);
+    if (r->input == NULL) {
+        COUNT(srv, bad_input);
+        rpc_respond(r, RK_ECORRUPT, NULL);
+        return;
+    }
+    COUNT(srv, requests);
+    pthread_mutex_lock(&srv->mu);
+    srv->outstanding++;
+    r->counted = true;
+    pthread_mutex_unlock(&srv->mu);
+    r->bound->handler_cb(r, r->input, r->bound->arg);
+    return;
+
+drop:
+    frame_view_fini(&v);
+    nng_msg_free(m);
+    start_recv(r);
+}
+
+static void *worker_main(void *arg)
+{
+    rpc_server *srv = arg;
+    for (;;) {
+        pthread_mutex_lock(&srv->mu);
+        while (srv->q_head == NULL && !srv->stopping)
+            pthread_cond_wait(&srv->work_cv, &srv->mu);
+        if (srv->stopping) {
+            pthread_mutex_unlock(&srv->mu);
+            return NULL;
+        }
+        rpc_request *r = srv->q_head;
+        srv->q_head = r->next;
+        if (srv->q_head == NULL)
+            srv->q_tail = NULL;
+        pthread_mutex_unlock(&srv->mu);
+        serve(srv, r);
+    }
+}
+
+void rpc_respond(rpc_request *r, rk_err err, const ProtobufCMessage *reply)
+{
+    rpc_server *srv = r->srv;
+    const ProtobufCMessage *payload = NULL;
+    if (err == RK_OK) {
+        if (reply == NULL || reply->descriptor != r->bound->method->output) {
+            RK_ERROR("rpc", "handler of %s.%s answered with the wrong message type",
+                     r->bound->service->name, r->bound->method->name);
+            err = RK_EINVAL;
+        } else {
+            payload = reply;
+        }
+    }
+    if (err < 0 || err >= RK_ERR_COUNT)
+        err = RK_EIO;
+    Ringkv__FrameHeader hdr = RINGKV__FRAME_HEADER__INIT;
+    hdr.kind = RINGKV__FRAME_HEADER__KIND__KIND_REPLY;
+    hdr.call_id = r->call_id;
+    hdr.timestamp_ms = rk_now_ms();
+    hdr.status = (int32_t)err;
+    nng_msg *m = NULL;
+    rk_err e =
+        frame_encode(&srv->key, srv->opts.node_id, &hdr, payload, srv->opts.max_frame_bytes, &m);
+    if (e != RK_OK) {
+        /* Too big or no memory: say so instead, without a payload. */
+        hdr.status = (int32_t)e;
+        err = e;
+        if (frame_encode(&srv->key, srv->opts.node_id, &hdr, NULL, srv->opts.max_frame_bytes, &m) !=
+            RK_OK)
+            m = NULL;
+    }
+    if (err != RK_OK && r->counted)
+        COUNT(srv, handler_errors);
+    if (r->input != NULL) {
+        protobuf_c_message_free_unpacked(r->input, NULL);
+        r->input = NULL;
+    }
+    bool counted = r->counted;
+    r->counted = false;
+    /* After the send starts the slot may be reused at once: touch only srv
+     * from here on. It starts before outstanding drops so that close, which
+     * waits for outstanding, never frees an aio under a send being started. */
+    if (m != NULL && rpc_gate_enter(&srv->gate)) {
+        uint64_t now = rpc_now_ms();
+        uint64_t left = r->deadline_ms > now ? r->deadline_ms - now : 0;
+        /* A reply may wait behind others on the connection; past the
+         * caller's deadline (plus slack) nobody wants it. */
+        nng_duration t = r->deadline_ms == UINT64_MAX ? 60000
+                         : left > 60000               ? 60000
+                                                      : (nng_duration)left + 1000;
+        r->state = SLOT_SEND;
+        nng_aio_set_msg(r->aio, m);
+        nng_aio_set_timeout(r->aio, t);
+        nng_ctx_send(r->ctx, r->aio);
+        rpc_gate_exit(&srv->gate);
+    } else {
+        if (m != NULL)
+            nng_msg_free(m);
+        start_recv(r);
+    }
+    if (counted) {
+        pthread_mutex_lock(&srv->mu);
+        if (--srv->outstanding == 0)
+            pthread_cond_broadcast(&srv->idle_cv);
+        pthread_mutex_unlock(&srv->mu);
+    }
+}
+
+uint64_t rpc_request_sender(const rpc_request *req)
+{
+    return req->sender;
+}
+
+uint64_t rpc_request_deadline(const rpc_request *req)
+{
+    return req->deadline_ms;
+}
+
+const ProtobufCMethodDescriptor *rpc_request_method(const rpc_request *req)
+{
+    return req->bound->method;
+}
+
+/* Resolves and checks the handler table into srv->bindings. */
+static rk_err bind_handlers(rpc_server *srv, const rpc_handler *handlers, size_t n)
+{
+    srv->bindings = calloc(n > 0 ? n : 1, sizeof *srv->bindings);
+    if (srv->bindings == NULL)
+        return RK_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const rpc_handler *h = &handlers[i];
+        if (h->service == NULL || h->handler_cb == NULL) {
+            RK_ERROR("rpc", "handler %zu has no service or no callback", i);
+            return RK_EINVAL;
+        }
+        const ProtobufCMethodDescriptor *m =
+            h->method != NULL                         ? rpc_find_method(h->service, h->method)
+            : h->method_index < h->service->n_methods ? &h->service->methods[h->method_index]
+                                                      : NULL;
+        if (m == NULL) {
+            RK_ERROR("rpc", "service %s has no method %s", h->service->name,
+                     h->method != NULL ? h->method : "(index out of range)");
+            return RK_EINVAL;
+        }
+        if (find_binding(srv, h->service->name, m->name) != NULL) {
+            RK_ERROR("rpc", "two handlers for %s.%s", h->service->name, m->name);
+            return RK_EINVAL;
+        }
+        srv->bindings[srv->n_bindings++] = (binding){
+            .service = h->service, .method = m, .handler_cb = h->handler_cb, .arg = h->arg};
+    }
+    return RK_OK;
+}
+
+static rk_err open_socket(rpc_server *srv, const char *listen_addr)
+{
+    char *url = rpc_url(listen_addr);
+    if (url == NULL)
+        return listen_addr == NULL || listen_addr[0] == '\0' ? RK_EINVAL : RK_ENOMEM;
+    int rv = nng_rep0_open(&srv->sock);
+    if (rv != 0) {
+        free(url);
+        return rpc_from_nng(rv, "rep0 open");
+    }
+    nng_listener l;
+    if ((rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, srv->opts.max_frame_bytes)) != 0 ||
+        (rv = nng_listen(srv->sock, url, &l, 0)) != 0 ||
+        (rv = nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &srv->port)) != 0) {
+        RK_ERROR("rpc", "cannot listen on %s: %s", url, nng_strerror(rv));
+        free(url);
+        return rv == NNG_EADDRINUSE ? RK_EEXIST : rpc_from_nng(rv, "listen");
+    }
+    RK_DEBUG("rpc", "listening on %s (port %d)", url, srv->port);
+    free(url);
+    return RK_OK;
+}
+
+static rk_err start_slots(rpc_server *srv)
+{
+    srv->slots = calloc(srv->opts.contexts, sizeof *srv->slots);
+    if (srv->slots == NULL)
+        return RK_ENOMEM;
+    for (size_t i = 0; i < srv->opts.contexts; i++) {
+        rpc_request *r = &srv->slots[i];
+        r->srv = srv;
+        int rv = nng_aio_alloc(&r->aio, slot_cb, r);
+        if (rv != 0)
+            return rpc_from_nng(rv, "aio alloc");
+        srv->n_slots++;
+        if ((rv = nng_ctx_open(&r->ctx, srv->sock)) != 0)
+            return rpc_from_nng(rv, "ctx open");
+    }
+    for (size_t i = 0; i < srv->n_slots; i++)
+        start_recv(&srv->slots[i]);
+    return RK_OK;
+}
+
+static rk_err start_workers(rpc_server *srv)
+{
+    srv->workers = calloc(srv->opts.workers, sizeof *srv->workers);
+    if (srv->workers == NULL)
+        return RK_ENOMEM;
+    for (size_t i = 0; i < srv->opts.workers; i++) {
+        if (pthread_create(&srv->workers[i], NULL, worker_main, srv) != 0)
+            return RK_ENOMEM;
+        srv->n_workers++;
+    }
+    return RK_OK;
+}
+
+rk_err rpc_server_open(const char *listen_addr, const rpc_options *opts,
+                       const rpc_handler *handlers, size_t n, rpc_server **out)
+{
+    if (opts == NULL || (handlers == NULL && n > 0))
+        return RK_EINVAL;
+    rpc_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return RK_ENOMEM;
+    srv->opts = *opts;
+    srv->opts.secret = NULL; /* not kept: only the derived key is */
+    srv->opts.secret_len = 0;
+    rpc_options_fill(&srv->opts);
+    pthread_mutex_init(&srv->mu, NULL);
+    pthread_cond_init(&srv->work_cv, NULL);
+    pthread_cond_init(&srv->idle_cv, NULL);
+    srv->sock = (nng_socket)NNG_SOCKET_INITIALIZER;
+
+    rk_err err = frame_key_from_options(opts, &srv->key);
+    if (err == RK_OK)
+        err = bind_handlers(srv, handlers, n);
+    if (err == RK_OK)
+        err = replay_cache_alloc(srv->opts.replay_entries, &srv->replay);
+    if (err == RK_OK)
+        err = start_workers(srv);
+    if (err == RK_OK)
+        err = open_socket(srv, listen_addr);
+    if (err == RK_OK)
+        err = start_slots(srv);
+    if (err != RK_OK) {
+        rpc_server_close(srv);
+        return err;
+    }
+    *out = srv;
+    return RK_OK;
+}
+
+void rpc_server_close(rpc_server *srv)
+{
+    if (srv == NULL)
+        return;
+    /* 1. No new handler calls: the workers finish what they run and exit. */
+    pthread_mutex_lock(&srv->mu);
+    srv->stopping = true;
+    pthread_cond_broadcast(&srv->work_cv);
+    pthread_mutex_unlock(&srv->mu);
+    for (size_t i = 0; i < srv->n_workers; i++)
+        pthread_join(srv->workers[i], NULL);
+    /* 2. Deferred requests still belong to their handlers: wait for their
+     *    answers, which still go out (the socket is open). */
+    pthread_mutex_lock(&srv->mu);
+    while (srv->outstanding > 0)
+        pthread_cond_wait(&srv->idle_cv, &srv->mu);
+    pthread_mutex_unlock(&srv->mu);
+    /* 3. Nobody starts an NNG operation any more; stop those pending
+     *    (nng_aio_stop waits for a running slot_cb). */
+    rpc_gate_close(&srv->gate);
+    for (size_t i = 0; i < srv->n_slots; i++)
+        nng_aio_stop(srv->slots[i].aio);
+    /* 4. Only now, with nothing in flight, close the socket. */
+    if (nng_socket_id(srv->sock) > 0)
+        nng_close(srv->sock);
+    for (size_t i = 0; i < srv->n_slots; i++)
+        nng_aio_free(srv->slots[i].aio);
+    for (rpc_request *r = srv->q_head; r != NULL; r = r->next)
+        if (r->msg != NULL)
+            nng_msg_free(r->msg);
+    free(srv->slots);
+    free(srv->workers);
+    free(srv->bindings);
+    replay_cache_free(srv->replay);
+    frame_key_wipe(&srv->key);
+    pthread_cond_destroy(&srv->idle_cv);
+    pthread_cond_destroy(&srv->work_cv);
+    pthread_mutex_destroy(&srv->mu);
+    free(srv);
+}
+
+int rpc_server_port(const rpc_server *srv)
+{
+    return srv->port;
+}
+
+void rpc_server_get_stats(const rpc_server *srv, rpc_server_stats *out)
+{
+    /* The counters are atomics; reading them does not change them. */
+    rpc_server *s = (rpc_server *)srv;
+#define LOAD(f) out->f = atomic_load_explicit(&s->stats.f, memory_order_relaxed)
+    LOAD(requests);
+    LOAD(handler_errors);
+    LOAD(unknown_method);
+    LOAD(bad_input);
+    LOAD(expired);
+    LOAD(bad_frames);
+    LOAD(malformed);
+    LOAD(stale);
+    LOAD(replayed);
+    LOAD(send_errors);
+#undef LOAD
+}
