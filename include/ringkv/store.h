@@ -66,12 +66,46 @@ rk_err store_meta_put(store *st, const char *name, const void *val, size_t len);
  * first open. */
 rk_err store_node_id(store *st, uint64_t *out);
 
+/* ---- hints: writes held for a replica that did not take them ---------- */
+
+/* A hint is an encoded Object held for node `intended` (a replica that was
+ * down or did not answer) under the record's data key. Keys in `hints` are
+ *     8-byte big-endian intended id | data key
+ * so one node's hints are one contiguous scan, in ring order. Hints written
+ * for the same (intended, key) merge (the update callback decides how). */
+
+/* store_apply for the hint of (intended, dbkey), under the same lock
+ * stripes as data keys. */
+rk_err store_hint_apply(store *st, uint64_t intended, const char *dbkey, size_t dbkey_len,
+                        store_update_cb update_cb, void *arg);
+/* Appends the hint's bytes to out; RK_ENOTFOUND if none. */
+rk_err store_hint_get(store *st, uint64_t intended, const char *dbkey, size_t dbkey_len,
+                      rk_buf *out);
+/* Visits intended's hints in data-key order, starting after `after` (NULL =
+ * from the first); visit_cb gets the data key (without the id prefix) and
+ * the value and returns true to go on. Pointers are valid during the call. */
+rk_err store_hint_scan(store *st, uint64_t intended, const char *after, size_t after_len,
+                       store_visit_cb visit_cb, void *arg);
+/* Deletes the hint only if its bytes still equal expected, under its lock
+ * stripe: a write merged into it after it was read and sent must not be
+ * lost. RK_OK deleted, RK_EPRECOND changed since, RK_ENOTFOUND gone. */
+rk_err store_hint_remove_if(store *st, uint64_t intended, const char *dbkey, size_t dbkey_len,
+                            const char *expected, size_t expected_len);
+/* The ids that have at least one hint, in increasing order: writes up to
+ * cap to out and returns how many there are (may exceed cap). One seek per
+ * id, so cheap however many hints each holds. */
+size_t store_hint_targets(store *st, uint64_t *out, size_t cap);
+/* Deletes every hint held for intended (0: for every node). Returns how
+ * many were deleted through *out_count (may be NULL). */
+rk_err store_hint_drop(store *st, uint64_t intended, uint64_t *out_count);
+
 /* Storage statistics for /metrics. */
 typedef struct store_stats {
     uint64_t keys_estimate;
     uint64_t sst_bytes;
     uint64_t memtable_bytes;
     uint64_t live_data_bytes;
+    uint64_t hints_estimate;  /* records in `hints` (RocksDB estimate) */
 } store_stats;
 rk_err store_get_stats(store *st, store_stats *out);
 
