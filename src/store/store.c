@@ -6,7 +6,7 @@
 #include <rocksdb/c.h>
 #include <sodium.h>
 
-#include "ringkv/store.h"
+#include "store_internal.h"
 
 #define MOD "store"
 
@@ -52,7 +52,7 @@ struct store {
 
 /* Translates a RocksDB error where it enters: logs its message with what we
  * were doing, frees it, and returns RK_EIO. */
-static rk_err rocks_err(char *errptr, const char *what)
+rk_err store_rocks_err(char *errptr, const char *what)
 {
     RK_ERROR(MOD, "%s: %s", what, errptr);
     rocksdb_free(errptr);
@@ -173,7 +173,7 @@ static rk_err open_db(store *st, const char *dir)
                                           st->handles, &err);
     if (err != NULL) {
         st->db = NULL;
-        rc = rocks_err(err, "open");
+        rc = store_rocks_err(err, "open");
         goto out;
     }
     st->n_handles = n;
@@ -274,14 +274,14 @@ void store_close(store *st)
 
 /* Appends the value of k in cf to out. The pinned read hands us the bytes
  * in the block cache or memtable, so the only copy is the one into out. */
-static rk_err get_cf(store *st, rocksdb_column_family_handle_t *cf, const char *k,
-                     size_t k_len, rk_buf *out, const char *what)
+rk_err store_get_cf(store *st, rocksdb_column_family_handle_t *cf, const char *k, size_t k_len,
+                    rk_buf *out, const char *what)
 {
     char *err = NULL;
     rocksdb_pinnableslice_t *v =
         rocksdb_get_pinned_cf(st->db, st->read_opts, cf, k, k_len, &err);
     if (err != NULL)
-        return rocks_err(err, what);
+        return store_rocks_err(err, what);
     if (v == NULL)
         return RK_ENOTFOUND;
     size_t len = 0;
@@ -298,7 +298,7 @@ static rk_err put_cf(store *st, const rocksdb_writeoptions_t *wo,
     char *err = NULL;
     rocksdb_put_cf(st->db, wo, cf, k, k_len, v != NULL ? v : "", v_len, &err);
     if (err != NULL)
-        return rocks_err(err, what);
+        return store_rocks_err(err, what);
     return RK_OK;
 }
 
@@ -307,12 +307,12 @@ rk_err store_get(store *st, const char *dbkey, size_t dbkey_len, rk_buf *out)
 {
     if (st == NULL || dbkey == NULL || out == NULL)
         return RK_EINVAL;
-    return get_cf(st, st->cf[CF_DATA], dbkey, dbkey_len, out, "get");
+    return store_get_cf(st, st->cf[CF_DATA], dbkey, dbkey_len, out, "get");
 }
 
 /* FNV-1a over the whole key: the position alone would do for data keys (it
  * is already a hash), but hashing all bytes keeps any key shape spread. */
-static pthread_mutex_t *stripe_of(store *st, const char *k, size_t len)
+pthread_mutex_t *store_stripe_of(store *st, const char *k, size_t len)
 {
     uint64_t h = 14695981039346656037ULL;
     for (size_t i = 0; i < len; i++) {
@@ -323,15 +323,14 @@ static pthread_mutex_t *stripe_of(store *st, const char *k, size_t len)
     return &st->stripes[h % STRIPES];
 }
 
-/* The body of store_apply; runs with the key's stripe held. */
-static rk_err apply_locked(store *st, const char *dbkey, size_t dbkey_len,
-                           store_update_cb update_cb, void *arg, rk_buf *next)
+/* The body of store_apply_cf; runs with the key's stripe held. */
+static rk_err apply_locked(store *st, rocksdb_column_family_handle_t *cf, const char *k,
+                           size_t k_len, store_update_cb update_cb, void *arg, rk_buf *next)
 {
     char *err = NULL;
-    rocksdb_pinnableslice_t *cur = rocksdb_get_pinned_cf(
-        st->db, st->read_opts, st->cf[CF_DATA], dbkey, dbkey_len, &err);
+    rocksdb_pinnableslice_t *cur = rocksdb_get_pinned_cf(st->db, st->read_opts, cf, k, k_len, &err);
     if (err != NULL)
-        return rocks_err(err, "apply: get");
+        return store_rocks_err(err, "apply: get");
     const char *old = NULL;
     size_t old_len = 0;
     if (cur != NULL)
@@ -341,45 +340,72 @@ static rk_err apply_locked(store *st, const char *dbkey, size_t dbkey_len,
         rocksdb_pinnableslice_destroy(cur);
     if (rc != RK_OK)
         return rc;
-    return put_cf(st, st->data_write_opts, st->cf[CF_DATA], dbkey, dbkey_len,
-                  next->data, next->len, "apply: put");
+    return put_cf(st, st->data_write_opts, cf, k, k_len, next->data, next->len, "apply: put");
 }
 
-/* Read-merge-write of one data key. The stripe lock serialises appliers of
- * the same key only; it covers one get, the callback and one put. Plain
- * store_get does not take it: it sees either the old or the new value. */
+/* Read-merge-write of one key of cf. The stripe lock serialises appliers of
+ * keys on the same stripe only; it covers one get, the callback and one put.
+ * Plain reads do not take it: they see either the old or the new value. The
+ * caller picks the stripe so that a hint can share its data key's. */
+rk_err store_apply_cf(store *st, rocksdb_column_family_handle_t *cf, const char *k, size_t k_len,
+                      pthread_mutex_t *stripe, store_update_cb update_cb, void *arg)
+{
+    rk_buf next = {0};
+    pthread_mutex_lock(stripe);
+    rk_err rc = apply_locked(st, cf, k, k_len, update_cb, arg, &next);
+    pthread_mutex_unlock(stripe);
+    rk_buf_free(&next);
+    return rc;
+}
+
+/* Read-merge-write of one data key (see store_apply_cf). */
 rk_err store_apply(store *st, const char *dbkey, size_t dbkey_len,
                    store_update_cb update_cb, void *arg)
 {
     if (st == NULL || dbkey == NULL || update_cb == NULL)
         return RK_EINVAL;
-    rk_buf next = {0};
-    pthread_mutex_t *m = stripe_of(st, dbkey, dbkey_len);
-    pthread_mutex_lock(m);
-    rk_err rc = apply_locked(st, dbkey, dbkey_len, update_cb, arg, &next);
-    pthread_mutex_unlock(m);
-    rk_buf_free(&next);
-    return rc;
+    return store_apply_cf(st, st->cf[CF_DATA], dbkey, dbkey_len,
+                          store_stripe_of(st, dbkey, dbkey_len), update_cb, arg);
+}
+
+/* ---- for the module's other files (store_internal.h) ----------------------- */
+
+rocksdb_t *store_db(store *st)
+{
+    return st->db;
+}
+
+rocksdb_column_family_handle_t *store_hints_cf(store *st)
+{
+    return st->cf[CF_HINTS];
+}
+
+const rocksdb_readoptions_t *store_read_options(store *st)
+{
+    return st->read_opts;
+}
+
+const rocksdb_writeoptions_t *store_write_options(store *st)
+{
+    return st->data_write_opts;
 }
 
 /* ---- scans ----------------------------------------------------------------- */
 
-/* Iterates data keys in [start, end). start NULL = from the first key. The
- * bounds point at the caller's memory, valid for the whole call. An upper
- * bound lets RocksDB stop at the range's end instead of reading the next
- * key (and skipping tombstones past it) to find out. */
-rk_err store_scan(store *st, const char *start, size_t start_len,
-                  const char *end, size_t end_len,
-                  store_visit_cb visit_cb, void *arg)
+/* Iterates the keys of cf in [start, end). start NULL = from the first key.
+ * The bounds point at the caller's memory, valid for the whole call. An
+ * upper bound lets RocksDB stop at the range's end instead of reading the
+ * next key (and skipping tombstones past it) to find out. */
+rk_err store_scan_cf(store *st, rocksdb_column_family_handle_t *cf, const char *start,
+                     size_t start_len, const char *end, size_t end_len, store_visit_cb visit_cb,
+                     void *arg)
 {
-    if (st == NULL || visit_cb == NULL)
-        return RK_EINVAL;
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     if (start != NULL)
         rocksdb_readoptions_set_iterate_lower_bound(ro, start, start_len);
     if (end != NULL)
         rocksdb_readoptions_set_iterate_upper_bound(ro, end, end_len);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[CF_DATA]);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, cf);
     if (start != NULL)
         rocksdb_iter_seek(it, start, start_len);
     else
@@ -396,8 +422,17 @@ rk_err store_scan(store *st, const char *start, size_t start_len,
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     if (err != NULL)
-        return rocks_err(err, "scan");
+        return store_rocks_err(err, "scan");
     return RK_OK;
+}
+
+/* Iterates data keys in [start, end) (see store_scan_cf). */
+rk_err store_scan(store *st, const char *start, size_t start_len, const char *end, size_t end_len,
+                  store_visit_cb visit_cb, void *arg)
+{
+    if (st == NULL || visit_cb == NULL)
+        return RK_EINVAL;
+    return store_scan_cf(st, st->cf[CF_DATA], start, start_len, end, end_len, visit_cb, arg);
 }
 
 /* ---- meta ----------------------------------------------------------------- */
@@ -407,7 +442,7 @@ rk_err store_meta_get(store *st, const char *name, rk_buf *out)
 {
     if (st == NULL || name == NULL || out == NULL)
         return RK_EINVAL;
-    return get_cf(st, st->cf[CF_META], name, strlen(name), out, "meta get");
+    return store_get_cf(st, st->cf[CF_META], name, strlen(name), out, "meta get");
 }
 
 /* Writes a meta value, fsynced before it returns. */
@@ -479,11 +514,11 @@ rk_err store_node_id(store *st, uint64_t *out)
 
 /* ---- statistics ------------------------------------------------------------ */
 
-/* Reads a numeric property of the data column family. RocksDB returns it as
- * a malloc'd decimal string. */
-static rk_err data_property(store *st, const char *name, uint64_t *out)
+/* Reads a numeric property of column family cf. RocksDB returns it as a
+ * malloc'd decimal string. */
+static rk_err cf_property(store *st, int cf, const char *name, uint64_t *out)
 {
-    char *s = rocksdb_property_value_cf(st->db, st->cf[CF_DATA], name);
+    char *s = rocksdb_property_value_cf(st->db, st->cf[cf], name);
     if (s == NULL) {
         RK_ERROR(MOD, "property %s: not available", name);
         return RK_EIO;
@@ -502,16 +537,18 @@ rk_err store_get_stats(store *st, store_stats *out)
         return RK_EINVAL;
     store_stats s;
     const struct {
+        int cf;
         const char *name;
         uint64_t *into;
     } props[] = {
-        {"rocksdb.estimate-num-keys", &s.keys_estimate},
-        {"rocksdb.total-sst-files-size", &s.sst_bytes},
-        {"rocksdb.cur-size-all-mem-tables", &s.memtable_bytes},
-        {"rocksdb.estimate-live-data-size", &s.live_data_bytes},
+        {CF_DATA, "rocksdb.estimate-num-keys", &s.keys_estimate},
+        {CF_DATA, "rocksdb.total-sst-files-size", &s.sst_bytes},
+        {CF_DATA, "rocksdb.cur-size-all-mem-tables", &s.memtable_bytes},
+        {CF_DATA, "rocksdb.estimate-live-data-size", &s.live_data_bytes},
+        {CF_HINTS, "rocksdb.estimate-num-keys", &s.hints_estimate},
     };
     for (size_t i = 0; i < sizeof props / sizeof props[0]; i++) {
-        rk_err rc = data_property(st, props[i].name, props[i].into);
+        rk_err rc = cf_property(st, props[i].cf, props[i].name, props[i].into);
         if (rc != RK_OK)
             return rc;
     }

@@ -7,13 +7,16 @@
 
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rocksdb/c.h>
 
 #include "ringkv/store.h"
+#include "store/store_internal.h" /* the stripe lock, to show a hint shares it */
 
 /* ---- fixture: a temp dir and a store open in it --------------------------- */
 
@@ -537,6 +540,567 @@ static void test_stats(void **state)
     rk_buf_free(&k);
 }
 
+/* ---- hints -------------------------------------------------------------------- */
+
+/* Ids that differ only in the last byte, and the ids either side of a carry
+ * into the top byte, so that a wrong upper bound shows up as a neighbour's
+ * hint (or as none of one's own). */
+#define ID_A 0x1234567890abcd01ULL
+#define ID_B 0x1234567890abcd02ULL
+#define ID_CARRY_LO 0x00ffffffffffffffULL
+#define ID_CARRY_HI 0x0100000000000000ULL
+
+/* An update callback that appends arg (a C string) to the old bytes. */
+static rk_err append_cb(void *arg, const char *old, size_t old_len, rk_buf *out)
+{
+    rk_err e = rk_buf_append(out, old, old_len);
+    return e != RK_OK ? e : rk_buf_appends(out, arg);
+}
+
+static void hint_put(store *st, uint64_t id, const rk_buf *k, const char *val)
+{
+    assert_int_equal(store_hint_apply(st, id, k->data, k->len, set_cb, (void *)val), RK_OK);
+}
+
+/* Writes a hint for id at data key (pos, "t", "k") whose value is val. */
+static void hint_put_at(store *st, uint64_t id, uint64_t pos, const char *val)
+{
+    rk_buf k = {0};
+    dkey(pos, "t", "k", &k);
+    hint_put(st, id, &k, val);
+    rk_buf_free(&k);
+}
+
+static void assert_hint(store *st, uint64_t id, const rk_buf *k, const char *want)
+{
+    rk_buf got = {0};
+    assert_int_equal(store_hint_get(st, id, k->data, k->len, &got), RK_OK);
+    assert_int_equal(got.len, strlen(want));
+    assert_memory_equal(got.data, want, got.len);
+    rk_buf_free(&got);
+}
+
+static void assert_no_hint(store *st, uint64_t id, const rk_buf *k)
+{
+    rk_buf got = {0};
+    assert_int_equal(store_hint_get(st, id, k->data, k->len, &got), RK_ENOTFOUND);
+    assert_int_equal(got.len, 0);
+}
+
+#define MAX_HINTS 64
+
+typedef struct hints_seen {
+    int n;
+    int stop_after; /* 0 = never stop */
+    uint64_t pos[MAX_HINTS];
+    char val[MAX_HINTS][16];
+} hints_seen;
+
+/* Records the position of each data key (which must parse: the id prefix
+ * is stripped) and its value. */
+static bool hint_collect_cb(void *arg, const char *dbkey, size_t dbkey_len, const char *val,
+                            size_t val_len)
+{
+    hints_seen *h = arg;
+    uint64_t pos;
+    const char *t, *k;
+    size_t tl, kl;
+    assert_int_equal(store_data_key_parse(dbkey, dbkey_len, &pos, &t, &tl, &k, &kl), RK_OK);
+    assert_true(h->n < MAX_HINTS);
+    assert_true(val_len < sizeof h->val[0]);
+    h->pos[h->n] = pos;
+    memcpy(h->val[h->n], val, val_len);
+    h->val[h->n][val_len] = '\0';
+    h->n++;
+    return h->stop_after == 0 || h->n < h->stop_after;
+}
+
+/* Scans id's hints after the data key (after_pos, "t", "k") (none if
+ * after_pos is NO_AFTER) into h. */
+#define NO_AFTER UINT64_MAX
+static void scan_hints(store *st, uint64_t id, uint64_t after_pos, hints_seen *h)
+{
+    rk_buf after = {0};
+    if (after_pos != NO_AFTER)
+        dkey(after_pos, "t", "k", &after);
+    assert_int_equal(store_hint_scan(st, id, after_pos != NO_AFTER ? after.data : NULL, after.len,
+                                     hint_collect_cb, h),
+                     RK_OK);
+    rk_buf_free(&after);
+}
+
+static void assert_positions(const hints_seen *h, const uint64_t *want, int n)
+{
+    assert_int_equal(h->n, n);
+    for (int i = 0; i < n; i++)
+        assert_true(h->pos[i] == want[i]);
+}
+
+static void test_hint_apply_creates_and_merges(void **state)
+{
+    fixture *f = *state;
+    rk_buf k = {0}, out = {0};
+    dkey(20, "t", "k", &k);
+    assert_no_hint(f->st, ID_A, &k);
+
+    seen s = {.next = "a", .result = RK_OK};
+    assert_int_equal(store_hint_apply(f->st, ID_A, k.data, k.len, record_cb, &s), RK_OK);
+    assert_int_equal(s.calls, 1);
+    assert_false(s.had_old);
+    assert_hint(f->st, ID_A, &k, "a");
+    assert_int_equal(store_hint_apply(f->st, ID_A, k.data, k.len, append_cb, "b"), RK_OK);
+    assert_int_equal(store_hint_apply(f->st, ID_A, k.data, k.len, append_cb, "c"), RK_OK);
+    assert_hint(f->st, ID_A, &k, "abc");
+
+    /* An aborted merge writes nothing. */
+    s = (seen){.next = "garbage", .result = RK_EPRECOND};
+    assert_int_equal(store_hint_apply(f->st, ID_A, k.data, k.len, record_cb, &s), RK_EPRECOND);
+    assert_string_equal(s.old, "abc");
+    assert_hint(f->st, ID_A, &k, "abc");
+
+    /* It is neither the data record nor a hint for any other node. */
+    assert_int_equal(store_get(f->st, k.data, k.len, &out), RK_ENOTFOUND);
+    assert_no_hint(f->st, ID_B, &k);
+    rk_buf_free(&k);
+}
+
+static void test_hint_rejects_bad_arguments(void **state)
+{
+    fixture *f = *state;
+    rk_buf k = {0}, out = {0};
+    hints_seen h = {0};
+    dkey(21, "t", "k", &k);
+    /* Id 0 is "no node": no hint can be held for it. */
+    assert_int_equal(store_hint_apply(f->st, 0, k.data, k.len, append_cb, "x"), RK_EINVAL);
+    assert_int_equal(store_hint_get(f->st, 0, k.data, k.len, &out), RK_EINVAL);
+    assert_int_equal(store_hint_scan(f->st, 0, NULL, 0, hint_collect_cb, &h), RK_EINVAL);
+    assert_int_equal(store_hint_remove_if(f->st, 0, k.data, k.len, "x", 1), RK_EINVAL);
+    assert_int_equal(store_hint_apply(f->st, ID_A, NULL, 3, append_cb, "x"), RK_EINVAL);
+    assert_int_equal(store_hint_apply(f->st, ID_A, k.data, k.len, NULL, NULL), RK_EINVAL);
+    assert_int_equal(store_hint_apply(NULL, ID_A, k.data, k.len, append_cb, "x"), RK_EINVAL);
+    assert_int_equal(store_hint_scan(f->st, ID_A, NULL, 3, hint_collect_cb, &h), RK_EINVAL);
+    assert_int_equal(store_hint_remove_if(f->st, ID_A, k.data, k.len, NULL, 1), RK_EINVAL);
+    assert_int_equal(store_hint_drop(NULL, 0, NULL), RK_EINVAL);
+    assert_int_equal(store_hint_targets(NULL, NULL, 0), 0);
+    /* Nothing was written by any of them. */
+    assert_int_equal(store_hint_targets(f->st, NULL, 0), 0);
+    assert_int_equal(h.n, 0);
+    rk_buf_free(&k);
+}
+
+static void test_hint_get_and_scan_in_key_order(void **state)
+{
+    fixture *f = *state;
+    /* Written out of order; B has hints at some of the same keys. */
+    const uint64_t a_pos[] = {30, 10, 50, 20, 40};
+    char val[16];
+    for (size_t i = 0; i < sizeof a_pos / sizeof a_pos[0]; i++) {
+        snprintf(val, sizeof val, "a%llu", (unsigned long long)a_pos[i]);
+        hint_put_at(f->st, ID_A, a_pos[i], val);
+    }
+    hint_put_at(f->st, ID_B, 10, "b10");
+    hint_put_at(f->st, ID_B, 25, "b25");
+
+    rk_buf k = {0};
+    dkey(25, "t", "k", &k);
+    assert_no_hint(f->st, ID_A, &k);
+    assert_hint(f->st, ID_B, &k, "b25");
+    dkey(10, "t", "k", &k);
+    assert_hint(f->st, ID_A, &k, "a10");
+    assert_hint(f->st, ID_B, &k, "b10");
+
+    hints_seen h = {0};
+    scan_hints(f->st, ID_A, NO_AFTER, &h);
+    assert_positions(&h, (const uint64_t[]){10, 20, 30, 40, 50}, 5);
+    for (int i = 0; i < h.n; i++) {
+        snprintf(val, sizeof val, "a%llu", (unsigned long long)h.pos[i]);
+        assert_string_equal(h.val[i], val);
+    }
+
+    /* `after` is exclusive, and need not be a key that has a hint. */
+    h = (hints_seen){0};
+    scan_hints(f->st, ID_A, 20, &h);
+    assert_positions(&h, (const uint64_t[]){30, 40, 50}, 3);
+    h = (hints_seen){0};
+    scan_hints(f->st, ID_A, 25, &h);
+    assert_positions(&h, (const uint64_t[]){30, 40, 50}, 3);
+    h = (hints_seen){0};
+    scan_hints(f->st, ID_A, 5, &h);
+    assert_positions(&h, (const uint64_t[]){10, 20, 30, 40, 50}, 5);
+    h = (hints_seen){0};
+    scan_hints(f->st, ID_A, 50, &h);
+    assert_int_equal(h.n, 0);
+
+    /* The visitor can stop early. */
+    h = (hints_seen){.stop_after = 2};
+    scan_hints(f->st, ID_A, NO_AFTER, &h);
+    assert_positions(&h, (const uint64_t[]){10, 20}, 2);
+
+    h = (hints_seen){0};
+    scan_hints(f->st, ID_B, NO_AFTER, &h);
+    assert_positions(&h, (const uint64_t[]){10, 25}, 2);
+    assert_string_equal(h.val[0], "b10");
+    assert_string_equal(h.val[1], "b25");
+    rk_buf_free(&k);
+}
+
+/* Each id gets hints at the lowest and highest data keys, so its keys sit
+ * right against its neighbours' in the column family. */
+static void test_hint_scan_never_shows_other_nodes(void **state)
+{
+    fixture *f = *state;
+    const uint64_t ids[] = {1, ID_A, ID_B, ID_CARRY_LO, ID_CARRY_HI, UINT64_MAX - 1, UINT64_MAX};
+    const size_t n_ids = sizeof ids / sizeof ids[0];
+    const uint64_t pos[] = {0, 1, UINT64_MAX};
+    char val[16];
+    for (size_t i = 0; i < n_ids; i++) {
+        snprintf(val, sizeof val, "id%zu", i);
+        for (size_t p = 0; p < 3; p++)
+            hint_put_at(f->st, ids[i], pos[p], val);
+    }
+    for (size_t i = 0; i < n_ids; i++) {
+        hints_seen h = {0};
+        scan_hints(f->st, ids[i], NO_AFTER, &h);
+        assert_positions(&h, pos, 3);
+        snprintf(val, sizeof val, "id%zu", i);
+        for (int j = 0; j < h.n; j++)
+            assert_string_equal(h.val[j], val);
+        /* After the highest key there is nothing of this id's left. */
+        h = (hints_seen){0};
+        scan_hints(f->st, ids[i], UINT64_MAX - 1, &h);
+        assert_positions(&h, (const uint64_t[]){UINT64_MAX}, 1);
+    }
+    /* Ids with no hints between ones that have them. */
+    const uint64_t empty[] = {ID_A + 2, ID_A - 1, ID_CARRY_LO - 1, ID_CARRY_HI + 1, 2};
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+        hints_seen h = {0};
+        scan_hints(f->st, empty[i], NO_AFTER, &h);
+        assert_int_equal(h.n, 0);
+    }
+}
+
+static void test_hint_remove_if_compares_bytes(void **state)
+{
+    fixture *f = *state;
+    rk_buf k = {0};
+    dkey(60, "t", "k", &k);
+    hint_put(f->st, ID_A, &k, "v1");
+    hint_put(f->st, ID_B, &k, "v1");
+    put(f->st, &k, "v1");
+
+    /* Different bytes, a longer and a shorter value with the same prefix. */
+    assert_int_equal(store_hint_remove_if(f->st, ID_A, k.data, k.len, "v0", 2), RK_EPRECOND);
+    assert_int_equal(store_hint_remove_if(f->st, ID_A, k.data, k.len, "v1x", 3), RK_EPRECOND);
+    assert_int_equal(store_hint_remove_if(f->st, ID_A, k.data, k.len, "v", 1), RK_EPRECOND);
+    assert_int_equal(store_hint_remove_if(f->st, ID_A, k.data, k.len, NULL, 0), RK_EPRECOND);
+    assert_hint(f->st, ID_A, &k, "v1");
+
+    assert_int_equal(store_hint_remove_if(f->st, ID_A, k.data, k.len, "v1", 2), RK_OK);
+    assert_no_hint(f->st, ID_A, &k);
+    assert_int_equal(store_hint_remove_if(f->st, ID_A, k.data, k.len, "v1", 2), RK_ENOTFOUND);
+    /* Only that node's hint went; the data record is not a hint. */
+    assert_hint(f->st, ID_B, &k, "v1");
+    assert_value(f->st, &k, "v1");
+
+    /* An empty value is a value: it matches only empty expected bytes. */
+    hint_put(f->st, ID_A, &k, "");
+    assert_int_equal(store_hint_remove_if(f->st, ID_A, k.data, k.len, "x", 1), RK_EPRECOND);
+    assert_int_equal(store_hint_remove_if(f->st, ID_A, k.data, k.len, NULL, 0), RK_OK);
+    assert_no_hint(f->st, ID_A, &k);
+    rk_buf_free(&k);
+}
+
+typedef struct hint_job {
+    store *st;
+    const rk_buf *key;
+    int failures;
+    atomic_bool done;
+} hint_job;
+
+static void *hint_increment_thread(void *arg)
+{
+    hint_job *j = arg;
+    for (int i = 0; i < INCREMENTS; i++)
+        if (store_hint_apply(j->st, ID_A, j->key->data, j->key->len, increment_cb, NULL) != RK_OK)
+            j->failures++;
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+/* Delivers the hint as hint delivery does (read, then remove_if what was
+ * read) while other threads merge increments into it. The counts delivered
+ * plus what is left must be every increment: a merge that landed between
+ * the compare and the delete would be lost. */
+static void test_hint_remove_if_never_loses_a_merge(void **state)
+{
+    fixture *f = *state;
+    rk_buf k = {0}, got = {0};
+    dkey(61, "t", "k", &k);
+    pthread_t th[THREADS];
+    hint_job jobs[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i] = (hint_job){.st = f->st, .key = &k};
+        assert_int_equal(pthread_create(&th[i], NULL, hint_increment_thread, &jobs[i]), 0);
+    }
+    uint64_t delivered = 0;
+    int removed = 0, running = THREADS;
+    while (running > 0) {
+        rk_buf_reset(&got);
+        rk_err rc = store_hint_get(f->st, ID_A, k.data, k.len, &got);
+        if (rc == RK_OK) {
+            uint64_t n = 0;
+            assert_int_equal(rk_parse_u64(got.data, got.len, &n), RK_OK);
+            rc = store_hint_remove_if(f->st, ID_A, k.data, k.len, got.data, got.len);
+            assert_true(rc == RK_OK || rc == RK_EPRECOND);
+            if (rc == RK_OK) {
+                delivered += n;
+                removed++;
+            }
+        } else {
+            assert_int_equal(rc, RK_ENOTFOUND);
+        }
+        running = 0;
+        for (int i = 0; i < THREADS; i++)
+            running += !atomic_load(&jobs[i].done);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(jobs[i].failures, 0);
+    }
+    uint64_t left = 0;
+    rk_buf_reset(&got);
+    if (store_hint_get(f->st, ID_A, k.data, k.len, &got) == RK_OK)
+        assert_int_equal(rk_parse_u64(got.data, got.len, &left), RK_OK);
+    print_message("%d removals delivered %llu, %llu left\n", removed, (unsigned long long)delivered,
+                  (unsigned long long)left);
+    assert_int_equal(delivered + left, THREADS * INCREMENTS);
+    rk_buf_free(&got);
+    rk_buf_free(&k);
+}
+
+typedef struct stripe_job {
+    store *st;
+    const rk_buf *key;
+    bool remove; /* remove_if instead of apply */
+    rk_err rc;
+    atomic_bool done;
+} stripe_job;
+
+static void *stripe_thread(void *arg)
+{
+    stripe_job *j = arg;
+    if (j->remove)
+        j->rc = store_hint_remove_if(j->st, ID_A, j->key->data, j->key->len, "x", 1);
+    else
+        j->rc = store_hint_apply(j->st, ID_A, j->key->data, j->key->len, set_cb, "x");
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+/* While the data key's stripe is held, neither a hint apply nor a hint
+ * remove_if for that key can finish: they take the same lock. */
+static void test_hint_shares_stripe_with_data(void **state)
+{
+    fixture *f = *state;
+    rk_buf k = {0};
+    dkey(62, "t", "k", &k);
+    pthread_mutex_t *m = store_stripe_of(f->st, k.data, k.len);
+    for (int remove = 0; remove <= 1; remove++) {
+        stripe_job j = {.st = f->st, .key = &k, .remove = remove, .rc = RK_EIO};
+        pthread_t th;
+        pthread_mutex_lock(m);
+        assert_int_equal(pthread_create(&th, NULL, stripe_thread, &j), 0);
+        nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
+        bool finished_under_lock = atomic_load(&j.done);
+        pthread_mutex_unlock(m);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        assert_false(finished_under_lock);
+        assert_int_equal(j.rc, RK_OK);
+    }
+    assert_no_hint(f->st, ID_A, &k); /* applied, then removed */
+    rk_buf_free(&k);
+}
+
+static void test_hint_targets_one_per_id(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_hint_targets(f->st, NULL, 0), 0);
+
+    /* Written out of order; 5 holds many hints, each id must appear once. */
+    for (uint64_t p = 0; p < 20; p++)
+        hint_put_at(f->st, 5, p * 1000, "v");
+    hint_put_at(f->st, UINT64_MAX, 1, "v");
+    hint_put_at(f->st, UINT64_MAX, 2, "v");
+    hint_put_at(f->st, 1, 7, "v");
+    hint_put_at(f->st, ID_CARRY_HI, 7, "v");
+    hint_put_at(f->st, ID_CARRY_LO, UINT64_MAX, "v");
+    hint_put_at(f->st, 6, 0, "v");
+    const uint64_t want[] = {1, 5, 6, ID_CARRY_LO, ID_CARRY_HI, UINT64_MAX};
+    const size_t n_want = sizeof want / sizeof want[0];
+
+    uint64_t out[16];
+    assert_int_equal(store_hint_targets(f->st, out, 16), n_want);
+    for (size_t i = 0; i < n_want; i++)
+        assert_true(out[i] == want[i]);
+
+    /* A short buffer gets the lowest ids, untouched past cap, and the true
+     * count. */
+    for (size_t i = 0; i < 16; i++)
+        out[i] = 0xabababababababab;
+    assert_int_equal(store_hint_targets(f->st, out, 3), n_want);
+    for (size_t i = 0; i < 3; i++)
+        assert_true(out[i] == want[i]);
+    assert_true(out[3] == 0xabababababababab);
+    assert_int_equal(store_hint_targets(f->st, NULL, 0), n_want);
+
+    /* An id whose last hint was delivered is no longer a target. */
+    rk_buf k = {0};
+    dkey(7, "t", "k", &k);
+    assert_int_equal(store_hint_remove_if(f->st, 1, k.data, k.len, "v", 1), RK_OK);
+    assert_int_equal(store_hint_targets(f->st, out, 16), n_want - 1);
+    assert_true(out[0] == 5);
+    rk_buf_free(&k);
+}
+
+static void test_hint_drop_one_and_all(void **state)
+{
+    fixture *f = *state;
+    for (uint64_t p = 1; p <= 3; p++)
+        hint_put_at(f->st, ID_A, p, "v");
+    hint_put_at(f->st, ID_B, 0, "v"); /* right after A's keys */
+    hint_put_at(f->st, ID_B, 1, "v");
+    hint_put_at(f->st, UINT64_MAX, 0, "v");
+    hint_put_at(f->st, UINT64_MAX, UINT64_MAX, "v");
+    hint_put_at(f->st, ID_CARRY_LO, UINT64_MAX, "v");
+    rk_buf k = {0};
+    dkey(2, "t", "k", &k);
+    put(f->st, &k, "data");
+
+    uint64_t n = 99;
+    assert_int_equal(store_hint_drop(f->st, ID_A, &n), RK_OK);
+    assert_true(n == 3);
+    hints_seen h = {0};
+    scan_hints(f->st, ID_A, NO_AFTER, &h);
+    assert_int_equal(h.n, 0);
+    scan_hints(f->st, ID_B, NO_AFTER, &h);
+    assert_int_equal(h.n, 2);
+    assert_int_equal(store_hint_drop(f->st, ID_A, &n), RK_OK);
+    assert_true(n == 0);
+
+    /* The top id, whose range has no upper bound. */
+    assert_int_equal(store_hint_drop(f->st, UINT64_MAX, &n), RK_OK);
+    assert_true(n == 2);
+    uint64_t out[8];
+    assert_int_equal(store_hint_targets(f->st, out, 8), 2);
+    assert_true(out[0] == ID_CARRY_LO);
+    assert_true(out[1] == ID_B);
+
+    /* A dropped id can take new hints. */
+    hint_put_at(f->st, ID_A, 2, "new");
+    assert_hint(f->st, ID_A, &k, "new");
+
+    assert_int_equal(store_hint_drop(f->st, 0, &n), RK_OK);
+    assert_true(n == 4);
+    assert_int_equal(store_hint_targets(f->st, out, 8), 0);
+    assert_no_hint(f->st, ID_A, &k);
+    assert_int_equal(store_hint_drop(f->st, 0, NULL), RK_OK);
+    assert_value(f->st, &k, "data"); /* data is not hints */
+    rk_buf_free(&k);
+}
+
+static void test_hints_survive_reopen(void **state)
+{
+    fixture *f = *state;
+    rk_buf k = {0};
+    dkey(70, "t", "k", &k);
+    assert_int_equal(store_hint_apply(f->st, ID_A, k.data, k.len, append_cb, "a"), RK_OK);
+    assert_int_equal(store_hint_apply(f->st, ID_A, k.data, k.len, append_cb, "b"), RK_OK);
+    hint_put(f->st, ID_B, &k, "gone");
+    hint_put_at(f->st, UINT64_MAX, 71, "v");
+    assert_int_equal(store_hint_drop(f->st, ID_B, NULL), RK_OK);
+
+    reopen(f);
+    assert_hint(f->st, ID_A, &k, "ab");
+    assert_no_hint(f->st, ID_B, &k);
+    uint64_t out[4];
+    assert_int_equal(store_hint_targets(f->st, out, 4), 2);
+    assert_true(out[0] == ID_A);
+    assert_true(out[1] == UINT64_MAX);
+    hints_seen h = {0};
+    scan_hints(f->st, UINT64_MAX, NO_AFTER, &h);
+    assert_positions(&h, (const uint64_t[]){71}, 1);
+    /* They still merge after the reopen. */
+    assert_int_equal(store_hint_apply(f->st, ID_A, k.data, k.len, append_cb, "c"), RK_OK);
+    assert_hint(f->st, ID_A, &k, "abc");
+    rk_buf_free(&k);
+}
+
+static bool count_cb(void *arg, const char *k, size_t k_len, const char *v, size_t v_len)
+{
+    (void)k;
+    (void)k_len;
+    (void)v;
+    (void)v_len;
+    (*(int *)arg)++;
+    return true;
+}
+
+static void test_hints_not_in_data_scan(void **state)
+{
+    fixture *f = *state;
+    rk_buf k = {0}, hk = {0}, out = {0};
+    dkey(1, "t", "k", &k);
+    put(f->st, &k, "v");
+    hint_put(f->st, ID_A, &k, "h");
+    dkey(2, "t", "k", &k);
+    put(f->st, &k, "v");
+    hint_put_at(f->st, ID_A, 3, "h");
+    hint_put_at(f->st, UINT64_MAX, 4, "h");
+
+    int n = 0;
+    assert_int_equal(store_scan(f->st, NULL, 0, NULL, 0, count_cb, &n), RK_OK);
+    assert_int_equal(n, 2);
+    collected c = {0};
+    assert_int_equal(store_scan(f->st, NULL, 0, NULL, 0, collect_cb, &c), RK_OK);
+    assert_int_equal(c.n, 2); /* both 'v', at positions 1 and 2 */
+    assert_true(c.positions[0] == 1 && c.positions[1] == 2);
+
+    /* Nor is a hint's whole key a data key. */
+    const uint8_t id[8] = {0x12, 0x34, 0x56, 0x78, 0x90, 0xab, 0xcd, 0x01};
+    assert_int_equal(rk_buf_append(&hk, id, 8), RK_OK);
+    dkey(1, "t", "k", &k);
+    assert_int_equal(rk_buf_append(&hk, k.data, k.len), RK_OK);
+    assert_int_equal(store_get(f->st, hk.data, hk.len, &out), RK_ENOTFOUND);
+
+    /* And the data records are not hints. */
+    hints_seen h = {0};
+    scan_hints(f->st, ID_A, NO_AFTER, &h);
+    assert_positions(&h, (const uint64_t[]){1, 3}, 2);
+    assert_string_equal(h.val[0], "h");
+    rk_buf_free(&k);
+    rk_buf_free(&hk);
+}
+
+static void test_hint_stats(void **state)
+{
+    fixture *f = *state;
+    store_stats s = {0};
+    assert_int_equal(store_get_stats(f->st, &s), RK_OK);
+    assert_true(s.hints_estimate == 0);
+    for (uint64_t p = 0; p < 5; p++)
+        hint_put_at(f->st, ID_A, p, "v");
+    /* Only hints were written: the data estimate stays 0, the hints one
+     * counts them (from the memtable here, from SST files after reopen). */
+    assert_int_equal(store_get_stats(f->st, &s), RK_OK);
+    assert_true(s.keys_estimate == 0);
+    assert_true(s.hints_estimate == 5);
+    reopen(f);
+    assert_int_equal(store_get_stats(f->st, &s), RK_OK);
+    print_message("hints after reopen: ~%llu\n", (unsigned long long)s.hints_estimate);
+    assert_true(s.keys_estimate == 0);
+    assert_true(s.hints_estimate >= 1 && s.hints_estimate <= 10);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -557,6 +1121,18 @@ int main(void)
         T(test_scan_range_in_order),
         T(test_meta_get_put),
         T(test_stats),
+        T(test_hint_apply_creates_and_merges),
+        T(test_hint_rejects_bad_arguments),
+        T(test_hint_get_and_scan_in_key_order),
+        T(test_hint_scan_never_shows_other_nodes),
+        T(test_hint_remove_if_compares_bytes),
+        T(test_hint_remove_if_never_loses_a_merge),
+        T(test_hint_shares_stripe_with_data),
+        T(test_hint_targets_one_per_id),
+        T(test_hint_drop_one_and_all),
+        T(test_hints_survive_reopen),
+        T(test_hints_not_in_data_scan),
+        T(test_hint_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
