@@ -2,7 +2,8 @@
 # missing first, so a fresh Debian 12 machine needs nothing but `make`.
 #
 #   make            build (build/)
-#   make run        build, start a local node, print its addresses (Ctrl-C stops)
+#   make run        build, start a local 3-node cluster, print its addresses (Ctrl-C stops)
+#   make run-second-node   one more node joining it (NODE=k picks the slot; default 4)
 #   make test       unit + integration tests, and the unit tests under ASan+UBSan
 #   make bench      single-node benchmark next to nginx -> docs/benchmarks.md
 #   make deps       install the Debian packages (idempotent; root or sudo)
@@ -13,6 +14,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 RUN_DIR ?= .run
 HTTP_PORT ?= 8001
+NODE ?= 4
 
 DEPS := gcc libc6-dev make meson ninja-build pkg-config python3 curl \
         libprotobuf-c-dev protobuf-c-compiler libnng-dev libsodium-dev \
@@ -21,7 +23,7 @@ BENCH_DEPS := wrk nginx-light
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build deps bench-deps run test test-unit test-asan bench clean
+.PHONY: all build deps bench-deps run run-second-node test test-unit test-asan bench clean
 
 all: build
 
@@ -43,6 +45,9 @@ build: deps $(BUILD)/build.ninja
 
 run: build
 	@tools/run-local.sh $(BUILD)/ringkvd $(RUN_DIR) $(HTTP_PORT)
+
+run-second-node: build
+	@tools/run-second-node.sh $(BUILD)/ringkvd $(RUN_DIR) $(HTTP_PORT) $(NODE)
 
 # One summary line at the end: "N passed, N failed"; non-zero exit on any
 # failure. The sanitizer build runs the unit tests (fast, where memory bugs

@@ -10,10 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ringkv/cluster.h"
 #include "ringkv/common.h"
 #include "ringkv/http.h"
 #include "ringkv/kv.h"
 #include "ringkv/ring.h"
+#include "ringkv/rpc.h"
 #include "ringkv/store.h"
 
 #ifndef RINGKV_DEFAULT_WEBCLIENT
@@ -46,7 +48,8 @@ static void usage(FILE *out)
         "  --data DIR          data directory (RocksDB, node identity)    [./ringkv-data]\n"
         "  --http HOST:PORT    HTTP API and web client                    [127.0.0.1:8001]\n"
         "  --rpc HOST:PORT     node-to-node RPC address                   [127.0.0.1:9001]\n"
-        "  --join HOST:PORT[,HOST:PORT]  seeds of a cluster to join (not built yet)\n"
+        "  --join HOST:PORT[,HOST:PORT]  RPC addresses of seeds of a cluster to join\n"
+        "                      (first start only; a restart rejoins its stored members)\n"
         "  --n N               replicas per key                           [3]\n"
         "  --r R               default read quorum                        [2]\n"
         "  --w W               default write quorum                       [2]\n"
@@ -58,6 +61,9 @@ static void usage(FILE *out)
         "  --max-value-bytes B largest value accepted, as JSON text      [1048576]\n"
         "  --max-siblings S    siblings kept per key                      [16]\n"
         "  --http-threads T    HTTP workers = max open connections        [64]\n"
+        "  --timeout-ms MS     how long a quorum read or write waits      [1000]\n"
+        "  --handoff on|off    take and hand over hinted writes           [on]\n"
+        "  --handoff-interval-ms MS  how often held hints are offered     [1000]\n"
         "  --webclient DIR     static web client served at /ui/\n"
         "  -h, --help          this help\n"
         "\n"
@@ -99,7 +105,7 @@ static bool valid_hostport(const char *flag, const char *s)
 enum {
     OPT_DATA = 1000, OPT_HTTP, OPT_RPC, OPT_JOIN, OPT_N, OPT_R, OPT_W, OPT_PARTITIONS, OPT_NAME,
     OPT_SECRET_FILE, OPT_INSECURE, OPT_SYNC, OPT_MAX_VALUE, OPT_MAX_SIBLINGS, OPT_THREADS,
-    OPT_WEBCLIENT,
+    OPT_WEBCLIENT, OPT_TIMEOUT, OPT_HANDOFF, OPT_HANDOFF_INTERVAL,
 };
 
 /* Numeric flags: where each lands and its bounds. */
@@ -120,6 +126,15 @@ static bool set_number(node_config *c, int opt, const char *flag, const char *te
     case OPT_MAX_VALUE: if (!parse_unsigned(flag, text, 64ul << 20, &v)) return false; c->kv.max_value_bytes = v; return true;
     case OPT_MAX_SIBLINGS: if (!parse_unsigned(flag, text, 1024, &v)) return false; c->kv.max_siblings = v; return true;
     case OPT_THREADS: if (!parse_unsigned(flag, text, 20000, &v)) return false; c->http_threads = (unsigned)v; return true;
+    case OPT_TIMEOUT: if (!parse_unsigned(flag, text, 3600000, &v)) return false; c->kv.timeout_ms = (uint32_t)v; return true;
+    case OPT_HANDOFF_INTERVAL: if (!parse_unsigned(flag, text, 3600000, &v)) return false; c->kv.handoff_interval_ms = (uint32_t)v; return true;
+    case OPT_HANDOFF:
+        if (text != NULL && (strcmp(text, "on") == 0 || strcmp(text, "off") == 0)) {
+            c->kv.handoff = strcmp(text, "on") == 0;
+            return true;
+        }
+        fprintf(stderr, "ringkvd: %s wants on or off, got '%s'\n", flag, text ? text : "");
+        return false;
     default: return false;
     }
 }
@@ -141,6 +156,9 @@ static const struct option long_options[] = {
     {"max-siblings", required_argument, NULL, OPT_MAX_SIBLINGS},
     {"http-threads", required_argument, NULL, OPT_THREADS},
     {"webclient", required_argument, NULL, OPT_WEBCLIENT},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+    {"handoff", required_argument, NULL, OPT_HANDOFF},
+    {"handoff-interval-ms", required_argument, NULL, OPT_HANDOFF_INTERVAL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -163,6 +181,9 @@ static bool apply_env(node_config *c)
         {"RINGKV_MAX_VALUE_BYTES", OPT_MAX_VALUE, "RINGKV_MAX_VALUE_BYTES"},
         {"RINGKV_MAX_SIBLINGS", OPT_MAX_SIBLINGS, "RINGKV_MAX_SIBLINGS"},
         {"RINGKV_HTTP_THREADS", OPT_THREADS, "RINGKV_HTTP_THREADS"},
+        {"RINGKV_TIMEOUT_MS", OPT_TIMEOUT, "RINGKV_TIMEOUT_MS"},
+        {"RINGKV_HANDOFF", OPT_HANDOFF, "RINGKV_HANDOFF"},
+        {"RINGKV_HANDOFF_INTERVAL_MS", OPT_HANDOFF_INTERVAL, "RINGKV_HANDOFF_INTERVAL_MS"},
     };
     for (size_t i = 0; i < sizeof numeric / sizeof numeric[0]; i++) {
         const char *v = getenv(numeric[i].env);
@@ -213,23 +234,18 @@ static int parse_args(int argc, char **argv, node_config *c)
                 c->kv.r, c->kv.w);
         return 2;
     }
-    if (c->join != NULL) {
-        fprintf(stderr, "ringkvd: --join: clustering is not built yet; this build runs one node\n");
-        return 2;
-    }
     return 0;
 }
 
-/* The cluster secret: required unless --insecure. Nothing uses it on a
- * lone node yet, but a node that will not start without it later should
- * not start without it now either. */
-static int load_secret(const node_config *c, unsigned char key[crypto_generichash_BYTES])
+/* The cluster secret: required unless --insecure. The RPC layer derives
+ * its sealing key from it (docs/rpc.md); the caller wipes it after. */
+static int load_secret(const node_config *c, rk_buf *secret)
 {
     if (c->insecure) {
-        RK_WARN("ringkvd", "running with --insecure: no cluster secret");
+        RK_WARN("ringkvd", "running with --insecure: node-to-node traffic is neither sealed "
+                           "nor authenticated");
         return 0;
     }
-    rk_buf secret = {0};
     if (c->secret_file != NULL) {
         FILE *f = fopen(c->secret_file, "rb");
         if (f == NULL) {
@@ -239,25 +255,29 @@ static int load_secret(const node_config *c, unsigned char key[crypto_generichas
         char chunk[4096];
         size_t n;
         while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-            rk_buf_append(&secret, chunk, n);
+            rk_buf_append(secret, chunk, n);
         fclose(f);
-        while (secret.len > 0 && (secret.data[secret.len - 1] == '\n' || secret.data[secret.len - 1] == '\r'))
-            secret.len--;
+        sodium_memzero(chunk, sizeof chunk);
+        while (secret->len > 0 &&
+               (secret->data[secret->len - 1] == '\n' || secret->data[secret->len - 1] == '\r'))
+            secret->len--;
     } else if (getenv("CLUSTER_SECRET") != NULL) {
-        rk_buf_appends(&secret, getenv("CLUSTER_SECRET"));
+        rk_buf_appends(secret, getenv("CLUSTER_SECRET"));
     }
-    if (secret.len < 16) {
+    if (secret->len < 16) {
         RK_ERROR("ringkvd", "a cluster secret of at least 16 bytes is required: set CLUSTER_SECRET, "
                             "or --secret-file FILE, or run with --insecure");
-        rk_buf_free(&secret);
         return 2;
     }
-    crypto_generichash(key, crypto_generichash_BYTES, (const unsigned char *)secret.data,
-                       secret.len, (const unsigned char *)"ringkv-cluster-key", 18);
-    sodium_memzero(secret.data, secret.len);
-    rk_buf_free(&secret);
     RK_INFO("ringkvd", "cluster secret loaded");
     return 0;
+}
+
+static void wipe_secret(rk_buf *secret)
+{
+    if (secret->data != NULL)
+        sodium_memzero(secret->data, secret->len);
+    rk_buf_free(secret);
 }
 
 static int make_dir(const char *dir)
@@ -313,23 +333,6 @@ static int check_params(store *st, node_config *c)
     return 0;
 }
 
-/* The cluster id is made on first start and kept. */
-static int cluster_id(store *st, char out[33])
-{
-    rk_buf id = {0};
-    rk_err err = store_meta_get(st, "cluster_id", &id);
-    if (err == RK_ENOTFOUND) {
-        unsigned char raw[16];
-        randombytes_buf(raw, sizeof raw);
-        sodium_bin2hex(out, 33, raw, sizeof raw);
-        err = store_meta_put(st, "cluster_id", out, 32);
-    } else if (err == RK_OK) {
-        snprintf(out, 33, "%.*s", (int)id.len, id.data);
-    }
-    rk_buf_free(&id);
-    return err == RK_OK ? 0 : 1;
-}
-
 static int wait_for_signal(void)
 {
     sigset_t set;
@@ -341,14 +344,19 @@ static int wait_for_signal(void)
     return sig;
 }
 
-static int run(node_config *c)
-{
-    unsigned char secret_key[crypto_generichash_BYTES];
-    int rc = load_secret(c, secret_key);
-    if (rc != 0)
-        return rc;
-    sodium_memzero(secret_key, sizeof secret_key); /* used by the RPC layer, once it exists */
+/* Everything a running node holds, in start-up order; stopped in reverse. */
+typedef struct node {
+    store *st;
+    kv *k;
+    rpc_client *client;
+    cluster_node *cn;
+    rpc_server *rpc;
+    http_server *http;
+    bool cluster_attached;
+} node;
 
+static int open_store(node_config *c, node *nd, uint64_t *id)
+{
     if (make_dir(c->data_dir) != 0) {
         RK_ERROR("ringkvd", "cannot create data dir %s: %s", c->data_dir, strerror(errno));
         return 1;
@@ -358,60 +366,133 @@ static int run(node_config *c)
     store_options so;
     store_options_default(&so);
     so.sync = c->sync;
-    store *st = NULL;
-    if (store_open(dbdir, &so, &st) != RK_OK)
+    if (store_open(dbdir, &so, &nd->st) != RK_OK)
         return 1;
     RK_INFO("ringkvd", "store open at %s%s", dbdir, c->sync ? " (fsync on every write)" : "");
+    if (store_node_id(nd->st, id) != RK_OK)
+        return 1;
+    return check_params(nd->st, c);
+}
 
+/* The RPC client and server and the membership; joins when told to. */
+static int start_cluster(node_config *c, node *nd, uint64_t id, const char *name,
+                         const rk_buf *secret)
+{
+    rpc_options ro = {
+        .secret = secret->data,
+        .secret_len = secret->len,
+        .insecure = c->insecure,
+        .node_id = id,
+    };
+    if (rpc_client_open(&ro, &nd->client) != RK_OK)
+        return 1;
+    cluster_node_options co = {
+        .st = nd->st,
+        .client = nd->client,
+        .self_id = id,
+        .name = name,
+        .http_addr = c->http_addr,
+        .rpc_addr = c->rpc_addr,
+        .n = c->kv.n,
+        .partitions = c->partitions,
+        .seeds = c->join,
+    };
+    if (cluster_node_open(&co, &nd->cn) != RK_OK)
+        return 1;
+    rpc_handler handlers[16];
+    size_t n = cluster_node_handlers(nd->cn, handlers, 16);
+    n += kv_rpc_handlers(nd->k, handlers + n, 16 - n);
+    if (rpc_server_open(c->rpc_addr, &ro, handlers, n, &nd->rpc) != RK_OK) {
+        RK_ERROR("ringkvd", "cannot serve RPC on %s", c->rpc_addr);
+        return 1;
+    }
+    RK_INFO("ringkvd", "serving RPC on %s (%s)", c->rpc_addr,
+            c->insecure ? "insecure" : "sealed with the cluster secret");
+    rk_err err = cluster_node_start(nd->cn);
+    if (err != RK_OK) {
+        RK_ERROR("ringkvd", "could not join a cluster through %s: %s", c->join ? c->join : "-",
+                 rk_strerror(err));
+        return 1;
+    }
+    if (kv_attach_cluster(nd->k, nd->cn, nd->client) != RK_OK)
+        return 1;
+    nd->cluster_attached = true;
+    return 0;
+}
+
+static int serve_http(node_config *c, node *nd, uint64_t id, const char *name)
+{
+    char cid[17];
+    snprintf(cid, sizeof cid, "%016llx", (unsigned long long)cluster_node_cluster_id(nd->cn));
+    http_options ho = {
+        .listen = c->http_addr,
+        .threads = c->http_threads,
+        .webclient_dir = c->webclient,
+        .max_value_bytes = c->kv.max_value_bytes,
+    };
+    http_node_info info = {name, id, c->http_addr, c->rpc_addr, cid, c->partitions, nd->cn};
+    if (http_start(&ho, &info, nd->k, nd->st, &nd->http) != RK_OK)
+        return 1;
+    char index[4096];
+    snprintf(index, sizeof index, "%s/index.html", c->webclient ? c->webclient : "");
+    if (access(index, R_OK) == 0)
+        RK_INFO("ringkvd", "serving HTTP on http://%s (web client: http://%s/ui/)", c->http_addr,
+                c->http_addr);
+    else
+        RK_INFO("ringkvd", "serving HTTP on http://%s (no web client: %s not found)", c->http_addr,
+                index);
+    return 0;
+}
+
+/* Stops in the reverse order of start-up: no client request, then no peer
+ * request, then no background sender, then the connections, then storage. */
+static void stop_node(node *nd)
+{
+    if (nd->http != NULL) {
+        http_stop(nd->http); /* waits for handlers, so no write is cut in half */
+        RK_INFO("ringkvd", "HTTP stopped");
+    }
+    if (nd->rpc != NULL) {
+        rpc_server_close(nd->rpc);
+        RK_INFO("ringkvd", "RPC stopped");
+    }
+    if (nd->cluster_attached)
+        kv_detach_cluster(nd->k);
+    cluster_node_close(nd->cn);
+    rpc_client_close(nd->client);
+    kv_close(nd->k);
+    store_close(nd->st);
+    RK_INFO("ringkvd", "store closed");
+}
+
+static int run(node_config *c)
+{
+    rk_buf secret = {0};
+    int rc = load_secret(c, &secret);
+    node nd = {0};
     uint64_t id = 0;
-    char cid[33] = "", name[64];
-    rc = store_node_id(st, &id) != RK_OK ? 1 : check_params(st, c);
+    char name[CLUSTER_NAME_MAX + 1];
     if (rc == 0)
-        rc = cluster_id(st, cid);
-    kv *k = NULL;
-    http_server *srv = NULL;
+        rc = open_store(c, &nd, &id);
     if (rc == 0) {
         snprintf(name, sizeof name, "%s", c->name ? c->name : "");
         if (!c->name)
             snprintf(name, sizeof name, "node-%08llx", (unsigned long long)(id >> 32));
-        RK_INFO("ringkvd", "node %s id %016llx cluster %s n=%u r=%u w=%u partitions=%u", name,
-                (unsigned long long)id, cid, c->kv.n, c->kv.r, c->kv.w, c->partitions);
-        if (kv_open(st, id, &c->kv, &k) != RK_OK)
+        RK_INFO("ringkvd", "node %s id %016llx n=%u r=%u w=%u partitions=%u", name,
+                (unsigned long long)id, c->kv.n, c->kv.r, c->kv.w, c->partitions);
+        if (kv_open(nd.st, id, &c->kv, &nd.k) != RK_OK)
             rc = 1;
     }
-    if (rc == 0 && (c->kv.w > 1 || c->kv.r > 1))
-        RK_WARN("ringkvd", "this build runs one node, so r=%u / w=%u above 1 answer 503; "
-                           "run with --n 1 --r 1 --w 1", c->kv.r, c->kv.w);
+    if (rc == 0)
+        rc = start_cluster(c, &nd, id, name, &secret);
+    wipe_secret(&secret);
+    if (rc == 0)
+        rc = serve_http(c, &nd, id, name);
     if (rc == 0) {
-        http_options ho = {
-            .listen = c->http_addr,
-            .threads = c->http_threads,
-            .webclient_dir = c->webclient,
-            .max_value_bytes = c->kv.max_value_bytes,
-        };
-        http_node_info info = {name, id, c->http_addr, c->rpc_addr, cid, c->partitions};
-        if (http_start(&ho, &info, k, st, &srv) != RK_OK)
-            rc = 1;
-    }
-    if (rc == 0) {
-        char index[4096];
-        snprintf(index, sizeof index, "%s/index.html", c->webclient ? c->webclient : "");
-        if (access(index, R_OK) == 0)
-            RK_INFO("ringkvd", "serving HTTP on http://%s (web client: http://%s/ui/)",
-                    c->http_addr, c->http_addr);
-        else
-            RK_INFO("ringkvd", "serving HTTP on http://%s (no web client: %s not found)",
-                    c->http_addr, index);
         int sig = wait_for_signal();
         RK_INFO("ringkvd", "%s received: finishing requests in flight", strsignal(sig));
     }
-    if (srv != NULL) {
-        http_stop(srv); /* waits for handlers, so no write is cut in half */
-        RK_INFO("ringkvd", "HTTP stopped");
-    }
-    kv_close(k);
-    store_close(st);
-    RK_INFO("ringkvd", "store closed");
+    stop_node(&nd);
     RK_INFO("ringkvd", rc == 0 ? "stopped cleanly" : "start-up failed; stopped");
     return rc;
 }

@@ -1,44 +1,50 @@
 #!/usr/bin/env bash
-# run-local.sh RINGKVD RUN_DIR HTTP_PORT - runs a local ringkv node in the
-# foreground until Ctrl-C. Its data stays in RUN_DIR/node1, so a second
-# `make run` finds every key again. (The cluster issue turns this into a
-# local 3-node cluster.)
+# run-local.sh RINGKVD RUN_DIR HTTP_PORT [NODES] - runs a local ringkv cluster
+# in the foreground until Ctrl-C: NODES nodes (default 3, N=3 R=2 W=2) on
+# 127.0.0.1, node k serving HTTP on HTTP_PORT+k-1 and RPC on that + 1000.
+# Node 1 starts the cluster, the others join it. Data stays in RUN_DIR/nodeK,
+# so a second `make run` finds every key (and every member) again.
 set -euo pipefail
-bin=$1 run=$2 port=$3
-rpc_port=$((port + 1000))
-mkdir -p "$run/node1"
+bin=$1 run=$2 port=$3 count=${4:-3}
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/node-lib.sh"
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$port" "$rpc_port"; do
-  if port_busy "$p"; then
-    echo "port 127.0.0.1:$p is in use: stop what runs there, or pick another: make run HTTP_PORT=8101" >&2
-    exit 1
-  fi
+for k in $(seq 1 "$count"); do
+  check_ports $((port + k - 1)) $((port + k - 1 + 1000))
+done
+make_secret "$run"
+
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null
+  wait "${pids[@]}" 2>/dev/null
+  echo "all nodes stopped"
+}
+trap stop_all INT TERM EXIT
+
+for k in $(seq 1 "$count"); do
+  join=()
+  [ "$k" -gt 1 ] && join=(--join "127.0.0.1:$((port + 1000))")
+  start_node "$bin" "$run" "$k" $((port + k - 1)) "${join[@]}"
+  pids+=("$started_pid")
+done
+for k in $(seq 1 "$count"); do
+  wait_ready $((port + k - 1)) "${pids[$((k - 1))]}" "$run/node$k.log"
 done
 
-# A random cluster secret, made once and kept with the data.
-if [ ! -s "$run/secret" ]; then
-  (umask 077; head -c 32 /dev/urandom | base64 > "$run/secret")
-fi
-
-"$bin" --data "$run/node1" --http "127.0.0.1:$port" --rpc "127.0.0.1:$rpc_port" \
-  --secret-file "$run/secret" --name node1 --n 1 --r 1 --w 1 2> >(tee -a "$run/node1.log" >&2) &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; echo "node stopped"' INT TERM EXIT
-
-for _ in $(seq 1 100); do
-  curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null && break
-  kill -0 $pid 2>/dev/null || { echo "ringkvd exited; see $run/node1.log" >&2; exit 1; }
-  sleep 0.1
+echo
+echo "ringkv is running: $count nodes, N=3 R=2 W=2 (data in $run/)"
+for k in $(seq 1 "$count"); do
+  p=$((port + k - 1))
+  echo "  node$k   http://127.0.0.1:$p/$( [ -f webclient/index.html ] && echo "   web client http://127.0.0.1:$p/ui/" )"
 done
 cat <<MSG
-
-ringkv is running (1 node, data in $run/node1):
-  API          http://127.0.0.1:$port/   e.g. curl -X PUT http://127.0.0.1:$port/demo/key/hello -d '{"value":"world"}'
-$( [ -f webclient/index.html ] && echo "  web client   http://127.0.0.1:$port/ui/" )
-  metrics      http://127.0.0.1:$port/metrics
-  CLI          $(dirname "$bin")/src/cli/ringkv --nodes 127.0.0.1:$port get hello --table demo
-Ctrl-C stops it.
+  try      curl -X PUT http://127.0.0.1:$port/demo/key/hello -d '{"value":"world"}'
+           curl http://127.0.0.1:$((port + 2))/demo/key/hello
+  cluster  $(dirname "$bin")/src/cli/ringkv --nodes 127.0.0.1:$port cluster status
+  add one  make run-second-node   (in another terminal; NODE=5 for the next)
+Ctrl-C stops every node.
 
 MSG
-wait $pid
+wait -n "${pids[@]}" || true

@@ -16,6 +16,7 @@ typedef struct http_node_info {
     const char *rpc_addr;
     const char *cluster_id;
     unsigned partitions;      /* fixed ring ranges */
+    cluster_node *cluster;     /* borrowed; NULL for a node outside a cluster */
 } http_node_info;
 
 typedef struct http_options {

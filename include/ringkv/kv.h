@@ -1,15 +1,20 @@
 /* kv.h - the key-value service a node offers its gateway: get, put, delete
  * and listing of (table, key) records with Dynamo semantics.
  *
- * This build coordinates against the node's own replica only (a one-member
- * cluster); the quorum parameters are validated and honoured as far as one
- * member can: asking for more acknowledgements than there are members is a
- * quorum failure (RK_EQUORUM), never a silent success. */
+ * Opened alone (kv_open), it serves the node's own replica as a one-member
+ * cluster: asking for more acknowledgements than there are members is a
+ * quorum failure (RK_EQUORUM), never a silent success. Attached to a
+ * cluster (kv_attach_cluster), every get and put is coordinated over the
+ * key's preference list (docs/architecture.md, "The coordinator"): fan out
+ * to the replicas at once, answer when R or W replied, read repair, sloppy
+ * quorum, hints for replicas that missed a write and their handoff. */
 #ifndef RINGKV_KV_H
 #define RINGKV_KV_H
 
 #include "ringkv/clock.h"
+#include "ringkv/cluster.h"
 #include "ringkv/common.h"
+#include "ringkv/rpc.h"
 #include "ringkv/store.h"
 
 #define KV_TABLE_MAX 64
@@ -21,6 +26,9 @@ typedef struct kv_config {
     unsigned n, r, w;            /* replicas, default read / write quorum */
     size_t max_siblings;         /* cap per key (default 16) */
     size_t max_value_bytes;      /* compact JSON text (default 1 MiB) */
+    uint32_t timeout_ms;         /* default quorum wait (1000) */
+    bool handoff;                /* accept and hand off hints (true) */
+    uint32_t handoff_interval_ms;/* how often held hints are offered (1000) */
 } kv_config;
 
 void kv_config_default(kv_config *cfg);
@@ -32,6 +40,24 @@ void kv_close(kv *k);
 const kv_config *kv_get_config(const kv *k);
 rk_actor kv_node_id(const kv *k);
 unsigned kv_member_count(const kv *k);
+
+/* Joins the service to a cluster: from now on gets and puts are
+ * coordinated over cn's view and rpc (both borrowed; close kv before
+ * them), and a thread hands off held hints every handoff_interval_ms.
+ * Call once, before serving. RK_EINVAL if already attached. */
+rk_err kv_attach_cluster(kv *k, cluster_node *cn, rpc_client *client);
+/* Stops the handoff thread; call before closing cn and the rpc client.
+ * Gets and puts must have stopped. */
+void kv_detach_cluster(kv *k);
+
+/* The Kv and Handoff services' handlers (replica get, put, apply; hint
+ * delivery), for rpc_server_open. Writes up to cap to out; returns how many
+ * there are. */
+size_t kv_rpc_handlers(kv *k, rpc_handler *out, size_t cap);
+
+/* The name of node id in the current view into out (cap bytes), or its id
+ * in hex if it is unknown. */
+void kv_node_name(kv *k, uint64_t id, char *out, size_t cap);
 
 /* ---- names ------------------------------------------------------------ */
 
@@ -55,6 +81,7 @@ typedef struct kv_read_opts {
     unsigned r;            /* 0 = the configured default */
     uint32_t timeout_ms;   /* 0 = default */
     bool local;            /* this replica alone, no quorum */
+    bool strict;           /* no fallbacks (?sloppy=false) */
 } kv_read_opts;
 
 typedef struct kv_write {
@@ -68,7 +95,11 @@ typedef struct kv_write {
     const char *owner;     /* "" when auth is off */
     unsigned w;            /* 0 = configured default */
     uint32_t timeout_ms;
+    bool strict;           /* no fallbacks (?sloppy=false) */
 } kv_write;
+
+/* Most nodes one request talks to (2 N during a join). */
+#define KV_MAX_TARGETS 32
 
 /* The object as read or as written. Free with kv_result_free. */
 typedef struct kv_result {
@@ -77,6 +108,15 @@ typedef struct kv_result {
     clock_dot dot;         /* a write: the dot it issued */
     unsigned acks;         /* replicas that answered */
     unsigned needed;       /* replicas the quorum asked for */
+    /* Who made the quorum (X-Ringkv-Replicas): the nodes that answered a
+     * read or acked a write by the time the answer was given. */
+    uint64_t answered[KV_MAX_TARGETS];
+    size_t answered_count;
+    /* Fallbacks among them, each with the replica it stood in for
+     * (X-Ringkv-Fallbacks). */
+    uint64_t fallback[KV_MAX_TARGETS];
+    uint64_t fallback_for[KV_MAX_TARGETS];
+    size_t fallback_count;
 } kv_result;
 
 void kv_result_free(kv_result *res);
@@ -110,6 +150,12 @@ typedef struct kv_stats {
     uint64_t max_clock_entries;    /* largest clock written */
     uint64_t max_siblings_seen;    /* most siblings an object had after a write */
     uint64_t precondition_failures;
+    uint64_t quorum_failures;      /* reads and writes answered 503 */
+    uint64_t read_repairs;         /* stale or missing replicas sent the merged object */
+    uint64_t hints_stored;         /* writes held for a replica that missed them */
+    uint64_t hints_delivered;      /* held writes a replica acknowledged */
+    uint64_t hints_received;       /* handed-off writes merged here */
+    uint64_t forwarded_writes;     /* applied by another replica (Kv.Apply) */
 } kv_stats;
 void kv_get_stats(const kv *k, kv_stats *out);
 

@@ -1128,13 +1128,17 @@ struct column {
 
 static void format_member(const cJSON *m, char cells[7][64])
 {
-    static const char *const fields[] = {"name", "id", "http", "rpc", "status"};
-    for (size_t f = 0; f < 5; f++) {
+    static const char *const fields[] = {"name", "id", "http", "rpc"};
+    for (size_t f = 0; f < 4; f++) {
         const char *s = json_string(m, fields[f]);
         /* Ids are long hex strings; 16 digits tell members apart. */
         snprintf(cells[f], 64, "%.*s", f == 1 ? 16 : 63, s ? s : "-");
     }
-    const cJSON *lh = cJSON_GetObjectItemCaseSensitive(m, "last_heard_ms");
+    /* Place in the ring, then whether this node hears from it. */
+    const char *status = json_string(m, "status"), *liveness = json_string(m, "liveness");
+    snprintf(cells[4], 64, "%.20s%s%.20s", status ? status : "-", liveness ? ", " : "",
+             liveness ? liveness : "");
+    const cJSON *lh = cJSON_GetObjectItemCaseSensitive(m, "last_heard_ms_ago");
     if (!cJSON_IsNumber(lh))
         snprintf(cells[5], 64, "-");
     else if (lh->valuedouble < 1000)
@@ -1216,7 +1220,7 @@ static int cmd_cluster(struct client *c, const struct args *a)
         for (size_t k = 0; k < 7; k++)
             if (strlen(cells[k]) > cols[k].width)
                 cols[k].width = strlen(cells[k]);
-        const char *st = json_string(m, "status");
+        const char *st = json_string(m, "liveness");
         alive += st != NULL && strcmp(st, "alive") == 0;
     }
     printf("  alive=%d\n\n", alive);

@@ -39,18 +39,64 @@ int handle_health(request *rq)
     return reply_built(rq, err, &b);
 }
 
+/* The ring members' HTTP addresses (a lone node: its own). */
 int handle_membership(request *rq)
 {
     int rc;
     if (!only_get(rq, &rc))
         return rc;
+    const http_server *s = rq->srv;
     rk_buf b = {0};
     rk_err err = rk_buf_appends(&b, "[");
-    if (err == RK_OK)
-        err = rk_buf_append_json_string(&b, rq->srv->http_addr, strlen(rq->srv->http_addr));
+    cluster_table *t = NULL;
+    if (err == RK_OK && s->cluster == NULL)
+        err = rk_buf_append_json_string(&b, s->http_addr, strlen(s->http_addr));
+    else if (err == RK_OK)
+        err = cluster_node_table(s->cluster, &t);
+    bool first = true;
+    for (size_t i = 0; t != NULL && err == RK_OK && i < cluster_member_count(t); i++) {
+        const cluster_entry *e = &cluster_member_at(t, i)->entry;
+        if (!cluster_status_in_ring(e->status))
+            continue;
+        err = rk_buf_appends(&b, first ? "" : ",");
+        first = false;
+        if (err == RK_OK)
+            err = rk_buf_append_json_string(&b, e->http_addr, strlen(e->http_addr));
+    }
+    cluster_table_free(t);
     if (err == RK_OK)
         err = rk_buf_appends(&b, "]");
     return reply_built(rq, err, &b);
+}
+
+/* One member of /cluster. */
+static rk_err append_member(rk_buf *b, const cluster_member *m, bool self, const ring_t *ring,
+                            uint64_t now_ms)
+{
+    const cluster_entry *e = &m->entry;
+    double share = 0;
+    if (ring != NULL && ring_owner_share(ring, e->id, NULL, &share) != RK_OK)
+        share = 0;
+    rk_err err = rk_buf_appendf(b, "{\"id\":\"%016llx\",\"name\":", (unsigned long long)e->id);
+    if (err == RK_OK)
+        err = rk_buf_append_json_string(b, e->name, strlen(e->name));
+    if (err == RK_OK)
+        err = rk_buf_appends(b, ",\"http\":");
+    if (err == RK_OK)
+        err = rk_buf_append_json_string(b, e->http_addr, strlen(e->http_addr));
+    if (err == RK_OK)
+        err = rk_buf_appends(b, ",\"rpc\":");
+    if (err == RK_OK)
+        err = rk_buf_append_json_string(b, e->rpc_addr, strlen(e->rpc_addr));
+    uint64_t ago = self || now_ms < m->last_heard_ms ? 0 : now_ms - m->last_heard_ms;
+    if (err == RK_OK)
+        err = rk_buf_appendf(b,
+                             ",\"status\":\"%s\",\"liveness\":\"%s\",\"self\":%s,"
+                             "\"incarnation\":%llu,\"last_heard_ms_ago\":%llu,\"ownership\":%.4f}",
+                             cluster_status_name(e->status), cluster_liveness_name(m->liveness),
+                             self ? "true" : "false", (unsigned long long)e->incarnation,
+                             (unsigned long long)ago, share);
+    return err;
 }
 
 int handle_cluster(request *rq)
@@ -59,27 +105,35 @@ int handle_cluster(request *rq)
     if (!only_get(rq, &rc))
         return rc;
     const http_server *s = rq->srv;
+    if (s->cluster == NULL)
+        return reply_error(rq->conn, 503, "no_cluster", "this node is not part of a cluster");
     const kv_config *cfg = kv_get_config(s->k);
+    cluster_table *t = NULL;
+    cluster_view *v = cluster_node_view(s->cluster);
     rk_buf b = {0};
-    rk_err err = rk_buf_appendf(&b, "{\"cluster_id\":\"%s\",\"node\":", s->cluster_id);
+    rk_err err = cluster_node_table(s->cluster, &t);
+    if (err == RK_OK)
+        err = rk_buf_appendf(&b, "{\"cluster_id\":\"%016llx\",\"node\":",
+                             (unsigned long long)v->cluster_id);
     if (err == RK_OK)
         err = rk_buf_append_json_string(&b, s->name, strlen(s->name));
     if (err == RK_OK)
-        err = rk_buf_appendf(&b, ",\"n\":%u,\"r\":%u,\"w\":%u,\"partitions\":%u,\"members\":[{\"id\":\"%016llx\",\"name\":",
-                             cfg->n, cfg->r, cfg->w, s->partitions, (unsigned long long)s->node_id);
+        err = rk_buf_appendf(&b,
+                             ",\"id\":\"%016llx\",\"n\":%u,\"r\":%u,\"w\":%u,\"partitions\":%u,"
+                             "\"ring_version\":\"%016llx\",\"members\":[",
+                             (unsigned long long)s->node_id, cfg->n, cfg->r, cfg->w, s->partitions,
+                             (unsigned long long)ring_version(v->ring));
+    uint64_t now = rpc_now_ms();
+    for (size_t i = 0; err == RK_OK && i < cluster_member_count(t); i++) {
+        const cluster_member *m = cluster_member_at(t, i);
+        err = rk_buf_appends(&b, i ? "," : "");
+        if (err == RK_OK)
+            err = append_member(&b, m, m->entry.id == s->node_id, v->ring, now);
+    }
     if (err == RK_OK)
-        err = rk_buf_append_json_string(&b, s->name, strlen(s->name));
-    if (err == RK_OK)
-        err = rk_buf_appends(&b, ",\"http\":");
-    if (err == RK_OK)
-        err = rk_buf_append_json_string(&b, s->http_addr, strlen(s->http_addr));
-    if (err == RK_OK)
-        err = rk_buf_appends(&b, ",\"rpc\":");
-    if (err == RK_OK)
-        err = rk_buf_append_json_string(&b, s->rpc_addr, strlen(s->rpc_addr));
-    /* One member: this node, alive, owning the whole ring. */
-    if (err == RK_OK)
-        err = rk_buf_appends(&b, ",\"status\":\"alive\",\"self\":true,\"last_heard_ms\":0,\"ownership\":1.0}]}");
+        err = rk_buf_appends(&b, "]}");
+    cluster_table_free(t);
+    cluster_view_unref(v);
     return reply_built(rq, err, &b);
 }
 
@@ -91,7 +145,7 @@ static rk_err render_kv_metrics(const http_server *s, rk_buf *out)
     rk_err err = store_get_stats(s->st, &ss);
     if (err != RK_OK)
         return err;
-    return rk_buf_appendf(out,
+    err = rk_buf_appendf(out,
         "# HELP ringkv_kv_operations_total Record operations applied by this node.\n"
         "# TYPE ringkv_kv_operations_total counter\n"
         "ringkv_kv_operations_total{op=\"read\"} %llu\n"
@@ -123,6 +177,30 @@ static rk_err render_kv_metrics(const http_server *s, rk_buf *out)
         (unsigned long long)ks.max_clock_entries, (unsigned long long)ss.keys_estimate,
         (unsigned long long)ss.sst_bytes, (unsigned long long)ss.memtable_bytes,
         (unsigned long long)ss.live_data_bytes);
+    if (err != RK_OK)
+        return err;
+    return rk_buf_appendf(out,
+        "# HELP ringkv_quorum_failures_total Reads and writes answered 503: too few replicas in time.\n"
+        "# TYPE ringkv_quorum_failures_total counter\n"
+        "ringkv_quorum_failures_total %llu\n"
+        "# HELP ringkv_read_repairs_total Stale or missing replicas sent the merged object by a read.\n"
+        "# TYPE ringkv_read_repairs_total counter\n"
+        "ringkv_read_repairs_total %llu\n"
+        "# HELP ringkv_hints_total Writes held for replicas that missed them, by what became of them.\n"
+        "# TYPE ringkv_hints_total counter\n"
+        "ringkv_hints_total{event=\"stored\"} %llu\n"
+        "ringkv_hints_total{event=\"delivered\"} %llu\n"
+        "ringkv_hints_total{event=\"received\"} %llu\n"
+        "# HELP ringkv_hints_held Hints this node holds (RocksDB estimate).\n"
+        "# TYPE ringkv_hints_held gauge\n"
+        "ringkv_hints_held %llu\n"
+        "# HELP ringkv_forwarded_writes_total Client writes applied by another replica (Kv.Apply).\n"
+        "# TYPE ringkv_forwarded_writes_total counter\n"
+        "ringkv_forwarded_writes_total %llu\n",
+        (unsigned long long)ks.quorum_failures, (unsigned long long)ks.read_repairs,
+        (unsigned long long)ks.hints_stored, (unsigned long long)ks.hints_delivered,
+        (unsigned long long)ks.hints_received, (unsigned long long)ss.hints_estimate,
+        (unsigned long long)ks.forwarded_writes);
 }
 
 int handle_metrics(request *rq)

@@ -40,6 +40,25 @@ bool request_flag(const request *rq, const char *name)
     return n > 0 && (strcmp(text, "1") == 0 || strcmp(text, "true") == 0);
 }
 
+rk_err request_bool_param(const request *rq, const char *name, bool *out)
+{
+    char text[8];
+    int n = request_param(rq, name, text, sizeof text);
+    if (n == -1)
+        return RK_OK;
+    if (n >= 0 && (strcmp(text, "1") == 0 || strcmp(text, "true") == 0))
+        *out = true;
+    else if (n >= 0 && (strcmp(text, "0") == 0 || strcmp(text, "false") == 0))
+        *out = false;
+    else {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must be true or false", name);
+        reply_error(rq->conn, 400, "bad_param", msg);
+        return RK_EINVAL;
+    }
+    return RK_OK;
+}
+
 rk_err request_body(const request *rq, size_t max, rk_buf *out)
 {
     long long declared = rq->ri->content_length;

@@ -103,6 +103,7 @@ struct http_server {
     char cluster_id[64];
     uint64_t node_id;
     unsigned partitions;
+    cluster_node *cluster;
     uint64_t started_ms;
 };
 
@@ -129,6 +130,9 @@ rk_err request_uint_param(const request *rq, const char *name, uint64_t lo, uint
                           uint64_t *out);
 /* True when ?name=1|true. */
 bool request_flag(const request *rq, const char *name);
+/* ?name= as true|1 or false|0; absent leaves *out unchanged. RK_EINVAL
+ * (after replying 400 bad_param) otherwise. */
+rk_err request_bool_param(const request *rq, const char *name, bool *out);
 /* Reads the whole body (up to max bytes) into out. RK_ETOOBIG when larger
  * (413 already sent), RK_EIO when the client went away. */
 rk_err request_body(const request *rq, size_t max, rk_buf *out);

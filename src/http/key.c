@@ -30,12 +30,44 @@ static rk_err etag_header(const rk_object *obj, rk_buf *headers)
     return err;
 }
 
-static int reply_object(request *rq, int status, const rk_object *obj, const sibling *s)
+/* X-Ringkv-Replicas (the nodes that answered or acked, by name) and, when
+ * fallbacks stood in, X-Ringkv-Fallbacks (fallback=replica pairs). */
+static rk_err quorum_headers(const request *rq, const kv_result *res, rk_buf *headers)
+{
+    if (res == NULL || res->answered_count == 0)
+        return RK_OK;
+    char name[CLUSTER_NAME_MAX + 1];
+    rk_err err = rk_buf_appends(headers, "X-Ringkv-Replicas: ");
+    for (size_t i = 0; i < res->answered_count && err == RK_OK; i++) {
+        kv_node_name(rq->srv->k, res->answered[i], name, sizeof name);
+        err = rk_buf_appendf(headers, "%s%s", i ? "," : "", name);
+    }
+    if (err == RK_OK)
+        err = rk_buf_appends(headers, "\r\n");
+    if (err != RK_OK || res->fallback_count == 0)
+        return err;
+    err = rk_buf_appends(headers, "X-Ringkv-Fallbacks: ");
+    for (size_t i = 0; i < res->fallback_count && err == RK_OK; i++) {
+        kv_node_name(rq->srv->k, res->fallback[i], name, sizeof name);
+        err = rk_buf_appendf(headers, "%s%s=", i ? "," : "", name);
+        kv_node_name(rq->srv->k, res->fallback_for[i], name, sizeof name);
+        if (err == RK_OK)
+            err = rk_buf_appends(headers, name);
+    }
+    if (err == RK_OK)
+        err = rk_buf_appends(headers, "\r\n");
+    return err;
+}
+
+static int reply_object(request *rq, int status, const rk_object *obj, const sibling *s,
+                        const kv_result *res)
 {
     rk_buf body = {0}, headers = {0};
     rk_err err = append_record(&body, obj, s, NULL, 0);
     if (err == RK_OK)
         err = etag_header(obj, &headers);
+    if (err == RK_OK)
+        err = quorum_headers(rq, res, &headers);
     int rc = err == RK_OK ? reply_json(rq->conn, status, headers.data, &body)
                           : reply_error(rq->conn, 500, rk_errcode(err), rk_strerror(err));
     rk_buf_free(&body);
@@ -45,7 +77,7 @@ static int reply_object(request *rq, int status, const rk_object *obj, const sib
 
 /* 300 Multiple Choices: every live sibling and the one context that
  * resolves them all. */
-static int reply_siblings(request *rq, const rk_object *obj)
+static int reply_siblings(request *rq, const rk_object *obj, const kv_result *res)
 {
     rk_buf body = {0}, headers = {0};
     rk_err err = rk_buf_appends(&body, "{\"siblings\":[");
@@ -74,6 +106,8 @@ static int reply_siblings(request *rq, const rk_object *obj)
         err = rk_buf_appends(&body, "\"}");
     if (err == RK_OK)
         err = etag_header(obj, &headers);
+    if (err == RK_OK)
+        err = quorum_headers(rq, res, &headers);
     int rc = err == RK_OK ? reply_json(rq->conn, 300, headers.data, &body)
                           : reply_error(rq->conn, 500, rk_errcode(err), rk_strerror(err));
     rk_buf_free(&body);
@@ -83,19 +117,29 @@ static int reply_siblings(request *rq, const rk_object *obj)
 
 /* 404 that still carries the tombstone's context, so a client can write
  * over a delete without resurrecting anything it has not seen. */
-static int reply_not_found(request *rq, const rk_object *obj)
+static int reply_not_found(request *rq, const rk_object *obj, const kv_result *res)
 {
-    if (obj == NULL || obj->clock.len == 0)
-        return reply_error(rq->conn, 404, "not_found", "not found");
-    rk_buf body = {0};
-    rk_err err = rk_buf_appends(&body, "{\"error\":\"not found\",\"code\":\"not_found\",\"context\":\"");
+    rk_buf body = {0}, headers = {0};
+    rk_err err = quorum_headers(rq, res, &headers);
+    if (obj == NULL || obj->clock.len == 0) {
+        err = err == RK_OK ? rk_buf_appends(&body, "{\"error\":\"not found\",\"code\":\"not_found\"}")
+                           : err;
+        int rc = err == RK_OK ? reply_json(rq->conn, 404, headers.data, &body)
+                              : reply_error(rq->conn, 404, "not_found", "not found");
+        rk_buf_free(&body);
+        rk_buf_free(&headers);
+        return rc;
+    }
+    if (err == RK_OK)
+        err = rk_buf_appends(&body, "{\"error\":\"not found\",\"code\":\"not_found\",\"context\":\"");
     if (err == RK_OK)
         err = context_encode(&obj->clock, &body);
     if (err == RK_OK)
         err = rk_buf_appends(&body, "\"}");
-    int rc = err == RK_OK ? reply_json(rq->conn, 404, NULL, &body)
+    int rc = err == RK_OK ? reply_json(rq->conn, 404, headers.data, &body)
                           : reply_error(rq->conn, 404, "not_found", "not found");
     rk_buf_free(&body);
+    rk_buf_free(&headers);
     return rc;
 }
 
@@ -103,11 +147,14 @@ static int handle_get(request *rq)
 {
     kv_read_opts opts = {.local = request_flag(rq, "local")};
     uint64_t r = 0, timeout = 0;
+    bool sloppy = true;
     unsigned n = kv_get_config(rq->srv->k)->n;
     if (request_uint_param(rq, "r", 1, n, &r) != RK_OK ||
-        request_uint_param(rq, "timeout_ms", 1, 3600000, &timeout) != RK_OK)
+        request_uint_param(rq, "timeout_ms", 1, 3600000, &timeout) != RK_OK ||
+        request_bool_param(rq, "sloppy", &sloppy) != RK_OK)
         return 400;
     opts.r = (unsigned)r;
+    opts.strict = !sloppy;
     opts.timeout_ms = (uint32_t)timeout;
     char mode[8];
     bool all = request_param(rq, "siblings", mode, sizeof mode) > 0 && strcmp(mode, "all") == 0;
@@ -117,15 +164,15 @@ static int handle_get(request *rq)
     rk_err err = kv_get(rq->srv->k, &key, &opts, &res);
     int rc;
     if (err == RK_ENOTFOUND)
-        rc = reply_not_found(rq, NULL);
+        rc = reply_not_found(rq, NULL, &res);
     else if (err != RK_OK)
         rc = reply_kv_error(rq, err, &res);
     else if (object_live_count(&res.obj) == 0)
-        rc = reply_not_found(rq, &res.obj);
+        rc = reply_not_found(rq, &res.obj, &res);
     else if (all && object_live_count(&res.obj) > 1)
-        rc = reply_siblings(rq, &res.obj);
+        rc = reply_siblings(rq, &res.obj, &res);
     else
-        rc = reply_object(rq, 200, &res.obj, object_live_winner(&res.obj));
+        rc = reply_object(rq, 200, &res.obj, object_live_winner(&res.obj), &res);
     kv_result_free(&res);
     return rc;
 }
@@ -156,6 +203,7 @@ typedef struct write_params {
     bool if_none_match;
     uint64_t w;
     uint64_t timeout_ms;
+    bool sloppy;
 } write_params;
 
 static void write_params_free(write_params *wp)
@@ -168,8 +216,10 @@ static void write_params_free(write_params *wp)
 static int parse_write_params(request *rq, const write_body *wb, write_params *wp)
 {
     unsigned n = kv_get_config(rq->srv->k)->n;
+    wp->sloppy = true;
     if (request_uint_param(rq, "w", 1, n, &wp->w) != RK_OK ||
-        request_uint_param(rq, "timeout_ms", 1, 3600000, &wp->timeout_ms) != RK_OK)
+        request_uint_param(rq, "timeout_ms", 1, 3600000, &wp->timeout_ms) != RK_OK ||
+        request_bool_param(rq, "sloppy", &wp->sloppy) != RK_OK)
         return 400;
     if (wb->context != NULL) {
         if (wb->context_len > CONTEXT_MAX_TEXT ||
@@ -213,33 +263,37 @@ static int do_write(request *rq, const write_body *wb, bool tombstone)
         .owner = owner,
         .w = (unsigned)wp.w,
         .timeout_ms = (uint32_t)wp.timeout_ms,
+        .strict = !wp.sloppy,
     };
     kv_result res;
     rk_err err = kv_put(rq->srv->k, &w, &res);
     if (err == RK_ENOTFOUND)
-        rc = reply_not_found(rq, NULL);
+        rc = reply_not_found(rq, NULL, &res);
     else if (err == RK_EPRECOND)
         rc = reply_error(rq->conn, 412, "precondition_failed",
                          "the key changed since that context, or exists");
     else if (err != RK_OK)
         rc = reply_kv_error(rq, err, &res);
     else if (tombstone) {
-        rk_buf body = {0};
+        rk_buf body = {0}, headers = {0};
         rk_err e = rk_buf_appends(&body, "{\"deleted\":true,\"context\":\"");
         if (e == RK_OK)
             e = context_encode(&res.obj.clock, &body);
         if (e == RK_OK)
             e = rk_buf_appends(&body, "\"}");
-        rc = e == RK_OK ? reply_json(rq->conn, 200, NULL, &body)
+        if (e == RK_OK)
+            e = quorum_headers(rq, &res, &headers);
+        rc = e == RK_OK ? reply_json(rq->conn, 200, headers.data, &body)
                         : reply_error(rq->conn, 500, rk_errcode(e), rk_strerror(e));
         rk_buf_free(&body);
+        rk_buf_free(&headers);
     } else {
         const sibling *mine = NULL;
         for (size_t i = 0; i < res.obj.len; i++)
             if (res.obj.siblings[i].dot.actor == res.dot.actor &&
                 res.obj.siblings[i].dot.counter == res.dot.counter)
                 mine = &res.obj.siblings[i];
-        rc = mine ? reply_object(rq, res.existed ? 200 : 201, &res.obj, mine)
+        rc = mine ? reply_object(rq, res.existed ? 200 : 201, &res.obj, mine, &res)
                   : reply_error(rq->conn, 500, "internal", "written version not found");
     }
     kv_result_free(&res);

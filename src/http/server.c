@@ -43,6 +43,7 @@ rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, s
     copy_str(srv->cluster_id, sizeof srv->cluster_id, node->cluster_id);
     srv->node_id = node->id;
     srv->partitions = node->partitions;
+    srv->cluster = node->cluster;
     srv->started_ms = rk_now_ms();
 
     /* Every open connection holds a worker thread (civetweb's model), so the

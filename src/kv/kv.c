@@ -5,23 +5,12 @@
  * docs/causality.md is applied and the object is encoded back. The object
  * that was written stays in the result, so the gateway answers without a
  * second read. */
-#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ringkv/kv.h"
+#include "kv_internal.h"
 #include "ringkv/ring.h"
-
-struct kv {
-    store *st;
-    rk_actor node_id;
-    kv_config cfg;
-    _Atomic uint64_t reads, writes, deletes;
-    _Atomic uint64_t siblings_dropped;
-    _Atomic uint64_t max_clock_entries;
-    _Atomic uint64_t max_siblings_seen;
-    _Atomic uint64_t precondition_failures;
-};
 
 void kv_config_default(kv_config *cfg)
 {
@@ -30,6 +19,9 @@ void kv_config_default(kv_config *cfg)
     cfg->w = 2;
     cfg->max_siblings = 16;
     cfg->max_value_bytes = 1u << 20;
+    cfg->timeout_ms = 1000;
+    cfg->handoff = true;
+    cfg->handoff_interval_ms = 1000;
 }
 
 rk_err kv_open(store *st, rk_actor node_id, const kv_config *cfg, kv **out)
@@ -43,12 +35,37 @@ rk_err kv_open(store *st, rk_actor node_id, const kv_config *cfg, kv **out)
     k->st = st;
     k->node_id = node_id;
     k->cfg = *cfg;
+    if (k->cfg.timeout_ms == 0)
+        k->cfg.timeout_ms = 1000;
+    if (k->cfg.handoff_interval_ms == 0)
+        k->cfg.handoff_interval_ms = 1000;
+    pthread_mutex_init(&k->handoff_mu, NULL);
+    pthread_cond_init(&k->handoff_cv, NULL);
     *out = k;
     return RK_OK;
 }
 
+rk_err kv_attach_cluster(kv *k, cluster_node *cn, rpc_client *client)
+{
+    if (k->cn != NULL || cn == NULL || client == NULL)
+        return RK_EINVAL;
+    k->cn = cn;
+    k->client = client;
+    return handoff_start(k);
+}
+
+void kv_detach_cluster(kv *k)
+{
+    handoff_stop(k);
+}
+
 void kv_close(kv *k)
 {
+    if (k == NULL)
+        return;
+    handoff_stop(k);
+    pthread_mutex_destroy(&k->handoff_mu);
+    pthread_cond_destroy(&k->handoff_cv);
     free(k);
 }
 
@@ -64,8 +81,25 @@ rk_actor kv_node_id(const kv *k)
 
 unsigned kv_member_count(const kv *k)
 {
-    (void)k;
-    return 1; /* membership arrives with the cluster layer */
+    if (k->cn == NULL)
+        return 1;
+    cluster_view *v = cluster_node_view(k->cn);
+    unsigned count = (unsigned)ring_member_count(v->ring);
+    cluster_view_unref(v);
+    return count;
+}
+
+void kv_node_name(kv *k, uint64_t id, char *out, size_t cap)
+{
+    const cluster_view_member *m = NULL;
+    cluster_view *v = k->cn ? cluster_node_view(k->cn) : NULL;
+    if (v != NULL)
+        m = cluster_view_find(v, id);
+    if (m != NULL)
+        snprintf(out, cap, "%s", m->name);
+    else
+        snprintf(out, cap, "%016llx", (unsigned long long)id);
+    cluster_view_unref(v);
 }
 
 void kv_result_free(kv_result *res)
@@ -92,37 +126,33 @@ static rk_err check_quorum(const kv *k, unsigned asked, unsigned dflt, kv_result
     return res->acks >= q ? RK_OK : RK_EQUORUM;
 }
 
-static void atomic_max(_Atomic uint64_t *slot, uint64_t v)
+void kv_atomic_max(_Atomic uint64_t *slot, uint64_t v)
 {
     uint64_t cur = atomic_load_explicit(slot, memory_order_relaxed);
     while (v > cur && !atomic_compare_exchange_weak(slot, &cur, v))
         ;
 }
 
-static rk_err data_key(const kv_key *key, rk_buf *out)
+rk_err kv_data_key(const kv_key *key, rk_buf *out)
 {
     uint64_t pos = ring_position(key->table, key->table_len, key->key, key->key_len);
     return store_data_key(pos, key->table, key->table_len, key->key, key->key_len, out);
 }
 
-rk_err kv_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *res)
+rk_err kv_local_read(kv *k, const char *dbkey, size_t dbkey_len, uint64_t intended, rk_buf *out)
 {
-    memset(res, 0, sizeof *res);
-    if (!kv_table_valid(key->table, key->table_len) || !kv_key_valid(key->key, key->key_len))
-        return RK_EINVAL;
-    if (!opts->local) {
-        rk_err err = check_quorum(k, opts->r, k->cfg.r, res);
-        if (err != RK_OK)
-            return err;
-    } else {
-        res->acks = res->needed = 1;
-    }
-    atomic_fetch_add_explicit(&k->reads, 1, memory_order_relaxed);
+    if (intended == 0 || intended == k->node_id)
+        return store_get(k->st, dbkey, dbkey_len, out);
+    return store_hint_get(k->st, intended, dbkey, dbkey_len, out);
+}
 
+/* This node's replica alone: ?local=1, and a node with no cluster. */
+static rk_err local_get(kv *k, const kv_key *key, kv_result *res)
+{
     rk_buf dbkey = {0}, val = {0};
-    rk_err err = data_key(key, &dbkey);
+    rk_err err = kv_data_key(key, &dbkey);
     if (err == RK_OK)
-        err = store_get(k->st, dbkey.data, dbkey.len, &val);
+        err = kv_local_read(k, dbkey.data, dbkey.len, 0, &val);
     if (err == RK_OK)
         err = object_decode((const uint8_t *)val.data, val.len, &res->obj);
     rk_buf_free(&dbkey);
@@ -132,7 +162,30 @@ rk_err kv_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *res
     if (err == RK_ECORRUPT)
         RK_ERROR("kv", "stored object for %.*s/%.*s does not decode", (int)key->table_len,
                  key->table, (int)key->key_len, key->key);
+    if (err == RK_OK) {
+        res->answered[0] = k->node_id;
+        res->answered_count = 1;
+    }
     return err;
+}
+
+rk_err kv_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *res)
+{
+    memset(res, 0, sizeof *res);
+    if (!kv_table_valid(key->table, key->table_len) || !kv_key_valid(key->key, key->key_len))
+        return RK_EINVAL;
+    unsigned r = opts->r ? opts->r : k->cfg.r;
+    if (r > k->cfg.n)
+        return RK_EINVAL;
+    atomic_fetch_add_explicit(&k->reads, 1, memory_order_relaxed);
+    if (opts->local) {
+        res->acks = res->needed = 1;
+        return local_get(k, key, res);
+    }
+    if (k->cn != NULL)
+        return coord_get(k, key, opts, res);
+    rk_err err = check_quorum(k, opts->r, k->cfg.r, res);
+    return err == RK_OK ? local_get(k, key, res) : err;
 }
 
 /* State shared with the store's read-merge-write callback. */
@@ -143,6 +196,7 @@ typedef struct put_state {
     bool existed;
     size_t dropped;
     clock_dot dot;
+    rk_buf *encoded; /* a copy of the bytes written, when asked for */
 } put_state;
 
 static rk_err check_conditions(const kv_write *w, const rk_object *obj, bool existed)
@@ -184,7 +238,11 @@ static rk_err put_update_cb(void *arg, const char *old, size_t old_len, rk_buf *
                         &ps->dropped, &ps->dot);
     if (err != RK_OK)
         return err;
-    return object_encode(&ps->obj, out);
+    size_t before = out->len;
+    err = object_encode(&ps->obj, out);
+    if (err == RK_OK && ps->encoded != NULL)
+        err = rk_buf_append(ps->encoded, out->data + before, out->len - before);
+    return err;
 }
 
 static void count_write(kv *k, const put_state *ps)
@@ -193,29 +251,17 @@ static void count_write(kv *k, const put_state *ps)
                               memory_order_relaxed);
     if (ps->dropped)
         atomic_fetch_add_explicit(&k->siblings_dropped, ps->dropped, memory_order_relaxed);
-    atomic_max(&k->max_clock_entries, ps->obj.clock.len);
-    atomic_max(&k->max_siblings_seen, ps->obj.len);
+    kv_atomic_max(&k->max_clock_entries, ps->obj.clock.len);
+    kv_atomic_max(&k->max_siblings_seen, ps->obj.len);
 }
 
-rk_err kv_put(kv *k, const kv_write *w, kv_result *res)
+rk_err kv_local_write(kv *k, const kv_write *w, kv_result *res, rk_buf *encoded)
 {
-    memset(res, 0, sizeof *res);
-    if (!kv_table_valid(w->key.table, w->key.table_len) ||
-        !kv_key_valid(w->key.key, w->key.key_len))
-        return RK_EINVAL;
-    if (!w->tombstone && (w->value == NULL || w->value_len == 0))
-        return RK_EINVAL;
-    if (!w->tombstone && w->value_len > k->cfg.max_value_bytes)
-        return RK_ETOOBIG;
-    rk_err err = check_quorum(k, w->w, k->cfg.w, res);
-    if (err != RK_OK)
-        return err;
-
     rk_buf dbkey = {0};
-    err = data_key(&w->key, &dbkey);
+    rk_err err = kv_data_key(&w->key, &dbkey);
     if (err != RK_OK)
         return err;
-    put_state ps = {.k = k, .w = w};
+    put_state ps = {.k = k, .w = w, .encoded = encoded};
     err = store_apply(k->st, dbkey.data, dbkey.len, put_update_cb, &ps);
     rk_buf_free(&dbkey);
     if (err != RK_OK) {
@@ -229,6 +275,77 @@ rk_err kv_put(kv *k, const kv_write *w, kv_result *res)
     res->existed = ps.existed;
     res->dot = ps.dot;
     return RK_OK;
+}
+
+/* State of one replica merge. */
+typedef struct merge_state {
+    const rk_object *incoming;
+    size_t siblings; /* after the merge */
+} merge_state;
+
+static rk_err merge_update_cb(void *arg, const char *old, size_t old_len, rk_buf *out)
+{
+    merge_state *ms = arg;
+    if (old == NULL) {
+        ms->siblings = ms->incoming->len;
+        return object_encode(ms->incoming, out);
+    }
+    rk_object cur = {0};
+    rk_err err = object_decode((const uint8_t *)old, old_len, &cur);
+    if (err == RK_OK)
+        err = object_merge(&cur, ms->incoming, 0, NULL);
+    if (err == RK_OK) {
+        ms->siblings = cur.len;
+        err = object_encode(&cur, out);
+    }
+    object_free(&cur);
+    return err;
+}
+
+rk_err kv_local_merge(kv *k, const char *dbkey, size_t dbkey_len, uint64_t intended,
+                      const rk_object *incoming)
+{
+    merge_state ms = {.incoming = incoming};
+    rk_err err;
+    if (intended == 0 || intended == k->node_id)
+        err = store_apply(k->st, dbkey, dbkey_len, merge_update_cb, &ms);
+    else
+        err = store_hint_apply(k->st, intended, dbkey, dbkey_len, merge_update_cb, &ms);
+    if (err == RK_OK)
+        kv_atomic_max(&k->max_siblings_seen, ms.siblings);
+    return err;
+}
+
+static rk_err check_write(const kv *k, const kv_write *w)
+{
+    if (!kv_table_valid(w->key.table, w->key.table_len) ||
+        !kv_key_valid(w->key.key, w->key.key_len))
+        return RK_EINVAL;
+    if (!w->tombstone && (w->value == NULL || w->value_len == 0))
+        return RK_EINVAL;
+    if (!w->tombstone && w->value_len > k->cfg.max_value_bytes)
+        return RK_ETOOBIG;
+    if ((w->w ? w->w : k->cfg.w) > k->cfg.n)
+        return RK_EINVAL;
+    return RK_OK;
+}
+
+rk_err kv_put(kv *k, const kv_write *w, kv_result *res)
+{
+    memset(res, 0, sizeof *res);
+    rk_err err = check_write(k, w);
+    if (err != RK_OK)
+        return err;
+    if (k->cn != NULL)
+        return coord_put(k, w, res);
+    err = check_quorum(k, w->w, k->cfg.w, res);
+    if (err == RK_OK)
+        err = kv_local_write(k, w, res, NULL);
+    if (err == RK_OK) {
+        res->answered[0] = k->node_id;
+        res->answered_count = 1;
+    }
+    return err;
 }
 
 /* State of one table scan. */
@@ -279,7 +396,7 @@ rk_err kv_scan(kv *k, const char *table, size_t table_len, const char *after, si
     rk_buf start = {0};
     if (after != NULL) {
         kv_key cursor = {table, table_len, after, after_len};
-        rk_err err = data_key(&cursor, &start);
+        rk_err err = kv_data_key(&cursor, &start);
         if (err != RK_OK)
             return err;
     }
@@ -307,4 +424,10 @@ void kv_get_stats(const kv *k, kv_stats *out)
     out->max_clock_entries = atomic_load(&k->max_clock_entries);
     out->max_siblings_seen = atomic_load(&k->max_siblings_seen);
     out->precondition_failures = atomic_load(&k->precondition_failures);
+    out->quorum_failures = atomic_load(&k->quorum_failures);
+    out->read_repairs = atomic_load(&k->read_repairs);
+    out->hints_stored = atomic_load(&k->hints_stored);
+    out->hints_delivered = atomic_load(&k->hints_delivered);
+    out->hints_received = atomic_load(&k->hints_received);
+    out->forwarded_writes = atomic_load(&k->forwarded_writes);
 }

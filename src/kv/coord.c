@@ -1,0 +1,626 @@
+/* coord.c - the coordinator: a client's get or put fanned out to the key's
+ * preference list at once, answered as soon as R or W replicas replied.
+ *
+ * The quorum rules live in quorum.c (pure, unit-tested); this file does the
+ * talking. A request is a ref-counted coord_req: the HTTP worker that waits
+ * for the verdict holds one reference and each RPC in flight holds one, so
+ * replies that arrive after the client got its answer still land safely.
+ * Whoever sees the last reply finishes the request: read repair for a get,
+ * hints for a put's replicas that did not ack.
+ *
+ * Locking: req->mu guards the core and the counters; it is never held
+ * across an RPC call or a RocksDB write. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kv_internal.h"
+#include "quorum.h"
+#include "ringkv.pb-c.h"
+
+/* Fallbacks asked for beyond the N replicas. */
+#define COORD_EXTRA_FALLBACKS 4
+
+typedef struct coord_req coord_req;
+
+/* One RPC in flight: which target it went to. */
+typedef struct coord_call {
+    coord_req *req;
+    size_t index; /* into req->targets */
+} coord_call;
+
+struct coord_req {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    _Atomic int refs;
+    kv *k;
+    bool is_put;
+    bool finished;      /* repairs or hints have been taken care of */
+    size_t outstanding; /* replies still to come (local ones included) */
+    get_core gc;
+    put_core pc;
+    quorum_target targets[QUORUM_MAX_TARGETS];
+    size_t target_count;
+    uint64_t replicas[RING_MAX_N]; /* the intended replicas, for hints */
+    size_t replica_count;
+    coord_call calls[QUORUM_MAX_TARGETS];
+    char table[KV_TABLE_MAX + 1];
+    rk_buf key;
+    rk_buf dbkey;
+    rk_buf encoded; /* a put: the object sent to every target */
+    cluster_view *view;
+};
+
+/* ---- request life ---------------------------------------------------------- */
+
+static coord_req *req_alloc(kv *k, const kv_key *key, cluster_view *view, bool is_put)
+{
+    coord_req *req = calloc(1, sizeof *req);
+    if (req == NULL)
+        return NULL;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&req->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&req->mu, NULL);
+    atomic_init(&req->refs, 1);
+    req->k = k;
+    req->is_put = is_put;
+    req->view = view;
+    memcpy(req->table, key->table, key->table_len);
+    req->table[key->table_len] = '\0';
+    if (rk_buf_append(&req->key, key->key, key->key_len) != RK_OK ||
+        kv_data_key(key, &req->dbkey) != RK_OK) {
+        rk_buf_free(&req->key);
+        rk_buf_free(&req->dbkey);
+        pthread_mutex_destroy(&req->mu);
+        pthread_cond_destroy(&req->cv);
+        free(req);
+        return NULL;
+    }
+    return req;
+}
+
+static void req_unref(coord_req *req)
+{
+    if (atomic_fetch_sub(&req->refs, 1) != 1)
+        return;
+    if (!req->is_put)
+        get_core_fini(&req->gc);
+    rk_buf_free(&req->key);
+    rk_buf_free(&req->dbkey);
+    rk_buf_free(&req->encoded);
+    cluster_view_unref(req->view);
+    pthread_mutex_destroy(&req->mu);
+    pthread_cond_destroy(&req->cv);
+    free(req);
+}
+
+static quorum_verdict req_verdict(const coord_req *req)
+{
+    return req->is_put ? put_core_verdict(&req->pc) : get_core_verdict(&req->gc);
+}
+
+/* Waits (req->mu held) until the verdict is final or the deadline passed;
+ * at the deadline the core is told the time so a pending verdict fails. */
+static void req_wait(coord_req *req, uint64_t deadline_ms)
+{
+    struct timespec ts = {(time_t)(deadline_ms / 1000), (long)(deadline_ms % 1000) * 1000000L};
+    while (req_verdict(req) == QUORUM_PENDING) {
+        if (rpc_now_ms() >= deadline_ms)
+            break;
+        int rc = pthread_cond_timedwait(&req->cv, &req->mu, &ts);
+        if (rc == ETIMEDOUT)
+            break;
+    }
+    if (req_verdict(req) != QUORUM_PENDING)
+        return;
+    if (req->is_put)
+        put_core_tick(&req->pc, deadline_ms);
+    else
+        get_core_tick(&req->gc, deadline_ms);
+}
+
+/* True for the one caller that sees the last reply in (req->mu held). */
+static bool req_take_finish(coord_req *req)
+{
+    if (req->outstanding > 0 || req->finished)
+        return false;
+    req->finished = true;
+    return true;
+}
+
+static const char *peer_addr(const coord_req *req, uint64_t node)
+{
+    const cluster_view_member *m = cluster_view_find(req->view, node);
+    return m != NULL ? m->rpc_addr : NULL;
+}
+
+/* ---- preference lists ------------------------------------------------------- */
+
+/* The replicas and targets of key in the current view. */
+static rk_err plan_targets(coord_req *req, bool sloppy)
+{
+    const ring_t *ring = req->view->ring;
+    uint64_t pos = ring_position(req->table, strlen(req->table), req->key.data, req->key.len);
+    uint64_t pref[RING_MAX_N + COORD_EXTRA_FALLBACKS];
+    size_t replicas = ring_replica_count(ring);
+    size_t count = ring_preference_list(ring, pos, pref, replicas + COORD_EXTRA_FALLBACKS);
+    bool alive[RING_MAX_N + COORD_EXTRA_FALLBACKS];
+    for (size_t i = 0; i < count; i++)
+        alive[i] = cluster_view_alive(req->view, pref[i]);
+    memcpy(req->replicas, pref, replicas * sizeof pref[0]);
+    req->replica_count = replicas;
+    return quorum_select(pref, alive, count, replicas, sloppy, req->targets, &req->target_count);
+}
+
+/* ---- get ---------------------------------------------------------------------- */
+
+static void get_feed(coord_req *req, uint64_t node, quorum_reply reply, const rk_object *obj)
+{
+    if (reply == QUORUM_REPLY_OK && get_core_reply(&req->gc, node, reply, obj, NULL) == RK_OK)
+        return;
+    /* out of memory merging: count the replica as failed rather than lose
+     * track of it */
+    get_core_reply(&req->gc, node, reply == QUORUM_REPLY_OK ? QUORUM_REPLY_ERROR : reply, NULL,
+                   NULL);
+}
+
+static void read_repair(coord_req *req);
+
+/* After a reply: count it, wake the waiter, finish if it was the last. */
+static void req_replied(coord_req *req)
+{
+    req->outstanding--;
+    pthread_cond_signal(&req->cv);
+}
+
+static void get_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
+{
+    coord_call *call = arg;
+    coord_req *req = call->req;
+    uint64_t node = req->targets[call->index].node;
+    quorum_reply kind = QUORUM_REPLY_ERROR;
+    rk_object obj = {0};
+    if (err == RK_OK) {
+        const Ringkv__ReplicaGetReply *r = (const Ringkv__ReplicaGetReply *)reply;
+        if (!r->found)
+            kind = QUORUM_REPLY_NOTFOUND;
+        else if (object_decode(r->object.data, r->object.len, &obj) == RK_OK)
+            kind = QUORUM_REPLY_OK;
+    }
+    rpc_reply_free(reply);
+    pthread_mutex_lock(&req->mu);
+    get_feed(req, node, kind, &obj);
+    req_replied(req);
+    bool finish = req_take_finish(req);
+    pthread_mutex_unlock(&req->mu);
+    object_free(&obj);
+    if (finish)
+        read_repair(req);
+    req_unref(req);
+}
+
+/* Reads this node's copy for target i and feeds it (req->mu not held). */
+static void get_local(coord_req *req, size_t i)
+{
+    kv *k = req->k;
+    rk_buf val = {0};
+    rk_object obj = {0};
+    quorum_reply kind = QUORUM_REPLY_ERROR;
+    rk_err err = kv_local_read(k, req->dbkey.data, req->dbkey.len, req->targets[i].intended, &val);
+    if (err == RK_ENOTFOUND)
+        kind = QUORUM_REPLY_NOTFOUND;
+    else if (err == RK_OK && object_decode((const uint8_t *)val.data, val.len, &obj) == RK_OK)
+        kind = QUORUM_REPLY_OK;
+    rk_buf_free(&val);
+    pthread_mutex_lock(&req->mu);
+    get_feed(req, k->node_id, kind, &obj);
+    req_replied(req);
+    pthread_mutex_unlock(&req->mu);
+    object_free(&obj);
+}
+
+static void get_remote(coord_req *req, size_t i, uint64_t deadline_ms)
+{
+    const quorum_target *t = &req->targets[i];
+    Ringkv__ReplicaGetRequest msg = RINGKV__REPLICA_GET_REQUEST__INIT;
+    msg.table = req->table;
+    msg.key.data = (uint8_t *)req->key.data;
+    msg.key.len = req->key.len;
+    msg.intended = t->intended;
+    const char *addr = peer_addr(req, t->node);
+    req->calls[i] = (coord_call){req, i};
+    atomic_fetch_add(&req->refs, 1);
+    rk_err err = addr == NULL ? RK_EINVAL
+                              : rpc_call_async(req->k->client, addr, &ringkv__kv__descriptor, "Get",
+                                               &msg.base, deadline_ms, get_reply_cb, &req->calls[i]);
+    if (err == RK_OK)
+        return;
+    atomic_fetch_sub(&req->refs, 1);
+    pthread_mutex_lock(&req->mu);
+    get_feed(req, t->node, QUORUM_REPLY_ERROR, NULL);
+    req_replied(req);
+    pthread_mutex_unlock(&req->mu);
+}
+
+/* Sends the merged object to one stale replica. */
+static void repair_done_cb(rk_err err, ProtobufCMessage *reply, void *arg)
+{
+    (void)err;
+    rpc_reply_free(reply);
+    req_unref(arg);
+}
+
+static void send_object(coord_req *req, const quorum_target *t, uint64_t deadline_ms,
+                        rpc_reply_cb done_cb, void *arg)
+{
+    Ringkv__ReplicaPutRequest msg = RINGKV__REPLICA_PUT_REQUEST__INIT;
+    msg.table = req->table;
+    msg.key.data = (uint8_t *)req->key.data;
+    msg.key.len = req->key.len;
+    msg.object.data = (uint8_t *)req->encoded.data;
+    msg.object.len = req->encoded.len;
+    msg.intended = t->intended;
+    const char *addr = peer_addr(req, t->node);
+    rk_err err = addr == NULL ? RK_EINVAL
+                              : rpc_call_async(req->k->client, addr, &ringkv__kv__descriptor, "Put",
+                                               &msg.base, deadline_ms, done_cb, arg);
+    if (err != RK_OK)
+        done_cb(err, NULL, arg);
+}
+
+/* Every target has answered (or the deadline passed): send the merged
+ * object to each replica that answered with less (get_core_repairs). */
+static void read_repair(coord_req *req)
+{
+    uint64_t stale[QUORUM_MAX_TARGETS];
+    size_t count = 0;
+    pthread_mutex_lock(&req->mu);
+    const rk_object *merged = get_core_object(&req->gc);
+    rk_err err = merged == NULL ? RK_ENOTFOUND : get_core_repairs(&req->gc, stale, &count);
+    if (err == RK_OK && count > 0)
+        err = object_encode(merged, &req->encoded);
+    rk_object copy = {0};
+    if (err == RK_OK && count > 0)
+        err = object_copy(&copy, merged);
+    pthread_mutex_unlock(&req->mu);
+    if (err != RK_OK || count == 0) {
+        object_free(&copy);
+        return;
+    }
+    kv *k = req->k;
+    uint64_t deadline = rpc_deadline_after(k->cfg.timeout_ms);
+    for (size_t i = 0; i < count; i++) {
+        const quorum_target *t = NULL;
+        for (size_t j = 0; j < req->target_count; j++)
+            if (req->targets[j].node == stale[i])
+                t = &req->targets[j];
+        if (t == NULL)
+            continue;
+        atomic_fetch_add_explicit(&k->read_repairs, 1, memory_order_relaxed);
+        if (t->node == k->node_id) {
+            kv_local_merge(k, req->dbkey.data, req->dbkey.len, t->intended, &copy);
+            continue;
+        }
+        atomic_fetch_add(&req->refs, 1);
+        send_object(req, t, deadline, repair_done_cb, req);
+    }
+    object_free(&copy);
+}
+
+/* Copies who answered into res for the X-Ringkv-* headers. */
+static void note_answered(const coord_req *req, const uint64_t *nodes, size_t count,
+                          kv_result *res)
+{
+    for (size_t i = 0; i < count && res->answered_count < KV_MAX_TARGETS; i++) {
+        res->answered[res->answered_count++] = nodes[i];
+        for (size_t j = 0; j < req->target_count; j++) {
+            const quorum_target *t = &req->targets[j];
+            if (t->node == nodes[i] && quorum_target_is_fallback(t) &&
+                res->fallback_count < KV_MAX_TARGETS) {
+                res->fallback[res->fallback_count] = t->node;
+                res->fallback_for[res->fallback_count++] = t->intended;
+            }
+        }
+    }
+}
+
+/* The verdict, as kv_get reports it (req->mu held). */
+static rk_err get_result(coord_req *req, kv_result *res)
+{
+    rk_err err = get_core_result(&req->gc, &res->acks, &res->needed);
+    uint64_t answered[QUORUM_MAX_TARGETS];
+    note_answered(req, answered, get_core_answered(&req->gc, answered), res);
+    if (err == RK_EQUORUM)
+        return err;
+    const rk_object *merged = get_core_object(&req->gc);
+    if (merged == NULL)
+        return RK_ENOTFOUND;
+    /* Tombstones only: kv.h hands them out with RK_OK so a 404 can carry
+     * their context. */
+    return object_copy(&res->obj, merged);
+}
+
+rk_err coord_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *res)
+{
+    cluster_view *view = cluster_node_view(k->cn);
+    coord_req *req = req_alloc(k, key, view, false);
+    if (req == NULL) {
+        cluster_view_unref(view);
+        return RK_ENOMEM;
+    }
+    uint64_t deadline = rpc_deadline_after(opts->timeout_ms ? opts->timeout_ms : k->cfg.timeout_ms);
+    unsigned r = opts->r ? opts->r : k->cfg.r;
+    uint64_t nodes[QUORUM_MAX_TARGETS];
+    rk_err err = plan_targets(req, !opts->strict);
+    for (size_t i = 0; err == RK_OK && i < req->target_count; i++)
+        nodes[i] = req->targets[i].node;
+    if (err == RK_OK)
+        err = get_core_init(&req->gc, nodes, req->target_count, r, deadline);
+    if (err != RK_OK) {
+        req_unref(req);
+        return err;
+    }
+    req->outstanding = req->target_count;
+    /* the remote reads first, so they run while this node reads its own */
+    for (size_t i = 0; i < req->target_count; i++)
+        if (req->targets[i].node != k->node_id)
+            get_remote(req, i, deadline);
+    for (size_t i = 0; i < req->target_count; i++)
+        if (req->targets[i].node == k->node_id)
+            get_local(req, i);
+    pthread_mutex_lock(&req->mu);
+    req_wait(req, deadline);
+    err = get_result(req, res);
+    bool finish = req_take_finish(req);
+    pthread_mutex_unlock(&req->mu);
+    if (finish)
+        read_repair(req);
+    if (err == RK_EQUORUM)
+        atomic_fetch_add_explicit(&k->quorum_failures, 1, memory_order_relaxed);
+    req_unref(req);
+    return err;
+}
+
+/* ---- put ---------------------------------------------------------------------- */
+
+static void store_hints(coord_req *req);
+
+static void put_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
+{
+    coord_call *call = arg;
+    coord_req *req = call->req;
+    rpc_reply_free(reply);
+    pthread_mutex_lock(&req->mu);
+    put_core_reply(&req->pc, req->targets[call->index].node, err == RK_OK, NULL);
+    req_replied(req);
+    bool finish = req_take_finish(req);
+    pthread_mutex_unlock(&req->mu);
+    if (finish)
+        store_hints(req);
+    req_unref(req);
+}
+
+/* Replicas that no target acked for (down, silent, or no fallback to stand
+ * in) get the object as a hint held here, handed off when they are seen
+ * alive again (handoff.c). The coordinator keeps these hints itself, so a
+ * write missed by a replica reaches it even in a cluster with no spare node
+ * to act as a fallback (3 nodes, N = 3). */
+static void store_hints(coord_req *req)
+{
+    kv *k = req->k;
+    uint64_t missed[RING_MAX_N];
+    size_t count = 0;
+    pthread_mutex_lock(&req->mu);
+    for (size_t r = 0; r < req->replica_count; r++) {
+        bool covered = req->replicas[r] == k->node_id;
+        for (size_t i = 0; i < req->target_count && !covered; i++)
+            covered = req->targets[i].intended == req->replicas[r] && req->pc.state[i] == 1;
+        if (!covered)
+            missed[count++] = req->replicas[r];
+    }
+    pthread_mutex_unlock(&req->mu);
+    if (count == 0 || !k->cfg.handoff)
+        return;
+    rk_object obj = {0};
+    if (object_decode((const uint8_t *)req->encoded.data, req->encoded.len, &obj) != RK_OK)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        rk_err err = kv_local_merge(k, req->dbkey.data, req->dbkey.len, missed[i], &obj);
+        if (err == RK_OK)
+            atomic_fetch_add_explicit(&k->hints_stored, 1, memory_order_relaxed);
+        else
+            RK_WARN("kv", "could not keep a hint for %016llx: %s", (unsigned long long)missed[i],
+                    rk_strerror(err));
+    }
+    object_free(&obj);
+}
+
+/* Converts a clock for the wire; entries and ptrs have room for c->len. */
+static void clock_to_pb(const vclock *c, Ringkv__ClockEntry *entries, Ringkv__ClockEntry **ptrs)
+{
+    for (size_t i = 0; i < c->len; i++) {
+        ringkv__clock_entry__init(&entries[i]);
+        entries[i].actor = c->entries[i].actor;
+        entries[i].counter = c->entries[i].counter;
+        ptrs[i] = &entries[i];
+    }
+}
+
+/* Asks replica t to apply the client's write (Kv.Apply): it becomes the
+ * write's actor. On RK_OK res and req->encoded hold what it stored. */
+static rk_err apply_remote(coord_req *req, const quorum_target *t, const kv_write *w,
+                           uint64_t deadline_ms, kv_result *res)
+{
+    size_t ctx_len = w->context ? w->context->len : 0, im_len = w->if_match ? w->if_match->len : 0;
+    Ringkv__ClockEntry *entries = calloc(ctx_len + im_len + 1, sizeof *entries);
+    Ringkv__ClockEntry **ptrs = calloc(ctx_len + im_len + 1, sizeof *ptrs);
+    if (entries == NULL || ptrs == NULL) {
+        free(entries);
+        free(ptrs);
+        return RK_ENOMEM;
+    }
+    Ringkv__ReplicaApplyRequest msg = RINGKV__REPLICA_APPLY_REQUEST__INIT;
+    msg.table = req->table;
+    msg.key.data = (uint8_t *)req->key.data;
+    msg.key.len = req->key.len;
+    msg.value.data = (uint8_t *)w->value;
+    msg.value.len = w->tombstone ? 0 : w->value_len;
+    msg.tombstone = w->tombstone;
+    msg.has_context = w->context != NULL;
+    msg.n_context = ctx_len;
+    msg.context = ptrs;
+    msg.has_if_match = w->if_match != NULL;
+    msg.n_if_match = im_len;
+    msg.if_match = ptrs + ctx_len;
+    msg.if_none_match = w->if_none_match;
+    msg.owner = (char *)(w->owner ? w->owner : "");
+    if (w->context)
+        clock_to_pb(w->context, entries, ptrs);
+    if (w->if_match)
+        clock_to_pb(w->if_match, entries + ctx_len, ptrs + ctx_len);
+
+    const char *addr = peer_addr(req, t->node);
+    ProtobufCMessage *reply = NULL;
+    rk_err err = addr == NULL ? RK_EINVAL
+                              : rpc_call(req->k->client, addr, &ringkv__kv__descriptor, "Apply",
+                                         &msg.base, deadline_ms, &reply);
+    free(entries);
+    free(ptrs);
+    if (err != RK_OK)
+        return err;
+    const Ringkv__ReplicaApplyReply *r = (const Ringkv__ReplicaApplyReply *)reply;
+    err = object_decode(r->object.data, r->object.len, &res->obj);
+    if (err == RK_OK)
+        err = rk_buf_append(&req->encoded, r->object.data, r->object.len);
+    res->existed = r->existed;
+    res->dot = (clock_dot){r->dot_actor, r->dot_counter};
+    rpc_reply_free(reply);
+    return err;
+}
+
+/* A transport failure: another replica may apply the write instead. */
+static bool unreachable(rk_err err)
+{
+    return err == RK_ETIMEDOUT || err == RK_EIO || err == RK_ECLOSED || err == RK_ECORRUPT;
+}
+
+/* Applies the write on the first replica target that takes it (this node
+ * when it is one). *applier is the one that did; failed[] marks replicas
+ * that could not be reached. */
+static rk_err apply_write(coord_req *req, const kv_write *w, uint64_t deadline_ms,
+                          kv_result *res, uint64_t *applier, bool *failed)
+{
+    kv *k = req->k;
+    rk_err err = RK_EQUORUM;
+    for (size_t pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < req->target_count; i++) {
+            const quorum_target *t = &req->targets[i];
+            /* pass 0: this node, so a replica coordinating its own write
+             * needs no round trip; pass 1: the other replicas in order */
+            if (quorum_target_is_fallback(t) || failed[i] || (pass == 0) != (t->node == k->node_id))
+                continue;
+            if (t->node == k->node_id)
+                err = kv_local_write(k, w, res, &req->encoded);
+            else
+                err = apply_remote(req, t, w, deadline_ms, res);
+            if (err == RK_OK) {
+                if (t->node != k->node_id)
+                    atomic_fetch_add_explicit(&k->forwarded_writes, 1, memory_order_relaxed);
+                *applier = t->node;
+                return RK_OK;
+            }
+            if (!unreachable(err))
+                return err;
+            object_free(&res->obj);
+            rk_buf_free(&req->encoded);
+            failed[i] = true;
+        }
+    }
+    return RK_EQUORUM;
+}
+
+static void put_fan_out(coord_req *req, uint64_t applier, const bool *failed, uint64_t deadline)
+{
+    kv *k = req->k;
+    rk_object obj = {0};
+    bool decoded = false;
+    /* remote targets first (i < count), then this node's own copy, so its
+     * RocksDB write overlaps the network round trips */
+    for (size_t step = 0; step < 2 * req->target_count; step++) {
+        size_t i = step % req->target_count;
+        const quorum_target *t = &req->targets[i];
+        if (t->node == applier || (step < req->target_count) == (t->node == k->node_id))
+            continue;
+        if (failed[i]) {
+            pthread_mutex_lock(&req->mu);
+            put_core_reply(&req->pc, t->node, false, NULL);
+            req_replied(req);
+            pthread_mutex_unlock(&req->mu);
+        } else if (t->node == k->node_id) {
+            if (!decoded)
+                decoded = object_decode((const uint8_t *)req->encoded.data, req->encoded.len,
+                                        &obj) == RK_OK;
+            bool ok = decoded &&
+                      kv_local_merge(k, req->dbkey.data, req->dbkey.len, t->intended, &obj) == RK_OK;
+            pthread_mutex_lock(&req->mu);
+            put_core_reply(&req->pc, t->node, ok, NULL);
+            req_replied(req);
+            pthread_mutex_unlock(&req->mu);
+        } else {
+            req->calls[i] = (coord_call){req, i};
+            atomic_fetch_add(&req->refs, 1);
+            send_object(req, t, deadline, put_reply_cb, &req->calls[i]);
+        }
+    }
+    object_free(&obj);
+}
+
+rk_err coord_put(kv *k, const kv_write *w, kv_result *res)
+{
+    cluster_view *view = cluster_node_view(k->cn);
+    coord_req *req = req_alloc(k, &w->key, view, true);
+    if (req == NULL) {
+        cluster_view_unref(view);
+        return RK_ENOMEM;
+    }
+    unsigned wq = w->w ? w->w : k->cfg.w;
+    uint64_t deadline = rpc_deadline_after(w->timeout_ms ? w->timeout_ms : k->cfg.timeout_ms);
+    res->needed = wq;
+    bool failed[QUORUM_MAX_TARGETS] = {false};
+    uint64_t applier = 0;
+    rk_err err = plan_targets(req, !w->strict);
+    if (err == RK_OK)
+        err = apply_write(req, w, deadline, res, &applier, failed);
+    if (err == RK_OK)
+        err = put_core_init(&req->pc, req->targets, req->target_count, applier, wq, deadline);
+    if (err != RK_OK) {
+        if (err == RK_EQUORUM)
+            atomic_fetch_add_explicit(&k->quorum_failures, 1, memory_order_relaxed);
+        req_unref(req);
+        return err;
+    }
+    req->outstanding = req->target_count - 1;
+    put_fan_out(req, applier, failed, deadline);
+
+    pthread_mutex_lock(&req->mu);
+    req_wait(req, deadline);
+    err = put_core_result(&req->pc, &res->acks, &res->needed);
+    quorum_target acked[QUORUM_MAX_TARGETS];
+    size_t n_acked = put_core_acked(&req->pc, acked);
+    uint64_t nodes[QUORUM_MAX_TARGETS];
+    for (size_t i = 0; i < n_acked; i++)
+        nodes[i] = acked[i].node;
+    note_answered(req, nodes, n_acked, res);
+    bool finish = req_take_finish(req);
+    pthread_mutex_unlock(&req->mu);
+    if (finish)
+        store_hints(req);
+    if (err == RK_EQUORUM)
+        atomic_fetch_add_explicit(&k->quorum_failures, 1, memory_order_relaxed);
+    req_unref(req);
+    return err;
+}
