@@ -605,8 +605,10 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(m.get("name"), self.node.name, show(st, body))
         self.assertEqual(m.get("http"), self.node.http_addr, show(st, body))
         self.assertEqual(m.get("rpc"), self.node.rpc_addr, show(st, body))
-        self.assertEqual(m.get("status"), "alive", show(st, body))
-        self.assertIsInstance(m.get("last_heard_ms"), int, show(st, body))
+        self.assertEqual(m.get("status"), "member", show(st, body))
+        self.assertEqual(m.get("liveness"), "alive", show(st, body))
+        self.assertIs(m.get("self"), True, show(st, body))
+        self.assertIsInstance(m.get("last_heard_ms_ago"), int, show(st, body))
         self.assertAlmostEqual(m.get("ownership"), 1.0, places=6, msg=show(st, body))
 
     def _metrics(self):
