@@ -915,7 +915,7 @@ static void test_insecure_mode(void **state)
     rpc_handler dup[] = {HANDLERS[0], HANDLERS[0]};
     assert_int_equal(rpc_server_open("127.0.0.1:0", &ok, dup, 2, &srv), RK_EINVAL);
     rpc_handler idx[] = {
-        {.service = &ringkv__kv__descriptor, .method_index = 2, .handler_cb = get_cb}};
+        {.service = &ringkv__kv__descriptor, .method_index = 3, .handler_cb = get_cb}};
     assert_int_equal(rpc_server_open("127.0.0.1:0", &ok, idx, 1, &srv), RK_EINVAL);
 }
 
