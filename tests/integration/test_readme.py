@@ -1,8 +1,9 @@
 """The README's examples run as written and print what the README says.
 
 Every ```sh block of README.md is run, in order, in one bash session against
-a fresh node (the README's 127.0.0.1:8001 becomes the node's address, and
-build/src/cli/ringkv the CLI under test). A command's output must match the
+a fresh 3-node cluster like the one `make run` starts (N=3 R=2 W=2, nodes
+named node1..node3; the README's 127.0.0.1:8001..8003 become their
+addresses, and build/src/cli/ringkv the CLI under test). A command's output must match the
 `# ...` lines under it, where `...` stands for anything (contexts,
 timestamps). A command with no `# ` lines must still exit 0.
 """
@@ -11,7 +12,7 @@ import re
 import subprocess
 import unittest
 
-from harness import Node
+from harness import Cluster
 
 SOURCE = os.environ.get("RINGKV_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
 CLI = os.environ.get("RINGKV_CLI", os.path.join(SOURCE, "build", "src", "cli", "ringkv"))
@@ -46,10 +47,12 @@ class ReadmeExamples(unittest.TestCase):
         with open(os.path.join(SOURCE, "README.md")) as f:
             steps = readme_steps(f.read())
         self.assertGreater(len(steps), 10, "README lost its examples")
-        with Node(name="readme") as node:
+        with Cluster(3, prefix="node") as cluster:
             script = ["set -u"]
             for cmd, _ in steps:
-                cmd = cmd.replace("127.0.0.1:8001", node.http_addr).replace("build/src/cli/ringkv", CLI)
+                for i, node in enumerate(cluster.nodes):
+                    cmd = cmd.replace(f"127.0.0.1:{8001 + i}", node.http_addr)
+                cmd = cmd.replace("build/src/cli/ringkv", CLI)
                 script.append(cmd)
                 script.append(f'echo "{SENTINEL} $?"')
             out = subprocess.run(["bash", "-c", "\n".join(script)], capture_output=True,
