@@ -430,7 +430,8 @@ static int serve_http(node_config *c, node *nd, uint64_t id, const char *name)
         .webclient_dir = c->webclient,
         .max_value_bytes = c->kv.max_value_bytes,
     };
-    http_node_info info = {name, id, c->http_addr, c->rpc_addr, cid, c->partitions, nd->cn};
+    http_node_info info = {name,          id,     c->http_addr, c->rpc_addr, cid,
+                           c->partitions, nd->cn, nd->rpc,      nd->client};
     if (http_start(&ho, &info, nd->k, nd->st, &nd->http) != RK_OK)
         return 1;
     char index[4096];

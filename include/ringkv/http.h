@@ -17,6 +17,8 @@ typedef struct http_node_info {
     const char *cluster_id;
     unsigned partitions;      /* fixed ring ranges */
     cluster_node *cluster;     /* borrowed; NULL for a node outside a cluster */
+    rpc_server *rpc;           /* borrowed, for /metrics; may be NULL */
+    rpc_client *rpc_client;    /* borrowed, for /metrics; may be NULL */
 } http_node_info;
 
 typedef struct http_options {

@@ -203,6 +203,52 @@ static rk_err render_kv_metrics(const http_server *s, rk_buf *out)
         (unsigned long long)ks.forwarded_writes);
 }
 
+/* What the RPC server dropped or served and what the client's calls came
+ * to: a frame that does not open, is stale or replayed is counted here. */
+static rk_err render_rpc_metrics(const http_server *s, rk_buf *out)
+{
+    rk_err err = RK_OK;
+    if (s->rpc != NULL) {
+        rpc_server_stats st;
+        rpc_server_get_stats(s->rpc, &st);
+        err = rk_buf_appendf(out,
+            "# HELP ringkv_rpc_server_total RPC requests served, and frames dropped, by outcome.\n"
+            "# TYPE ringkv_rpc_server_total counter\n"
+            "ringkv_rpc_server_total{outcome=\"served\"} %llu\n"
+            "ringkv_rpc_server_total{outcome=\"handler_error\"} %llu\n"
+            "ringkv_rpc_server_total{outcome=\"unknown_method\"} %llu\n"
+            "ringkv_rpc_server_total{outcome=\"bad_input\"} %llu\n"
+            "ringkv_rpc_server_total{outcome=\"expired\"} %llu\n"
+            "ringkv_rpc_server_total{outcome=\"bad_frame\"} %llu\n"
+            "ringkv_rpc_server_total{outcome=\"malformed\"} %llu\n"
+            "ringkv_rpc_server_total{outcome=\"stale\"} %llu\n"
+            "ringkv_rpc_server_total{outcome=\"replayed\"} %llu\n"
+            "ringkv_rpc_server_total{outcome=\"send_error\"} %llu\n",
+            (unsigned long long)st.requests, (unsigned long long)st.handler_errors,
+            (unsigned long long)st.unknown_method, (unsigned long long)st.bad_input,
+            (unsigned long long)st.expired, (unsigned long long)st.bad_frames,
+            (unsigned long long)st.malformed, (unsigned long long)st.stale,
+            (unsigned long long)st.replayed, (unsigned long long)st.send_errors);
+    }
+    if (err == RK_OK && s->rpc_client != NULL) {
+        rpc_client_stats ct;
+        rpc_client_get_stats(s->rpc_client, &ct);
+        err = rk_buf_appendf(out,
+            "# HELP ringkv_rpc_client_total RPC calls this node made, by outcome.\n"
+            "# TYPE ringkv_rpc_client_total counter\n"
+            "ringkv_rpc_client_total{outcome=\"started\"} %llu\n"
+            "ringkv_rpc_client_total{outcome=\"ok\"} %llu\n"
+            "ringkv_rpc_client_total{outcome=\"error\"} %llu\n"
+            "ringkv_rpc_client_total{outcome=\"timeout\"} %llu\n"
+            "ringkv_rpc_client_total{outcome=\"failure\"} %llu\n"
+            "ringkv_rpc_client_total{outcome=\"bad_reply\"} %llu\n",
+            (unsigned long long)ct.calls, (unsigned long long)ct.ok,
+            (unsigned long long)ct.errors, (unsigned long long)ct.timeouts,
+            (unsigned long long)ct.failures, (unsigned long long)ct.bad_replies);
+    }
+    return err;
+}
+
 int handle_metrics(request *rq)
 {
     int rc;
@@ -212,6 +258,8 @@ int handle_metrics(request *rq)
     rk_err err = http_metrics_render(rq->srv->metrics, &b);
     if (err == RK_OK)
         err = render_kv_metrics(rq->srv, &b);
+    if (err == RK_OK)
+        err = render_rpc_metrics(rq->srv, &b);
     rc = err == RK_OK ? reply_send(rq->conn, 200, "text/plain; version=0.0.4", NULL, b.data, b.len)
                       : reply_error(rq->conn, 500, rk_errcode(err), rk_strerror(err));
     rk_buf_free(&b);

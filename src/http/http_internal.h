@@ -104,6 +104,8 @@ struct http_server {
     uint64_t node_id;
     unsigned partitions;
     cluster_node *cluster;
+    rpc_server *rpc;
+    rpc_client *rpc_client;
     uint64_t started_ms;
 };
 
