@@ -9,6 +9,10 @@ the node, so start nodes from the main thread).
 
 Waiting is done by polling with a deadline (wait_for), never by bare sleeps.
 
+Cluster(size, n=3, r=2, w=2) starts several nodes that join the first one
+through its RPC address, with a shared random cluster secret, and waits until
+every node lists every node as an alive member (see Cluster).
+
 Environment:
   RINGKVD          path of the ringkvd binary (default <repo>/build/ringkvd)
   RINGKV_CLI       path of the ringkv CLI (default <repo>/build/src/cli/ringkv)
@@ -174,12 +178,32 @@ def _collect_headers(resp):
 
 
 class Node:
-    """One ringkvd process (single node: --n 1 --r 1 --w 1 --insecure)."""
+    """One ringkvd process (by default a single node: --n 1 --r 1 --w 1 --insecure).
 
-    def __init__(self, name="n1", data_dir=None, extra_args=(), env=None):
+    Cluster options (all default to the single-node behaviour):
+      n, r, w       replication factor and default quorums
+      secret_file   pass --secret-file FILE instead of --insecure
+      insecure      None: --insecure unless secret_file is given or env sets
+                    CLUSTER_SECRET; True/False forces it on/off
+      join          list of seed RPC addresses, passed as --join on the first
+                    start only (a restarted node rejoins from its data dir)
+      extra_args    appended to every start; restart(extra_args=...) adds more
+                    for that one run only
+    """
+
+    def __init__(self, name="n1", data_dir=None, extra_args=(), env=None,
+                 n=1, r=1, w=1, secret_file=None, insecure=None, join=None):
         self.name = name
         self.extra_args = list(extra_args)
+        self.run_args = []  # extra args for the current run only (restart(extra_args=))
         self.env = env
+        self.n, self.r, self.w = n, r, w
+        self.secret_file = secret_file
+        if insecure is None:
+            insecure = secret_file is None and not (env and "CLUSTER_SECRET" in env)
+        self.insecure = insecure
+        self.join = list(join or [])
+        self.paused = False
         self._tmp = tempfile.mkdtemp(prefix=f"ringkv-{name}-")
         self._owns_data = data_dir is None
         if data_dir is None:
@@ -195,6 +219,7 @@ class Node:
         self.returncode = None
         self._starts = 0
         self._cleaned = False
+        self._terminated = False  # terminate() sent SIGTERM, stop() has not waited yet
 
     # -- addresses
 
@@ -211,15 +236,25 @@ class Node:
         return f"http://{self.http_addr}"
 
     def command(self):
+        security = []
+        if self.secret_file is not None:
+            security += ["--secret-file", self.secret_file]
+        if self.insecure:
+            security.append("--insecure")
+        join = []
+        if self.join and self._starts == 0:
+            join = ["--join", ",".join(self.join)]
         return [
             RINGKVD,
             "--data", self.data_dir,
             "--http", self.http_addr,
             "--rpc", self.rpc_addr,
-            "--insecure",
-            "--n", "1", "--r", "1", "--w", "1",
+            *security,
+            "--n", str(self.n), "--r", str(self.r), "--w", str(self.w),
             "--name", self.name,
+            *join,
             *self.extra_args,
+            *self.run_args,
         ]
 
     # -- lifecycle
@@ -271,6 +306,8 @@ class Node:
                 preexec_fn=_preexec_pdeathsig if sys.platform.startswith("linux") else None,
             )
         self.returncode = None
+        self.paused = False
+        self._terminated = False
         with _live_lock:
             _live_nodes.add(self)
 
@@ -307,13 +344,57 @@ class Node:
         with _live_lock:
             _live_nodes.discard(self)
 
+    def launch(self):
+        """Start the process without waiting for it to become ready
+        (for nodes expected to fail; see wait_exit)."""
+        if self.running():
+            raise AssertionError(f"node {self.name} is already running")
+        self._spawn()
+        return self
+
+    def wait_exit(self, timeout):
+        """Wait up to timeout seconds for the process to exit on its own;
+        return its exit code, or None if it is still running."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._reap(rc)
+        return rc
+
+    def pause(self):
+        """SIGSTOP: the process stays alive but answers nothing."""
+        if not self.running():
+            raise AssertionError(f"node {self.name} is not running")
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        """SIGCONT after pause()."""
+        if self.running():
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def terminate(self):
+        """Send SIGTERM (resuming a paused node first) without waiting;
+        stop() then waits for the exit and checks the code."""
+        if self.running():
+            if self.paused:
+                self.resume()
+            self.proc.send_signal(signal.SIGTERM)
+            self._terminated = True
+
     def stop(self, timeout=10, expect_exit=0):
         """SIGTERM and wait; assert the exit code (skip with expect_exit=None)."""
         if self.proc is None:
             return None
+        if self.paused:
+            self.resume()
         already = self.proc.poll()
+        sent, self._terminated = self._terminated, False
         if already is None:
-            self.proc.send_signal(signal.SIGTERM)
+            if not sent:
+                self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -326,7 +407,7 @@ class Node:
         rc = self.proc.returncode
         self._reap(rc)
         if expect_exit is not None and rc != expect_exit:
-            when = "after SIGTERM" if already is None else "on its own, before SIGTERM"
+            when = "after SIGTERM" if already is None or sent else "on its own, before SIGTERM"
             raise AssertionError(
                 f"ringkvd {self.name} exited with code {rc} {when}, expected "
                 f"{expect_exit}\n--- log tail ---\n{self.log_tail()}")
@@ -339,13 +420,19 @@ class Node:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self.paused = False
+        self._terminated = False
         self._reap(self.proc.returncode)
         return self.proc.returncode
 
-    def restart(self, timeout=15):
-        """Start again with the same data dir and ports (stops first if running)."""
+    def restart(self, timeout=15, extra_args=None):
+        """Start again with the same data dir and ports (stops first if running).
+
+        extra_args are added to the command line for this run only.
+        """
         if self.running():
             self.stop()
+        self.run_args = list(extra_args or [])
         return self.start(timeout)
 
     def cleanup(self):
@@ -528,3 +615,292 @@ def json_equal(a, b) -> bool:
     if ka == "object":
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     return a == b
+
+
+# --------------------------------------------------------------------------
+# Cluster
+
+DELETED = object()  # in an acknowledged {key: value} dict: the key was deleted
+
+
+def with_query(path, **params) -> str:
+    """path plus ?k=v&... for the params that are not None."""
+    q = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    return path + ("?" + q if q else "")
+
+
+class Cluster:
+    """size ringkvd nodes forming one cluster on loopback.
+
+    Node 1 starts alone; every other node starts with --join <node 1's RPC
+    address>. All share a random cluster secret (a --secret-file by default,
+    or env CLUSTER_SECRET with secret_via="env"). start() returns once every
+    node's GET /cluster lists all nodes as alive members; last_ready_at is the
+    monotonic time the last node answered /health and converged_after the
+    seconds from then until convergence was seen.
+
+    Always stopped: use it as a context manager, or call stop()/cleanup().
+    """
+
+    def __init__(self, size, n=3, r=2, w=2, secret=None, secret_via="file", prefix="n",
+                 extra_args=(), start=True, converge_timeout=30):
+        import secrets as _secrets
+
+        self.size, self.n, self.r, self.w = size, n, r, w
+        self.prefix = prefix
+        self.extra_args = list(extra_args)
+        self.converge_timeout = converge_timeout
+        self._tmp = tempfile.mkdtemp(prefix="ringkv-cluster-")
+        self.secret = secret if secret is not None else _secrets.token_hex(16)
+        self.secret_file = None
+        self.env = None
+        if secret_via == "file":
+            self.secret_file = os.path.join(self._tmp, "secret")
+            with open(self.secret_file, "w") as f:
+                f.write(self.secret)
+            os.chmod(self.secret_file, 0o600)
+        elif secret_via == "env":
+            self.env = {"CLUSTER_SECRET": self.secret}
+        else:
+            raise ValueError(f"secret_via must be 'file' or 'env', not {secret_via!r}")
+        self.nodes = []
+        self.last_ready_at = None
+        self.converged_after = None
+        self._cleaned = False
+        if start:
+            try:
+                self.start()
+            except BaseException:
+                self.cleanup()
+                raise
+
+    # -- building
+
+    def new_node(self, name, join=None, extra_args=(), **kw):
+        """A Node with this cluster's n/r/w and secret (not started, not in nodes)."""
+        return Node(name=name, n=self.n, r=self.r, w=self.w, secret_file=self.secret_file,
+                    env=self.env, join=join, extra_args=[*self.extra_args, *extra_args], **kw)
+
+    def start(self):
+        """Start node 1, then the others joining through it; wait for convergence."""
+        for i in range(self.size):
+            join = [self.nodes[0].rpc_addr] if i > 0 else None
+            node = self.new_node(f"{self.prefix}{i + 1}", join=join)
+            self.nodes.append(node)
+            node.start()
+        self.last_ready_at = time.monotonic()
+        self.wait_converged(self.converge_timeout)
+        self.converged_after = time.monotonic() - self.last_ready_at
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.stop(check=exc_type is None)
+        finally:
+            self.cleanup()
+        return False
+
+    def __getitem__(self, i):
+        return self.nodes[i]
+
+    def __len__(self):
+        return len(self.nodes)
+
+    # -- addresses
+
+    def url(self, i, path=""):
+        return self.nodes[i].url + path
+
+    def names(self):
+        return [node.name for node in self.nodes]
+
+    def running_nodes(self):
+        return [node for node in self.nodes if node.running() and not node.paused]
+
+    # -- lifecycle of members
+
+    def kill(self, i):
+        """SIGKILL node i and wait for the process to be gone."""
+        return self.nodes[i].kill()
+
+    def restart(self, i, extra_args=(), converge=True):
+        """Restart node i from its data dir (no --join), with extra_args for
+        this run only; by default wait until the cluster has converged again."""
+        self.nodes[i].restart(extra_args=list(extra_args))
+        if converge:
+            self.wait_converged(self.converge_timeout)
+        return self.nodes[i]
+
+    def pause(self, i):
+        self.nodes[i].pause()
+
+    def resume(self, i):
+        self.nodes[i].resume()
+
+    def stop(self, check=True):
+        """SIGTERM every running node at once, then wait for each; with check,
+        raise if any did not exit 0 (after all were stopped)."""
+        for node in self.nodes:
+            node.terminate()
+        errors = []
+        for node in self.nodes:
+            try:
+                node.stop(expect_exit=0 if check else None)
+            except AssertionError as e:
+                errors.append(str(e))
+        if errors:
+            raise AssertionError("cluster stop:\n" + "\n".join(errors))
+
+    def cleanup(self):
+        for node in self.nodes:
+            node.cleanup()
+        if self._cleaned:
+            return
+        self._cleaned = True
+        if KEEP_TMP:
+            print(f"harness: kept {self._tmp} (cluster secret)", file=sys.stderr)
+            return
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    # -- membership views
+
+    def cluster_view(self, i_or_node, timeout=3):
+        """GET /cluster of a node -> parsed body; raises AssertionError otherwise."""
+        node = self.nodes[i_or_node] if isinstance(i_or_node, int) else i_or_node
+        status, body, _ = node.json("GET", "/cluster", timeout=timeout)
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("members"), list):
+            raise AssertionError(f"GET /cluster on {node.name}: {show(status, body)}")
+        return body
+
+    def views(self):
+        """{name: /cluster body or an error string} of every running node (for messages)."""
+        out = {}
+        for node in self.running_nodes():
+            try:
+                out[node.name] = self.cluster_view(node)
+            except (AssertionError, OSError, http.client.HTTPException) as e:
+                out[node.name] = f"error: {e!r}"
+        return out
+
+    @staticmethod
+    def member(view, name):
+        """The member entry named name in a /cluster body, or None."""
+        for m in view.get("members", []):
+            if m.get("name") == name:
+                return m
+        return None
+
+    @staticmethod
+    def summary(views):
+        """One line per viewing node: name:status/liveness of every member."""
+        lines = []
+        for name, view in views.items():
+            if isinstance(view, str):
+                lines.append(f"  {name}: {view}")
+                continue
+            ms = ", ".join(f"{m.get('name')}:{m.get('status')}/{m.get('liveness')}"
+                           f"({m.get('last_heard_ms_ago')}ms)" for m in view.get("members", []))
+            lines.append(f"  {name} sees: {ms}")
+        return "\n".join(lines)
+
+    def converged(self):
+        """True when every node runs and lists exactly the cluster's nodes,
+        each as status member and liveness alive."""
+        want = set(self.names())
+        for node in self.nodes:
+            if not node.running() or node.paused:
+                return False
+            try:
+                view = self.cluster_view(node)
+            except (AssertionError, OSError, http.client.HTTPException):
+                return False
+            members = {m.get("name"): m for m in view["members"]
+                       if m.get("status") != "removed"}
+            if set(members) != want:
+                return False
+            if any(m.get("status") != "member" or m.get("liveness") != "alive"
+                   for m in members.values()):
+                return False
+        return True
+
+    def wait_converged(self, timeout=30):
+        try:
+            wait_for(self.converged, timeout, interval=0.05,
+                     what=f"all {len(self.nodes)} nodes to list each other as alive members")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.summary(self.views())}") from None
+
+    def seen_down_by_all(self, i):
+        """True when every other running node lists node i with liveness down."""
+        name = self.nodes[i].name
+        for node in self.running_nodes():
+            if node is self.nodes[i]:
+                continue
+            try:
+                m = self.member(self.cluster_view(node), name)
+            except (AssertionError, OSError, http.client.HTTPException):
+                return False
+            if m is None or m.get("liveness") != "down":
+                return False
+        return True
+
+    def wait_seen_down(self, i, timeout):
+        try:
+            wait_for(lambda: self.seen_down_by_all(i), timeout, interval=0.1,
+                     what=f"every node to see {self.nodes[i].name} down")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.summary(self.views())}") from None
+
+    # -- data
+
+    def wait_full_quorum(self, via=0, timeout=10):
+        """Poll an r=N read of a key nobody wrote through node `via` until it is
+        answered (404 not_found) rather than 503.
+
+        Being listed alive in /cluster does not mean that every node's RPC
+        connection to a restarted peer is back yet (NNG re-dials with a back-off
+        of up to 2 s), so right after a restart an r=N read can time out. This
+        waits that out without reading (and so read-repairing) any test key.
+        """
+        path = with_query(key_path("harness-probe", "no-such-key"), r=self.n)
+        last = []
+
+        def answered():
+            status, body, hdrs = self.nodes[via].json("GET", path)
+            last[:] = [show(status, body, hdrs)]
+            return status == 404 and isinstance(body, dict) and body.get("code") == "not_found"
+
+        try:
+            wait_for(answered, timeout, interval=0.1,
+                     what=f"an r={self.n} read through {self.nodes[via].name} to be answered")
+        except AssertionError as e:
+            raise AssertionError(f"{e} (last: {last[0] if last else '-'})\n"
+                                 f"{self.summary(self.views())}") from None
+
+    def check_acked(self, testcase, acked, table, via=0, r=None):
+        """Read every acknowledged key through node `via` with r=N (all replicas
+        must answer) and assert the value (or 404 for DELETED) and one sibling."""
+        r = self.n if r is None else r
+        self.wait_full_quorum(via)
+        bad = []
+        with self.nodes[via].client() as c:
+            for key, value in acked.items():
+                path = with_query(key_path(table, key), r=r)
+                status, body, hdrs = c.json("GET", path, retry=True)
+                if value is DELETED:
+                    if status != 404 or not isinstance(body, dict) or body.get("code") != "not_found":
+                        bad.append(f"{key!r}: deleted, but GET r={r} gave {show(status, body, hdrs)}")
+                    continue
+                if status != 200 or not isinstance(body, dict):
+                    bad.append(f"{key!r}: GET r={r} gave {show(status, body, hdrs)}, "
+                               f"acknowledged {value!r}")
+                elif not json_equal(body.get("value"), value):
+                    bad.append(f"{key!r}: value {body.get('value')!r} != acknowledged {value!r}")
+                elif body.get("siblings") != 1:
+                    bad.append(f"{key!r}: {body.get('siblings')} siblings, expected 1: {show(status, body)}")
+        testcase.assertEqual(
+            bad, [], f"{len(bad)} of {len(acked)} acknowledged keys wrong on an r={r} read through "
+                     f"{self.nodes[via].name} (first 10):\n" + "\n".join(bad[:10]))
