@@ -30,8 +30,15 @@
 
 #include "frame.h"
 
-#define RECONNECT_MIN_MS 100
-#define RECONNECT_MAX_MS 2000
+/* NNG re-dials a lost peer with a back-off between these. The maximum is
+ * kept well under a quorum's default 1 s deadline: calls to a peer wait,
+ * queued, until it is connected, so with a 2 s back-off a replica that had
+ * just restarted (and that gossip already called alive) still failed R=N
+ * reads for up to 2 s (tests/integration/test_cluster_restart.py). A
+ * refused connect on a LAN costs one SYN; four a second per dead peer is
+ * nothing. */
+#define RECONNECT_MIN_MS 50
+#define RECONNECT_MAX_MS 250
 
 typedef struct peer peer;
 typedef struct call call;

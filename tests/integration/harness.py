@@ -856,35 +856,10 @@ class Cluster:
 
     # -- data
 
-    def wait_full_quorum(self, via=0, timeout=10):
-        """Poll an r=N read of a key nobody wrote through node `via` until it is
-        answered (404 not_found) rather than 503.
-
-        Being listed alive in /cluster does not mean that every node's RPC
-        connection to a restarted peer is back yet (NNG re-dials with a back-off
-        of up to 2 s), so right after a restart an r=N read can time out. This
-        waits that out without reading (and so read-repairing) any test key.
-        """
-        path = with_query(key_path("harness-probe", "no-such-key"), r=self.n)
-        last = []
-
-        def answered():
-            status, body, hdrs = self.nodes[via].json("GET", path)
-            last[:] = [show(status, body, hdrs)]
-            return status == 404 and isinstance(body, dict) and body.get("code") == "not_found"
-
-        try:
-            wait_for(answered, timeout, interval=0.1,
-                     what=f"an r={self.n} read through {self.nodes[via].name} to be answered")
-        except AssertionError as e:
-            raise AssertionError(f"{e} (last: {last[0] if last else '-'})\n"
-                                 f"{self.summary(self.views())}") from None
-
     def check_acked(self, testcase, acked, table, via=0, r=None):
         """Read every acknowledged key through node `via` with r=N (all replicas
         must answer) and assert the value (or 404 for DELETED) and one sibling."""
         r = self.n if r is None else r
-        self.wait_full_quorum(via)
         bad = []
         with self.nodes[via].client() as c:
             for key, value in acked.items():
