@@ -103,12 +103,29 @@ static quorum_verdict req_verdict(const coord_req *req)
     return req->is_put ? put_core_verdict(&req->pc) : get_core_verdict(&req->gc);
 }
 
-/* Waits (req->mu held) until the verdict is final or the deadline passed;
- * at the deadline the core is told the time so a pending verdict fails. */
+static bool req_done(const coord_req *req)
+{
+    return req->is_put ? put_core_done(&req->pc) : get_core_done(&req->gc);
+}
+
+/* Whether the waiter has its answer: a quorum reached, or one that failed
+ * once every target answered. A failed quorum still waits for the targets
+ * in flight (they answer fast, or the deadline ends it), so the 503 counts
+ * every replica that did take the write: a quorum that cannot be met (W=3
+ * with a replica known down) fails at once in the core, before the alive
+ * replicas have acked. */
+static bool req_answered(const coord_req *req)
+{
+    quorum_verdict v = req_verdict(req);
+    return v == QUORUM_REACHED || (v == QUORUM_FAILED && req_done(req));
+}
+
+/* Waits (req->mu held) until req_answered or the deadline passed; at the
+ * deadline the core is told the time so a pending verdict fails. */
 static void req_wait(coord_req *req, uint64_t deadline_ms)
 {
     struct timespec ts = {(time_t)(deadline_ms / 1000), (long)(deadline_ms % 1000) * 1000000L};
-    while (req_verdict(req) == QUORUM_PENDING) {
+    while (!req_answered(req)) {
         if (rpc_now_ms() >= deadline_ms)
             break;
         int rc = pthread_cond_timedwait(&req->cv, &req->mu, &ts);

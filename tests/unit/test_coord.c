@@ -1,0 +1,394 @@
+/* test_coord.c - the coordinator (src/kv/coord.c, replica.c, handoff.c)
+ * with real nodes in one process: a RocksDB store, a kv service, the
+ * membership and sealed RPC on 127.0.0.1 per node, short timings. This is
+ * where the coordinator's threads, callbacks and reference counts run under
+ * ASan and UBSan (the integration tests run the normal build). Every wait
+ * polls with a generous deadline; no timing is asserted. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ringkv/kv.h"
+
+static const char SECRET[] = "coordinator-test-secret-0123456789";
+#define PARTITIONS 256u
+#define MAX_NODES 4
+#define WAIT_MS 15000u
+
+/* As in test_cluster_node.c: NNG 1.5.2 can leak a request frame when a
+ * peer's connection closes while the request is handed to it, and these
+ * tests stop nodes others are talking to. Only the RPC layer's frames are
+ * excused. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:frame_encode\n";
+}
+
+typedef struct tnode {
+    char dir[64];
+    char rpc_addr[32], http_addr[32], name[16];
+    store *st;
+    kv *k;
+    rpc_client *client;
+    rpc_server *srv;
+    cluster_node *cn;
+    uint64_t id;
+    bool up;
+} tnode;
+
+typedef struct fixture {
+    tnode nodes[MAX_NODES];
+    size_t count;
+    bool handoff;
+} fixture;
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool wait_for(bool (*cond)(fixture *, void *), fixture *f, void *arg)
+{
+    uint64_t deadline = rpc_deadline_after(WAIT_MS);
+    while (!cond(f, arg)) {
+        if (rpc_now_ms() >= deadline)
+            return false;
+        sleep_ms(10);
+    }
+    return true;
+}
+
+/* A port the kernel just gave out and took back: free for a moment. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Starts (or restarts from its dir) node i; seed is the node to join
+ * through on first start, or -1. */
+static void node_up(fixture *f, size_t i, int seed)
+{
+    tnode *tn = &f->nodes[i];
+    if (tn->dir[0] == '\0') {
+        strcpy(tn->dir, "/tmp/ringkv-test-coord-XXXXXX");
+        assert_non_null(mkdtemp(tn->dir));
+        snprintf(tn->rpc_addr, sizeof tn->rpc_addr, "127.0.0.1:%d", free_port());
+        snprintf(tn->http_addr, sizeof tn->http_addr, "127.0.0.1:%zu", 1000 + i);
+        snprintf(tn->name, sizeof tn->name, "c%zu", i + 1);
+    }
+    store_options so;
+    store_options_default(&so);
+    so.cache_bytes = 4 << 20;
+    assert_int_equal(store_open(tn->dir, &so, &tn->st), RK_OK);
+    assert_int_equal(store_node_id(tn->st, &tn->id), RK_OK);
+    kv_config kc;
+    kv_config_default(&kc);
+    kc.timeout_ms = 500;
+    kc.handoff = f->handoff;
+    kc.handoff_interval_ms = 50;
+    assert_int_equal(kv_open(tn->st, tn->id, &kc, &tn->k), RK_OK);
+    rpc_options ro = {.secret = SECRET, .secret_len = sizeof SECRET - 1, .node_id = tn->id};
+    assert_int_equal(rpc_client_open(&ro, &tn->client), RK_OK);
+    cluster_node_options co = {
+        .st = tn->st,
+        .client = tn->client,
+        .self_id = tn->id,
+        .name = tn->name,
+        .http_addr = tn->http_addr,
+        .rpc_addr = tn->rpc_addr,
+        .n = 3,
+        .partitions = PARTITIONS,
+        .seeds = seed >= 0 ? f->nodes[seed].rpc_addr : NULL,
+        .gossip_interval_ms = 50,
+        .config = {.suspect_after_ms = 300, .down_after_ms = 800},
+    };
+    assert_int_equal(cluster_node_open(&co, &tn->cn), RK_OK);
+    rpc_handler handlers[16];
+    size_t n = cluster_node_handlers(tn->cn, handlers, 16);
+    n += kv_rpc_handlers(tn->k, handlers + n, 16 - n);
+    assert_int_equal(rpc_server_open(tn->rpc_addr, &ro, handlers, n, &tn->srv), RK_OK);
+    assert_int_equal(cluster_node_start(tn->cn), RK_OK);
+    assert_int_equal(kv_attach_cluster(tn->k, tn->cn, tn->client), RK_OK);
+    tn->up = true;
+}
+
+/* Stops node i in ringkvd's order; its dir stays for a restart. */
+static void node_down(fixture *f, size_t i)
+{
+    tnode *tn = &f->nodes[i];
+    if (!tn->up)
+        return;
+    rpc_server_close(tn->srv);
+    kv_detach_cluster(tn->k);
+    cluster_node_close(tn->cn);
+    rpc_client_close(tn->client);
+    kv_close(tn->k);
+    store_close(tn->st);
+    tn->up = false;
+}
+
+/* Every running node sees count members, each alive (or, for a stopped
+ * node, down). */
+static bool converged(fixture *f, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < f->count; i++) {
+        if (!f->nodes[i].up)
+            continue;
+        cluster_view *v = cluster_node_view(f->nodes[i].cn);
+        bool ok = v->count == f->count;
+        for (size_t j = 0; ok && j < f->count; j++)
+            ok = cluster_view_alive(v, f->nodes[j].id) == f->nodes[j].up;
+        cluster_view_unref(v);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static fixture *cluster_up(size_t count, bool handoff)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->count = count;
+    f->handoff = handoff;
+    for (size_t i = 0; i < count; i++)
+        node_up(f, i, i == 0 ? -1 : 0);
+    assert_true(wait_for(converged, f, NULL));
+    return f;
+}
+
+static void cluster_down(fixture *f)
+{
+    for (size_t i = 0; i < f->count; i++) {
+        node_down(f, i);
+        nftw(f->nodes[i].dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    free(f);
+}
+
+static kv_key key_of(const char *key)
+{
+    return (kv_key){"t", 1, key, strlen(key)};
+}
+
+static rk_err put(tnode *tn, const char *key, const char *value, unsigned w, bool strict,
+                  kv_result *res)
+{
+    kv_write wr = {.key = key_of(key), .value = value, .value_len = strlen(value), .w = w,
+                   .strict = strict};
+    return kv_put(tn->k, &wr, res);
+}
+
+/* The live winner of key through node tn (local or quorum), or NULL. The
+ * returned text is valid until the next call. */
+static const char *read_value(tnode *tn, const char *key, bool local, unsigned r)
+{
+    static char text[256];
+    kv_read_opts o = {.local = local, .r = r};
+    kv_result res;
+    rk_err err = kv_get(tn->k, &(kv_key){"t", 1, key, strlen(key)}, &o, &res);
+    const sibling *s = err == RK_OK ? object_live_winner(&res.obj) : NULL;
+    if (s != NULL)
+        snprintf(text, sizeof text, "%s", s->value);
+    kv_result_free(&res);
+    return s != NULL ? text : NULL;
+}
+
+typedef struct local_want {
+    size_t node;
+    const char *key, *value;
+} local_want;
+
+static bool holds_locally(fixture *f, void *arg)
+{
+    const local_want *w = arg;
+    const char *v = read_value(&f->nodes[w->node], w->key, true, 0);
+    return v != NULL && strcmp(v, w->value) == 0;
+}
+
+/* Node 0 has kept at least *arg hints. */
+static bool hints_kept(fixture *f, void *arg)
+{
+    kv_stats ks;
+    kv_get_stats(f->nodes[0].k, &ks);
+    return ks.hints_stored >= *(size_t *)arg;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+/* Written through one node, read through another; every node of three holds
+ * it (N = 3) without any read repair. */
+static void test_write_one_read_another(void **state)
+{
+    (void)state;
+    fixture *f = cluster_up(3, true);
+    kv_result res;
+    assert_int_equal(put(&f->nodes[0], "a", "\"one\"", 3, false, &res), RK_OK);
+    assert_int_equal(res.acks, 3);
+    assert_int_equal(res.answered_count, 3);
+    assert_int_equal(res.obj.siblings[0].dot.actor, f->nodes[0].id);
+    kv_result_free(&res);
+    assert_string_equal(read_value(&f->nodes[2], "a", false, 3), "\"one\"");
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(read_value(&f->nodes[i], "a", true, 0), "\"one\"");
+    kv_read_opts o = {.r = 2};
+    kv_result missing;
+    assert_int_equal(kv_get(f->nodes[1].k, &(kv_key){"t", 1, "nope", 4}, &o, &missing),
+                     RK_ENOTFOUND);
+    assert_true(missing.acks >= 2);
+    kv_result_free(&missing);
+    cluster_down(f);
+}
+
+/* A key whose replicas exclude node 3 of four: the write is applied by a
+ * replica over Kv.Apply, so the dot names a replica, never node 3. */
+static void test_write_from_a_non_replica_is_applied_by_a_replica(void **state)
+{
+    (void)state;
+    fixture *f = cluster_up(4, true);
+    cluster_view *v = cluster_node_view(f->nodes[3].cn);
+    char key[32];
+    uint64_t pref[3];
+    for (int i = 0;; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        ring_preference_list(v->ring, ring_position("t", 1, key, strlen(key)), pref, 3);
+        if (pref[0] != f->nodes[3].id && pref[1] != f->nodes[3].id && pref[2] != f->nodes[3].id)
+            break;
+    }
+    cluster_view_unref(v);
+    kv_result res;
+    assert_int_equal(put(&f->nodes[3], key, "{\"x\":1}", 3, false, &res), RK_OK);
+    rk_actor actor = res.obj.siblings[0].dot.actor;
+    assert_true(actor == pref[0] || actor == pref[1] || actor == pref[2]);
+    assert_int_equal(res.acks, 3);
+    kv_result_free(&res);
+    kv_stats ks;
+    kv_get_stats(f->nodes[3].k, &ks);
+    assert_int_equal(ks.forwarded_writes, 1);
+    assert_null(read_value(&f->nodes[3], key, true, 0)); /* not a replica: no copy */
+    assert_string_equal(read_value(&f->nodes[3], key, false, 3), "{\"x\":1}");
+    cluster_down(f);
+}
+
+/* One replica down: W=2 writes succeed and leave a hint on the
+ * coordinator, a strict W=3 fails with 2 acks, and the restarted replica
+ * gets the writes by handoff alone. */
+static void test_down_replica_gets_its_hints(void **state)
+{
+    (void)state;
+    fixture *f = cluster_up(3, true);
+    node_down(f, 2);
+    assert_true(wait_for(converged, f, NULL));
+    kv_result res;
+    assert_int_equal(put(&f->nodes[0], "h1", "1", 2, false, &res), RK_OK);
+    assert_int_equal(res.acks, 2);
+    kv_result_free(&res);
+    assert_int_equal(put(&f->nodes[1], "h2", "2", 2, true, &res), RK_OK);
+    kv_result_free(&res);
+    assert_int_equal(put(&f->nodes[0], "h3", "3", 3, true, &res), RK_EQUORUM);
+    assert_int_equal(res.acks, 2);
+    assert_int_equal(res.needed, 3);
+    kv_result_free(&res);
+    /* hints are kept once every target answered, which may be just after
+     * the put returned */
+    assert_true(wait_for(hints_kept, f, &(size_t){2}));
+
+    node_up(f, 2, -1);
+    local_want wants[] = {{2, "h1", "1"}, {2, "h2", "2"}, {2, "h3", "3"}};
+    for (size_t i = 0; i < 3; i++)
+        assert_true(wait_for(holds_locally, f, &wants[i]));
+    cluster_down(f);
+}
+
+/* No handoff: a replica that missed a write is brought up to date by an
+ * R=3 read, which answers with the newest value first. */
+static void test_read_repair_fixes_a_stale_replica(void **state)
+{
+    (void)state;
+    fixture *f = cluster_up(3, false);
+    kv_result res;
+    assert_int_equal(put(&f->nodes[0], "r", "\"old\"", 3, false, &res), RK_OK);
+    kv_result_free(&res);
+    node_down(f, 2);
+    assert_true(wait_for(converged, f, NULL));
+    assert_int_equal(put(&f->nodes[0], "r", "\"new\"", 2, false, &res), RK_OK);
+    kv_result_free(&res);
+    node_up(f, 2, -1);
+    assert_true(wait_for(converged, f, NULL));
+    assert_string_equal(read_value(&f->nodes[2], "r", true, 0), "\"old\"");
+    assert_string_equal(read_value(&f->nodes[1], "r", false, 3), "\"new\"");
+    local_want want = {2, "r", "\"new\""};
+    assert_true(wait_for(holds_locally, f, &want));
+    kv_stats ks;
+    kv_get_stats(f->nodes[1].k, &ks);
+    assert_true(ks.read_repairs >= 1);
+    cluster_down(f);
+}
+
+/* Two writes with the same context through two coordinators keep both
+ * values; a write with the merged context resolves them. */
+static void test_same_context_through_two_nodes_makes_siblings(void **state)
+{
+    (void)state;
+    fixture *f = cluster_up(3, true);
+    kv_result base, a, b, both, resolved;
+    assert_int_equal(put(&f->nodes[0], "s", "0", 3, false, &base), RK_OK);
+    kv_write wa = {.key = key_of("s"), .value = "\"A\"", .value_len = 3, .context = &base.obj.clock,
+                   .w = 3};
+    kv_write wb = wa;
+    wb.value = "\"B\"";
+    assert_int_equal(kv_put(f->nodes[0].k, &wa, &a), RK_OK);
+    assert_int_equal(kv_put(f->nodes[1].k, &wb, &b), RK_OK);
+    kv_read_opts o = {.r = 3};
+    kv_key s = key_of("s");
+    assert_int_equal(kv_get(f->nodes[2].k, &s, &o, &both), RK_OK);
+    assert_int_equal(object_live_count(&both.obj), 2);
+    kv_write wr = {.key = key_of("s"), .value = "\"AB\"", .value_len = 4,
+                   .context = &both.obj.clock, .w = 3};
+    assert_int_equal(kv_put(f->nodes[2].k, &wr, &resolved), RK_OK);
+    assert_int_equal(object_live_count(&resolved.obj), 1);
+    assert_string_equal(read_value(&f->nodes[0], "s", false, 3), "\"AB\"");
+    kv_result *all[] = {&base, &a, &b, &both, &resolved};
+    for (size_t i = 0; i < 5; i++)
+        kv_result_free(all[i]);
+    cluster_down(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_one_read_another),
+        cmocka_unit_test(test_write_from_a_non_replica_is_applied_by_a_replica),
+        cmocka_unit_test(test_down_replica_gets_its_hints),
+        cmocka_unit_test(test_read_repair_fixes_a_stale_replica),
+        cmocka_unit_test(test_same_context_through_two_nodes_makes_siblings),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
