@@ -359,7 +359,8 @@ typedef struct cluster_node_options {
  * that joins in cluster_node_start (cluster id 0 until then). Else: the
  * first node of a new cluster, MEMBER, with a new random cluster id, both
  * stored at once. RK_EINVAL (logged) when the stored table belongs to
- * another node id; RK_EIO, RK_ENOMEM. Free with cluster_node_close. */
+ * another node id; RK_ECORRUPT (logged) when the stored table or cluster
+ * id does not decode; RK_EIO, RK_ENOMEM. Free with cluster_node_close. */
 rk_err cluster_node_open(const cluster_node_options *opts, cluster_node **out);
 
 /* The Membership service's handlers (Join, Gossip, Ping) bound to cn, for
@@ -369,8 +370,9 @@ size_t cluster_node_handlers(cluster_node *cn, rpc_handler *out, size_t cap);
 /* Joins through the seeds if this node is fresh (each seed in turn until
  * join_timeout_ms: RK_ETIMEDOUT when none answered, e.g. a wrong cluster
  * secret, whose frames the seeds drop; RK_EINVAL when a seed's parameters
- * differ; the reason is logged either way), then starts the gossip thread.
- * Call once the RPC server serving cluster_node_handlers listens. */
+ * differ; the reason is logged either way; RK_EIO when the joined
+ * membership could not be stored), then starts the gossip thread. Call
+ * once the RPC server serving cluster_node_handlers listens. */
 rk_err cluster_node_start(cluster_node *cn);
 
 /* Stops the gossip thread, persists the table, frees. The RPC server must
@@ -405,7 +407,8 @@ typedef struct cluster_view {
     uint64_t cluster_id;
     uint64_t membership_version; /* cluster_membership_version */
     uint64_t generation;         /* rises with every view published */
-    ring_t *ring;                /* of cluster_ring_members; owned by the view */
+    ring_t *ring;                /* of cluster_ring_members; owned by the view;
+                                    NULL only when none is left (all removed) */
     size_t count;                /* every member, removed ones included */
     const cluster_view_member *members; /* in increasing id order */
 } cluster_view;
