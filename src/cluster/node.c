@@ -691,6 +691,7 @@ static void gossip_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
     }
     if (err != RK_OK)
         RK_DEBUG(MOD, "gossip with %016" PRIx64 ": %s", call->peer, rk_strerror(err));
+    rpc_reply_free(reply);
     free(call);
     call_done(cn);
 }
