@@ -5,7 +5,15 @@
 #   make run        build, start a local 3-node cluster, print its addresses (Ctrl-C stops)
 #   make run-second-node   one more node joining it (NODE=k picks the slot; default 4)
 #   make test       unit + integration tests, and the unit tests under ASan+UBSan
-#   make bench      single-node benchmark next to nginx -> docs/benchmarks.md
+#   make bench      cluster benchmark -> docs/benchmarks.md: a fresh local 3-node
+#                   cluster (temp dirs, temp secret, free ports), wrk spread over
+#                   the 3 nodes (GET/PUT/90-10 mix at 32 conns), then one
+#                   ../shared/bench/compare.sh run next to etcd, nginx and a
+#                   single node (tools/bench-cluster.sh; ~13 min; env ROUNDS,
+#                   DUR, KEYS, CONNS, R, W, COMPARE=0 skips the comparison)
+#   make bench-single   the single-node benchmark next to nginx (tools/bench-single.sh)
+#   make bench-profile  perf record -g of one cluster node under PUT, then GET
+#                   load -> top symbols printed (tools/bench-profile.sh)
 #   make deps       install the Debian packages (idempotent; root or sudo)
 #   make clean      remove build trees (not .run/ data)
 
@@ -19,11 +27,12 @@ NODE ?= 4
 DEPS := gcc libc6-dev make meson ninja-build pkg-config python3 curl \
         libprotobuf-c-dev protobuf-c-compiler libnng-dev libsodium-dev \
         librocksdb-dev libcjson-dev libcivetweb-dev libcmocka-dev
-BENCH_DEPS := wrk nginx-light
+BENCH_DEPS := wrk nginx-light etcd-server etcd-client
+PROFILE_DEPS := linux-perf
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build deps bench-deps run run-second-node test test-unit test-asan bench clean
+.PHONY: all build deps bench-deps run run-second-node test test-unit test-asan bench bench-single bench-profile clean
 
 all: build
 
@@ -57,7 +66,14 @@ test: deps $(BUILD)/build.ninja $(ASAN_BUILD)/build.ninja
 	@tools/run-tests.sh $(BUILD) $(ASAN_BUILD)
 
 bench: build bench-deps
+	@tools/bench-cluster.sh $(BUILD)/ringkvd
+
+bench-single: build bench-deps
 	@tools/bench-single.sh $(BUILD)/ringkvd
+
+bench-profile: build bench-deps
+	@tools/install-deps.sh $(PROFILE_DEPS)
+	@tools/bench-profile.sh $(BUILD)/ringkvd
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -78,19 +78,25 @@ def main():
     args = ap.parse_args()
     meta = open(args.meta).read() if args.meta else ""
     body = render(args, summarize(load(args.tsv)), meta)
-    begin, end = f"<!-- bench:{args.section} -->", f"<!-- /bench:{args.section} -->"
+    write_section(args.into, args.section, body)
+    print(body)
+
+
+def write_section(into, section, body):
+    """Replaces the <!-- bench:SECTION --> block of the page INTO with body
+    (appends it when the page has none). Also used by bench-cluster-report.py."""
+    begin, end = f"<!-- bench:{section} -->", f"<!-- /bench:{section} -->"
     block = f"{begin}\n{body}\n{end}"
     try:
-        page = open(args.into).read()
+        page = open(into).read()
     except FileNotFoundError:
         page = "# Benchmarks\n\n"
     if begin in page:
         page = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, page, flags=re.S)
     else:
         page = page.rstrip("\n") + "\n\n" + block + "\n"
-    with open(args.into, "w") as f:
+    with open(into, "w") as f:
         f.write(page)
-    print(body)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ out=$work/results
 "$bench/compare.sh" -c "$CONNS" -d "$DUR" -r "$ROUNDS" -k "$KEYS" -s 100 --idle-wait 10 -o "$out" \
   nginx "ringkv=kv@http://127.0.0.1:$PORT/bench/key" --pids ringkv="$pid"
 
-cmd="make bench  (tools/bench-single.sh: ROUNDS=$ROUNDS DUR=$DUR KEYS=$KEYS CONNS=\"$CONNS\")"
+cmd="make bench-single  (tools/bench-single.sh: ROUNDS=$ROUNDS DUR=$DUR KEYS=$KEYS CONNS=\"$CONNS\")"
 python3 "$root/tools/bench-report.py" --title "Single node, 100-byte values, $KEYS keys" \
   --command "$cmd" --baseline nginx --target ringkv "$out/results.tsv" \
   --meta "$out/logs/meta.txt" --into "$root/docs/benchmarks.md" --section single-node
