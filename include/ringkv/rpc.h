@@ -40,6 +40,12 @@ typedef struct rpc_options {
     uint32_t window_ms;     /* replay window, +- around now; 30 s */
     size_t max_frame_bytes; /* largest frame sent or received; 64 MiB */
     /* server only */
+    /* Run handlers on the NNG thread that received the request instead of
+     * handing them to a worker: one thread handoff (a futex wake and a
+     * context switch) less per call, for handlers that answer at once and
+     * block only briefly (a RocksDB read or write). A handler that waits
+     * long would hold one of NNG's few threads: leave this off for those. */
+    bool inline_handlers;
     unsigned workers;      /* threads running handlers; 8 */
     unsigned contexts;     /* requests received or in a handler at once; 256 */
     size_t replay_entries; /* nonces remembered against replay; 2^18 */

@@ -75,6 +75,7 @@ struct rpc_server {
     rpc_request *q_tail;
     bool stopping;
     size_t outstanding; /* handed to a handler, not yet answered */
+    size_t inline_running; /* serve() running on an NNG thread */
     rpc_gate gate;      /* every NNG operation starts through it */
 
     struct {
@@ -109,6 +110,29 @@ static void enqueue(rpc_server *srv, rpc_request *r)
     pthread_mutex_unlock(&srv->mu);
 }
 
+static void serve(rpc_server *srv, rpc_request *r);
+
+/* serve() on this NNG thread, unless the server is closing (then the slot
+ * rests, as a queued request would). Counted so that close waits for it. */
+static void serve_inline(rpc_server *srv, rpc_request *r)
+{
+    pthread_mutex_lock(&srv->mu);
+    bool stopping = srv->stopping;
+    if (!stopping)
+        srv->inline_running++;
+    pthread_mutex_unlock(&srv->mu);
+    if (stopping) {
+        nng_msg_free(r->msg);
+        r->msg = NULL;
+        return;
+    }
+    serve(srv, r);
+    pthread_mutex_lock(&srv->mu);
+    if (--srv->inline_running == 0 && srv->outstanding == 0)
+        pthread_cond_broadcast(&srv->idle_cv);
+    pthread_mutex_unlock(&srv->mu);
+}
+
 /* NNG thread: a receive or a send of slot r finished. */
 static void slot_cb(void *arg)
 {
@@ -140,7 +164,10 @@ static void slot_cb(void *arg)
     r->msg = nng_aio_get_msg(r->aio);
     nng_aio_set_msg(r->aio, NULL);
     r->received_ms = rpc_now_ms();
-    enqueue(srv, r);
+    if (srv->opts.inline_handlers)
+        serve_inline(srv, r);
+    else
+        enqueue(srv, r);
 }
 
 static const binding *find_binding(const rpc_server *srv, const char *service, const char *method)
@@ -472,7 +499,7 @@ void rpc_server_close(rpc_server *srv)
     /* 2. Deferred requests still belong to their handlers: wait for their
      *    answers, which still go out (the socket is open). */
     pthread_mutex_lock(&srv->mu);
-    while (srv->outstanding > 0)
+    while (srv->outstanding > 0 || srv->inline_running > 0)
         pthread_cond_wait(&srv->idle_cv, &srv->mu);
     pthread_mutex_unlock(&srv->mu);
     /* 3. Nobody starts an NNG operation any more; stop those pending

@@ -167,9 +167,13 @@ typedef struct fixture {
     char addr[64];
 } fixture;
 
+/* Set by setup_inline: the server runs handlers on NNG's threads. */
+static bool inline_mode;
+
 static void server_up(fixture *f, int port)
 {
     rpc_options o = sealed_opts(SECRET, SERVER_ID);
+    o.inline_handlers = inline_mode;
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     assert_int_equal(rpc_server_open(listen, &o, HANDLERS, N_HANDLERS, &f->srv), RK_OK);
@@ -187,12 +191,19 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup_inline(void **state)
+{
+    inline_mode = true;
+    return setup(state);
+}
+
 static int teardown(void **state)
 {
     fixture *f = *state;
     rpc_client_close(f->cli);
     rpc_server_close(f->srv);
     free(f);
+    inline_mode = false;
     return 0;
 }
 
@@ -1037,6 +1048,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_resend, setup, teardown),
         cmocka_unit_test(test_insecure_mode),
+        /* the same calls with handlers run on NNG's threads (ringkvd's mode) */
+        cmocka_unit_test_setup_teardown(test_round_trip, setup_inline, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_calls, setup_inline, teardown),
+        cmocka_unit_test_setup_teardown(test_handler_error, setup_inline, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_and_replay, setup_inline, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage, setup_inline, teardown),
         cmocka_unit_test_setup_teardown(test_figures, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
