@@ -122,7 +122,7 @@ int handle_cluster(request *rq)
                              ",\"id\":\"%016llx\",\"n\":%u,\"r\":%u,\"w\":%u,\"partitions\":%u,"
                              "\"ring_version\":\"%016llx\",\"members\":[",
                              (unsigned long long)s->node_id, cfg->n, cfg->r, cfg->w, s->partitions,
-                             (unsigned long long)ring_version(v->ring));
+                             (unsigned long long)(v->ring ? ring_version(v->ring) : 0));
     uint64_t now = rpc_now_ms();
     for (size_t i = 0; err == RK_OK && i < cluster_member_count(t); i++) {
         const cluster_member *m = cluster_member_at(t, i);

@@ -161,6 +161,8 @@ static const char *peer_addr(const coord_req *req, uint64_t node)
 static rk_err plan_targets(coord_req *req, bool sloppy)
 {
     const ring_t *ring = req->view->ring;
+    if (ring == NULL) /* every member removed: nobody holds anything */
+        return RK_EQUORUM;
     uint64_t pos = ring_position(req->table, strlen(req->table), req->key.data, req->key.len);
     uint64_t pref[RING_MAX_N + COORD_EXTRA_FALLBACKS];
     size_t replicas = ring_replica_count(ring);

@@ -84,7 +84,7 @@ unsigned kv_member_count(const kv *k)
     if (k->cn == NULL)
         return 1;
     cluster_view *v = cluster_node_view(k->cn);
-    unsigned count = (unsigned)ring_member_count(v->ring);
+    unsigned count = v->ring ? (unsigned)ring_member_count(v->ring) : 0;
     cluster_view_unref(v);
     return count;
 }
