@@ -373,6 +373,7 @@ rk_err coord_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *
     }
     uint64_t deadline = rpc_deadline_after(opts->timeout_ms ? opts->timeout_ms : k->cfg.timeout_ms);
     unsigned r = opts->r ? opts->r : k->cfg.r;
+    res->needed = r;
     uint64_t nodes[QUORUM_MAX_TARGETS];
     rk_err err = plan_targets(req, !opts->strict);
     for (size_t i = 0; err == RK_OK && i < req->target_count; i++)
