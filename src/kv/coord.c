@@ -436,7 +436,7 @@ static void store_hints(coord_req *req)
     size_t count = 0;
     pthread_mutex_lock(&req->mu);
     for (size_t r = 0; r < req->replica_count; r++) {
-        bool covered = req->replicas[r] == k->node_id;
+        bool covered = false;
         for (size_t i = 0; i < req->target_count && !covered; i++)
             covered = req->targets[i].intended == req->replicas[r] && req->pc.state[i] == 1;
         if (!covered)
@@ -446,9 +446,20 @@ static void store_hints(coord_req *req)
     if (count == 0 || !k->cfg.handoff)
         return;
     rk_object obj = {0};
-    if (object_decode((const uint8_t *)req->encoded.data, req->encoded.len, &obj) != RK_OK)
+    if (object_decode((const uint8_t *)req->encoded.data, req->encoded.len, &obj) != RK_OK) {
+        RK_ERROR("kv", "cannot keep hints for %s: the written object does not decode",
+                 req->table);
         return;
+    }
     for (size_t i = 0; i < count; i++) {
+        if (missed[i] == k->node_id) {
+            /* this node's own copy failed: a hint for itself would never be
+             * handed off, so say so; the other replicas and read repair
+             * carry the write */
+            RK_ERROR("kv", "this replica did not store a write to %s; read repair or a "
+                           "later write will bring it", req->table);
+            continue;
+        }
         rk_err err = kv_local_merge(k, req->dbkey.data, req->dbkey.len, missed[i], &obj);
         if (err == RK_OK)
             atomic_fetch_add_explicit(&k->hints_stored, 1, memory_order_relaxed);
@@ -528,11 +539,51 @@ static bool unreachable(rk_err err)
     return err == RK_ETIMEDOUT || err == RK_EIO || err == RK_ECLOSED || err == RK_ECORRUPT;
 }
 
+/* What a quorum read saw of the key before a conditional write or a
+ * delete: merged into the applying replica first, so the conditions are
+ * checked against everything R replicas hold, not against one replica
+ * that may have missed writes (a delete through a stale replica answered
+ * 404 and left the value alive). */
+typedef struct seen_state {
+    const rk_object *obj; /* NULL: the quorum saw nothing */
+    rk_buf encoded;
+} seen_state;
+
+/* Merges seen into target t's copy and waits for it (RK_OK when nothing
+ * was seen). */
+static rk_err bring_up_to_date(coord_req *req, const quorum_target *t, seen_state *seen,
+                               uint64_t deadline_ms)
+{
+    if (seen == NULL || seen->obj == NULL)
+        return RK_OK;
+    kv *k = req->k;
+    if (t->node == k->node_id)
+        return kv_local_merge(k, req->dbkey.data, req->dbkey.len, 0, seen->obj);
+    if (seen->encoded.len == 0) {
+        rk_err err = object_encode(seen->obj, &seen->encoded);
+        if (err != RK_OK)
+            return err;
+    }
+    Ringkv__ReplicaPutRequest msg = RINGKV__REPLICA_PUT_REQUEST__INIT;
+    msg.table = req->table;
+    msg.key.data = (uint8_t *)req->key.data;
+    msg.key.len = req->key.len;
+    msg.object.data = (uint8_t *)seen->encoded.data;
+    msg.object.len = seen->encoded.len;
+    const char *addr = peer_addr(req, t->node);
+    ProtobufCMessage *reply = NULL;
+    rk_err err = addr == NULL ? RK_EINVAL
+                              : rpc_call(k->client, addr, &ringkv__kv__descriptor, "Put",
+                                         &msg.base, deadline_ms, &reply);
+    rpc_reply_free(reply);
+    return err;
+}
+
 /* Applies the write on the first replica target that takes it (this node
- * when it is one). *applier is the one that did; failed[] marks replicas
- * that could not be reached. */
-static rk_err apply_write(coord_req *req, const kv_write *w, uint64_t deadline_ms,
-                          kv_result *res, uint64_t *applier, bool *failed)
+ * when it is one), after bringing it up to date with seen. *applier is the
+ * one that did; failed[] marks replicas that could not be reached. */
+static rk_err apply_write(coord_req *req, const kv_write *w, seen_state *seen,
+                          uint64_t deadline_ms, kv_result *res, uint64_t *applier, bool *failed)
 {
     kv *k = req->k;
     rk_err err = RK_EQUORUM;
@@ -543,9 +594,10 @@ static rk_err apply_write(coord_req *req, const kv_write *w, uint64_t deadline_m
              * needs no round trip; pass 1: the other replicas in order */
             if (quorum_target_is_fallback(t) || failed[i] || (pass == 0) != (t->node == k->node_id))
                 continue;
-            if (t->node == k->node_id)
+            err = bring_up_to_date(req, t, seen, deadline_ms);
+            if (err == RK_OK && t->node == k->node_id)
                 err = kv_local_write(k, w, res, &req->encoded);
-            else
+            else if (err == RK_OK)
                 err = apply_remote(req, t, w, deadline_ms, res);
             if (err == RK_OK) {
                 if (t->node != k->node_id)
@@ -599,6 +651,18 @@ static void put_fan_out(coord_req *req, uint64_t applier, const bool *failed, ui
     object_free(&obj);
 }
 
+/* The quorum read a conditional write or a delete starts with (default R,
+ * the write's timeout and strictness). RK_EQUORUM when R did not answer:
+ * a condition checked on fewer replicas could be wrong either way. */
+static rk_err read_before_write(kv *k, const kv_write *w, kv_result *read, seen_state *seen)
+{
+    kv_read_opts ro = {.timeout_ms = w->timeout_ms, .strict = w->strict};
+    rk_err err = coord_get(k, &w->key, &ro, read);
+    if (err == RK_OK)
+        seen->obj = &read->obj;
+    return err == RK_ENOTFOUND ? RK_OK : err;
+}
+
 rk_err coord_put(kv *k, const kv_write *w, kv_result *res)
 {
     cluster_view *view = cluster_node_view(k->cn);
@@ -612,9 +676,20 @@ rk_err coord_put(kv *k, const kv_write *w, kv_result *res)
     res->needed = wq;
     bool failed[QUORUM_MAX_TARGETS] = {false};
     uint64_t applier = 0;
+    seen_state seen = {0};
+    kv_result read = {0};
     rk_err err = plan_targets(req, !w->strict);
+    if (err == RK_OK && (w->tombstone || w->if_match != NULL || w->if_none_match)) {
+        err = read_before_write(k, w, &read, &seen);
+        if (err == RK_EQUORUM) {
+            res->acks = read.acks;
+            res->needed = read.needed;
+        }
+    }
     if (err == RK_OK)
-        err = apply_write(req, w, deadline, res, &applier, failed);
+        err = apply_write(req, w, &seen, deadline, res, &applier, failed);
+    kv_result_free(&read);
+    rk_buf_free(&seen.encoded);
     if (err == RK_OK)
         err = put_core_init(&req->pc, req->targets, req->target_count, applier, wq, deadline);
     if (err != RK_OK) {

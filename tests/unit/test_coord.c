@@ -352,6 +352,43 @@ static void test_read_repair_fixes_a_stale_replica(void **state)
     cluster_down(f);
 }
 
+/* A replica that missed a write (no handoff) coordinates a delete of that
+ * key: the delete first reads a quorum, so it finds the value and removes
+ * it, instead of answering 404 from its own stale copy and leaving the
+ * value alive. The same for a create-only write. */
+static void test_delete_through_a_stale_replica(void **state)
+{
+    (void)state;
+    fixture *f = cluster_up(3, false);
+    node_down(f, 0);
+    assert_true(wait_for(converged, f, NULL));
+    kv_result res;
+    assert_int_equal(put(&f->nodes[1], "d", "{\"x\":1}", 2, false, &res), RK_OK);
+    kv_result_free(&res);
+    assert_int_equal(put(&f->nodes[1], "c", "1", 2, false, &res), RK_OK);
+    kv_result_free(&res);
+    node_up(f, 0, -1);
+    assert_true(wait_for(converged, f, NULL));
+    assert_null(read_value(&f->nodes[0], "d", true, 0)); /* stale: never got it */
+
+    kv_write del = {.key = key_of("d"), .tombstone = true, .w = 2};
+    assert_int_equal(kv_put(f->nodes[0].k, &del, &res), RK_OK);
+    kv_result_free(&res);
+    kv_read_opts o = {.r = 3};
+    kv_key d = key_of("d");
+    kv_result after;
+    rk_err err = kv_get(f->nodes[1].k, &d, &o, &after);
+    assert_true(err == RK_ENOTFOUND || (err == RK_OK && object_live_count(&after.obj) == 0));
+    kv_result_free(&after);
+
+    kv_write create = {.key = key_of("c"), .value = "2", .value_len = 1, .if_none_match = true,
+                       .w = 2};
+    assert_int_equal(kv_put(f->nodes[0].k, &create, &res), RK_EPRECOND);
+    kv_result_free(&res);
+    assert_string_equal(read_value(&f->nodes[2], "c", false, 3), "1");
+    cluster_down(f);
+}
+
 /* Two writes with the same context through two coordinators keep both
  * values; a write with the merged context resolves them. */
 static void test_same_context_through_two_nodes_makes_siblings(void **state)
@@ -389,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_down_replica_gets_its_hints),
         cmocka_unit_test(test_read_repair_fixes_a_stale_replica),
         cmocka_unit_test(test_same_context_through_two_nodes_makes_siblings),
+        cmocka_unit_test(test_delete_through_a_stale_replica),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
