@@ -579,6 +579,17 @@ static rk_err bring_up_to_date(coord_req *req, const quorum_target *t, seen_stat
     return err;
 }
 
+/* Whether a replica target after i (other than this node, which was
+ * tried first) is left to try. */
+static bool more_replicas(const coord_req *req, size_t i, const bool *failed)
+{
+    for (size_t j = i + 1; j < req->target_count; j++)
+        if (!quorum_target_is_fallback(&req->targets[j]) && !failed[j] &&
+            req->targets[j].node != req->k->node_id)
+            return true;
+    return false;
+}
+
 /* Applies the write on the first replica target that takes it (this node
  * when it is one), after bringing it up to date with seen. *applier is the
  * one that did; failed[] marks replicas that could not be reached. */
@@ -594,11 +605,21 @@ static rk_err apply_write(coord_req *req, const kv_write *w, seen_state *seen,
              * needs no round trip; pass 1: the other replicas in order */
             if (quorum_target_is_fallback(t) || failed[i] || (pass == 0) != (t->node == k->node_id))
                 continue;
-            err = bring_up_to_date(req, t, seen, deadline_ms);
+            /* A replica that died and is not yet called down takes no
+             * connection, and a call to it waits, unsent, until its
+             * deadline: give each remote attempt half of what is left, so
+             * the next replica still has time. (A call that was sent and is
+             * only slow may then be applied twice, as two siblings of the
+             * same value: rarer, and it loses nothing.) */
+            uint64_t now = rpc_now_ms();
+            uint64_t attempt = deadline_ms;
+            if (t->node != k->node_id && deadline_ms > now && more_replicas(req, i, failed))
+                attempt = now + (deadline_ms - now) / 2;
+            err = bring_up_to_date(req, t, seen, attempt);
             if (err == RK_OK && t->node == k->node_id)
                 err = kv_local_write(k, w, res, &req->encoded);
             else if (err == RK_OK)
-                err = apply_remote(req, t, w, deadline_ms, res);
+                err = apply_remote(req, t, w, attempt, res);
             if (err == RK_OK) {
                 if (t->node != k->node_id)
                     atomic_fetch_add_explicit(&k->forwarded_writes, 1, memory_order_relaxed);

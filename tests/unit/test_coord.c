@@ -297,6 +297,35 @@ static void test_write_from_a_non_replica_is_applied_by_a_replica(void **state)
     cluster_down(f);
 }
 
+/* The first replica of a key dies and the others do not know yet: a write
+ * coordinated by a non-replica still gets applied by the next replica
+ * within the request's time, instead of waiting it all out on the dead one. */
+static void test_non_replica_fails_over_to_the_next_replica(void **state)
+{
+    (void)state;
+    fixture *f = cluster_up(4, true);
+    cluster_view *v = cluster_node_view(f->nodes[3].cn);
+    char key[32];
+    uint64_t pref[3];
+    for (int i = 0;; i++) {
+        snprintf(key, sizeof key, "f%d", i);
+        ring_preference_list(v->ring, ring_position("t", 1, key, strlen(key)), pref, 3);
+        if (pref[0] != f->nodes[3].id && pref[1] != f->nodes[3].id && pref[2] != f->nodes[3].id)
+            break;
+    }
+    cluster_view_unref(v);
+    size_t first = 0;
+    while (f->nodes[first].id != pref[0])
+        first++;
+    node_down(f, first); /* no wait: nobody calls it down yet */
+    kv_result res;
+    kv_write wr = {.key = key_of(key), .value = "7", .value_len = 1, .w = 1};
+    assert_int_equal(kv_put(f->nodes[3].k, &wr, &res), RK_OK);
+    assert_true(res.obj.siblings[0].dot.actor == pref[1] || res.obj.siblings[0].dot.actor == pref[2]);
+    kv_result_free(&res);
+    cluster_down(f);
+}
+
 /* One replica down: W=2 writes succeed and leave a hint on the
  * coordinator, a strict W=3 fails with 2 acks, and the restarted replica
  * gets the writes by handoff alone. */
@@ -423,6 +452,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_one_read_another),
         cmocka_unit_test(test_write_from_a_non_replica_is_applied_by_a_replica),
+        cmocka_unit_test(test_non_replica_fails_over_to_the_next_replica),
         cmocka_unit_test(test_down_replica_gets_its_hints),
         cmocka_unit_test(test_read_repair_fixes_a_stale_replica),
         cmocka_unit_test(test_same_context_through_two_nodes_makes_siblings),
