@@ -60,15 +60,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 make_secret "$work"
-for k in 1 2 3; do
-  join=(); [ "$k" -gt 1 ] && join=(--join "127.0.0.1:$((base + 1000))")
-  start_node "$bin" "$work" "$k" $((base + k - 1)) "${join[@]}" 2>/dev/null
-  pids+=("$started_pid")
-done
+start_cluster_nodes "$bin" "$work" "$base" 3 2>/dev/null
 # the single node: same binary, secret and HTTP threads, its own ring of one
 start_node "$bin" "$work" 4 $((base + 3)) --n 1 --r 1 --w 1 2>/dev/null
 pids+=("$started_pid")
-for k in 1 2 3 4; do wait_ready $((base + k - 1)) "${pids[$((k - 1))]}" "$work/node$k.log"; done
+wait_nodes_ready "$work" "$base" 4
 # should this script be killed outright, the nodes still go
 ( while kill -0 $$ 2>/dev/null; do sleep 2; done; kill -TERM "${pids[@]}" 2>/dev/null ) >/dev/null 2>&1 &
 watchdog=$!

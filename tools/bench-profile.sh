@@ -50,12 +50,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 make_secret "$work"
-for k in 1 2 3; do
-  join=(); [ "$k" -gt 1 ] && join=(--join "127.0.0.1:$((base + 1000))")
-  start_node "$bin" "$work" "$k" $((base + k - 1)) "${join[@]}" 2>/dev/null
-  pids+=("$started_pid")
-done
-for k in 1 2 3; do wait_ready $((base + k - 1)) "${pids[$((k - 1))]}" "$work/node$k.log"; done
+start_cluster_nodes "$bin" "$work" "$base" 3 2>/dev/null
+wait_nodes_ready "$work" "$base" 3
 url() { echo "http://127.0.0.1:$((base + $1 - 1))/bench/key"; }
 for _ in $(seq 1 150); do
   n=0

@@ -43,3 +43,26 @@ wait_ready() {
   echo "ringkvd on port $1 did not answer within 20 s; see $3" >&2
   exit 1
 }
+
+# start_cluster_nodes BIN RUN_DIR HTTP_BASE COUNT: starts nodes 1..COUNT on
+# HTTP_BASE.., node 1 first and the others joining it; appends their pids to
+# the caller's array `pids` (which must be empty or hold only earlier nodes
+# of the same numbering).
+start_cluster_nodes() {
+  local bin=$1 run=$2 base=$3 count=$4 k
+  for k in $(seq 1 "$count"); do
+    local join=()
+    [ "$k" -gt 1 ] && join=(--join "127.0.0.1:$((base + 1000))")
+    start_node "$bin" "$run" "$k" $((base + k - 1)) "${join[@]}"
+    pids+=("$started_pid")
+  done
+}
+
+# wait_nodes_ready RUN_DIR HTTP_BASE COUNT: wait_ready for nodes 1..COUNT,
+# whose pids are pids[0..COUNT).
+wait_nodes_ready() {
+  local run=$1 base=$2 count=$3 k
+  for k in $(seq 1 "$count"); do
+    wait_ready $((base + k - 1)) "${pids[$((k - 1))]}" "$run/node$k.log"
+  done
+}

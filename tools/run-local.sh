@@ -23,15 +23,8 @@ stop_all() {
 }
 trap stop_all INT TERM EXIT
 
-for k in $(seq 1 "$count"); do
-  join=()
-  [ "$k" -gt 1 ] && join=(--join "127.0.0.1:$((port + 1000))")
-  start_node "$bin" "$run" "$k" $((port + k - 1)) "${join[@]}"
-  pids+=("$started_pid")
-done
-for k in $(seq 1 "$count"); do
-  wait_ready $((port + k - 1)) "${pids[$((k - 1))]}" "$run/node$k.log"
-done
+start_cluster_nodes "$bin" "$run" "$port" "$count"
+wait_nodes_ready "$run" "$port" "$count"
 
 echo
 echo "ringkv is running: $count nodes, N=3 R=2 W=2 (data in $run/)"

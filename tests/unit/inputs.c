@@ -39,12 +39,23 @@ unsigned rng_below(unsigned n)
     return (unsigned)(rng_next() % n);
 }
 
-void rng_seed_from_env(const char *test)
+uint64_t rng_seed_from_env(const char *test)
 {
     const char *env = getenv("RINGKV_TEST_SEED");
     uint64_t seed = env && *env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
     rng_state = seed;
     printf("# %s: seed %" PRIu64 " (replay with RINGKV_TEST_SEED=%" PRIu64 ")\n", test, seed, seed);
+    return seed;
+}
+
+uint64_t rng_state_get(void)
+{
+    return rng_state;
+}
+
+void rng_state_set(uint64_t state)
+{
+    rng_state = state;
 }
 
 /* ---- random JSON ----------------------------------------------------------- */

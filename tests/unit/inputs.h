@@ -13,8 +13,13 @@
 char *exact_copy(const char *s, size_t len);
 
 /* Seeds the random source from RINGKV_TEST_SEED, or from the clock, and
- * prints the seed with the test's name so that a failure can be replayed. */
-void rng_seed_from_env(const char *test);
+ * prints the seed with the test's name so that a failure can be replayed.
+ * Returns the seed. */
+uint64_t rng_seed_from_env(const char *test);
+/* The source's state, for a test that replays a sub-stream of its own and
+ * then goes on with the main one. */
+uint64_t rng_state_get(void);
+void rng_state_set(uint64_t state);
 /* splitmix64: the same stream on every libc, so a printed seed replays. */
 uint64_t rng_next(void);
 unsigned rng_below(unsigned n); /* in [0, n) */

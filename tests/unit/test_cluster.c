@@ -15,36 +15,14 @@
 
 #include "ringkv/cluster.h"
 
+#include "inputs.h"
+
 /* ---- helpers --------------------------------------------------------------- */
-
-static uint64_t rng_state;
-
-/* splitmix64: the same stream on every libc, so a printed seed replays. */
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
 
 static uint64_t rng_cb(void *arg)
 {
     (void)arg;
     return rng_next();
-}
-
-static uint64_t rng_below(uint64_t n)
-{
-    return rng_next() % n;
-}
-
-static void rng_seed_from_env(const char *test)
-{
-    const char *env = getenv("RINGKV_TEST_SEED");
-    uint64_t seed = env && *env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
-    rng_state = seed;
-    printf("# %s: seed %" PRIu64 " (replay with RINGKV_TEST_SEED=%" PRIu64 ")\n", test, seed, seed);
 }
 
 static cluster_entry make_entry(uint64_t id, cluster_status status, uint64_t inc, uint64_t hb)
@@ -426,7 +404,7 @@ static size_t random_entries(cluster_entry *out, size_t max)
         out[n] = make_entry(id, (cluster_status)rng_below(CLUSTER_STATUS_COUNT), rng_below(3),
                             rng_below(4));
         if (rng_below(4) == 0)
-            snprintf(out[n].name, sizeof out[n].name, "alt%" PRIu64, rng_below(3));
+            snprintf(out[n].name, sizeof out[n].name, "alt%u", rng_below(3));
         n++;
     }
     return n;
@@ -485,8 +463,8 @@ static void test_merge_is_a_join(void **state)
 static uint64_t converge_once(const uint8_t final_status[SIM_NODES], uint64_t order_seed,
                               size_t *rounds_out)
 {
-    uint64_t saved = rng_state;
-    rng_state = order_seed;
+    uint64_t saved = rng_state_get();
+    rng_state_set(order_seed);
     cluster_table *t[SIM_NODES];
     t[0] = make_table(100, CLUSTER_MEMBER, 0);
     for (int i = 1; i < SIM_NODES; i++)
@@ -539,7 +517,7 @@ static uint64_t converge_once(const uint8_t final_status[SIM_NODES], uint64_t or
         cluster_table_free(t[i]);
     }
     *rounds_out = rounds;
-    rng_state = saved;
+    rng_state_set(saved);
     return version;
 }
 

@@ -19,6 +19,7 @@
 
 #include "ringkv/cluster.h"
 #include "ringkv.pb-c.h"
+#include "support.h"
 
 static const char SECRET[] = "0123456789abcdef0123456789abcdef";
 static const char OTHER_SECRET[] = "fedcba9876543210fedcba9876543210";
@@ -75,38 +76,6 @@ typedef struct fixture {
     tnode nodes[MAX_NODES];
 } fixture;
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", dir);
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Polls cond(arg) until it holds or timeout_ms passes. */
-static bool wait_for(bool (*cond)(void *), void *arg, unsigned timeout_ms)
-{
-    uint64_t deadline = rpc_deadline_after(timeout_ms);
-    while (!cond(arg)) {
-        if (rpc_now_ms() >= deadline)
-            return false;
-        sleep_ms(5);
-    }
-    return true;
-}
-
 /* The RPC server must listen before cluster_node_open (which needs the
  * rpc_addr, port 0 picks it), but its handlers come from the open node.
  * So the server serves these trampolines, which forward to the node's
@@ -141,7 +110,7 @@ static void quiesce(fixture *f, int index)
     tnode *tn = &f->nodes[index];
     atomic_store(&tn->ready, false);
     while (atomic_load(&tn->running) > 0)
-        sleep_ms(1);
+        rk_sleep_ms(1);
 }
 
 static void open_store(tnode *tn)

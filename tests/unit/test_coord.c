@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ringkv/kv.h"
+#include "support.h"
 
 static const char SECRET[] = "coordinator-test-secret-0123456789";
 #define PARTITIONS 256u
@@ -54,29 +55,6 @@ typedef struct fixture {
     size_t count;
     bool handoff;
 } fixture;
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static bool wait_for(bool (*cond)(fixture *, void *), fixture *f, void *arg)
-{
-    uint64_t deadline = rpc_deadline_after(WAIT_MS);
-    while (!cond(f, arg)) {
-        if (rpc_now_ms() >= deadline)
-            return false;
-        sleep_ms(10);
-    }
-    return true;
-}
 
 /* A port the kernel just gave out and took back: free for a moment. */
 static int free_port(void)
@@ -155,9 +133,9 @@ static void node_down(fixture *f, size_t i)
 
 /* Every running node sees count members, each alive (or, for a stopped
  * node, down). */
-static bool converged(fixture *f, void *arg)
+static bool converged(void *arg)
 {
-    (void)arg;
+    fixture *f = arg;
     for (size_t i = 0; i < f->count; i++) {
         if (!f->nodes[i].up)
             continue;
@@ -180,7 +158,7 @@ static fixture *cluster_up(size_t count, bool handoff)
     f->handoff = handoff;
     for (size_t i = 0; i < count; i++)
         node_up(f, i, i == 0 ? -1 : 0);
-    assert_true(wait_for(converged, f, NULL));
+    assert_true(wait_for(converged, f, WAIT_MS));
     return f;
 }
 
@@ -188,7 +166,7 @@ static void cluster_down(fixture *f)
 {
     for (size_t i = 0; i < f->count; i++) {
         node_down(f, i);
-        nftw(f->nodes[i].dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        rm_tree(f->nodes[i].dir);
     }
     free(f);
 }
@@ -222,23 +200,41 @@ static const char *read_value(tnode *tn, const char *key, bool local, unsigned r
 }
 
 typedef struct local_want {
+    fixture *f;
     size_t node;
     const char *key, *value;
 } local_want;
 
-static bool holds_locally(fixture *f, void *arg)
+static bool holds_locally(void *arg)
 {
     const local_want *w = arg;
-    const char *v = read_value(&f->nodes[w->node], w->key, true, 0);
+    const char *v = read_value(&w->f->nodes[w->node], w->key, true, 0);
     return v != NULL && strcmp(v, w->value) == 0;
 }
 
-/* Node 0 has kept at least *arg hints. */
-static bool hints_kept(fixture *f, void *arg)
+/* Node 0 has kept at least 2 hints. */
+static bool two_hints_kept(void *arg)
 {
+    fixture *f = arg;
     kv_stats ks;
     kv_get_stats(f->nodes[0].k, &ks);
-    return ks.hints_stored >= *(size_t *)arg;
+    return ks.hints_stored >= 2;
+}
+
+/* A key of table "t" (prefix and a number) whose N=3 replicas do not
+ * include node `outside`; their ids go to pref. */
+static void key_not_on(fixture *f, size_t outside, const char *prefix, char key[32],
+                       uint64_t pref[3])
+{
+    cluster_view *v = cluster_node_view(f->nodes[outside].cn);
+    uint64_t id = f->nodes[outside].id;
+    for (int i = 0;; i++) {
+        snprintf(key, 32, "%s%d", prefix, i);
+        ring_preference_list(v->ring, ring_position("t", 1, key, strlen(key)), pref, 3);
+        if (pref[0] != id && pref[1] != id && pref[2] != id)
+            break;
+    }
+    cluster_view_unref(v);
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -273,16 +269,9 @@ static void test_write_from_a_non_replica_is_applied_by_a_replica(void **state)
 {
     (void)state;
     fixture *f = cluster_up(4, true);
-    cluster_view *v = cluster_node_view(f->nodes[3].cn);
     char key[32];
     uint64_t pref[3];
-    for (int i = 0;; i++) {
-        snprintf(key, sizeof key, "k%d", i);
-        ring_preference_list(v->ring, ring_position("t", 1, key, strlen(key)), pref, 3);
-        if (pref[0] != f->nodes[3].id && pref[1] != f->nodes[3].id && pref[2] != f->nodes[3].id)
-            break;
-    }
-    cluster_view_unref(v);
+    key_not_on(f, 3, "k", key, pref);
     kv_result res;
     assert_int_equal(put(&f->nodes[3], key, "{\"x\":1}", 3, false, &res), RK_OK);
     rk_actor actor = res.obj.siblings[0].dot.actor;
@@ -304,16 +293,9 @@ static void test_non_replica_fails_over_to_the_next_replica(void **state)
 {
     (void)state;
     fixture *f = cluster_up(4, true);
-    cluster_view *v = cluster_node_view(f->nodes[3].cn);
     char key[32];
     uint64_t pref[3];
-    for (int i = 0;; i++) {
-        snprintf(key, sizeof key, "f%d", i);
-        ring_preference_list(v->ring, ring_position("t", 1, key, strlen(key)), pref, 3);
-        if (pref[0] != f->nodes[3].id && pref[1] != f->nodes[3].id && pref[2] != f->nodes[3].id)
-            break;
-    }
-    cluster_view_unref(v);
+    key_not_on(f, 3, "f", key, pref);
     size_t first = 0;
     while (f->nodes[first].id != pref[0])
         first++;
@@ -334,7 +316,7 @@ static void test_down_replica_gets_its_hints(void **state)
     (void)state;
     fixture *f = cluster_up(3, true);
     node_down(f, 2);
-    assert_true(wait_for(converged, f, NULL));
+    assert_true(wait_for(converged, f, WAIT_MS));
     kv_result res;
     assert_int_equal(put(&f->nodes[0], "h1", "1", 2, false, &res), RK_OK);
     assert_int_equal(res.acks, 2);
@@ -347,12 +329,12 @@ static void test_down_replica_gets_its_hints(void **state)
     kv_result_free(&res);
     /* hints are kept once every target answered, which may be just after
      * the put returned */
-    assert_true(wait_for(hints_kept, f, &(size_t){2}));
+    assert_true(wait_for(two_hints_kept, f, WAIT_MS));
 
     node_up(f, 2, -1);
-    local_want wants[] = {{2, "h1", "1"}, {2, "h2", "2"}, {2, "h3", "3"}};
+    local_want wants[] = {{f, 2, "h1", "1"}, {f, 2, "h2", "2"}, {f, 2, "h3", "3"}};
     for (size_t i = 0; i < 3; i++)
-        assert_true(wait_for(holds_locally, f, &wants[i]));
+        assert_true(wait_for(holds_locally, &wants[i], WAIT_MS));
     cluster_down(f);
 }
 
@@ -366,15 +348,15 @@ static void test_read_repair_fixes_a_stale_replica(void **state)
     assert_int_equal(put(&f->nodes[0], "r", "\"old\"", 3, false, &res), RK_OK);
     kv_result_free(&res);
     node_down(f, 2);
-    assert_true(wait_for(converged, f, NULL));
+    assert_true(wait_for(converged, f, WAIT_MS));
     assert_int_equal(put(&f->nodes[0], "r", "\"new\"", 2, false, &res), RK_OK);
     kv_result_free(&res);
     node_up(f, 2, -1);
-    assert_true(wait_for(converged, f, NULL));
+    assert_true(wait_for(converged, f, WAIT_MS));
     assert_string_equal(read_value(&f->nodes[2], "r", true, 0), "\"old\"");
     assert_string_equal(read_value(&f->nodes[1], "r", false, 3), "\"new\"");
-    local_want want = {2, "r", "\"new\""};
-    assert_true(wait_for(holds_locally, f, &want));
+    local_want want = {f, 2, "r", "\"new\""};
+    assert_true(wait_for(holds_locally, &want, WAIT_MS));
     kv_stats ks;
     kv_get_stats(f->nodes[1].k, &ks);
     assert_true(ks.read_repairs >= 1);
@@ -390,14 +372,14 @@ static void test_delete_through_a_stale_replica(void **state)
     (void)state;
     fixture *f = cluster_up(3, false);
     node_down(f, 0);
-    assert_true(wait_for(converged, f, NULL));
+    assert_true(wait_for(converged, f, WAIT_MS));
     kv_result res;
     assert_int_equal(put(&f->nodes[1], "d", "{\"x\":1}", 2, false, &res), RK_OK);
     kv_result_free(&res);
     assert_int_equal(put(&f->nodes[1], "c", "1", 2, false, &res), RK_OK);
     kv_result_free(&res);
     node_up(f, 0, -1);
-    assert_true(wait_for(converged, f, NULL));
+    assert_true(wait_for(converged, f, WAIT_MS));
     assert_null(read_value(&f->nodes[0], "d", true, 0)); /* stale: never got it */
 
     kv_write del = {.key = key_of("d"), .tombstone = true, .w = 2};

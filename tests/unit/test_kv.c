@@ -14,6 +14,8 @@
 #include "ringkv/kv.h"
 #include "ringkv/ring.h"
 
+#include "support.h"
+
 #define NODE 0x1234u
 
 /* ---- fixture: a temp dir, a store open in it and a kv over the store ------ */
@@ -23,14 +25,6 @@ typedef struct fixture {
     store *st;
     kv *k;
 } fixture;
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int open_fixture(void **state, const kv_config *cfg)
 {
@@ -47,7 +41,7 @@ static int open_fixture(void **state, const kv_config *cfg)
     if (store_open(f->dir, &opts, &f->st) != RK_OK ||
         kv_open(f->st, NODE, cfg, &f->k) != RK_OK) {
         store_close(f->st);
-        nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        rm_tree(f->dir);
         free(f);
         return -1;
     }
@@ -87,9 +81,9 @@ static int teardown(void **state)
     fixture *f = *state;
     kv_close(f->k);
     store_close(f->st);
-    int rc = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tree(f->dir);
     free(f);
-    return rc;
+    return 0;
 }
 
 /* ---- helpers ------------------------------------------------------------- */

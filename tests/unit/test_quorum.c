@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "inputs.h"
 #include "kv/quorum.h"
 
 /* Node ids: small and readable. */
@@ -734,22 +735,6 @@ static void test_join_quorums_intersect(void **state)
 
 /* ---- randomized: the verdict does not depend on reply order ---------------- */
 
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    /* splitmix64 */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static unsigned rng_below(unsigned n)
-{
-    return (unsigned)(rng_next() % n);
-}
-
 static uint64_t test_seed;
 
 #define RANDOM_ROUNDS 2000
@@ -987,11 +972,7 @@ static void test_random_put_order_independent(void **state)
 
 int main(void)
 {
-    const char *env = getenv("RINGKV_TEST_SEED");
-    test_seed = env && *env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
-    rng_state = test_seed;
-    printf("# test_quorum: seed %" PRIu64 " (replay with RINGKV_TEST_SEED=%" PRIu64 ")\n",
-           test_seed, test_seed);
+    test_seed = rng_seed_from_env("test_quorum");
 
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_reached_at_rth_reply),

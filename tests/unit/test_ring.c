@@ -13,25 +13,7 @@
 
 #include "ringkv/ring.h"
 
-static uint64_t rng_state;
-
-/* splitmix64: the same stream on every libc, so a printed seed replays. */
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed_from_env(const char *test)
-{
-    const char *env = getenv("RINGKV_TEST_SEED");
-    uint64_t seed = env && *env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
-    rng_state = seed;
-    printf("# %s: seed %" PRIu64 " (replay with RINGKV_TEST_SEED=%" PRIu64 ")\n", test, seed,
-           seed);
-}
+#include "inputs.h"
 
 static uint64_t pos(const char *table, const char *key)
 {

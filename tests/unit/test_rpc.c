@@ -22,6 +22,8 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "ringkv/rpc.h"
+
+#include "support.h"
 #include "rpc/frame.h"
 
 static const char SECRET[] = "0123456789abcdef0123456789abcdef";
@@ -46,24 +48,6 @@ static void rnd_fill(uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         p[i] = (uint8_t)rnd();
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Polls cond(arg) until it holds or timeout_ms passes. */
-static bool wait_for(bool (*cond)(void *), void *arg, unsigned timeout_ms)
-{
-    uint64_t deadline = rpc_deadline_after(timeout_ms);
-    while (!cond(arg)) {
-        if (rpc_now_ms() >= deadline)
-            return false;
-        sleep_ms(2);
-    }
-    return true;
 }
 
 static rpc_options sealed_opts(const char *secret, uint64_t node_id)
@@ -115,7 +99,7 @@ static void put_cb(rpc_request *req, const ProtobufCMessage *input, void *arg)
     (void)arg;
     atomic_fetch_add(&puts_total, 1);
     atomic_fetch_add(&puts_running, 1);
-    sleep_ms(500);
+    rk_sleep_ms(500);
     Ringkv__ReplicaPutReply out = RINGKV__REPLICA_PUT_REPLY__INIT;
     atomic_fetch_sub(&puts_running, 1);
     rpc_respond(req, RK_OK, &out.base);
@@ -125,7 +109,7 @@ static void put_cb(rpc_request *req, const ProtobufCMessage *input, void *arg)
 static void *gossip_later(void *arg)
 {
     rpc_request *req = arg;
-    sleep_ms(20);
+    rk_sleep_ms(20);
     Ringkv__Member m = RINGKV__MEMBER__INIT;
     m.node_id = SERVER_ID;
     m.rpc_addr = "127.0.0.1:1";

@@ -16,6 +16,8 @@
 #include <rocksdb/c.h>
 
 #include "ringkv/store.h"
+
+#include "support.h"
 #include "store/store_internal.h" /* the stripe lock, to show a hint shares it */
 
 /* ---- fixture: a temp dir and a store open in it --------------------------- */
@@ -24,21 +26,6 @@ typedef struct fixture {
     char dir[64];
     store *st;
 } fixture;
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    /* Depth first so a directory is empty when its turn comes. */
-    if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", dir);
-}
 
 static void open_store(fixture *f)
 {
