@@ -3,6 +3,7 @@
 #ifndef RINGKV_COMMON_H
 #define RINGKV_COMMON_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,6 +61,15 @@ void rk_log(rk_log_level level, const char *module, const char *fmt, ...)
 
 uint64_t rk_now_ms(void);   /* wall clock, ms since the epoch */
 uint64_t rk_mono_ns(void);  /* monotonic, for durations */
+void rk_sleep_ms(unsigned ms);
+
+/* A condition variable whose timed waits use the monotonic clock, so a
+ * deadline (ms on rk_mono_ns's clock, as rpc_now_ms gives) is not moved by
+ * a step of the wall clock. 0 or an errno value, as pthread_cond_init. */
+int rk_cond_init_monotonic(pthread_cond_t *cond);
+/* Waits on cond (made by rk_cond_init_monotonic) until deadline_ms at the
+ * latest; pthread_cond_timedwait's result (ETIMEDOUT at the deadline). */
+int rk_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, uint64_t deadline_ms);
 
 /* ---- growable byte buffer ---------------------------------------------- */
 

@@ -55,9 +55,6 @@ void kv_detach_cluster(kv *k);
  * there are. */
 size_t kv_rpc_handlers(kv *k, rpc_handler *out, size_t cap);
 
-/* The name of node id in the current view into out (cap bytes), or its id
- * in hex if it is unknown. */
-void kv_node_name(kv *k, uint64_t id, char *out, size_t cap);
 
 /* ---- names ------------------------------------------------------------ */
 

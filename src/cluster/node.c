@@ -99,21 +99,6 @@ static uint64_t random_u64(void *arg)
     return v;
 }
 
-/* Waits on cond until deadline_ms on rpc_now_ms's clock (CLOCK_MONOTONIC;
- * the condition variable was made with that clock). */
-static void wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, uint64_t deadline_ms)
-{
-    struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
-                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
-    pthread_cond_timedwait(cond, mutex, &ts);
-}
-
-static void sleep_ms(uint32_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static cluster_params my_params(const cluster_node *cn)
 {
     cluster_params p = {.cluster_id = atomic_load(&cn->cluster_id),
@@ -772,7 +757,7 @@ static void *gossip_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&cn->lock);
         while (!cn->stopping && !cn->wake_pending && rpc_now_ms() < next_round)
-            wait_until(&cn->wake, &cn->lock, next_round);
+            rk_cond_wait_until(&cn->wake, &cn->lock, next_round);
         bool stop = cn->stopping;
         cn->wake_pending = false;
         pthread_mutex_unlock(&cn->lock);
@@ -933,7 +918,7 @@ static rk_err join(cluster_node *cn)
         }
         uint64_t now = rpc_now_ms();
         if (!done && now < give_up)
-            sleep_ms((uint32_t)(give_up - now < JOIN_PASS_PAUSE_MS ? give_up - now
+            rk_sleep_ms((unsigned)(give_up - now < JOIN_PASS_PAUSE_MS ? give_up - now
                                                                    : JOIN_PASS_PAUSE_MS));
         else
             done = true;
@@ -984,15 +969,11 @@ static cluster_node *node_alloc(const cluster_node_options *opts)
     cluster_node *cn = calloc(1, sizeof *cn);
     if (cn == NULL)
         return NULL;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_mutex_init(&cn->lock, NULL);
-    pthread_cond_init(&cn->wake, &attr);
+    rk_cond_init_monotonic(&cn->wake); /* rounds wait until rpc_now_ms deadlines */
     pthread_cond_init(&cn->drained, NULL);
     pthread_mutex_init(&cn->house_lock, NULL);
     pthread_mutex_init(&cn->view_lock, NULL);
-    pthread_condattr_destroy(&attr);
     cn->st = opts->st;
     cn->client = opts->client;
     cn->self_id = opts->self_id;

@@ -30,32 +30,40 @@ static rk_err etag_header(const rk_object *obj, rk_buf *headers)
     return err;
 }
 
+/* Appends node id's name in view (its id in hex when unknown, or when the
+ * node is not in a cluster), after sep. */
+static rk_err append_node_name(rk_buf *b, const cluster_view *view, uint64_t id, const char *sep)
+{
+    const cluster_view_member *m = view != NULL ? cluster_view_find(view, id) : NULL;
+    if (m != NULL)
+        return rk_buf_appendf(b, "%s%s", sep, m->name);
+    return rk_buf_appendf(b, "%s%016llx", sep, (unsigned long long)id);
+}
+
 /* X-Ringkv-Replicas (the nodes that answered or acked, by name) and, when
- * fallbacks stood in, X-Ringkv-Fallbacks (fallback=replica pairs). */
+ * fallbacks stood in, X-Ringkv-Fallbacks (fallback=replica pairs). One view
+ * serves every name. */
 static rk_err quorum_headers(const request *rq, const kv_result *res, rk_buf *headers)
 {
     if (res == NULL || res->answered_count == 0)
         return RK_OK;
-    char name[CLUSTER_NAME_MAX + 1];
+    cluster_view *view = rq->srv->cluster ? cluster_node_view(rq->srv->cluster) : NULL;
     rk_err err = rk_buf_appends(headers, "X-Ringkv-Replicas: ");
-    for (size_t i = 0; i < res->answered_count && err == RK_OK; i++) {
-        kv_node_name(rq->srv->k, res->answered[i], name, sizeof name);
-        err = rk_buf_appendf(headers, "%s%s", i ? "," : "", name);
-    }
+    for (size_t i = 0; i < res->answered_count && err == RK_OK; i++)
+        err = append_node_name(headers, view, res->answered[i], i ? "," : "");
     if (err == RK_OK)
         err = rk_buf_appends(headers, "\r\n");
-    if (err != RK_OK || res->fallback_count == 0)
-        return err;
-    err = rk_buf_appends(headers, "X-Ringkv-Fallbacks: ");
-    for (size_t i = 0; i < res->fallback_count && err == RK_OK; i++) {
-        kv_node_name(rq->srv->k, res->fallback[i], name, sizeof name);
-        err = rk_buf_appendf(headers, "%s%s=", i ? "," : "", name);
-        kv_node_name(rq->srv->k, res->fallback_for[i], name, sizeof name);
+    if (err == RK_OK && res->fallback_count > 0) {
+        err = rk_buf_appends(headers, "X-Ringkv-Fallbacks: ");
+        for (size_t i = 0; i < res->fallback_count && err == RK_OK; i++) {
+            err = append_node_name(headers, view, res->fallback[i], i ? "," : "");
+            if (err == RK_OK)
+                err = append_node_name(headers, view, res->fallback_for[i], "=");
+        }
         if (err == RK_OK)
-            err = rk_buf_appends(headers, name);
+            err = rk_buf_appends(headers, "\r\n");
     }
-    if (err == RK_OK)
-        err = rk_buf_appends(headers, "\r\n");
+    cluster_view_unref(view);
     return err;
 }
 

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kv_internal.h"
 #include "quorum.h"
@@ -59,11 +58,7 @@ static coord_req *req_alloc(kv *k, const kv_key *key, cluster_view *view, bool i
     coord_req *req = calloc(1, sizeof *req);
     if (req == NULL)
         return NULL;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&req->cv, &attr);
-    pthread_condattr_destroy(&attr);
+    rk_cond_init_monotonic(&req->cv);
     pthread_mutex_init(&req->mu, NULL);
     atomic_init(&req->refs, 1);
     req->k = k;
@@ -124,12 +119,9 @@ static bool req_answered(const coord_req *req)
  * deadline the core is told the time so a pending verdict fails. */
 static void req_wait(coord_req *req, uint64_t deadline_ms)
 {
-    struct timespec ts = {(time_t)(deadline_ms / 1000), (long)(deadline_ms % 1000) * 1000000L};
     while (!req_answered(req)) {
-        if (rpc_now_ms() >= deadline_ms)
-            break;
-        int rc = pthread_cond_timedwait(&req->cv, &req->mu, &ts);
-        if (rc == ETIMEDOUT)
+        if (rpc_now_ms() >= deadline_ms ||
+            rk_cond_wait_until(&req->cv, &req->mu, deadline_ms) == ETIMEDOUT)
             break;
     }
     if (req_verdict(req) != QUORUM_PENDING)

@@ -9,7 +9,6 @@
  * not answer keeps its hints until a later round. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kv_internal.h"
 #include "ringkv.pb-c.h"
@@ -202,9 +201,8 @@ static void *handoff_main(void *arg)
     kv *k = arg;
     pthread_mutex_lock(&k->handoff_mu);
     while (!k->stopping) {
-        uint64_t wake = rpc_now_ms() + k->cfg.handoff_interval_ms;
-        struct timespec ts = {(time_t)(wake / 1000), (long)(wake % 1000) * 1000000L};
-        pthread_cond_timedwait(&k->handoff_cv, &k->handoff_mu, &ts);
+        rk_cond_wait_until(&k->handoff_cv, &k->handoff_mu,
+                           rpc_now_ms() + k->cfg.handoff_interval_ms);
         if (k->stopping)
             break;
         pthread_mutex_unlock(&k->handoff_mu);
@@ -221,12 +219,6 @@ rk_err handoff_start(kv *k)
         RK_INFO("handoff", "hinted handoff is off: hints are neither taken nor handed over");
         return RK_OK;
     }
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_destroy(&k->handoff_cv);
-    pthread_cond_init(&k->handoff_cv, &attr);
-    pthread_condattr_destroy(&attr);
     if (pthread_create(&k->handoff_thread, NULL, handoff_main, k) != 0)
         return RK_ENOMEM;
     k->handoff_running = true;

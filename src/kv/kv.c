@@ -40,7 +40,7 @@ rk_err kv_open(store *st, rk_actor node_id, const kv_config *cfg, kv **out)
     if (k->cfg.handoff_interval_ms == 0)
         k->cfg.handoff_interval_ms = 1000;
     pthread_mutex_init(&k->handoff_mu, NULL);
-    pthread_cond_init(&k->handoff_cv, NULL);
+    rk_cond_init_monotonic(&k->handoff_cv); /* waits until rpc_now_ms deadlines */
     *out = k;
     return RK_OK;
 }
@@ -87,19 +87,6 @@ unsigned kv_member_count(const kv *k)
     unsigned count = v->ring ? (unsigned)ring_member_count(v->ring) : 0;
     cluster_view_unref(v);
     return count;
-}
-
-void kv_node_name(kv *k, uint64_t id, char *out, size_t cap)
-{
-    const cluster_view_member *m = NULL;
-    cluster_view *v = k->cn ? cluster_node_view(k->cn) : NULL;
-    if (v != NULL)
-        m = cluster_view_find(v, id);
-    if (m != NULL)
-        snprintf(out, cap, "%s", m->name);
-    else
-        snprintf(out, cap, "%016llx", (unsigned long long)id);
-    cluster_view_unref(v);
 }
 
 void kv_result_free(kv_result *res)

@@ -16,9 +16,11 @@
  *   SEND -> RECV     slot_cb again, once NNG has sent (or failed to send)
  *
  * Crypto and protobuf work happens on the workers, never on NNG's threads,
- * and a handler that blocks holds one worker, not NNG. The slot count bounds
- * the requests in flight; past it, NNG leaves requests in the connection
- * (backpressure). */
+ * and a handler that blocks holds one worker, not NNG; with
+ * opts.inline_handlers, slot_cb runs serve itself instead (serve_inline),
+ * saving the handoff, for handlers that answer at once. The slot count
+ * bounds the requests in flight; past it, NNG leaves requests in the
+ * connection (backpressure). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
