@@ -1,5 +1,6 @@
 /* admin.c - /health, /metrics, /membership, /cluster, the web client under
- * /ui/, and the routes whose features are not built yet. */
+ * /ui/, and the routes whose features are not built yet. The routes that
+ * change the cluster are in cluster_admin.c. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -99,6 +100,18 @@ static rk_err append_member(rk_buf *b, const cluster_member *m, bool self, const
     return err;
 }
 
+/* /cluster's "sync": the handoff and anti-entropy counters, null when this
+ * node runs no sync service. */
+static rk_err append_sync(rk_buf *b, sync_service *sync)
+{
+    rk_err err = rk_buf_appends(b, "],\"sync\":");
+    if (err != RK_OK || sync == NULL)
+        return err == RK_OK ? rk_buf_appends(b, "null") : err;
+    sync_stats st;
+    sync_get_stats(sync, &st);
+    return http_sync_append_json(&st, b);
+}
+
 int handle_cluster(request *rq)
 {
     int rc;
@@ -131,7 +144,9 @@ int handle_cluster(request *rq)
             err = append_member(&b, m, m->entry.id == s->node_id, v->ring, now);
     }
     if (err == RK_OK)
-        err = rk_buf_appends(&b, "]}");
+        err = append_sync(&b, s->sync);
+    if (err == RK_OK)
+        err = rk_buf_appends(&b, "}");
     cluster_table_free(t);
     cluster_view_unref(v);
     return reply_built(rq, err, &b);
@@ -260,6 +275,11 @@ int handle_metrics(request *rq)
         err = render_kv_metrics(rq->srv, &b);
     if (err == RK_OK)
         err = render_rpc_metrics(rq->srv, &b);
+    if (err == RK_OK && rq->srv->sync != NULL) {
+        sync_stats st;
+        sync_get_stats(rq->srv->sync, &st);
+        err = http_sync_render_metrics(&st, &b);
+    }
     rc = err == RK_OK ? reply_send(rq->conn, 200, "text/plain; version=0.0.4", NULL, b.data, b.len)
                       : reply_error(rq->conn, 500, rk_errcode(err), rk_strerror(err));
     rk_buf_free(&b);

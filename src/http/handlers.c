@@ -198,6 +198,10 @@ static int route_request(request *rq)
     case ROUTE_METRICS: rq->mr = MR_METRICS; return handle_metrics(rq);
     case ROUTE_MEMBERSHIP: rq->mr = MR_MEMBERSHIP; return handle_membership(rq);
     case ROUTE_CLUSTER: rq->mr = MR_CLUSTER; return handle_cluster(rq);
+    case ROUTE_CLUSTER_LEAVE: rq->mr = MR_CLUSTER_LEAVE; return handle_cluster_leave(rq);
+    case ROUTE_CLUSTER_REMOVE: rq->mr = MR_CLUSTER_REMOVE; return handle_cluster_remove(rq);
+    case ROUTE_CLUSTER_REPAIR: rq->mr = MR_CLUSTER_REPAIR; return handle_cluster_repair(rq);
+    case ROUTE_HINTS_DROP: rq->mr = MR_HINTS_DROP; return handle_hints_drop(rq);
     case ROUTE_AUTH: rq->mr = MR_AUTH; return handle_auth(rq);
     case ROUTE_UI: rq->mr = MR_UI; return handle_ui(rq);
     case ROUTE_NONE: break;

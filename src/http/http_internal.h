@@ -19,6 +19,10 @@ typedef enum http_route {
     ROUTE_METRICS,
     ROUTE_MEMBERSHIP,
     ROUTE_CLUSTER,
+    ROUTE_CLUSTER_LEAVE,   /* POST /cluster/leave */
+    ROUTE_CLUSTER_REMOVE,  /* POST /cluster/remove */
+    ROUTE_CLUSTER_REPAIR,  /* POST /cluster/repair */
+    ROUTE_HINTS_DROP,      /* POST /cluster/hints/drop */
     ROUTE_AUTH,        /* /auth/{user} */
     ROUTE_UI,          /* /ui, /ui/... and / */
 } http_route;
@@ -76,8 +80,8 @@ int http_status_of(rk_err err);
 
 typedef enum metric_route {
     MR_KEY_GET, MR_KEY_PUT, MR_KEY_DELETE, MR_KEYS_LIST, MR_KEYS_BATCH, MR_STORE,
-    MR_SUBSCRIBE, MR_HEALTH, MR_METRICS, MR_MEMBERSHIP, MR_CLUSTER, MR_AUTH, MR_UI,
-    MR_UNMATCHED, MR_COUNT
+    MR_SUBSCRIBE, MR_HEALTH, MR_METRICS, MR_MEMBERSHIP, MR_CLUSTER, MR_CLUSTER_LEAVE,
+    MR_CLUSTER_REMOVE, MR_CLUSTER_REPAIR, MR_HINTS_DROP, MR_AUTH, MR_UI, MR_UNMATCHED, MR_COUNT
 } metric_route;
 
 typedef struct http_metrics http_metrics;
@@ -86,6 +90,30 @@ void http_metrics_free(http_metrics *m);
 void http_metrics_record(http_metrics *m, metric_route route, int status, uint64_t elapsed_ns);
 /* Appends the Prometheus text of the HTTP counters. */
 rk_err http_metrics_render(const http_metrics *m, rk_buf *out);
+
+/* ---- what the sync service reports (sync_report.c; pure, unit-tested) ---- */
+
+/* Appends /cluster's "sync" object: struct sync_stats field for field, in
+ * its order, numbers and one bool. */
+rk_err http_sync_append_json(const sync_stats *st, rk_buf *out);
+/* Appends the Prometheus text of the sync counters (ringkv_sync_*,
+ * ringkv_handoff_*, ringkv_anti_entropy_*, ringkv_tombstones_purged_total). */
+rk_err http_sync_render_metrics(const sync_stats *st, rk_buf *out);
+
+/* ---- membership changes (cluster_admin.c) --------------------------------- */
+
+/* The node a POST /cluster/remove body {"node": "NAME or 16-hex id"} names,
+ * copied to dst (capacity cap, NUL added). RK_EINVAL with *code "bad_json"
+ * when the body is not a JSON object, "missing_node" when it has no
+ * non-empty "node" string (or one longer than cap - 1). Pure. */
+rk_err admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap,
+                             const char **code);
+/* Finds the member text names in view: by name first, then, if text is 16
+ * hex digits, by id. RK_OK with *out pointing into view; RK_ENOTFOUND;
+ * RK_EEXIST when several members carry that name (the caller asks for the
+ * id instead). Pure. */
+rk_err admin_find_member(const cluster_view *view, const char *text,
+                         const cluster_view_member **out);
 
 /* ---- the server (server.c) and handlers (handlers.c) --------------------- */
 
@@ -106,6 +134,7 @@ struct http_server {
     cluster_node *cluster;
     rpc_server *rpc;
     rpc_client *rpc_client;
+    sync_service *sync;
     uint64_t started_ms;
 };
 
@@ -157,6 +186,10 @@ int handle_health(request *rq);   /* admin.c */
 int handle_metrics(request *rq);
 int handle_membership(request *rq);
 int handle_cluster(request *rq);
+int handle_cluster_leave(request *rq);   /* cluster_admin.c */
+int handle_cluster_remove(request *rq);
+int handle_cluster_repair(request *rq);
+int handle_hints_drop(request *rq);
 int handle_ui(request *rq);
 int handle_auth(request *rq);
 int handle_subscribe(request *rq);

@@ -9,7 +9,9 @@ static const char *route_names[MR_COUNT] = {
     [MR_KEY_GET] = "key_get", [MR_KEY_PUT] = "key_put", [MR_KEY_DELETE] = "key_delete",
     [MR_KEYS_LIST] = "keys_list", [MR_KEYS_BATCH] = "keys_batch", [MR_STORE] = "store",
     [MR_SUBSCRIBE] = "subscribe", [MR_HEALTH] = "health", [MR_METRICS] = "metrics",
-    [MR_MEMBERSHIP] = "membership", [MR_CLUSTER] = "cluster", [MR_AUTH] = "auth",
+    [MR_MEMBERSHIP] = "membership", [MR_CLUSTER] = "cluster",
+    [MR_CLUSTER_LEAVE] = "cluster_leave", [MR_CLUSTER_REMOVE] = "cluster_remove",
+    [MR_CLUSTER_REPAIR] = "cluster_repair", [MR_HINTS_DROP] = "hints_drop", [MR_AUTH] = "auth",
     [MR_UI] = "ui", [MR_UNMATCHED] = "unmatched",
 };
 

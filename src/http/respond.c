@@ -19,6 +19,7 @@ int http_status_of(rk_err err)
     case RK_ETIMEDOUT: return 503;
     case RK_ECLOSED: return 503;
     case RK_EUNSUPPORTED: return 501;
+    case RK_EBUSY: return 409;
     case RK_EEXIST: return 409;
     default: return 500;
     }
@@ -29,6 +30,7 @@ static const char *status_text(int status)
     switch (status) {
     case 200: return "OK";
     case 201: return "Created";
+    case 202: return "Accepted";
     case 204: return "No Content";
     case 300: return "Multiple Choices";
     case 302: return "Found";

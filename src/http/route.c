@@ -70,7 +70,7 @@ static rk_err take_key(const char *raw, size_t len, route_match *m, const char *
     return RK_OK;
 }
 
-/* Single-segment system routes. */
+/* System routes: fixed paths. */
 static http_route system_route(const char *p, size_t len)
 {
     static const struct {
@@ -81,6 +81,14 @@ static http_route system_route(const char *p, size_t len)
         {"/metrics", ROUTE_METRICS},
         {"/membership", ROUTE_MEMBERSHIP},
         {"/cluster", ROUTE_CLUSTER},
+        /* Membership changes. None of them is a valid /{table}/... route
+         * ("leave" etc. are not route words, and /t/hints/drop is not
+         * /t/key/...), so they shadow nothing: a table named "cluster"
+         * still has /cluster/keys and /cluster/key/k. */
+        {"/cluster/leave", ROUTE_CLUSTER_LEAVE},
+        {"/cluster/remove", ROUTE_CLUSTER_REMOVE},
+        {"/cluster/repair", ROUTE_CLUSTER_REPAIR},
+        {"/cluster/hints/drop", ROUTE_HINTS_DROP},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (segment_is(p, len, fixed[i].path))

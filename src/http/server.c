@@ -46,6 +46,7 @@ rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, s
     srv->cluster = node->cluster;
     srv->rpc = node->rpc;
     srv->rpc_client = node->rpc_client;
+    srv->sync = node->sync;
     srv->started_ms = rk_now_ms();
 
     /* Every open connection holds a worker thread (civetweb's model), so the

@@ -1,6 +1,9 @@
 /* test_http.c - unit tests of the gateway's pure parts: percent-decoding,
- * routes, write bodies, the error-to-status table and metrics text. The JSON
- * scanner under write bodies is tested in test_common.c.
+ * routes, write bodies, the error-to-status table, metrics text, the sync
+ * report and the body and member lookup of POST /cluster/remove; then the
+ * gateway of a node outside a cluster on a loopback port, which is how the
+ * membership routes meet a NULL sync service. The JSON scanner under write
+ * bodies is tested in test_common.c.
  *
  * Inputs are copied into heap buffers of their exact length (no NUL after
  * them), so a read past the end shows up under the address sanitizer. */
@@ -10,12 +13,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <cJSON.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "http/http_internal.h"
 #include "inputs.h"
+#include "support.h"
 
 /* ---- percent_decode --------------------------------------------------------- */
 
@@ -156,6 +166,13 @@ static void test_route_system(void **state)
     check_route("/metrics", ROUTE_METRICS, "", "");
     check_route("/membership", ROUTE_MEMBERSHIP, "", "");
     check_route("/cluster", ROUTE_CLUSTER, "", "");
+    check_route("/cluster/leave", ROUTE_CLUSTER_LEAVE, "", "");
+    check_route("/cluster/remove", ROUTE_CLUSTER_REMOVE, "", "");
+    check_route("/cluster/repair", ROUTE_CLUSTER_REPAIR, "", "");
+    check_route("/cluster/hints/drop", ROUTE_HINTS_DROP, "", "");
+    /* They shadow nothing: a table named "cluster" keeps its routes. */
+    check_route("/cluster/keys", ROUTE_KEYS, "cluster", "");
+    check_route("/cluster/key/leave", ROUTE_KEY, "cluster", "leave");
     check_route("/auth/bob", ROUTE_AUTH, "", "bob");
     check_route("/auth/b%C3%B6b", ROUTE_AUTH, "", "b\xc3\xb6" "b");
 
@@ -208,7 +225,9 @@ static void test_route_unknown(void **state)
     const char *paths[] = {
         "", "health", "/healthz", "/health/", "/HEALTH", "/metric", "/uix", "/t", "/t/",
         "/t/other", "/t/keys/", "/t/keys/x", "/t/store/x", "/t/key", "/t/subscribe",
-        "/key", "/auth", "//", "/t//key/x",
+        "/key", "/auth", "//", "/t//key/x", "/cluster/", "/cluster/leave/", "/cluster/Leave",
+        "/cluster/hints", "/cluster/hints/", "/cluster/hints/drop/", "/cluster/hints/dropx",
+        "/cluster/removex", "/clusterx/leave",
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         matched r = match(paths[i]);
@@ -550,7 +569,7 @@ static void test_status_of(void **state)
         {RK_OK, 200},         {RK_ENOTFOUND, 404}, {RK_EINVAL, 400},      {RK_ENOMEM, 500},
         {RK_EIO, 500},        {RK_ETIMEDOUT, 503}, {RK_EQUORUM, 503},     {RK_EPRECOND, 412},
         {RK_ETOOBIG, 413},    {RK_ECORRUPT, 500},  {RK_ECLOSED, 503},     {RK_EEXIST, 409},
-        {RK_EPERM, 403},      {RK_EUNSUPPORTED, 501},
+        {RK_EPERM, 403},      {RK_EUNSUPPORTED, 501}, {RK_EBUSY, 409},
     };
     assert_int_equal(sizeof table / sizeof table[0], RK_ERR_COUNT); /* every value listed */
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -733,6 +752,417 @@ static void test_metrics_bucket_bounds_are_exact(void **state)
     assert_true(b1s == 2);
 }
 
+
+/* ---- the sync service's report ------------------------------------------------------------- */
+
+/* The counters of struct sync_stats, in its order, as /cluster names them. */
+static const char *const sync_fields[] = {
+    "ranges_pending", "handoff_keys_sent", "handoff_bytes_sent", "handoff_keys_dropped",
+    "keys_received",  "bytes_received",    "ae_exchanges",       "ae_keys_compared",
+    "ae_keys_repaired", "ae_bytes_sent",   "tombstones_purged",
+};
+#define N_SYNC_FIELDS (sizeof sync_fields / sizeof sync_fields[0])
+
+/* Counter i holds (i + 1) * 1000003, so a value printed for the wrong
+ * field, or cut to 32 bits, shows. */
+static sync_stats numbered_stats(void)
+{
+    sync_stats st = {.leaving = true};
+    uint64_t *field = &st.ranges_pending;
+    for (size_t i = 0; i < N_SYNC_FIELDS; i++)
+        field[i] = (uint64_t)(i + 1) * 1000003u + ((uint64_t)1 << 40);
+    return st;
+}
+
+static void test_sync_stats_layout(void **state)
+{
+    (void)state;
+    /* If this fails, struct sync_stats changed: sync_report.c's table (and
+     * sync_fields above, and docs/api.md) must follow. */
+    assert_int_equal(offsetof(sync_stats, leaving), N_SYNC_FIELDS * sizeof(uint64_t));
+    assert_int_equal(offsetof(sync_stats, tombstones_purged),
+                     (N_SYNC_FIELDS - 1) * sizeof(uint64_t));
+}
+
+static void test_sync_json(void **state)
+{
+    (void)state;
+    sync_stats st = numbered_stats();
+    rk_buf b = {0};
+    assert_int_equal(rk_buf_appends(&b, "x"), RK_OK);
+    assert_int_equal(http_sync_append_json(&st, &b), RK_OK);
+    assert_int_equal(b.data[0], 'x'); /* appends */
+    cJSON *j = cJSON_ParseWithLength(b.data + 1, b.len - 1);
+    assert_true(cJSON_IsObject(j));
+    assert_int_equal(cJSON_GetArraySize(j), N_SYNC_FIELDS + 1);
+    const cJSON *item = j->child;
+    const uint64_t *field = &st.ranges_pending;
+    for (size_t i = 0; i < N_SYNC_FIELDS; i++, item = item->next) {
+        assert_string_equal(item->string, sync_fields[i]); /* in the struct's order */
+        assert_true(cJSON_IsNumber(item));
+        assert_true(item->valuedouble == (double)field[i]);
+    }
+    assert_string_equal(item->string, "leaving");
+    assert_true(cJSON_IsTrue(item));
+    cJSON_Delete(j);
+
+    /* All zero and not leaving. */
+    rk_buf_reset(&b);
+    sync_stats zero = {0};
+    assert_int_equal(http_sync_append_json(&zero, &b), RK_OK);
+    assert_non_null(strstr(b.data, "\"ranges_pending\":0,"));
+    assert_non_null(strstr(b.data, "\"leaving\":false}"));
+    rk_buf_free(&b);
+}
+
+static void test_sync_metrics(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        const char *type;
+        size_t field; /* index in sync_fields */
+    } want[] = {
+        {"ringkv_sync_ranges_pending", "gauge", 0},
+        {"ringkv_handoff_keys_sent_total", "counter", 1},
+        {"ringkv_handoff_bytes_sent_total", "counter", 2},
+        {"ringkv_handoff_keys_dropped_total", "counter", 3},
+        {"ringkv_sync_keys_received_total", "counter", 4},
+        {"ringkv_sync_bytes_received_total", "counter", 5},
+        {"ringkv_anti_entropy_exchanges_total", "counter", 6},
+        {"ringkv_anti_entropy_keys_compared_total", "counter", 7},
+        {"ringkv_anti_entropy_keys_repaired_total", "counter", 8},
+        {"ringkv_anti_entropy_bytes_sent_total", "counter", 9},
+        {"ringkv_tombstones_purged_total", "counter", 10},
+    };
+    sync_stats st = numbered_stats();
+    const uint64_t *field = &st.ranges_pending;
+    rk_buf b = {0};
+    assert_int_equal(http_sync_render_metrics(&st, &b), RK_OK);
+    const char *t = b.data;
+    assert_int_equal(strlen(t), b.len);
+    assert_int_equal(t[b.len - 1], '\n');
+    size_t samples = 0;
+    for (const char *p = t; *p; p = strchr(p, '\n') + 1)
+        samples += *p != '#';
+    assert_int_equal(samples, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char line[160];
+        snprintf(line, sizeof line, "# TYPE %s %s\n", want[i].name, want[i].type);
+        assert_non_null(strstr(t, line));
+        snprintf(line, sizeof line, "# HELP %s ", want[i].name);
+        assert_non_null(strstr(t, line));
+        if (sample(t, want[i].name) != (double)field[want[i].field])
+            print_error("%s is %f, want %llu\n", want[i].name, sample(t, want[i].name),
+                        (unsigned long long)field[want[i].field]);
+        assert_true(sample(t, want[i].name) == (double)field[want[i].field]);
+    }
+    rk_buf_free(&b);
+}
+
+/* ---- POST /cluster/remove: its body and the member it names ------------------------------ */
+
+static rk_err parse_node(const char *body, char *dst, size_t cap, const char **code)
+{
+    size_t len = strlen(body);
+    char *copy = len ? exact_copy(body, len) : NULL;
+    rk_err err = admin_parse_node_body(copy, len, dst, cap, code);
+    free(copy);
+    return err;
+}
+
+static void check_node_body(const char *body, const char *want)
+{
+    char dst[CLUSTER_NAME_MAX + 1];
+    const char *code = NULL;
+    assert_int_equal(parse_node(body, dst, sizeof dst, &code), RK_OK);
+    assert_string_equal(dst, want);
+    assert_null(code);
+}
+
+static void check_node_body_rejects(const char *body, rk_err err, const char *code)
+{
+    char dst[CLUSTER_NAME_MAX + 1] = "untouched";
+    const char *got = NULL;
+    if (parse_node(body, dst, sizeof dst, &got) != err)
+        print_error("body \"%.60s\": want %s\n", body, rk_errcode(err));
+    assert_int_equal(parse_node(body, dst, sizeof dst, &got), err);
+    assert_string_equal(dst, "untouched");
+    if (code != NULL)
+        assert_string_equal(got, code);
+}
+
+static void test_remove_body(void **state)
+{
+    (void)state;
+    check_node_body("{\"node\":\"n1\"}", "n1");
+    check_node_body(" { \"node\" : \"0123456789abcdef\" } ", "0123456789abcdef");
+    check_node_body("{\"x\":[1,{}],\"node\":\"n\\u00e9\"}", "n\xc3\xa9");
+
+    check_node_body_rejects("", RK_EINVAL, "bad_json");
+    check_node_body_rejects("node=n1", RK_EINVAL, "bad_json");
+    check_node_body_rejects("\"n1\"", RK_EINVAL, "bad_json");
+    check_node_body_rejects("[\"n1\"]", RK_EINVAL, "bad_json");
+    check_node_body_rejects("{\"node\":\"n1\"", RK_EINVAL, "bad_json");
+    check_node_body_rejects("{\"node\":\"n1\"} {}", RK_EINVAL, "bad_json");
+    check_node_body_rejects("{}", RK_EINVAL, "missing_node");
+    check_node_body_rejects("{\"node\":\"\"}", RK_EINVAL, "missing_node");
+    check_node_body_rejects("{\"node\":7}", RK_EINVAL, "missing_node");
+    check_node_body_rejects("{\"node\":null}", RK_EINVAL, "missing_node");
+    check_node_body_rejects("{\"Node\":\"n1\"}", RK_EINVAL, "missing_node");
+
+    /* 64 bytes is the longest name; one more can name nobody. */
+    char body[128], name[CLUSTER_NAME_MAX + 2];
+    memset(name, 'n', CLUSTER_NAME_MAX);
+    name[CLUSTER_NAME_MAX] = '\0';
+    snprintf(body, sizeof body, "{\"node\":\"%s\"}", name);
+    check_node_body(body, name);
+    strcat(name, "n");
+    snprintf(body, sizeof body, "{\"node\":\"%s\"}", name);
+    check_node_body_rejects(body, RK_ENOTFOUND, NULL);
+
+    /* Deep nesting is refused before cJSON would recurse into it. */
+    char *deep = malloc(4001);
+    assert_non_null(deep);
+    memset(deep, '[', 4000);
+    deep[4000] = '\0';
+    check_node_body_rejects(deep, RK_EINVAL, "bad_json");
+    free(deep);
+}
+
+#define ID_NAMED_LIKE_ONE 0x0123456789abcdefull
+
+static const cluster_view_member view_members[] = {
+    {.id = 0x1, .name = "a", .status = CLUSTER_MEMBER, .liveness = CLUSTER_ALIVE},
+    {.id = 0x2, .name = "b", .status = CLUSTER_MEMBER, .liveness = CLUSTER_DOWN},
+    {.id = 0x3, .name = "dup", .status = CLUSTER_MEMBER},
+    {.id = 0x4, .name = "dup", .status = CLUSTER_JOINING},
+    {.id = 0x5, .name = "old", .status = CLUSTER_REMOVED}, /* replaced by 0x6 */
+    {.id = 0x6, .name = "old", .status = CLUSTER_MEMBER},
+    {.id = 0x7, .name = "gone", .status = CLUSTER_REMOVED},
+    {.id = 0x8, .name = "gone", .status = CLUSTER_REMOVED},
+    {.id = 0x9, .name = "left", .status = CLUSTER_REMOVED},
+    {.id = ID_NAMED_LIKE_ONE, .name = "0000000000000001", .status = CLUSTER_MEMBER},
+};
+
+static rk_err find(const char *text, uint64_t *id)
+{
+    cluster_view v = {
+        .self_id = 1,
+        .count = sizeof view_members / sizeof view_members[0],
+        .members = view_members,
+    };
+    const cluster_view_member *m = NULL;
+    rk_err err = admin_find_member(&v, text, &m);
+    assert_true((err == RK_OK) == (m != NULL)); /* set on success only */
+    if (m != NULL)
+        *id = m->id;
+    return err;
+}
+
+static void check_finds(const char *text, uint64_t want)
+{
+    uint64_t id = 0;
+    if (find(text, &id) != RK_OK || id != want)
+        print_error("\"%s\": found %llx, want %llx\n", text, (unsigned long long)id,
+                    (unsigned long long)want);
+    assert_int_equal(find(text, &id), RK_OK);
+    assert_int_equal(id, want);
+}
+
+static void test_remove_find_member(void **state)
+{
+    (void)state;
+    uint64_t id = 0;
+    check_finds("a", 0x1);
+    check_finds("b", 0x2);
+    check_finds("0000000000000002", 0x2);               /* by id */
+    check_finds("0123456789ABCDEF", ID_NAMED_LIKE_ONE); /* hex in either case */
+    check_finds("0000000000000001", ID_NAMED_LIKE_ONE); /* a name wins over an id */
+    check_finds("0000000000000003", 0x3);               /* an id is never ambiguous */
+    check_finds("old", 0x6);                            /* the one still in the cluster */
+    check_finds("left", 0x9);                           /* removed again: a no-op */
+
+    assert_int_equal(find("dup", &id), RK_EEXIST);
+    assert_int_equal(find("gone", &id), RK_EEXIST);
+    assert_int_equal(find("A", &id), RK_ENOTFOUND); /* names are exact */
+    assert_int_equal(find("zzz", &id), RK_ENOTFOUND);
+    assert_int_equal(find("000000000000000f", &id), RK_ENOTFOUND);
+    assert_int_equal(find("1", &id), RK_ENOTFOUND);                 /* 16 digits or none */
+    assert_int_equal(find("00000000000000001", &id), RK_ENOTFOUND);
+    assert_int_equal(find("0x00000000000001", &id), RK_ENOTFOUND);
+    assert_int_equal(find("000000000000000g", &id), RK_ENOTFOUND);
+    assert_int_equal(id, 0);
+
+    cluster_view empty = {.self_id = 1};
+    const cluster_view_member *m = NULL;
+    assert_int_equal(admin_find_member(&empty, "a", &m), RK_ENOTFOUND);
+    assert_null(m);
+}
+
+/* ---- the gateway of a node outside a cluster, over a real store -------------------------- */
+
+/* A node with no cluster and no sync service (the NULL cluster and sync of
+ * http_node_info): the membership routes refuse, hints/drop works. */
+typedef struct gateway {
+    char dir[64];
+    store *st;
+    kv *k;
+    http_server *srv;
+    int port;
+} gateway;
+
+static int gateway_setup(void **state)
+{
+    gateway *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return -1;
+    strcpy(g->dir, "/tmp/ringkv-test-http-XXXXXX");
+    if (mkdtemp(g->dir) == NULL) {
+        free(g);
+        return -1;
+    }
+    store_options so;
+    store_options_default(&so);
+    kv_config cfg;
+    kv_config_default(&cfg);
+    cfg.n = cfg.r = cfg.w = 1;
+    http_options ho = {.listen = "127.0.0.1:0", .threads = 4, .max_value_bytes = 1 << 20};
+    http_node_info node = {.name = "gw", .id = 0x77, .http_addr = "127.0.0.1:0",
+                           .rpc_addr = "", .cluster_id = "", .partitions = 64};
+    struct mg_server_port ports[2];
+    if (store_open(g->dir, &so, &g->st) != RK_OK || kv_open(g->st, 0x77, &cfg, &g->k) != RK_OK ||
+        http_start(&ho, &node, g->k, g->st, &g->srv) != RK_OK ||
+        mg_get_server_ports(g->srv->ctx, 2, ports) < 1 || ports[0].port <= 0) {
+        http_stop(g->srv);
+        kv_close(g->k);
+        store_close(g->st);
+        rm_tree(g->dir);
+        free(g);
+        return -1;
+    }
+    g->port = ports[0].port; /* the kernel's pick for port 0 */
+    *state = g;
+    return 0;
+}
+
+static int gateway_teardown(void **state)
+{
+    gateway *g = *state;
+    http_stop(g->srv);
+    kv_close(g->k);
+    store_close(g->st);
+    rm_tree(g->dir);
+    free(g);
+    return 0;
+}
+
+typedef struct reply {
+    int status;
+    char head[1024];
+    char body[32768]; /* /metrics of a fresh node fits */
+} reply;
+
+/* One request on a fresh connection; the whole answer, or status -1. */
+static reply call(const gateway *g, const char *method, const char *path, const char *body)
+{
+    reply r = {.status = -1};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     method, path, body ? strlen(body) : 0, body ? body : "");
+    assert_true(n > 0 && (size_t)n < sizeof req);
+    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    char all[40000];
+    size_t len = 0;
+    ssize_t got;
+    while (len < sizeof all - 1 && (got = recv(fd, all + len, sizeof all - 1 - len, 0)) > 0)
+        len += (size_t)got;
+    all[len] = '\0';
+    close(fd);
+    const char *end = strstr(all, "\r\n\r\n");
+    if (end == NULL || sscanf(all, "HTTP/1.1 %d", &r.status) != 1)
+        return r;
+    snprintf(r.head, sizeof r.head, "%.*s", (int)(end - all), all);
+    snprintf(r.body, sizeof r.body, "%s", end + 4);
+    return r;
+}
+
+static void check_call(const gateway *g, const char *method, const char *path, const char *body,
+                       int status, const char *body_part)
+{
+    reply r = call(g, method, path, body);
+    if (r.status != status || strstr(r.body, body_part) == NULL)
+        print_error("%s %s: %d %s, want %d with %s\n", method, path, r.status, r.body, status,
+                    body_part);
+    assert_int_equal(r.status, status);
+    assert_non_null(strstr(r.body, body_part));
+}
+
+static void test_gateway_membership_needs_a_cluster(void **state)
+{
+    gateway *g = *state;
+    check_call(g, "POST", "/cluster/leave", NULL, 409, "\"code\":\"no_cluster\"");
+    check_call(g, "POST", "/cluster/remove", "{\"node\":\"a\"}", 409, "\"code\":\"no_cluster\"");
+    check_call(g, "POST", "/cluster/remove", "not json", 409, "\"code\":\"no_cluster\"");
+    check_call(g, "POST", "/cluster/repair", NULL, 409, "\"code\":\"no_cluster\"");
+    check_call(g, "GET", "/cluster", NULL, 503, "\"code\":\"no_cluster\""); /* as before */
+
+    /* Wrong methods: 405 naming POST, whatever the node's state. */
+    const char *paths[] = {"/cluster/leave", "/cluster/remove", "/cluster/repair",
+                           "/cluster/hints/drop"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        reply r = call(g, "GET", paths[i], NULL);
+        assert_int_equal(r.status, 405);
+        assert_non_null(strstr(r.head, "Allow: POST"));
+        assert_int_equal(call(g, "DELETE", paths[i], NULL).status, 405);
+    }
+
+    /* Counted under their own routes; no sync metrics without a service. */
+    reply m = call(g, "GET", "/metrics", NULL);
+    assert_int_equal(m.status, 200);
+    assert_non_null(strstr(m.body, "route=\"cluster_leave\",status=\"4xx\"} 3"));
+    assert_non_null(strstr(m.body, "route=\"hints_drop\",status=\"4xx\"} 2"));
+    assert_null(strstr(m.body, "ringkv_sync_ranges_pending"));
+}
+
+static rk_err set_cb(void *arg, const char *old, size_t old_len, rk_buf *out)
+{
+    (void)old;
+    (void)old_len;
+    return rk_buf_appends(out, arg);
+}
+
+static void put_hint(gateway *g, uint64_t intended, const char *key)
+{
+    rk_buf k = {0};
+    assert_int_equal(store_data_key(42, "t", 1, key, strlen(key), &k), RK_OK);
+    assert_int_equal(store_hint_apply(g->st, intended, k.data, k.len, set_cb, "v"), RK_OK);
+    rk_buf_free(&k);
+}
+
+static void test_gateway_hints_drop(void **state)
+{
+    gateway *g = *state;
+    check_call(g, "POST", "/cluster/hints/drop", NULL, 200, "{\"dropped\":0}");
+    put_hint(g, 0x10, "a");
+    put_hint(g, 0x10, "b");
+    put_hint(g, 0x20, "a");
+    uint64_t ids[4];
+    assert_int_equal(store_hint_targets(g->st, ids, 4), 2);
+    check_call(g, "POST", "/cluster/hints/drop", NULL, 200, "{\"dropped\":3}");
+    assert_int_equal(store_hint_targets(g->st, ids, 4), 0);
+    check_call(g, "POST", "/cluster/hints/drop", "", 200, "{\"dropped\":0}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -753,6 +1183,17 @@ int main(void)
         cmocka_unit_test(test_metrics_render),
         cmocka_unit_test(test_metrics_odd_inputs),
         cmocka_unit_test(test_metrics_bucket_bounds_are_exact),
+        cmocka_unit_test(test_sync_stats_layout),
+        cmocka_unit_test(test_sync_json),
+        cmocka_unit_test(test_sync_metrics),
+        cmocka_unit_test(test_remove_body),
+        cmocka_unit_test(test_remove_find_member),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* One gateway for these: civetweb takes a second or two to stop. */
+    const struct CMUnitTest gateway_tests[] = {
+        cmocka_unit_test(test_gateway_membership_needs_a_cluster),
+        cmocka_unit_test(test_gateway_hints_drop),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + cmocka_run_group_tests(gateway_tests, gateway_setup, gateway_teardown);
 }

@@ -1,0 +1,308 @@
+/* cluster_admin.c - the routes that change the cluster: POST /cluster/leave,
+ * /cluster/remove, /cluster/repair and /cluster/hints/drop.
+ *
+ * They are not authenticated, like every route until token auth lands:
+ * whoever reaches the HTTP port can make the node leave. Each change is
+ * logged with the client's address so an operator can tell who did it. */
+#include <cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "http_internal.h"
+
+#define REMOVE_BODY_MAX 4096u /* {"node": "..."}: a name is at most 64 bytes */
+
+/* ---- pure parts ------------------------------------------------------------ */
+
+rk_err admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap, const char **code)
+{
+    /* Our scanner first: it bounds nesting, while cJSON recurses deep
+     * enough on "[[[[..." to overflow a civetweb worker's stack. */
+    size_t vb, ve;
+    cJSON *j = NULL;
+    if (body != NULL && rk_json_valid(body, len, &vb, &ve))
+        j = cJSON_ParseWithLength(body, len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        *code = "bad_json";
+        return RK_EINVAL;
+    }
+    const cJSON *node = cJSON_GetObjectItemCaseSensitive(j, "node");
+    size_t n = cJSON_IsString(node) ? strlen(node->valuestring) : 0;
+    rk_err err = RK_OK;
+    if (n == 0) {
+        *code = "missing_node";
+        err = RK_EINVAL;
+    } else if (n >= cap) {
+        /* Longer than any name or id: no member can match it. */
+        err = RK_ENOTFOUND;
+    } else {
+        memcpy(dst, node->valuestring, n + 1);
+    }
+    cJSON_Delete(j);
+    return err;
+}
+
+/* Exactly 16 hex digits, as GET /cluster prints ids. */
+static bool parse_hex_id(const char *text, uint64_t *out)
+{
+    if (strlen(text) != 16)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < 16; i++) {
+        char c = text[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return false;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return true;
+}
+
+/* A node that was removed and replaced by a new one of the same name leaves
+ * two rows with that name; the one still in the cluster is meant, and the
+ * removed one only when it is the only one (removing it again is a no-op
+ * that answers 200). */
+static rk_err find_by_name(const cluster_view *view, const char *name,
+                           const cluster_view_member **out)
+{
+    const cluster_view_member *live = NULL, *removed = NULL;
+    size_t n_live = 0, n_removed = 0;
+    for (size_t i = 0; i < view->count; i++) {
+        const cluster_view_member *m = &view->members[i];
+        if (strcmp(m->name, name) != 0)
+            continue;
+        if (m->status == CLUSTER_REMOVED) {
+            removed = m;
+            n_removed++;
+        } else {
+            live = m;
+            n_live++;
+        }
+    }
+    if (n_live > 1 || (n_live == 0 && n_removed > 1))
+        return RK_EEXIST;
+    *out = live != NULL ? live : removed;
+    return *out != NULL ? RK_OK : RK_ENOTFOUND;
+}
+
+rk_err admin_find_member(const cluster_view *view, const char *text,
+                         const cluster_view_member **out)
+{
+    const cluster_view_member *m = NULL;
+    rk_err err = find_by_name(view, text, &m);
+    uint64_t id;
+    if (err == RK_ENOTFOUND && parse_hex_id(text, &id)) {
+        /* Linear, not cluster_view_find: this stays pure and the table is
+         * at most CLUSTER_MAX_MEMBERS rows, once per admin request. */
+        for (size_t i = 0; i < view->count && m == NULL; i++)
+            if (view->members[i].id == id)
+                m = &view->members[i];
+        err = m != NULL ? RK_OK : RK_ENOTFOUND;
+    }
+    if (err == RK_OK)
+        *out = m;
+    return err;
+}
+
+/* ---- handlers ---------------------------------------------------------------- */
+
+static bool only_post(request *rq, int *rc)
+{
+    if (strcmp(rq->method, "POST") == 0)
+        return true;
+    *rc = reply_method_not_allowed(rq, "POST");
+    return false;
+}
+
+/* Leave, remove and repair need the sync service, which only a node in a
+ * cluster runs. 409 rather than GET /cluster's 503: nothing is unavailable
+ * for a while, this node is in a state where the change makes no sense (and
+ * the CLI would fail over on a 503 and ask another node instead). */
+static bool in_cluster(request *rq, int *rc)
+{
+    if (rq->srv->sync != NULL && rq->srv->cluster != NULL)
+        return true;
+    *rc = reply_error(rq->conn, 409, "no_cluster",
+                      "this node is not part of a cluster: there is no membership to change");
+    return false;
+}
+
+static int reply_other_error(request *rq, rk_err err)
+{
+    int status = http_status_of(err);
+    if (status >= 500)
+        RK_ERROR("http", "%s %s failed: %s", rq->method, rq->ri->local_uri, rk_strerror(err));
+    return reply_error(rq->conn, status, rk_errcode(err), rk_strerror(err));
+}
+
+/* This node's status in the view, to say why it cannot leave. */
+static cluster_status self_status(cluster_node *cn)
+{
+    cluster_view *v = cluster_node_view(cn);
+    cluster_status st = CLUSTER_MEMBER;
+    for (size_t i = 0; i < v->count; i++)
+        if (v->members[i].id == v->self_id)
+            st = v->members[i].status;
+    cluster_view_unref(v);
+    return st;
+}
+
+int handle_cluster_leave(request *rq)
+{
+    int rc;
+    if (!only_post(rq, &rc) || !in_cluster(rq, &rc))
+        return rc;
+    const http_server *s = rq->srv;
+    rk_err err = sync_leave(s->sync);
+    if (err == RK_EBUSY)
+        return reply_error(rq->conn, 409, "conflict",
+                           self_status(s->cluster) == CLUSTER_JOINING
+                               ? "this node is still joining: it can leave once it is a member"
+                               : "this node is the last member of the ring: there is nobody to "
+                                 "hand its data to");
+    if (err != RK_OK)
+        return reply_other_error(rq, err);
+    RK_INFO("http", "leave requested by %s: this node hands off its ranges and stops",
+            rq->ri->remote_addr);
+    rk_buf b = {0};
+    err = rk_buf_appends(&b, "{\"node\":");
+    if (err == RK_OK)
+        err = rk_buf_append_json_string(&b, s->name, strlen(s->name));
+    if (err == RK_OK)
+        err = rk_buf_appends(&b, ",\"status\":\"leaving\"}");
+    rc = err == RK_OK ? reply_json(rq->conn, 202, NULL, &b) : reply_other_error(rq, err);
+    rk_buf_free(&b);
+    return rc;
+}
+
+/* What remove is about to act on, copied out of the view so that no view
+ * is held across sync_remove. */
+typedef struct remove_target {
+    uint64_t id;
+    char name[CLUSTER_NAME_MAX + 1];
+    cluster_liveness liveness;
+} remove_target;
+
+/* Reads the body and resolves it against this node's view. RK_OK with *t
+ * filled, or the error already answered (*rc is the status). */
+static rk_err remove_target_of(request *rq, remove_target *t, int *rc)
+{
+    rk_buf body = {0};
+    rk_err err = request_body(rq, REMOVE_BODY_MAX, &body);
+    if (err != RK_OK) {
+        rk_buf_free(&body);
+        *rc = err == RK_ETOOBIG ? 413 : 400;
+        return err;
+    }
+    char text[CLUSTER_NAME_MAX + 1];
+    const char *code = NULL;
+    err = admin_parse_node_body(body.data, body.len, text, sizeof text, &code);
+    rk_buf_free(&body);
+    if (err == RK_EINVAL) {
+        *rc = reply_error(rq->conn, 400, code,
+                          "body must be {\"node\": \"NAME or 16-hex id\"} (see GET /cluster)");
+        return err;
+    }
+    const cluster_view_member *m = NULL;
+    cluster_view *v = cluster_node_view(rq->srv->cluster);
+    if (err == RK_OK)
+        err = admin_find_member(v, text, &m);
+    if (err == RK_OK) {
+        t->id = m->id;
+        snprintf(t->name, sizeof t->name, "%s", m->name);
+        t->liveness = m->liveness;
+    }
+    cluster_view_unref(v);
+    if (err == RK_ENOTFOUND)
+        *rc = reply_error(rq->conn, 404, "not_found",
+                          "no node of that name or id in this node's view of the cluster");
+    else if (err == RK_EEXIST)
+        *rc = reply_error(rq->conn, 409, "conflict",
+                          "several nodes carry that name: give the 16-hex id (see GET /cluster)");
+    else if (err != RK_OK)
+        *rc = reply_other_error(rq, err);
+    return err;
+}
+
+/* sync_remove's refusals, said so that the operator knows what to do. */
+static int reply_remove_refused(request *rq, rk_err err, const remove_target *t)
+{
+    char msg[256];
+    if (err == RK_EINVAL)
+        snprintf(msg, sizeof msg,
+                 "node %s is this node: ask another node to remove it, or make it leave "
+                 "(POST /cluster/leave)",
+                 t->name);
+    else
+        snprintf(msg, sizeof msg,
+                 "node %s is not down as this node sees it (it is %s): only a dead node is "
+                 "removed; a running one leaves (POST /cluster/leave on it)",
+                 t->name, cluster_liveness_name(t->liveness));
+    return reply_error(rq->conn, 409, "conflict", msg);
+}
+
+int handle_cluster_remove(request *rq)
+{
+    int rc;
+    if (!only_post(rq, &rc) || !in_cluster(rq, &rc))
+        return rc;
+    remove_target t;
+    if (remove_target_of(rq, &t, &rc) != RK_OK)
+        return rc;
+    rk_err err = sync_remove(rq->srv->sync, t.id);
+    /* RK_EINVAL is not a bad request here (the body was fine) but a node
+     * that cannot be removed: a conflict, like RK_EBUSY. */
+    if (err == RK_EINVAL || err == RK_EBUSY)
+        return reply_remove_refused(rq, err, &t);
+    if (err == RK_ENOTFOUND)
+        return reply_error(rq->conn, 404, "not_found", "that node is no longer in the cluster");
+    if (err != RK_OK)
+        return reply_other_error(rq, err);
+    RK_INFO("http", "remove of node %s (%016llx) requested by %s", t.name, (unsigned long long)t.id,
+            rq->ri->remote_addr);
+    rk_buf b = {0};
+    err = rk_buf_appends(&b, "{\"removed\":");
+    if (err == RK_OK)
+        err = rk_buf_append_json_string(&b, t.name, strlen(t.name));
+    if (err == RK_OK)
+        err = rk_buf_appendf(&b, ",\"id\":\"%016llx\"}", (unsigned long long)t.id);
+    rc = err == RK_OK ? reply_json(rq->conn, 200, NULL, &b) : reply_other_error(rq, err);
+    rk_buf_free(&b);
+    return rc;
+}
+
+int handle_cluster_repair(request *rq)
+{
+    int rc;
+    if (!only_post(rq, &rc) || !in_cluster(rq, &rc))
+        return rc;
+    sync_repair_now(rq->srv->sync);
+    static const char body[] = "{\"repair\":\"started\"}";
+    return reply_send(rq->conn, 202, "application/json", NULL, body, sizeof body - 1);
+}
+
+/* Needs no sync service: hints live in the store, and a node outside a
+ * cluster simply holds none ({"dropped": 0}). One range delete for every
+ * target (store_hint_drop with id 0) rather than one per target: the same
+ * result, and a hint written for a new target meanwhile goes too, which
+ * is what "drop every hint" asks for. */
+int handle_hints_drop(request *rq)
+{
+    int rc;
+    if (!only_post(rq, &rc))
+        return rc;
+    uint64_t dropped = 0;
+    rk_err err = store_hint_drop(rq->srv->st, 0, &dropped);
+    if (err != RK_OK)
+        return reply_other_error(rq, err);
+    RK_INFO("http", "%llu hints dropped, requested by %s", (unsigned long long)dropped,
+            rq->ri->remote_addr);
+    char body[64];
+    int n = snprintf(body, sizeof body, "{\"dropped\":%llu}", (unsigned long long)dropped);
+    return reply_send(rq->conn, 200, "application/json", NULL, body, (size_t)n);
+}

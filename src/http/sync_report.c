@@ -1,0 +1,74 @@
+/* sync_report.c - what the sync service reports: /cluster's "sync" object
+ * and its /metrics lines, both from one table of struct sync_stats. */
+#include <stddef.h>
+
+#include "http_internal.h"
+
+/* One counter of struct sync_stats: its JSON member, its metric and where
+ * it lives. One table, so the JSON and the metrics cannot drift apart and a
+ * new counter is one line. */
+typedef struct sync_counter {
+    const char *json;   /* member of /cluster's "sync" */
+    const char *metric; /* Prometheus name */
+    const char *type;   /* "counter" or "gauge" */
+    const char *help;
+    size_t offset;      /* of the uint64_t in sync_stats */
+} sync_counter;
+
+#define COUNTER(field, name, kind, text) \
+    {#field, name, kind, text, offsetof(sync_stats, field)}
+
+static const sync_counter counters[] = {
+    COUNTER(ranges_pending, "ringkv_sync_ranges_pending", "gauge",
+            "Ring ranges this node still has to hand off."),
+    COUNTER(handoff_keys_sent, "ringkv_handoff_keys_sent_total", "counter",
+            "Records pushed to their new replicas by range handoff."),
+    COUNTER(handoff_bytes_sent, "ringkv_handoff_bytes_sent_total", "counter",
+            "Bytes of records pushed by range handoff."),
+    COUNTER(handoff_keys_dropped, "ringkv_handoff_keys_dropped_total", "counter",
+            "Local copies deleted once every new replica acknowledged them."),
+    COUNTER(keys_received, "ringkv_sync_keys_received_total", "counter",
+            "Records pushed to this node (handoff, anti-entropy) that changed its replica."),
+    COUNTER(bytes_received, "ringkv_sync_bytes_received_total", "counter",
+            "Bytes of records pushed to this node by handoff and anti-entropy."),
+    COUNTER(ae_exchanges, "ringkv_anti_entropy_exchanges_total", "counter",
+            "Anti-entropy exchanges with a peer completed."),
+    COUNTER(ae_keys_compared, "ringkv_anti_entropy_keys_compared_total", "counter",
+            "Keys compared by digest in buckets whose Merkle hashes differed."),
+    COUNTER(ae_keys_repaired, "ringkv_anti_entropy_keys_repaired_total", "counter",
+            "Keys sent or fetched by anti-entropy because the replicas differed."),
+    COUNTER(ae_bytes_sent, "ringkv_anti_entropy_bytes_sent_total", "counter",
+            "Tree, digest and record bytes sent by anti-entropy."),
+    COUNTER(tombstones_purged, "ringkv_tombstones_purged_total", "counter",
+            "Tombstones purged after the grace period, once every holder had them."),
+};
+
+#undef COUNTER
+
+#define N_COUNTERS (sizeof counters / sizeof counters[0])
+
+static unsigned long long value_of(const sync_stats *st, const sync_counter *c)
+{
+    return (unsigned long long)*(const uint64_t *)((const char *)st + c->offset);
+}
+
+rk_err http_sync_append_json(const sync_stats *st, rk_buf *out)
+{
+    rk_err err = rk_buf_appends(out, "{");
+    for (size_t i = 0; i < N_COUNTERS && err == RK_OK; i++)
+        err = rk_buf_appendf(out, "\"%s\":%llu,", counters[i].json, value_of(st, &counters[i]));
+    if (err == RK_OK)
+        err = rk_buf_appendf(out, "\"leaving\":%s}", st->leaving ? "true" : "false");
+    return err;
+}
+
+rk_err http_sync_render_metrics(const sync_stats *st, rk_buf *out)
+{
+    rk_err err = RK_OK;
+    for (size_t i = 0; i < N_COUNTERS && err == RK_OK; i++) {
+        const sync_counter *c = &counters[i];
+        err = rk_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", c->metric, c->help,
+                             c->metric, c->type, c->metric, value_of(st, c));
+    }
+    return err;
+}
