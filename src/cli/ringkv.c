@@ -1,4 +1,5 @@
-/* ringkv.c - the ringkv command-line client: put, get, del, keys and cluster status over HTTP. */
+/* ringkv.c - the ringkv command-line client: put, get, del, keys and the cluster commands
+ * (status, leave, remove, repair) over HTTP. */
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,6 +141,9 @@ static const char global_help[] =
     "  del KEY           delete KEY\n"
     "  keys              list the keys of the table, one per line\n"
     "  cluster status    show members, status, ring ownership and N/R/W\n"
+    "  cluster leave     make the node hand off its data and leave the ring\n"
+    "  cluster remove NODE  take a dead node (name or id) out of the ring\n"
+    "  cluster repair    compare replicas with every peer now (anti-entropy)\n"
     "  help [COMMAND]    show this help or a command's help\n"
     "\n"
     "Options (anywhere on the line):\n"
@@ -161,7 +165,8 @@ static const char global_help[] =
     "\n"
     "Exit status:\n"
     "  0  success\n"
-    "  1  not found (get or del of a missing key)\n"
+    "  1  not found (get or del of a missing key, cluster remove of an\n"
+    "     unknown node)\n"
     "  2  usage error (bad option, argument or value)\n"
     "  3  no node reachable\n"
     "  4  the server answered with an error (its message is printed), or\n"
@@ -216,12 +221,27 @@ static const struct command commands[] = {
      "  --limit N         keys per page (server default 100)\n"
      "  --after KEY       start after KEY (the \"next\" of a previous page)\n"
      "  --all             fetch page after page until the end\n"},
-    {"cluster", CMD_CLUSTER, 1, 1, cmd_cluster,
+    {"cluster", CMD_CLUSTER, 1, 2, cmd_cluster,
      "Usage: ringkv [OPTIONS] cluster status\n"
+     "       ringkv [OPTIONS] cluster leave\n"
+     "       ringkv [OPTIONS] cluster remove NODE\n"
+     "       ringkv [OPTIONS] cluster repair\n"
      "\n"
-     "Shows the cluster as the first reachable node sees it: its id, N/R/W,\n"
-     "and a table of members with their status, last contact and share of\n"
-     "the ring.\n"},
+     "status   Shows the cluster as the first reachable node sees it: its id,\n"
+     "         N/R/W, a table of members with their status (joining, member,\n"
+     "         leaving, removed), last contact and share of the ring, and that\n"
+     "         node's sync progress (ranges left to hand off, keys moved).\n"
+     "leave    Asks the node to leave: it hands its ranges to the nodes that\n"
+     "         take them over, is marked removed, and its process exits. Only\n"
+     "         one node may be given (--nodes HOST:PORT): failing over to\n"
+     "         another would make that one leave instead. Refused while the\n"
+     "         node is the last member of the ring or still joining.\n"
+     "remove   Takes NODE (its name, or its 16-hex id from cluster status) out\n"
+     "         of the ring for good; the other nodes re-replicate its data.\n"
+     "         Only for a node that is dead: the node asked must see it down.\n"
+     "         A running node leaves instead. Exits 1 if there is no such node.\n"
+     "repair   Starts an anti-entropy round on the node: it compares its\n"
+     "         replicas with every peer and exchanges the keys that differ.\n"},
     {"help", CMD_HELP, 0, 1, NULL, "Usage: ringkv help [COMMAND]\n"},
 };
 
@@ -1167,11 +1187,27 @@ static void print_param(const cJSON *j, const char *name, const char *label)
         printf("  %s=%.0f", label, v->valuedouble);
 }
 
-static int cmd_cluster(struct client *c, const struct args *a)
+/* After the table: what the node's sync service has done, when it has one. */
+static void print_sync(const cJSON *j, const char *node)
 {
-    if (strcmp(a->pos[0], "status") != 0)
-        return usage_error(a->cmd, "unknown cluster subcommand '%s' (try: cluster status)",
-                           a->pos[0]);
+    const cJSON *sync = cJSON_GetObjectItemCaseSensitive(j, "sync");
+    if (!cJSON_IsObject(sync))
+        return;
+    static const char *const fields[] = {"ranges_pending", "handoff_keys_sent", "keys_received",
+                                         "ae_exchanges", "ae_keys_repaired"};
+    double v[5];
+    for (size_t f = 0; f < 5; f++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(sync, fields[f]);
+        v[f] = cJSON_IsNumber(x) ? x->valuedouble : 0;
+    }
+    printf("\nsync on %s: %.0f ranges to hand off, %.0f keys handed off, %.0f received;"
+           " anti-entropy: %.0f exchanges, %.0f keys repaired%s\n",
+           node ? node : "?", v[0], v[1], v[2], v[3], v[4],
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sync, "leaving")) ? "; leaving" : "");
+}
+
+static int cluster_status(struct client *c)
+{
     http_client_response r = {0};
     cJSON *j = NULL;
     int rc = client_call(c, "GET", "/cluster", NULL, NULL, &r);
@@ -1232,11 +1268,123 @@ static int cmd_cluster(struct client *c, const struct args *a)
         format_member(m, cells);
         print_row(cols, cells);
     }
+    print_sync(j, node);
     rc = EXIT_OK;
 done:
     cJSON_Delete(j);
     http_client_response_free(&r);
     return rc;
+}
+
+/* POSTs to a /cluster/... route. EXIT_OK with the parsed answer in *out
+ * (free with cJSON_Delete) when it has status want; otherwise the server's
+ * error is printed and the exit status returned. */
+static int cluster_post(struct client *c, const char *target, const rk_buf *body, int want,
+                        cJSON **out)
+{
+    http_client_response r = {0};
+    int rc = client_call(c, "POST", target, body, NULL, &r);
+    if (rc == EXIT_OK && r.status != want)
+        rc = server_error(c, &r);
+    if (rc == EXIT_OK && (*out = parse_body(c, &r)) == NULL)
+        rc = EXIT_SERVER;
+    http_client_response_free(&r);
+    return rc;
+}
+
+static int cluster_leave(struct client *c, const struct args *a)
+{
+    if (c->n_nodes != 1)
+        return usage_error(a->cmd,
+                           "cluster leave makes the node it asks leave: give exactly one node "
+                           "with --nodes HOST:PORT (%zu given)",
+                           c->n_nodes);
+    rk_buf empty = {0}; /* Content-Length: 0, as a POST should have */
+    cJSON *j = NULL;
+    int rc = cluster_post(c, "/cluster/leave", &empty, 202, &j);
+    if (rc == EXIT_OK) {
+        const char *name = json_string(j, "node");
+        printf("node %s (%s) is leaving: it hands off its data, then stops "
+               "(follow it with cluster status on another node)\n",
+               name ? name : "?", c->answered_by);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int cluster_remove(struct client *c, const struct args *a)
+{
+    const char *node = a->pos[1];
+    if (node[0] == '\0')
+        return usage_error(a->cmd, "NODE must not be empty");
+    rk_buf body = {0};
+    rk_err err = rk_buf_appends(&body, "{\"node\":");
+    if (err == RK_OK)
+        err = rk_buf_append_json_string(&body, node, strlen(node));
+    if (err == RK_OK)
+        err = rk_buf_appends(&body, "}");
+    if (err != RK_OK) {
+        rk_buf_free(&body);
+        return out_of_memory();
+    }
+    http_client_response r = {0};
+    cJSON *j = NULL;
+    int rc = client_call(c, "POST", "/cluster/remove", &body, NULL, &r);
+    rk_buf_free(&body);
+    if (rc == EXIT_OK && r.status == 404 && is_key_not_found(&r)) {
+        fprintf(stderr, "ringkv: node %s knows no node '%s' (see: ringkv cluster status)\n",
+                c->answered_by, node);
+        rc = EXIT_NOT_FOUND;
+    } else if (rc == EXIT_OK && r.status != 200) {
+        rc = server_error(c, &r);
+    } else if (rc == EXIT_OK && (j = parse_body(c, &r)) == NULL) {
+        rc = EXIT_SERVER;
+    }
+    if (rc == EXIT_OK) {
+        const char *name = json_string(j, "removed"), *id = json_string(j, "id");
+        printf("node %s (%s) is removed; the other nodes re-replicate its data\n",
+               name ? name : node, id ? id : "?");
+    }
+    cJSON_Delete(j);
+    http_client_response_free(&r);
+    return rc;
+}
+
+static int cluster_repair(struct client *c)
+{
+    rk_buf empty = {0};
+    cJSON *j = NULL;
+    int rc = cluster_post(c, "/cluster/repair", &empty, 202, &j);
+    if (rc == EXIT_OK)
+        printf("anti-entropy round started on node %s (progress: ringkv cluster status)\n",
+               c->answered_by);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int cmd_cluster(struct client *c, const struct args *a)
+{
+    static const struct {
+        const char *name;
+        size_t args; /* after the subcommand */
+    } subs[] = {{"status", 0}, {"leave", 0}, {"remove", 1}, {"repair", 0}};
+    const char *sub = a->pos[0];
+    size_t k = 0;
+    while (k < N_ELEMS(subs) && strcmp(subs[k].name, sub) != 0)
+        k++;
+    if (k == N_ELEMS(subs))
+        return usage_error(a->cmd,
+                           "unknown cluster subcommand '%s' (try: status, leave, remove, repair)",
+                           sub);
+    if (a->n_pos - 1 != subs[k].args)
+        return usage_error(a->cmd, "cluster %s takes %s", sub,
+                           subs[k].args ? "one argument, NODE" : "no argument");
+    switch (k) {
+    case 0: return cluster_status(c);
+    case 1: return cluster_leave(c, a);
+    case 2: return cluster_remove(c, a);
+    default: return cluster_repair(c);
+    }
 }
 
 /* ---- main ---------------------------------------------------------------- */
