@@ -232,16 +232,17 @@ static rk_err remove_target_of(request *rq, remove_target *t, int *rc)
 /* sync_remove's refusals, said so that the operator knows what to do. */
 static int reply_remove_refused(request *rq, rk_err err, const remove_target *t)
 {
-    char msg[256];
+    char msg[320]; /* room for the longest name */
     if (err == RK_EINVAL)
         snprintf(msg, sizeof msg,
                  "node %s is this node: ask another node to remove it, or make it leave "
-                 "(POST /cluster/leave)",
+                 "(ringkv cluster leave, POST /cluster/leave)",
                  t->name);
     else
         snprintf(msg, sizeof msg,
-                 "node %s is not down as this node sees it (it is %s): only a dead node is "
-                 "removed; a running one leaves (POST /cluster/leave on it)",
+                 "node %s is not down as this node sees it (it is %s): only a dead node can be "
+                 "removed; a running one leaves (ringkv cluster leave, POST /cluster/leave, on "
+                 "that node)",
                  t->name, cluster_liveness_name(t->liveness));
     return reply_error(rq->conn, 409, "conflict", msg);
 }
