@@ -33,6 +33,7 @@ typedef struct node_config {
     bool insecure;
     bool sync;
     kv_config kv;
+    sync_config sync_cfg;
     unsigned partitions;
     unsigned http_threads;
     bool n_given, partitions_given;
@@ -64,6 +65,12 @@ static void usage(FILE *out)
         "  --timeout-ms MS     how long a quorum read or write waits      [1000]\n"
         "  --handoff on|off    take and hand over hinted writes           [on]\n"
         "  --handoff-interval-ms MS  how often held hints are offered     [1000]\n"
+        "  --sync-interval-ms MS     how often range handoff work is sought [1000]\n"
+        "  --anti-entropy-interval-ms MS  Merkle comparison with each peer  [60000]\n"
+        "                      (0: only on `ringkv cluster repair` and a peer's return)\n"
+        "  --sync-rate-mb MB   cap on handoff + anti-entropy sends, MiB/s  [32]\n"
+        "                      (0: no cap)\n"
+        "  --tombstone-grace-ms MS  age before a delete's tombstone may go [600000]\n"
         "  --webclient DIR     static web client served at /ui/\n"
         "  -h, --help          this help\n"
         "\n"
@@ -90,6 +97,17 @@ static bool parse_unsigned(const char *flag, const char *text, unsigned long max
     return true;
 }
 
+/* As parse_unsigned, for flags where 0 means "off". */
+static bool parse_or_zero(const char *flag, const char *text, unsigned long max,
+                          unsigned long *out)
+{
+    if (text != NULL && strcmp(text, "0") == 0) {
+        *out = 0;
+        return true;
+    }
+    return parse_unsigned(flag, text, max, out);
+}
+
 static bool valid_hostport(const char *flag, const char *s)
 {
     const char *colon = strrchr(s, ':');
@@ -105,7 +123,8 @@ static bool valid_hostport(const char *flag, const char *s)
 enum {
     OPT_DATA = 1000, OPT_HTTP, OPT_RPC, OPT_JOIN, OPT_N, OPT_R, OPT_W, OPT_PARTITIONS, OPT_NAME,
     OPT_SECRET_FILE, OPT_INSECURE, OPT_SYNC, OPT_MAX_VALUE, OPT_MAX_SIBLINGS, OPT_THREADS,
-    OPT_WEBCLIENT, OPT_TIMEOUT, OPT_HANDOFF, OPT_HANDOFF_INTERVAL,
+    OPT_WEBCLIENT, OPT_TIMEOUT, OPT_HANDOFF, OPT_HANDOFF_INTERVAL, OPT_SYNC_INTERVAL,
+    OPT_AE_INTERVAL, OPT_SYNC_RATE, OPT_TOMBSTONE_GRACE,
 };
 
 /* Numeric flags: where each lands and its bounds. */
@@ -127,6 +146,10 @@ static bool set_number(node_config *c, int opt, const char *flag, const char *te
     case OPT_MAX_SIBLINGS: if (!parse_unsigned(flag, text, 1024, &v)) return false; c->kv.max_siblings = v; return true;
     case OPT_THREADS: if (!parse_unsigned(flag, text, 20000, &v)) return false; c->http_threads = (unsigned)v; return true;
     case OPT_TIMEOUT: if (!parse_unsigned(flag, text, 3600000, &v)) return false; c->kv.timeout_ms = (uint32_t)v; return true;
+    case OPT_SYNC_INTERVAL: if (!parse_unsigned(flag, text, 3600000, &v) || v == 0) return false; c->sync_cfg.interval_ms = (uint32_t)v; return true;
+    case OPT_AE_INTERVAL: if (!parse_or_zero(flag, text, 86400000, &v)) return false; c->sync_cfg.anti_entropy_interval_ms = (uint32_t)v; return true;
+    case OPT_SYNC_RATE: if (!parse_or_zero(flag, text, 1u << 20, &v)) return false; c->sync_cfg.rate_bytes_per_sec = (uint64_t)v << 20; return true;
+    case OPT_TOMBSTONE_GRACE: if (!parse_unsigned(flag, text, 30ull * 86400000ull, &v)) return false; c->sync_cfg.tombstone_grace_ms = v; return true;
     case OPT_HANDOFF_INTERVAL: if (!parse_unsigned(flag, text, 3600000, &v)) return false; c->kv.handoff_interval_ms = (uint32_t)v; return true;
     case OPT_HANDOFF:
         if (text != NULL && (strcmp(text, "on") == 0 || strcmp(text, "off") == 0)) {
@@ -159,6 +182,10 @@ static const struct option long_options[] = {
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
     {"handoff", required_argument, NULL, OPT_HANDOFF},
     {"handoff-interval-ms", required_argument, NULL, OPT_HANDOFF_INTERVAL},
+    {"sync-interval-ms", required_argument, NULL, OPT_SYNC_INTERVAL},
+    {"anti-entropy-interval-ms", required_argument, NULL, OPT_AE_INTERVAL},
+    {"sync-rate-mb", required_argument, NULL, OPT_SYNC_RATE},
+    {"tombstone-grace-ms", required_argument, NULL, OPT_TOMBSTONE_GRACE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -197,6 +224,7 @@ static bool apply_env(node_config *c)
 static int parse_args(int argc, char **argv, node_config *c)
 {
     kv_config_default(&c->kv);
+    sync_config_default(&c->sync_cfg);
     c->partitions = RING_DEFAULT_PARTITIONS;
     c->http_threads = 64;
     if (!apply_env(c))
@@ -350,6 +378,7 @@ typedef struct node {
     kv *k;
     rpc_client *client;
     cluster_node *cn;
+    sync_service *sync;
     rpc_server *rpc;
     http_server *http;
     bool cluster_attached;
@@ -372,6 +401,14 @@ static int open_store(node_config *c, node *nd, uint64_t *id)
     if (store_node_id(nd->st, id) != RK_OK)
         return 1;
     return check_params(nd->st, c);
+}
+
+/* The sync service calls this once this node has left the ring: stop as
+ * if told to (wait_for_signal picks it up). */
+static void leave_done(void *arg)
+{
+    (void)arg;
+    kill(getpid(), SIGTERM);
 }
 
 /* The RPC client and server and the membership; joins when told to. */
@@ -402,9 +439,13 @@ static int start_cluster(node_config *c, node *nd, uint64_t id, const char *name
     };
     if (cluster_node_open(&co, &nd->cn) != RK_OK)
         return 1;
-    rpc_handler handlers[16];
-    size_t n = cluster_node_handlers(nd->cn, handlers, 16);
-    n += kv_rpc_handlers(nd->k, handlers + n, 16 - n);
+    c->sync_cfg.on_left = leave_done;
+    if (sync_open(nd->k, nd->st, nd->cn, nd->client, &c->sync_cfg, &nd->sync) != RK_OK)
+        return 1;
+    rpc_handler handlers[24];
+    size_t n = cluster_node_handlers(nd->cn, handlers, 24);
+    n += kv_rpc_handlers(nd->k, handlers + n, 24 - n);
+    n += sync_rpc_handlers(nd->sync, handlers + n, 24 - n);
     if (rpc_server_open(c->rpc_addr, &ro, handlers, n, &nd->rpc) != RK_OK) {
         RK_ERROR("ringkvd", "cannot serve RPC on %s", c->rpc_addr);
         return 1;
@@ -420,6 +461,8 @@ static int start_cluster(node_config *c, node *nd, uint64_t id, const char *name
     if (kv_attach_cluster(nd->k, nd->cn, nd->client) != RK_OK)
         return 1;
     nd->cluster_attached = true;
+    if (sync_start(nd->sync) != RK_OK)
+        return 1;
     return 0;
 }
 
@@ -434,7 +477,7 @@ static int serve_http(node_config *c, node *nd, uint64_t id, const char *name)
         .max_value_bytes = c->kv.max_value_bytes,
     };
     http_node_info info = {name,          id,     c->http_addr, c->rpc_addr, cid,
-                           c->partitions, nd->cn, nd->rpc,      nd->client};
+                           c->partitions, nd->cn, nd->rpc,      nd->client, nd->sync};
     if (http_start(&ho, &info, nd->k, nd->st, &nd->http) != RK_OK)
         return 1;
     char index[4096];
@@ -456,10 +499,12 @@ static void stop_node(node *nd)
         http_stop(nd->http); /* waits for handlers, so no write is cut in half */
         RK_INFO("ringkvd", "HTTP stopped");
     }
+    sync_stop(nd->sync);
     if (nd->rpc != NULL) {
         rpc_server_close(nd->rpc);
         RK_INFO("ringkvd", "RPC stopped");
     }
+    sync_close(nd->sync);
     if (nd->cluster_attached)
         kv_detach_cluster(nd->k);
     cluster_node_close(nd->cn);

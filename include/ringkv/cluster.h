@@ -275,6 +275,14 @@ bool cluster_status_in_ring(cluster_status status);
  * result to ring_build. */
 size_t cluster_ring_members(const cluster_table *table, uint64_t *out, size_t cap);
 
+/* While members join or leave there are two rings (docs/membership.md,
+ * "Changing the ring"): the one that serves reads is built from the members
+ * that hold their ranges (MEMBER and LEAVING), the next one from the
+ * members that will (JOINING and MEMBER). As cluster_ring_members, for
+ * next false (the read ring) or true. When no member holds its ranges yet
+ * (every ring member JOINING), the read ring is the next ring. */
+size_t cluster_ring_members_of(const cluster_table *table, bool next, uint64_t *out, size_t cap);
+
 /* A 64-bit hash of every (id, status) row, removed ones included. Two
  * tables with equal versions hold the same ids with the same statuses, so
  * the same ring members (barring a 2^-64 collision): nodes compare views by
@@ -407,8 +415,13 @@ typedef struct cluster_view {
     uint64_t cluster_id;
     uint64_t membership_version; /* cluster_membership_version */
     uint64_t generation;         /* rises with every view published */
-    ring_t *ring;                /* of cluster_ring_members; owned by the view;
-                                    NULL only when none is left (all removed) */
+    /* The ring that serves reads (cluster_ring_members_of, next false);
+     * owned by the view; NULL only when none is left (all removed). */
+    ring_t *ring;
+    /* While members join or leave: the next ring (JOINING + MEMBER), which
+     * writes also go to; NULL when it is the same as ring. A range's
+     * holders are its replicas in both. */
+    ring_t *next_ring;
     size_t count;                /* every member, removed ones included */
     const cluster_view_member *members; /* in increasing id order */
 } cluster_view;

@@ -26,6 +26,7 @@ typedef enum rk_err {
     RK_EEXIST,
     RK_EPERM,
     RK_EUNSUPPORTED,
+    RK_EBUSY,       /* not now: the state does not allow it (a conflict) */
     RK_ERR_COUNT
 } rk_err;
 

@@ -5,6 +5,7 @@
 #include "ringkv/common.h"
 #include "ringkv/kv.h"
 #include "ringkv/store.h"
+#include "ringkv/sync.h"
 
 typedef struct http_server http_server;
 
@@ -19,6 +20,8 @@ typedef struct http_node_info {
     cluster_node *cluster;     /* borrowed; NULL for a node outside a cluster */
     rpc_server *rpc;           /* borrowed, for /metrics; may be NULL */
     rpc_client *rpc_client;    /* borrowed, for /metrics; may be NULL */
+    sync_service *sync;        /* borrowed: leave, remove, repair, /cluster's "sync";
+                                  NULL for a node outside a cluster */
 } http_node_info;
 
 typedef struct http_options {

@@ -140,6 +140,13 @@ rk_err kv_scan(kv *k, const char *table, size_t table_len,
                const char *after, size_t after_len,
                kv_visit_cb visit_cb, void *arg);
 
+/* For src/sync: merges an encoded object that another replica holds into
+ * this node's replica of dbkey (a `data` key), as read repair does.
+ * *changed (may be NULL) says whether the stored bytes changed. RK_ECORRUPT
+ * when object does not decode. */
+rk_err kv_merge_record(kv *k, const char *dbkey, size_t dbkey_len, const void *object,
+                       size_t object_len, bool *changed);
+
 /* Counters for /metrics. */
 typedef struct kv_stats {
     uint64_t reads, writes, deletes;

@@ -48,6 +48,13 @@ typedef rk_err (*store_update_cb)(void *arg, const char *old, size_t old_len,
 rk_err store_apply(store *st, const char *dbkey, size_t dbkey_len,
                    store_update_cb update_cb, void *arg);
 
+/* Deletes the `data` record only if its bytes still equal expected, under
+ * its lock stripe: handoff drops a copy it has sent, and tombstone purge a
+ * tombstone every replica holds, without losing a write merged in since.
+ * RK_OK deleted, RK_EPRECOND changed since, RK_ENOTFOUND gone. */
+rk_err store_remove_if(store *st, const char *dbkey, size_t dbkey_len, const char *expected,
+                       size_t expected_len);
+
 /* Iterates `data` keys in [start, end) in key order (end NULL = to the end),
  * calling visit_cb for each; visit_cb returns true to go on. The pointers
  * are valid only during the call. */

@@ -390,10 +390,25 @@ static rk_err store_cluster_id(store *st, uint64_t id)
 
 /* ---- the view ------------------------------------------------------------------ */
 
+/* The ring of ids[0..n): shared with the old view's read or next ring when
+ * it has the same members, else built. *out NULL when n is 0. */
+static rk_err ring_of(cluster_node *cn, const view_box *old, const uint64_t *ids, size_t n,
+                      ring_t **out)
+{
+    *out = NULL;
+    if (old != NULL && view_ring_has(old->view.ring, ids, n))
+        *out = ring_ref(old->view.ring);
+    else if (old != NULL && view_ring_has(old->view.next_ring, ids, n))
+        *out = ring_ref(old->view.next_ring);
+    else if (n > 0)
+        return ring_build(ids, n, &cn->params, out);
+    return RK_OK;
+}
+
 /* Builds and publishes a new view if an event made the current one stale.
- * The snapshot is taken under the lock; the ring is built outside it (it
- * costs milliseconds), or shared with the current view when the ring
- * members did not change (a liveness or address change). house_lock held,
+ * The snapshot is taken under the lock; the rings are built outside it (it
+ * costs milliseconds), or shared with the current view when the
+ * ring members did not change (a liveness or address change). house_lock held,
  * so views are published one at a time, in order. On failure the view
  * stays stale and the next housekeeping tries again. */
 static rk_err refresh_view(cluster_node *cn)
@@ -405,7 +420,7 @@ static rk_err refresh_view(cluster_node *cn)
     }
     size_t count = cluster_member_count(cn->table);
     view_box *box = view_box_alloc(count);
-    uint64_t *ids = malloc(count * sizeof *ids);
+    uint64_t *ids = malloc(2 * count * sizeof *ids + 1);
     if (box == NULL || ids == NULL) {
         pthread_mutex_unlock(&cn->lock);
         free(box);
@@ -422,7 +437,9 @@ static rk_err refresh_view(cluster_node *cn)
         v->status = m->entry.status;
         v->liveness = m->liveness;
     }
-    size_t n_ring = cluster_ring_members(cn->table, ids, count);
+    uint64_t *next_ids = ids + count;
+    size_t n_ring = cluster_ring_members_of(cn->table, false, ids, count);
+    size_t n_next = cluster_ring_members_of(cn->table, true, next_ids, count);
     box->view.self_id = cn->self_id;
     box->view.cluster_id = atomic_load(&cn->cluster_id);
     box->view.membership_version = cluster_membership_version(cn->table);
@@ -432,15 +449,16 @@ static rk_err refresh_view(cluster_node *cn)
     /* Only house_lock holders write cn->view, so it can be read here
      * without view_lock. */
     view_box *old = cn->view;
-    ring_t *ring = NULL;
-    rk_err err = RK_OK;
-    if (old != NULL && view_ring_has(old->view.ring, ids, n_ring))
-        ring = ring_ref(old->view.ring);
-    else if (n_ring > 0)
-        err = ring_build(ids, n_ring, &cn->params, &ring);
+    ring_t *ring = NULL, *next = NULL;
+    bool same = n_ring == n_next && memcmp(ids, next_ids, n_ring * sizeof *ids) == 0;
+    rk_err err = ring_of(cn, old, ids, n_ring, &ring);
+    if (err == RK_OK && !same)
+        err = ring_of(cn, old, next_ids, n_next, &next);
     free(ids);
     if (err != RK_OK) {
-        RK_ERROR(MOD, "cannot build the ring of %zu members: %s", n_ring, rk_strerror(err));
+        RK_ERROR(MOD, "cannot build the rings of %zu and %zu members: %s", n_ring, n_next,
+                 rk_strerror(err));
+        ring_unref(ring);
         pthread_mutex_lock(&cn->lock);
         cn->view_stale = true;
         pthread_mutex_unlock(&cn->lock);
@@ -448,6 +466,7 @@ static rk_err refresh_view(cluster_node *cn)
         return err;
     }
     box->view.ring = ring;
+    box->view.next_ring = next;
     box->view.generation = old != NULL ? old->view.generation + 1 : 1;
     pthread_mutex_lock(&cn->view_lock);
     cn->view = box;
@@ -1040,10 +1059,11 @@ static rk_err load(cluster_node *cn, const cluster_entry *self, const cluster_co
     err = load_cluster_id(cn->st, &cluster_id);
     if (err != RK_OK && err != RK_ENOTFOUND)
         return err;
-    /* MEMBER even for a joiner: range handoff on join comes in a later
-     * issue; until then a joiner serves its ranges at once, as the first
-     * node does, and JOINING would never be left. */
-    err = cluster_table_alloc(self, config, now, &cn->table);
+    /* A joiner is JOINING until its ranges have arrived (src/sync moves it
+     * to MEMBER); the first node of a cluster holds everything already. */
+    cluster_entry me = *self;
+    me.status = cn->seeds != NULL ? CLUSTER_JOINING : CLUSTER_MEMBER;
+    err = cluster_table_alloc(&me, config, now, &cn->table);
     if (err != RK_OK)
         return err;
     if (cn->seeds != NULL) {

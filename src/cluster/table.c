@@ -233,6 +233,27 @@ size_t cluster_ring_members(const cluster_table *table, uint64_t *out, size_t ca
     return n;
 }
 
+static bool in_ring_of(cluster_status status, bool next)
+{
+    return next ? status == CLUSTER_JOINING || status == CLUSTER_MEMBER
+                : status == CLUSTER_MEMBER || status == CLUSTER_LEAVING;
+}
+
+size_t cluster_ring_members_of(const cluster_table *table, bool next, uint64_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < table->count; i++) {
+        if (!in_ring_of(table->rows[i].entry.status, next))
+            continue;
+        if (n < cap)
+            out[n] = table->rows[i].entry.id;
+        n++;
+    }
+    if (n == 0 && !next)
+        return cluster_ring_members_of(table, true, out, cap);
+    return n;
+}
+
 uint64_t cluster_membership_version(const cluster_table *table)
 {
     uint64_t h = 0xcbf29ce484222325u; /* FNV-1a 64 offset basis */

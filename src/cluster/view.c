@@ -36,6 +36,7 @@ void cluster_view_unref(cluster_view *view)
     if (atomic_fetch_sub_explicit(&box->refs, 1, memory_order_acq_rel) != 1)
         return;
     ring_unref(box->view.ring);
+    ring_unref(box->view.next_ring);
     free(box);
 }
 

@@ -19,6 +19,7 @@ static const struct {
     [RK_EEXIST] = {"exists", "already exists"},
     [RK_EPERM] = {"forbidden", "not permitted"},
     [RK_EUNSUPPORTED] = {"unsupported", "not supported"},
+    [RK_EBUSY] = {"conflict", "not possible in the current state"},
 };
 
 const char *rk_strerror(rk_err err)

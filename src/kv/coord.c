@@ -41,8 +41,12 @@ struct coord_req {
     put_core pc;
     quorum_target targets[QUORUM_MAX_TARGETS];
     size_t target_count;
-    uint64_t replicas[RING_MAX_N]; /* the intended replicas, for hints */
+    /* the intended replicas, for hints: during a join or leave the union
+     * of the key's replicas in the read ring and the next ring */
+    uint64_t replicas[QUORUM_MAX_TARGETS];
     size_t replica_count;
+    size_t old_count; /* replicas in the read ring */
+    size_t pending;   /* replicas of the next ring that the read ring lacks */
     coord_call calls[QUORUM_MAX_TARGETS];
     char table[KV_TABLE_MAX + 1];
     rk_buf key;
@@ -149,22 +153,67 @@ static const char *peer_addr(const coord_req *req, uint64_t node)
 
 /* ---- preference lists ------------------------------------------------------- */
 
-/* The replicas and targets of key in the current view. */
+/* Candidates for quorum_select: the replicas, then up to COORD_EXTRA_FALLBACKS
+ * fallbacks from pref[from..count) that are not replicas already. */
+static size_t add_fallbacks(uint64_t *list, size_t replicas, const uint64_t *pref, size_t from,
+                            size_t count)
+{
+    size_t n = replicas;
+    for (size_t i = from; i < count && n < replicas + COORD_EXTRA_FALLBACKS; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < replicas && !dup; j++)
+            dup = list[j] == pref[i];
+        if (!dup)
+            list[n++] = pref[i];
+    }
+    return n;
+}
+
+/* The replicas and targets of key in the current view. While members join
+ * or leave (view->next_ring), the replicas are the union of the key's
+ * replicas in both rings and the quorum grows by the pending ones
+ * (quorum_join_union, quorum_needed). */
 static rk_err plan_targets(coord_req *req, bool sloppy)
 {
-    const ring_t *ring = req->view->ring;
+    const ring_t *ring = req->view->ring, *next = req->view->next_ring;
     if (ring == NULL) /* every member removed: nobody holds anything */
         return RK_EQUORUM;
     uint64_t pos = ring_position(req->table, strlen(req->table), req->key.data, req->key.len);
     uint64_t pref[RING_MAX_N + COORD_EXTRA_FALLBACKS];
     size_t replicas = ring_replica_count(ring);
     size_t count = ring_preference_list(ring, pos, pref, replicas + COORD_EXTRA_FALLBACKS);
-    bool alive[RING_MAX_N + COORD_EXTRA_FALLBACKS];
-    for (size_t i = 0; i < count; i++)
-        alive[i] = cluster_view_alive(req->view, pref[i]);
-    memcpy(req->replicas, pref, replicas * sizeof pref[0]);
-    req->replica_count = replicas;
-    return quorum_select(pref, alive, count, replicas, sloppy, req->targets, &req->target_count);
+    uint64_t list[QUORUM_MAX_TARGETS + COORD_EXTRA_FALLBACKS];
+    size_t n = replicas, total = count;
+    memcpy(list, pref, count * sizeof pref[0]);
+    req->old_count = replicas;
+    req->pending = 0;
+    if (next != NULL) {
+        uint64_t npref[RING_MAX_N + COORD_EXTRA_FALLBACKS];
+        size_t nrep = ring_replica_count(next);
+        size_t ncount = ring_preference_list(next, pos, npref, nrep + COORD_EXTRA_FALLBACKS);
+        rk_err err = quorum_join_union(pref, replicas, npref, nrep, list, &n, &req->pending);
+        if (err != RK_OK)
+            return err;
+        total = add_fallbacks(list, n, npref, nrep, ncount);
+    }
+    bool alive[QUORUM_MAX_TARGETS + COORD_EXTRA_FALLBACKS];
+    for (size_t i = 0; i < total; i++)
+        alive[i] = cluster_view_alive(req->view, list[i]);
+    memcpy(req->replicas, list, n * sizeof list[0]);
+    req->replica_count = n;
+    return quorum_select(list, alive, total, n, sloppy, req->targets, &req->target_count);
+}
+
+/* The answers a quorum of q needs from this request's targets: q, or while
+ * a range moves, q of the read ring's replicas (at most as many as it has)
+ * plus one per pending replica, so any such set includes q replicas that
+ * hold the range (quorum_join_needed). */
+static unsigned quorum_needed(const coord_req *req, unsigned q)
+{
+    if (req->pending == 0)
+        return q;
+    unsigned old = q < req->old_count ? q : (unsigned)req->old_count;
+    return quorum_join_needed(old, req->pending);
 }
 
 /* ---- get ---------------------------------------------------------------------- */
@@ -370,6 +419,8 @@ rk_err coord_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *
     rk_err err = plan_targets(req, !opts->strict);
     for (size_t i = 0; err == RK_OK && i < req->target_count; i++)
         nodes[i] = req->targets[i].node;
+    r = quorum_needed(req, r);
+    res->needed = r;
     if (err == RK_OK)
         err = get_core_init(&req->gc, nodes, req->target_count, r, deadline);
     if (err != RK_OK) {
@@ -692,6 +743,8 @@ rk_err coord_put(kv *k, const kv_write *w, kv_result *res)
     seen_state seen = {0};
     kv_result read = {0};
     rk_err err = plan_targets(req, !w->strict);
+    wq = quorum_needed(req, wq);
+    res->needed = wq;
     if (err == RK_OK && (w->tombstone || w->if_match != NULL || w->if_none_match)) {
         err = read_before_write(k, w, &read, &seen);
         if (err == RK_EQUORUM) {

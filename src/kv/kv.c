@@ -268,6 +268,7 @@ rk_err kv_local_write(kv *k, const kv_write *w, kv_result *res, rk_buf *encoded)
 typedef struct merge_state {
     const rk_object *incoming;
     size_t siblings; /* after the merge */
+    bool changed;    /* the stored bytes differ from before */
 } merge_state;
 
 static rk_err merge_update_cb(void *arg, const char *old, size_t old_len, rk_buf *out)
@@ -275,6 +276,7 @@ static rk_err merge_update_cb(void *arg, const char *old, size_t old_len, rk_buf
     merge_state *ms = arg;
     if (old == NULL) {
         ms->siblings = ms->incoming->len;
+        ms->changed = true;
         return object_encode(ms->incoming, out);
     }
     rk_object cur = {0};
@@ -285,6 +287,8 @@ static rk_err merge_update_cb(void *arg, const char *old, size_t old_len, rk_buf
         ms->siblings = cur.len;
         err = object_encode(&cur, out);
     }
+    if (err == RK_OK)
+        ms->changed = out->len != old_len || memcmp(out->data, old, old_len) != 0;
     object_free(&cur);
     return err;
 }
@@ -300,6 +304,23 @@ rk_err kv_local_merge(kv *k, const char *dbkey, size_t dbkey_len, uint64_t inten
         err = store_hint_apply(k->st, intended, dbkey, dbkey_len, merge_update_cb, &ms);
     if (err == RK_OK)
         kv_atomic_max(&k->max_siblings_seen, ms.siblings);
+    return err;
+}
+
+rk_err kv_merge_record(kv *k, const char *dbkey, size_t dbkey_len, const void *object,
+                       size_t object_len, bool *changed)
+{
+    rk_object obj = {0};
+    rk_err err = object_decode(object, object_len, &obj);
+    merge_state ms = {.incoming = &obj};
+    if (err == RK_OK)
+        err = store_apply(k->st, dbkey, dbkey_len, merge_update_cb, &ms);
+    if (err == RK_OK) {
+        kv_atomic_max(&k->max_siblings_seen, ms.siblings);
+        if (changed != NULL)
+            *changed = ms.changed;
+    }
+    object_free(&obj);
     return err;
 }
 

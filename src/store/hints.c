@@ -95,30 +95,6 @@ rk_err store_hint_get(store *st, uint64_t intended, const char *dbkey, size_t db
     return rc;
 }
 
-/* The body of store_hint_remove_if; runs with the key's stripe held, so no
- * apply can merge into the hint between the compare and the delete. */
-static rk_err remove_locked(store *st, const char *k, size_t k_len, const char *expected,
-                            size_t expected_len)
-{
-    char *err = NULL;
-    rocksdb_pinnableslice_t *cur = rocksdb_get_pinned_cf(store_db(st), store_read_options(st),
-                                                         store_hints_cf(st), k, k_len, &err);
-    if (err != NULL)
-        return store_rocks_err(err, "hint remove: get");
-    if (cur == NULL)
-        return RK_ENOTFOUND;
-    size_t len = 0;
-    const char *v = rocksdb_pinnableslice_value(cur, &len);
-    bool same = len == expected_len && (len == 0 || memcmp(v, expected, len) == 0);
-    rocksdb_pinnableslice_destroy(cur);
-    if (!same)
-        return RK_EPRECOND;
-    rocksdb_delete_cf(store_db(st), store_write_options(st), store_hints_cf(st), k, k_len, &err);
-    if (err != NULL)
-        return store_rocks_err(err, "hint remove: delete");
-    return RK_OK;
-}
-
 /* Compare-and-delete: the hint goes only if it is still the bytes that were
  * delivered. RK_OK deleted, RK_EPRECOND changed since, RK_ENOTFOUND gone. */
 rk_err store_hint_remove_if(store *st, uint64_t intended, const char *dbkey, size_t dbkey_len,
@@ -132,7 +108,7 @@ rk_err store_hint_remove_if(store *st, uint64_t intended, const char *dbkey, siz
         return rc;
     pthread_mutex_t *m = store_stripe_of(st, dbkey, dbkey_len);
     pthread_mutex_lock(m);
-    rc = remove_locked(st, k.data, k.len, expected, expected_len);
+    rc = store_remove_if_cf(st, store_hints_cf(st), k.data, k.len, expected, expected_len);
     pthread_mutex_unlock(m);
     rk_buf_free(&k);
     return rc;

@@ -368,6 +368,40 @@ rk_err store_apply(store *st, const char *dbkey, size_t dbkey_len,
                           store_stripe_of(st, dbkey, dbkey_len), update_cb, arg);
 }
 
+rk_err store_remove_if_cf(store *st, rocksdb_column_family_handle_t *cf, const char *key,
+                          size_t key_len, const char *expected, size_t expected_len)
+{
+    char *err = NULL;
+    rocksdb_pinnableslice_t *cur =
+        rocksdb_get_pinned_cf(st->db, st->read_opts, cf, key, key_len, &err);
+    if (err != NULL)
+        return store_rocks_err(err, "remove: get");
+    if (cur == NULL)
+        return RK_ENOTFOUND;
+    size_t len = 0;
+    const char *v = rocksdb_pinnableslice_value(cur, &len);
+    bool same = len == expected_len && (len == 0 || memcmp(v, expected, len) == 0);
+    rocksdb_pinnableslice_destroy(cur);
+    if (!same)
+        return RK_EPRECOND;
+    rocksdb_delete_cf(st->db, store_write_options(st), cf, key, key_len, &err);
+    if (err != NULL)
+        return store_rocks_err(err, "remove: delete");
+    return RK_OK;
+}
+
+rk_err store_remove_if(store *st, const char *dbkey, size_t dbkey_len, const char *expected,
+                       size_t expected_len)
+{
+    if (st == NULL || dbkey == NULL || dbkey_len == 0 || (expected == NULL && expected_len != 0))
+        return RK_EINVAL;
+    pthread_mutex_t *m = store_stripe_of(st, dbkey, dbkey_len);
+    pthread_mutex_lock(m);
+    rk_err rc = store_remove_if_cf(st, st->cf[CF_DATA], dbkey, dbkey_len, expected, expected_len);
+    pthread_mutex_unlock(m);
+    return rc;
+}
+
 /* ---- for the module's other files (store_internal.h) ----------------------- */
 
 rocksdb_t *store_db(store *st)

@@ -15,6 +15,11 @@
 
 rocksdb_t *store_db(store *st);
 rocksdb_column_family_handle_t *store_hints_cf(store *st);
+/* Deletes key from cf only if its bytes equal expected; the caller holds
+ * the key's stripe, so no apply can change it between the compare and the
+ * delete. RK_OK deleted, RK_EPRECOND changed, RK_ENOTFOUND gone. */
+rk_err store_remove_if_cf(store *st, rocksdb_column_family_handle_t *cf, const char *key,
+                          size_t key_len, const char *expected, size_t expected_len);
 const rocksdb_readoptions_t *store_read_options(store *st);
 /* Synced only if store_options.sync: for data and hints, not for meta. */
 const rocksdb_writeoptions_t *store_write_options(store *st);

@@ -282,6 +282,22 @@ rk_err merkle_node_range(const merkle_tree *tree, unsigned level, size_t index,
     return RK_OK;
 }
 
+rk_err merkle_node_hash(const merkle_tree *tree, unsigned level, size_t index,
+                        uint8_t out[MERKLE_HASH_BYTES], uint64_t *out_count)
+{
+    if (!tree->finished || level > tree->depth || index >= ((size_t)1 << level))
+        return RK_EINVAL;
+    memcpy(out, tree->node[((size_t)1 << level) + index], MERKLE_HASH_BYTES);
+    if (out_count != NULL) {
+        size_t span = (size_t)1 << (tree->depth - level);
+        uint64_t count = 0;
+        for (size_t i = index * span; i < (index + 1) * span; i++)
+            count += tree->leaf[i].count;
+        *out_count = count;
+    }
+    return RK_OK;
+}
+
 rk_err merkle_bucket_range(const merkle_tree *tree, size_t index, uint64_t *start,
                            uint64_t *end)
 {

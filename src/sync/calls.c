@@ -1,0 +1,139 @@
+/* calls.c - what the sync parts send to peers: every call goes through
+ * one token bucket, so handoff and anti-entropy together stay under
+ * rate_bytes_per_sec, and is counted for /metrics. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync_internal.h"
+
+void sync_rate_wait(sync_service *s, size_t bytes)
+{
+    double rate = (double)s->cfg.rate_bytes_per_sec;
+    if (rate <= 0)
+        return;
+    /* A burst of up to a quarter second of sending, so one batch larger
+     * than that still goes, after its wait. */
+    double burst = rate / 4 > SYNC_BATCH_BYTES ? rate / 4 : SYNC_BATCH_BYTES;
+    for (;;) {
+        pthread_mutex_lock(&s->rate_mu);
+        uint64_t now = rk_mono_ns() / 1000000u;
+        s->tokens += (double)(now - s->rate_last_ms) * rate / 1000.0;
+        if (s->tokens > burst)
+            s->tokens = burst;
+        s->rate_last_ms = now;
+        double lack = (double)bytes - s->tokens;
+        if (lack <= 0 || s->tokens >= burst) {
+            s->tokens -= (double)bytes;
+            pthread_mutex_unlock(&s->rate_mu);
+            return;
+        }
+        pthread_mutex_unlock(&s->rate_mu);
+        if (sync_stopping(s))
+            return;
+        uint64_t wait_ms = (uint64_t)(lack * 1000.0 / rate) + 1;
+        rk_sleep_ms(wait_ms > 100 ? 100 : (uint32_t)wait_ms);
+    }
+}
+
+rk_err sync_call(sync_service *s, const sync_rings *r, uint64_t peer, const char *method,
+                 const ProtobufCMessage *in, ProtobufCMessage **reply, _Atomic uint64_t *sent)
+{
+    const cluster_view_member *m = cluster_view_find(r->view, peer);
+    if (m == NULL)
+        return RK_EINVAL;
+    size_t bytes = protobuf_c_message_get_packed_size(in);
+    sync_rate_wait(s, bytes);
+    if (sync_stopping(s))
+        return RK_ECLOSED;
+    rk_err err = rpc_call(s->client, m->rpc_addr, &ringkv__sync__descriptor, method, in,
+                          rpc_deadline_after(SYNC_CALL_TIMEOUT_MS), reply);
+    if (sent != NULL)
+        atomic_fetch_add_explicit(sent, bytes, memory_order_relaxed);
+    if (err == RK_OK)
+        atomic_fetch_add_explicit(&s->bytes_received, protobuf_c_message_get_packed_size(*reply),
+                                  memory_order_relaxed);
+    return err;
+}
+
+rk_err sync_call_digests(sync_service *s, const sync_rings *r, uint64_t peer,
+                         const Ringkv__SyncRange *ranges, size_t n, bool shared_only,
+                         const ProtobufCBinaryData *keys, size_t n_keys,
+                         Ringkv__SyncDigestsReply **out, _Atomic uint64_t *sent)
+{
+    Ringkv__SyncRings rings;
+    sync_rings_to_pb(s, r, &rings);
+    Ringkv__SyncDigestsRequest req = RINGKV__SYNC_DIGESTS_REQUEST__INIT;
+    Ringkv__SyncRange **rp = calloc(n + 1, sizeof *rp);
+    if (rp == NULL)
+        return RK_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        rp[i] = (Ringkv__SyncRange *)&ranges[i];
+    req.rings = &rings;
+    req.n_ranges = n;
+    req.ranges = rp;
+    req.shared_only = shared_only;
+    req.n_dbkeys = n_keys;
+    req.dbkeys = (ProtobufCBinaryData *)keys;
+    ProtobufCMessage *reply = NULL;
+    rk_err err = sync_call(s, r, peer, "Digests", &req.base, &reply, sent);
+    free(rp);
+    if (err == RK_OK)
+        *out = (Ringkv__SyncDigestsReply *)reply;
+    return err;
+}
+
+/* Sends records[first..last) of idx as one Push. */
+static rk_err push_batch(sync_service *s, const sync_rings *r, uint64_t peer,
+                         const sync_records *rs, const size_t *idx, size_t count,
+                         _Atomic uint64_t *sent, uint64_t *changed)
+{
+    Ringkv__SyncRecord *recs = calloc(count, sizeof *recs);
+    Ringkv__SyncRecord **ptrs = calloc(count, sizeof *ptrs);
+    if (recs == NULL || ptrs == NULL) {
+        free(recs);
+        free(ptrs);
+        return RK_ENOMEM;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const sync_record *it = &rs->items[idx[i]];
+        ringkv__sync_record__init(&recs[i]);
+        recs[i].dbkey.data = (uint8_t *)sync_record_key(rs, idx[i]);
+        recs[i].dbkey.len = it->key_len;
+        recs[i].object.data = (uint8_t *)sync_record_value(rs, idx[i]);
+        recs[i].object.len = it->val_len;
+        ptrs[i] = &recs[i];
+    }
+    Ringkv__SyncRings rings;
+    sync_rings_to_pb(s, r, &rings);
+    Ringkv__SyncPushRequest req = RINGKV__SYNC_PUSH_REQUEST__INIT;
+    req.rings = &rings;
+    req.n_records = count;
+    req.records = ptrs;
+    ProtobufCMessage *reply = NULL;
+    rk_err err = sync_call(s, r, peer, "Push", &req.base, &reply, sent);
+    if (err == RK_OK && changed != NULL)
+        *changed += ((Ringkv__SyncPushReply *)reply)->changed;
+    rpc_reply_free(reply);
+    free(recs);
+    free(ptrs);
+    return err;
+}
+
+rk_err sync_push(sync_service *s, const sync_rings *r, uint64_t peer, const sync_records *rs,
+                 const size_t *idx, size_t n, _Atomic uint64_t *sent, uint64_t *changed)
+{
+    size_t first = 0;
+    while (first < n) {
+        size_t last = first, bytes = 0;
+        while (last < n && last - first < SYNC_BATCH_RECORDS &&
+               (bytes == 0 || bytes + rs->items[idx[last]].val_len < SYNC_BATCH_BYTES)) {
+            bytes += rs->items[idx[last]].key_len + rs->items[idx[last]].val_len;
+            last++;
+        }
+        rk_err err = push_batch(s, r, peer, rs, idx + first, last - first, sent, changed);
+        if (err != RK_OK)
+            return err;
+        first = last;
+    }
+    return RK_OK;
+}
