@@ -125,6 +125,16 @@ static void open_store(tnode *tn)
     assert_int_equal(store_open(tn->dir, &o, &tn->st), RK_OK);
 }
 
+/* A joiner is JOINING until the sync service (not part of these tests, which
+ * hold no data) has seen its ranges arrive; promote it as that would. */
+static rk_err promote(cluster_node *cn)
+{
+    cluster_view *v = cluster_node_view(cn);
+    uint64_t self = v->self_id;
+    cluster_view_unref(v);
+    return cluster_node_set_status(cn, self, CLUSTER_MEMBER);
+}
+
 /* Opens (or reopens, from its dir) node index's store, RPC client and
  * server, and membership, and returns cluster_node_start's result. */
 static rk_err node_up(fixture *f, int index, const node_conf *conf)
@@ -165,7 +175,10 @@ static rk_err node_up(fixture *f, int index, const node_conf *conf)
     tn->n_handlers = cluster_node_handlers(tn->cn, tn->handlers, 8);
     assert_int_equal(tn->n_handlers, 3);
     atomic_store(&tn->ready, true);
-    return cluster_node_start(tn->cn);
+    rk_err err = cluster_node_start(tn->cn);
+    if (err == RK_OK && conf->seeds != NULL)
+        err = promote(tn->cn);
+    return err;
 }
 
 /* Stops node index in the order the header asks (server, membership,

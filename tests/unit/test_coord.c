@@ -112,6 +112,12 @@ static void node_up(fixture *f, size_t i, int seed)
     n += kv_rpc_handlers(tn->k, handlers + n, 16 - n);
     assert_int_equal(rpc_server_open(tn->rpc_addr, &ro, handlers, n, &tn->srv), RK_OK);
     assert_int_equal(cluster_node_start(tn->cn), RK_OK);
+    /* No sync service here: the nodes hold nothing yet, so a joiner is
+     * made MEMBER as that service would once its ranges arrived. */
+    cluster_view *v = cluster_node_view(tn->cn);
+    uint64_t self = v->self_id;
+    cluster_view_unref(v);
+    assert_int_equal(cluster_node_set_status(tn->cn, self, CLUSTER_MEMBER), RK_OK);
     assert_int_equal(kv_attach_cluster(tn->k, tn->cn, tn->client), RK_OK);
     tn->up = true;
 }
