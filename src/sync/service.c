@@ -12,6 +12,8 @@
  * so that its REMOVED status has reached the others (a 5-node cluster
  * agrees within ~1.5 s, docs/membership.md). */
 #define LEAVE_GOSSIP_MS 2000u
+/* How often the thread looks at the view between rounds. */
+#define WATCH_MS 100u
 /* Most peers the service tracks for anti-entropy. */
 #define PEERS_MAX 256u
 
@@ -212,6 +214,41 @@ static bool round_once(sync_service *s, loop_state *ls)
     return go_on;
 }
 
+/* The rings the view holds now, as one number (0 while it has none). */
+static uint64_t rings_now(sync_service *s, bool *changing)
+{
+    cluster_view *v = cluster_node_view(s->cn);
+    uint64_t rings = v->ring != NULL ? ring_version(v->ring) : 0;
+    if (v->next_ring != NULL)
+        rings ^= ring_version(v->next_ring) * 31;
+    *changing = v->next_ring != NULL;
+    cluster_view_unref(v);
+    return rings;
+}
+
+/* Sleeps until the next round: interval_ms, or sooner when woken, when the
+ * rings change (a join or leave should not wait a whole interval to start)
+ * or, while one is in progress, every WATCH_MS (a joiner polls the others
+ * until they are done). */
+static void wait_for_work(sync_service *s)
+{
+    bool changing = false;
+    uint64_t rings = rings_now(s, &changing);
+    uint64_t until = now_ms() + (changing ? WATCH_MS : s->cfg.interval_ms);
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping && !s->repair_requested && now_ms() < until) {
+        uint64_t slice = now_ms() + WATCH_MS;
+        rk_cond_wait_until(&s->cv, &s->mu, slice < until ? slice : until);
+        pthread_mutex_unlock(&s->mu);
+        bool now_changing = false;
+        bool changed = rings_now(s, &now_changing) != rings;
+        pthread_mutex_lock(&s->mu);
+        if (changed)
+            break;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void *sync_main(void *arg)
 {
     sync_service *s = arg;
@@ -223,14 +260,8 @@ static void *sync_main(void *arg)
     ls->first = true;
     ls->next_periodic_ms = now_ms() + s->cfg.anti_entropy_interval_ms;
     ls->next_purge_ms = now_ms();
-    while (!sync_stopping(s) && round_once(s, ls)) {
-        pthread_mutex_lock(&s->mu);
-        uint64_t until = now_ms() + s->cfg.interval_ms;
-        while (!s->stopping && !s->repair_requested && now_ms() < until)
-            if (rk_cond_wait_until(&s->cv, &s->mu, until) == ETIMEDOUT)
-                break;
-        pthread_mutex_unlock(&s->mu);
-    }
+    while (!sync_stopping(s) && round_once(s, ls))
+        wait_for_work(s);
     free(ls);
     return NULL;
 }
