@@ -129,16 +129,19 @@ static void run_exchanges(sync_service *s, const sync_rings *r, loop_state *ls)
  * under the same rings (Sync.Status). */
 static void maybe_join(sync_service *s, const sync_rings *r, uint64_t pending)
 {
-    if (pending > 0 || r->next_version == 0)
+    if (pending > 0)
         return;
-    Ringkv__SyncRings rings;
-    sync_rings_to_pb(s, r, &rings);
-    Ringkv__SyncStatusRequest req = RINGKV__SYNC_STATUS_REQUEST__INIT;
-    req.rings = &rings;
-    for (size_t i = 0; i < r->view->count; i++) {
+    /* Ask every other ring member. With one ring although this node joins
+     * (every ring member is joining, so nobody holds ranges yet) there is
+     * nobody to wait for. */
+    for (size_t i = 0; r->next_version != 0 && i < r->view->count; i++) {
         const cluster_view_member *m = &r->view->members[i];
         if (m->id == s->self || !cluster_status_in_ring(m->status))
             continue;
+        Ringkv__SyncRings rings;
+        sync_rings_to_pb(s, r, &rings);
+        Ringkv__SyncStatusRequest req = RINGKV__SYNC_STATUS_REQUEST__INIT;
+        req.rings = &rings;
         ProtobufCMessage *reply = NULL;
         rk_err err = sync_call(s, r, m->id, "Status", &req.base, &reply, NULL);
         uint64_t left = err == RK_OK ? ((Ringkv__SyncStatusReply *)reply)->ranges_pending : 0;
