@@ -12,6 +12,13 @@ Waiting is done by polling with a deadline (wait_for), never by bare sleeps.
 Cluster(size, n=3, r=2, w=2) starts several nodes that join the first one
 through its RPC address, with a shared random cluster secret, and waits until
 every node lists every node as an alive member (see Cluster).
+Cluster.add_node starts one more node joining a running cluster.
+
+For membership changes: put_many/get_many send thousands of requests
+pipelined over a few keep-alive connections; local_keys/local_store list
+what one node holds itself; Load is background client traffic (writes new
+keys, reads and updates its own) that records every acknowledged value and
+every read that contradicts one; run_cli runs the ringkv CLI.
 
 Environment:
   RINGKVD          path of the ringkvd binary (default <repo>/build/ringkvd)
@@ -879,3 +886,493 @@ class Cluster:
         testcase.assertEqual(
             bad, [], f"{len(bad)} of {len(acked)} acknowledged keys wrong on an r={r} read through "
                      f"{self.nodes[via].name} (first 10):\n" + "\n".join(bad[:10]))
+
+    # -- membership changes and bulk checks
+
+    def add_node(self, name, via=0, extra_args=()):
+        """Start a new node that joins this running cluster through node `via`'s
+        RPC address; it is appended to nodes (so stop()/cleanup() cover it) and
+        returned once it answers /health. No wait for it to become a member."""
+        node = self.new_node(name, join=[self.nodes[via].rpc_addr], extra_args=extra_args)
+        self.nodes.append(node)
+        node.start()
+        return node
+
+    def sync_stats(self, i_or_node, timeout=3):
+        """The "sync" object of a node's GET /cluster (handoff, anti-entropy and
+        tombstone counters); AssertionError when the answer has none."""
+        node = self.nodes[i_or_node] if isinstance(i_or_node, int) else i_or_node
+        view = self.cluster_view(node, timeout=timeout)
+        sync = view.get("sync")
+        if not isinstance(sync, dict):
+            raise AssertionError(f"GET /cluster on {node.name} has no \"sync\" object (is the sync "
+                                 f"service in this build?): {show(200, view)}")
+        return sync
+
+    def check_acked_bulk(self, testcase, acked, table, via=0, r=None, conns=4):
+        """check_acked with pipelined requests (for tens of thousands of keys):
+        every acknowledged key read through node `via` with r=N must give its
+        value (or 404 for DELETED) and one sibling."""
+        r = self.n if r is None else r
+        keys = list(acked)
+        results = get_many([self.nodes[via]], table, keys, conns=conns, r=r)
+        bad = []
+        for key, (status, body) in zip(keys, results):
+            value = acked[key]
+            if value is DELETED:
+                if status != 404 or not isinstance(body, dict) or body.get("code") != "not_found":
+                    bad.append(f"{key!r}: deleted, but GET r={r} gave {show(status, body)}")
+            elif status != 200 or not isinstance(body, dict):
+                bad.append(f"{key!r}: GET r={r} gave {show(status, body)}, acknowledged {value!r}")
+            elif not json_equal(body.get("value"), value):
+                bad.append(f"{key!r}: value {body.get('value')!r} != acknowledged {value!r}")
+            elif body.get("siblings") != 1:
+                bad.append(f"{key!r}: {body.get('siblings')} siblings, expected 1: {show(status, body)}")
+        testcase.assertEqual(
+            bad, [], f"{len(bad)} of {len(acked)} acknowledged keys wrong on an r={r} read through "
+                     f"{self.nodes[via].name} (first 10):\n" + "\n".join(bad[:10]))
+
+
+def local_keys(node, table, limit=10000, timeout=30):
+    """Every key of table this node holds a live copy of (GET /{table}/keys,
+    which reads the node's own store), page by page, in ring order."""
+    return list(_walk(node, table, "keys", limit, timeout))
+
+
+def local_store(node, table, limit=2000, timeout=30):
+    """{key: item} of GET /{table}/store on this node: its own live records
+    (value, context, siblings, ...), page by page."""
+    return {item["key"]: item for item in _walk(node, table, "store", limit, timeout)}
+
+
+def _walk(node, table, what, limit, timeout):
+    array = "keys" if what == "keys" else "items"
+    after = None
+    with node.client(timeout=timeout) as c:
+        while True:
+            path = with_query(f"/{table}/{what}", limit=limit, after=after)
+            status, body, _ = c.json("GET", path, retry=True)
+            if status != 200 or not isinstance(body, dict) or not isinstance(body.get(array), list):
+                raise AssertionError(f"GET {path} on {node.name}: {show(status, body)}")
+            yield from body[array]
+            after = body.get("next")
+            if after is None:
+                return
+
+
+def run_cli(*args, nodes, timeout=60):
+    """Run the ringkv CLI with --nodes (a node, its HTTP address or a list)
+    -> CompletedProcess with str stdout/stderr. RINGKV_NODES/TOKEN of the
+    caller's environment are not passed on."""
+    if isinstance(nodes, Node):
+        nodes = nodes.http_addr
+    elif not isinstance(nodes, str):
+        nodes = ",".join(n.http_addr if isinstance(n, Node) else n for n in nodes)
+    if not os.path.exists(RINGKV_CLI):
+        raise AssertionError(f"ringkv CLI not found at {RINGKV_CLI} (set RINGKV_CLI)")
+    env = {k: v for k, v in os.environ.items() if k not in ("RINGKV_NODES", "RINGKV_TOKEN")}
+    proc = subprocess.run([RINGKV_CLI, "--nodes", nodes, *map(str, args)], input=b"",
+                          capture_output=True, env=env, timeout=timeout)
+    proc.stdout = proc.stdout.decode("utf-8", "replace")
+    proc.stderr = proc.stderr.decode("utf-8", "replace")
+    return proc
+
+
+# --------------------------------------------------------------------------
+# Bulk traffic: pipelined keep-alive HTTP/1.1, several connections at once.
+#
+# http.client costs ~0.5 ms of Python per request, which caps a loader at
+# ~1,700 requests/s on a 2-core machine whatever the thread count (the GIL);
+# writing the requests by hand and pipelining 16 per round trip reaches
+# ~4,000 PUT/s against a 3-node cluster, so 50,000 keys load in ~13 s.
+
+
+def _encode_request(method, path, body):
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    elif method in ("PUT", "POST"):
+        head += "Content-Length: 0\r\n"
+    return head.encode("latin-1") + b"\r\n" + (body or b"")
+
+
+class PipelinedConn:
+    """One keep-alive connection that sends a batch of requests at once and
+    reads the answers in order (not thread-safe). Keep a batch small (a few
+    dozen requests of a few KiB): requests are written before any answer is
+    read. A connection the server closes is opened again and the requests
+    not answered yet are sent again (at most 3 times per batch), so use it
+    for idempotent requests only (GETs, PUTs of a fixed value)."""
+
+    def __init__(self, node, timeout=30):
+        self.node = node
+        self.timeout = timeout
+        self.sock = None
+        self.buf = b""
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.buf = b""
+
+    def _recv(self):
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self.buf += chunk
+
+    def _read_response(self):
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            self._recv()
+        lines = self.buf[:end].decode("latin-1").split("\r\n")
+        try:
+            status = int(lines[0].split(" ", 2)[1])
+        except (IndexError, ValueError):
+            raise ConnectionError(f"bad status line {lines[0]!r}") from None
+        hdrs = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        if "content-length" in hdrs:
+            length = int(hdrs["content-length"])
+        elif status in (204, 304) or status < 200:
+            length = 0
+        else:
+            raise AssertionError(f"{self.node.name}: an answer without Content-Length: {lines}")
+        while len(self.buf) < end + 4 + length:
+            self._recv()
+        body = self.buf[end + 4:end + 4 + length]
+        self.buf = self.buf[end + 4 + length:]
+        return status, hdrs, body
+
+    def exchange(self, requests):
+        """requests: encoded requests (bytes) -> [(status, body bytes)] in order."""
+        out = []
+        pending = list(requests)
+        failures = 0
+        while pending:
+            try:
+                if self.sock is None:
+                    self.sock = socket.create_connection(("127.0.0.1", self.node.http_port),
+                                                         timeout=self.timeout)
+                    self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.sock.sendall(b"".join(pending))
+                while pending:
+                    status, hdrs, body = self._read_response()
+                    out.append((status, body))
+                    pending.pop(0)
+                    if hdrs.get("connection", "").lower() == "close":
+                        self.close()
+                        break
+            except OSError as e:
+                self.close()
+                failures += 1
+                if failures > 3:
+                    raise AssertionError(f"{self.node.name}: pipelined requests failed {failures} "
+                                         f"times, last: {e!r}") from None
+        return out
+
+
+def bulk_requests(nodes, requests, conns=6, depth=16, timeout=30):
+    """Send requests = [(method, path, json_obj or None)] over `conns`
+    connections spread over nodes (connection i talks to nodes[i % len]),
+    `depth` pipelined per round trip -> [(status, parsed body or None)] in
+    the order of requests. Transport failures raise AssertionError."""
+    results = [None] * len(requests)
+    errors = []
+
+    def worker(t):
+        conn = PipelinedConn(nodes[t % len(nodes)], timeout)
+        try:
+            mine = range(t, len(requests), conns)
+            for start in range(0, len(mine), depth):
+                idx = mine[start:start + depth]
+                batch = []
+                for i in idx:
+                    method, path, obj = requests[i]
+                    batch.append(_encode_request(method, path, None if obj is None else dumps(obj)))
+                for i, (status, body) in zip(idx, conn.exchange(batch)):
+                    results[i] = (status, loads_or_none(body))
+        except BaseException as e:  # noqa: BLE001 - reported by the caller's thread
+            errors.append(e)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(conns)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise AssertionError(f"bulk requests: {errors[0]!r}") from errors[0]
+    return results
+
+
+def put_many(nodes, table, items, expect=(200, 201), conns=6, depth=16, **params):
+    """PUT every (key, value) of items, pipelined and spread over nodes;
+    AssertionError showing the first failures unless every status is in
+    expect. params become the query (w=2, ...)."""
+    items = list(items)
+    reqs = [("PUT", with_query(key_path(table, k), **params), {"value": v}) for k, v in items]
+    results = bulk_requests(list(nodes), reqs, conns=conns, depth=depth)
+    bad = [f"{k!r}: {show(st, body)}" for (k, _), (st, body) in zip(items, results)
+           if st not in expect]
+    if bad:
+        raise AssertionError(f"{len(bad)} of {len(items)} PUTs to {table!r} {params} failed "
+                             f"(first 5):\n" + "\n".join(bad[:5]))
+
+
+def get_many(nodes, table, keys, conns=6, depth=16, **params):
+    """GET every key (pipelined, spread over nodes) -> [(status, body)] in order."""
+    reqs = [("GET", with_query(key_path(table, k), **params), None) for k in keys]
+    return bulk_requests(list(nodes), reqs, conns=conns, depth=depth)
+
+
+# --------------------------------------------------------------------------
+# Background load: a client that keeps writing and reading while the
+# cluster changes underneath it.
+
+
+class Load:
+    """Bounded client traffic in background threads, checking what it reads.
+
+    Each thread owns its keys (a share of `initial`, the {key: value} already
+    acknowledged, and the new keys it writes), so a read of an owned key
+    must return exactly the value last acknowledged for it: with the default
+    quorums (R + W > N) a 404 or an older value is a lost write. Per
+    operation, with rate ops/s in all: write a new key (blind PUT), read one
+    of its keys (GET, default quorum), or update one (GET, then PUT with the
+    context it read). Requests go round-robin to `nodes` (add_node/
+    remove_node change that list while it runs).
+
+    After stop():
+      acked      {key: value} every key with a known acknowledged value
+      uncertain  {key: [possible values]} keys whose last write got no
+                 answer or a 503 (it may or may not have been applied;
+                 DELETED in the list: the key may not exist at all)
+      failures   what must never happen (404, another value, other errors)
+      counts     Counter of outcomes ("read ok", "write 503", ...)
+
+    Stops by itself after max_seconds. Always stop() it (try/finally).
+    """
+
+    TOLERATED = (503,)  # a quorum not reached is unavailability, not a lost write
+
+    def __init__(self, nodes, table, initial=None, threads=2, rate=300, max_seconds=300,
+                 prefix="load", seed=0, value_size=40, timeout=10):
+        import collections
+        import random
+
+        self.nodes = list(nodes)
+        self.table = table
+        self.rate = rate
+        self.max_seconds = max_seconds
+        self.prefix = prefix
+        self.value_size = value_size
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._rngs = [random.Random(seed * 1000 + t) for t in range(threads)]
+        initial = dict(initial or {})
+        keys = list(initial)
+        self._owned = [{k: initial[k] for k in keys[t::threads]} for t in range(threads)]
+        self._uncertain = [{} for _ in range(threads)]
+        self.failures = []
+        self.counts = collections.Counter()
+        self._threads = [threading.Thread(target=self._run, args=(t,), daemon=True,
+                                          name=f"load-{t}") for t in range(threads)]
+        self.started_at = None
+        self.stopped_at = None
+
+    # -- control
+
+    def add_node(self, node):
+        with self._lock:
+            if node not in self.nodes:
+                self.nodes.append(node)
+
+    def remove_node(self, node):
+        with self._lock:
+            self.nodes = [n for n in self.nodes if n is not node]
+
+    def start(self):
+        self.started_at = time.monotonic()
+        for th in self._threads:
+            th.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for th in self._threads:
+            if th.is_alive():
+                th.join(self.timeout * 3 + 5)
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    # -- results
+
+    @property
+    def acked(self):
+        out = {}
+        for owned in self._owned:
+            out.update(owned)
+        return out
+
+    @property
+    def uncertain(self):
+        out = {}
+        for u in self._uncertain:
+            out.update(u)
+        return out
+
+    def summary(self):
+        secs = (self.stopped_at or time.monotonic()) - (self.started_at or time.monotonic())
+        return (f"{sum(self.counts.values())} operations in {secs:.1f}s: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())))
+
+    def assert_ok(self, testcase, min_reads=20, min_ok_ratio=0.5):
+        """No failure at all; at least min_reads reads and writes done; and
+        at least min_ok_ratio of the requests answered (503s and dropped
+        connections are tolerated, but a cluster that answers nothing else
+        is not available)."""
+        testcase.assertEqual(self.failures[:10], [],
+                             f"{len(self.failures)} failed operations under load "
+                             f"({self.summary()}), first 10 shown")
+        reads = self.counts["read ok"] + self.counts["update ok"] + self.counts["update 201 ok"]
+        testcase.assertGreaterEqual(reads, min_reads, f"the load hardly read: {self.summary()}")
+        testcase.assertGreaterEqual(self.counts["write ok"], min_reads,
+                                    f"the load hardly wrote: {self.summary()}")
+        done = sum(v for k, v in self.counts.items() if k.endswith(" ok"))
+        total = sum(self.counts.values())
+        testcase.assertGreaterEqual(done, min_ok_ratio * total,
+                                    f"most requests under load were not answered: {self.summary()}")
+
+    # -- the threads
+
+    def _fail(self, msg):
+        with self._lock:
+            self.failures.append(msg)
+
+    def _count(self, what):
+        with self._lock:
+            self.counts[what] += 1
+
+    def _value(self, rng, t, i):
+        return {"by": f"{self.prefix}-{t}", "i": i, "pad": "x" * rng.randint(0, self.value_size)}
+
+    def _run(self, t):
+        rng = self._rngs[t]
+        owned, uncertain = self._owned[t], self._uncertain[t]
+        readable = list(owned)
+        clients = {}
+        period = len(self._threads) / self.rate if self.rate else 0
+        deadline = self.started_at + self.max_seconds
+        next_at = time.monotonic()
+        i = 0
+        try:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                if period:
+                    delay = next_at - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        break
+                    next_at = max(next_at + period, time.monotonic() - 1)
+                with self._lock:
+                    nodes = list(self.nodes)
+                if not nodes:
+                    self._stop.wait(0.05)
+                    continue
+                node = nodes[i % len(nodes)]
+                i += 1
+                c = clients.get(node)
+                if c is None:
+                    c = clients[node] = node.client(timeout=self.timeout)
+                op = rng.random()
+                try:
+                    if op < 0.4 or not readable:
+                        self._write_new(c, rng, t, i, owned, uncertain, readable)
+                    elif op < 0.85:
+                        self._read(c, rng.choice(readable), owned)
+                    else:
+                        self._update(c, rng, t, i, rng.choice(readable), owned, uncertain, readable)
+                except (OSError, http.client.HTTPException) as e:
+                    # A dropped connection: tolerated like a 503 (the write
+                    # it carried, if any, was marked uncertain).
+                    c.close()
+                    self._count(f"transport error ({type(e).__name__})")
+        except BaseException as e:  # noqa: BLE001 - a bug in the load itself
+            self._fail(f"load thread {t} crashed: {e!r}")
+        finally:
+            for c in clients.values():
+                c.close()
+
+    def _check_read(self, node_name, key, status, body, hdrs, expected):
+        """True when a read of an owned key is right; records a failure otherwise."""
+        if status == 200 and isinstance(body, dict) and json_equal(body.get("value"), expected):
+            return True
+        if status in self.TOLERATED:
+            return False
+        what = "404 for an acknowledged key" if status == 404 else (
+            "a value other than the one acknowledged" if status == 200 else f"status {status}")
+        self._fail(f"GET {key!r} via {node_name}: {what}: {show(status, body, hdrs)}; "
+                   f"acknowledged {expected!r}")
+        return False
+
+    def _read(self, c, key, owned):
+        path = key_path(self.table, key)
+        status, body, hdrs = c.json("GET", path)
+        if self._check_read(c.node.name, key, status, body, hdrs, owned[key]):
+            self._count("read ok")
+        else:
+            self._count(f"read {status}")
+
+    def _write_new(self, c, rng, t, i, owned, uncertain, readable):
+        key = f"{self.prefix}-{t}-{i:07d}"
+        value = self._value(rng, t, i)
+        uncertain[key] = [DELETED, value]  # until acknowledged
+        status, body, hdrs = c.json("PUT", key_path(self.table, key), {"value": value})
+        if status == 201:
+            del uncertain[key]
+            owned[key] = value
+            readable.append(key)
+            self._count("write ok")
+            return
+        self._count(f"write {status}")
+        if status not in self.TOLERATED:
+            self._fail(f"PUT new key {key!r} via {c.node.name}: {show(status, body, hdrs)}")
+
+    def _update(self, c, rng, t, i, key, owned, uncertain, readable):
+        path = key_path(self.table, key)
+        status, body, hdrs = c.json("GET", path)
+        if not self._check_read(c.node.name, key, status, body, hdrs, owned[key]):
+            self._count(f"update read {status}")
+            return
+        value = self._value(rng, t, i)
+        old = owned.pop(key)
+        readable.remove(key)
+        uncertain[key] = [old, value]
+        status, body, hdrs = c.json("PUT", path, {"value": value, "context": body.get("context")})
+        if status in (200, 201) and isinstance(body, dict) and body.get("siblings") == 1:
+            del uncertain[key]
+            owned[key] = value
+            readable.append(key)
+            # 201 says the coordinator saw no live value, though one was just
+            # read: not a lost write (the context supersedes it), but counted
+            # apart so that a test can show it.
+            self._count("update ok" if status == 200 else "update 201 ok")
+            return
+        self._count(f"update {status}")
+        if status not in self.TOLERATED:
+            self._fail(f"PUT {key!r} with the context just read via {c.node.name}: "
+                       f"{show(status, body, hdrs)}")
