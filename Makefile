@@ -71,6 +71,14 @@ bench: build bench-deps
 bench-single: build bench-deps
 	@tools/bench-single.sh $(BUILD)/ringkvd
 
+# Ring changes and anti-entropy -> docs/benchmarks.md (section bench:sync):
+# a 4th node joins a loaded 3-node cluster under load, then a restarted node
+# catches up on missed writes by anti-entropy (tools/bench-sync.sh; env KEYS,
+# RATE_MB, WIN, JOIN_MAX, ...).
+.PHONY: bench-sync
+bench-sync: build bench-deps
+	@tools/bench-sync.sh $(BUILD)/ringkvd
+
 bench-profile: build bench-deps
 	@tools/install-deps.sh $(PROFILE_DEPS)
 	@tools/bench-profile.sh $(BUILD)/ringkvd
