@@ -44,9 +44,7 @@ static bool tree_add_cb(void *arg, const char *dbkey, size_t dbkey_len, const ch
     tree_ctx *c = arg;
     if (dbkey_len < 8)
         return true;
-    uint64_t pos = 0;
-    for (size_t i = 0; i < 8; i++)
-        pos = pos << 8 | (uint8_t)dbkey[i];
+    uint64_t pos = sync_key_position(dbkey);
     if (!c->shared[sync_range_of(c->r, pos)])
         return true;
     c->err = merkle_add(c->tree, pos, dbkey, dbkey_len, val, val_len);

@@ -39,10 +39,7 @@ static bool candidate_cb(void *arg, const char *dbkey, size_t dbkey_len, const c
 
 static size_t range_of_key(const sync_rings *r, const char *dbkey)
 {
-    uint64_t pos = 0;
-    for (size_t i = 0; i < 8; i++)
-        pos = pos << 8 | (uint8_t)dbkey[i];
-    return sync_range_of(r, pos);
+    return sync_range_of(r, sync_key_position(dbkey));
 }
 
 /* Clears ok[i] for the candidates peer holds otherwise, or all of them if

@@ -31,6 +31,15 @@ const char *sync_record_value(const sync_records *rs, size_t i)
     return rs->bytes.data + rs->items[i].val_off;
 }
 
+uint64_t sync_key_position(const void *dbkey)
+{
+    const uint8_t *p = dbkey;
+    uint64_t pos = 0;
+    for (size_t i = 0; i < 8; i++)
+        pos = pos << 8 | p[i];
+    return pos;
+}
+
 void sync_digest(const void *val, size_t len, uint8_t out[SYNC_DIGEST_BYTES])
 {
     crypto_generichash(out, SYNC_DIGEST_BYTES, val, len, NULL, 0);
@@ -72,10 +81,8 @@ static bool scan_cb(void *arg, const char *dbkey, size_t dbkey_len, const char *
                     size_t val_len)
 {
     scan_ctx *c = arg;
-    uint64_t pos = 0;
-    for (size_t i = 0; i < 8 && i < dbkey_len; i++)
-        pos = pos << 8 | (uint8_t)dbkey[i];
-    if (dbkey_len < 8 || (c->filter_cb != NULL && !c->filter_cb(c->arg, sync_range_of(c->r, pos))))
+    if (dbkey_len < 8 || (c->filter_cb != NULL &&
+                          !c->filter_cb(c->arg, sync_range_of(c->r, sync_key_position(dbkey)))))
         return true;
     c->err = sync_records_add(c->out, dbkey, dbkey_len, val, val_len);
     return c->err == RK_OK;

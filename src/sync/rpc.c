@@ -208,10 +208,7 @@ static void answer_push(sync_service *s, const sync_rings *r, rpc_request *rq,
             err = RK_EINVAL;
             break;
         }
-        uint64_t pos = 0;
-        for (size_t b = 0; b < 8; b++)
-            pos = pos << 8 | key->data[b];
-        if (!sync_holds(r, sync_range_of(r, pos), s->self))
+        if (!sync_holds(r, sync_range_of(r, sync_key_position(key->data)), s->self))
             err = RK_EBUSY;
     }
     uint32_t changed = 0;

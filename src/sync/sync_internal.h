@@ -157,6 +157,8 @@ rk_err sync_records_scan(sync_service *s, const sync_rings *r, uint64_t start, u
 /* Appends one record (copies). */
 rk_err sync_records_add(sync_records *rs, const void *key, size_t key_len, const void *val,
                         size_t val_len);
+/* The ring position a data key begins with (dbkey has 8 bytes or more). */
+uint64_t sync_key_position(const void *dbkey);
 void sync_digest(const void *val, size_t len, uint8_t out[SYNC_DIGEST_BYTES]);
 /* Whether an encoded object is all tombstones, the newest older than
  * cutoff_ms (wall clock). */
