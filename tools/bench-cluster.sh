@@ -30,16 +30,7 @@ MIX_PUT_PCT=${MIX_PUT_PCT:-10} COMPARE=${COMPARE:-1} IDLE_WAIT=${IDLE_WAIT:-10} 
 source "$root/tools/node-lib.sh"
 acc=$bench/lib/cpu-account.sh
 
-# four free HTTP ports base..base+3 whose RPC ports (+1000) are free too
-base=
-for b in $(seq "$PORT" 10 $((PORT + 990))); do
-  ok=1
-  for p in $b $((b + 1)) $((b + 2)) $((b + 3)); do
-    if port_busy "$p" || port_busy $((p + 1000)); then ok=0; break; fi
-  done
-  [ $ok = 1 ] && { base=$b; break; }
-done
-[ -n "$base" ] || { echo "no 4 free ports from $PORT on" >&2; exit 1; }
+base=$(find_node_ports "$PORT" 4) || exit 1
 
 work=$(mktemp -d /tmp/ringkv-bench-cluster.XXXXXX)
 OUT=${OUT:-${BENCH_RUN_DIR:-/tmp/kvbench}/ringkv-cluster-$(date +%Y%m%d-%H%M%S)}

@@ -209,27 +209,21 @@ def cmd_wait_local(a):
     return 1 if missing else 0
 
 
-def parse_hist(path):
-    res, hist = {}, []
-    with open(path) as f:
-        for line in f:
-            if line.startswith("RESULT "):
-                res = dict(kv.split("=", 1) for kv in line.split()[1:])
-            elif line.startswith("H "):
-                _, v, c = line.split()
-                hist.append((int(v), int(c)))
-    if not res:
-        raise SystemExit(f"{path}: no RESULT line")
-    return res, hist
+def _merge_hist_module():
+    """tools/bench-merge-hist.py (a dashed name: loaded by path), whose
+    histogram parser and percentile the windows here share."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench-merge-hist.py")
+    spec = importlib.util.spec_from_file_location("bench_merge_hist", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def percentile(hist, total, p):
-    want, seen = p / 100.0 * total, 0
-    for v, c in hist:
-        seen += c
-        if seen >= want:
-            return v
-    return hist[-1][0] if hist else 0
+_hist = _merge_hist_module()
+parse_hist = _hist.parse
+percentile = _hist.percentile
 
 
 def cmd_hist(a):

@@ -37,15 +37,7 @@ source "$root/tools/node-lib.sh"
 helper() { python3 "$root/tools/bench-sync-helper.py" "$@"; }
 command -v wrk >/dev/null || { echo "wrk not found (make bench-deps)" >&2; exit 1; }
 
-base=
-for b in $(seq "$PORT" 10 $((PORT + 990))); do
-  ok=1
-  for p in $b $((b + 1)) $((b + 2)) $((b + 3)); do
-    if port_busy "$p" || port_busy $((p + 1000)); then ok=0; break; fi
-  done
-  [ $ok = 1 ] && { base=$b; break; }
-done
-[ -n "$base" ] || { echo "no 4 free ports from $PORT on" >&2; exit 1; }
+base=$(find_node_ports "$PORT" 4) || exit 1
 
 work=$(mktemp -d /tmp/ringkv-bench-sync.XXXXXX)
 OUT=${OUT:-${BENCH_RUN_DIR:-/tmp/kvbench}/ringkv-sync-$(date +%Y%m%d-%H%M%S)}

@@ -66,3 +66,18 @@ wait_nodes_ready() {
     wait_ready $((base + k - 1)) "${pids[$((k - 1))]}" "$run/node$k.log"
   done
 }
+
+# find_node_ports FROM COUNT: prints the first base (FROM, FROM+10, ...) such
+# that HTTP ports base..base+COUNT-1 and their RPC ports (+1000) are free.
+find_node_ports() {
+  local from=$1 count=$2 b p ok
+  for b in $(seq "$from" 10 $((from + 990))); do
+    ok=1
+    for p in $(seq "$b" $((b + count - 1))); do
+      if port_busy "$p" || port_busy $((p + 1000)); then ok=0; break; fi
+    done
+    [ $ok = 1 ] && { echo "$b"; return 0; }
+  done
+  echo "no $count free ports from $from on" >&2
+  return 1
+}

@@ -235,8 +235,10 @@ typedef struct sync_stats {
     uint64_t handoff_keys_sent;   /* records pushed by handoff */
     uint64_t handoff_bytes_sent;
     uint64_t handoff_keys_dropped;/* local copies deleted once handed off */
-    uint64_t keys_received;       /* pushed records that changed this replica */
-    uint64_t bytes_received;      /* bytes of pushed records */
+    uint64_t keys_received;       /* records pushed here or pulled that changed
+                                     this replica */
+    uint64_t bytes_received;      /* bytes of sync messages received: requests
+                                     this node answered, replies to its calls */
     uint64_t ae_exchanges;        /* anti-entropy exchanges completed */
     uint64_t ae_keys_compared;    /* keys compared by digest in differing buckets */
     uint64_t ae_keys_repaired;    /* keys sent or fetched because they differed */

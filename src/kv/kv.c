@@ -293,8 +293,10 @@ static rk_err merge_update_cb(void *arg, const char *old, size_t old_len, rk_buf
     return err;
 }
 
-rk_err kv_local_merge(kv *k, const char *dbkey, size_t dbkey_len, uint64_t intended,
-                      const rk_object *incoming)
+/* kv_local_merge, and whether the stored bytes changed (changed may be
+ * NULL). */
+static rk_err local_merge(kv *k, const char *dbkey, size_t dbkey_len, uint64_t intended,
+                          const rk_object *incoming, bool *changed)
 {
     merge_state ms = {.incoming = incoming};
     rk_err err;
@@ -304,7 +306,15 @@ rk_err kv_local_merge(kv *k, const char *dbkey, size_t dbkey_len, uint64_t inten
         err = store_hint_apply(k->st, intended, dbkey, dbkey_len, merge_update_cb, &ms);
     if (err == RK_OK)
         kv_atomic_max(&k->max_siblings_seen, ms.siblings);
+    if (err == RK_OK && changed != NULL)
+        *changed = ms.changed;
     return err;
+}
+
+rk_err kv_local_merge(kv *k, const char *dbkey, size_t dbkey_len, uint64_t intended,
+                      const rk_object *incoming)
+{
+    return local_merge(k, dbkey, dbkey_len, intended, incoming, NULL);
 }
 
 rk_err kv_merge_record(kv *k, const char *dbkey, size_t dbkey_len, const void *object,
@@ -312,14 +322,8 @@ rk_err kv_merge_record(kv *k, const char *dbkey, size_t dbkey_len, const void *o
 {
     rk_object obj = {0};
     rk_err err = object_decode(object, object_len, &obj);
-    merge_state ms = {.incoming = &obj};
     if (err == RK_OK)
-        err = store_apply(k->st, dbkey, dbkey_len, merge_update_cb, &ms);
-    if (err == RK_OK) {
-        kv_atomic_max(&k->max_siblings_seen, ms.siblings);
-        if (changed != NULL)
-            *changed = ms.changed;
-    }
+        err = local_merge(k, dbkey, dbkey_len, 0, &obj, changed);
     object_free(&obj);
     return err;
 }

@@ -59,15 +59,14 @@ static uint8_t *shared_ranges(const sync_service *s, const sync_rings *r, uint64
     if (shared == NULL)
         return NULL;
     for (size_t i = 0; i < n; i++)
-        shared[i] = sync_holds(r, i, s->self) && sync_holds(r, i, peer);
+        shared[i] = sync_shared(r, i, s->self, peer);
     return shared;
 }
 
-rk_err sync_build_tree(sync_service *s, const sync_rings *r, uint64_t peer, merkle_tree **out)
+/* The tree over the records of the ranges marked in shared. */
+static rk_err build_tree(sync_service *s, const sync_rings *r, const uint8_t *shared,
+                         merkle_tree **out)
 {
-    uint8_t *shared = shared_ranges(s, r, peer);
-    if (shared == NULL)
-        return RK_ENOMEM;
     merkle_tree *tree = NULL;
     rk_err err = merkle_alloc(0, 0, r->range_bits, &tree);
     tree_ctx c = {r, shared, tree, RK_OK};
@@ -76,7 +75,6 @@ rk_err sync_build_tree(sync_service *s, const sync_rings *r, uint64_t peer, merk
         err = store_scan(s->st, zero, sizeof zero, NULL, 0, tree_add_cb, &c);
     if (err == RK_OK)
         err = c.err;
-    free(shared);
     if (err != RK_OK) {
         merkle_free(tree);
         return err;
@@ -84,6 +82,16 @@ rk_err sync_build_tree(sync_service *s, const sync_rings *r, uint64_t peer, merk
     merkle_finish(tree);
     *out = tree;
     return RK_OK;
+}
+
+rk_err sync_build_tree(sync_service *s, const sync_rings *r, uint64_t peer, merkle_tree **out)
+{
+    uint8_t *shared = shared_ranges(s, r, peer);
+    if (shared == NULL)
+        return RK_ENOMEM;
+    rk_err err = build_tree(s, r, shared, out);
+    free(shared);
+    return err;
 }
 
 /* ---- the initiator ------------------------------------------------------------ */
@@ -316,7 +324,7 @@ rk_err sync_exchange(sync_service *s, const sync_rings *r, uint64_t peer)
     x.shared = shared_ranges(s, r, peer);
     if (x.shared == NULL)
         return RK_ENOMEM;
-    rk_err err = sync_build_tree(s, r, peer, &x.tree);
+    rk_err err = build_tree(s, r, x.shared, &x.tree);
     if (err == RK_OK)
         err = walk(&x);
     if (err == RK_OK)

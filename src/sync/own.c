@@ -73,6 +73,17 @@ bool sync_holds(const sync_rings *r, size_t index, uint64_t node)
     return r->next != r->read && has(ids, sync_replicas(r, index, true, ids), node);
 }
 
+bool sync_shared(const sync_rings *r, size_t index, uint64_t a, uint64_t b)
+{
+    return sync_holds(r, index, a) && sync_holds(r, index, b);
+}
+
+uint64_t sync_rings_id(const sync_rings *r)
+{
+    /* the multiplier keeps (a, b) and (b, a) apart */
+    return (r->read_version ^ r->next_version * 31) | 1;
+}
+
 bool sync_rings_match(const sync_rings *r, const Ringkv__SyncRings *theirs)
 {
     return theirs != NULL && theirs->read_ring == r->read_version &&

@@ -49,8 +49,16 @@ static void check_peer(sync_service *s, const sync_rings *r, uint64_t peer,
 {
     size_t *idx = malloc((rs->count + 1) * sizeof *idx);
     ProtobufCBinaryData *keys = malloc((rs->count + 1) * sizeof *keys);
+    if (idx == NULL || keys == NULL) {
+        /* not asked is not agreed: purge nothing this round */
+        for (size_t i = 0; i < rs->count; i++)
+            ok[i] = false;
+        free(idx);
+        free(keys);
+        return;
+    }
     size_t n = 0;
-    for (size_t i = 0; idx != NULL && keys != NULL && i < rs->count; i++) {
+    for (size_t i = 0; i < rs->count; i++) {
         if (!ok[i] || !sync_holds(r, range_of_key(r, sync_record_key(rs, i)), peer))
             continue;
         idx[n] = i;
@@ -59,8 +67,8 @@ static void check_peer(sync_service *s, const sync_rings *r, uint64_t peer,
         n++;
     }
     Ringkv__SyncDigestsReply *reply = NULL;
-    rk_err err = idx == NULL || keys == NULL ? RK_ENOMEM : RK_OK;
-    if (err == RK_OK && n > 0)
+    rk_err err = RK_OK;
+    if (n > 0)
         err = sync_call_digests(s, r, peer, NULL, 0, false, keys, n, &reply, NULL);
     /* the reply lists the keys the peer has, in the order asked */
     size_t j = 0;
@@ -91,20 +99,24 @@ rk_err sync_purge_pass(sync_service *s, const sync_rings *r)
     rk_err err = store_scan(s->st, zero, sizeof zero, NULL, 0, candidate_cb, &c);
     if (err == RK_OK)
         err = c.err;
-    bool *ok = err == RK_OK && rs.count > 0 ? malloc(rs.count * sizeof *ok) : NULL;
-    if (err != RK_OK || ok == NULL) {
+    if (err != RK_OK || rs.count == 0) {
         sync_records_free(&rs);
-        return rs.count > 0 && err == RK_OK ? RK_ENOMEM : err;
+        return err;
+    }
+    bool *ok = malloc(rs.count * sizeof *ok);
+    if (ok == NULL) {
+        sync_records_free(&rs);
+        return RK_ENOMEM;
     }
     for (size_t i = 0; i < rs.count; i++)
         ok[i] = true;
-    for (size_t m = 0; m < r->view->count && !sync_stopping(s); m++) {
+    for (size_t m = 0; m < r->view->count; m++) {
         const cluster_view_member *peer = &r->view->members[m];
         if (peer->id != s->self && cluster_status_in_ring(peer->status))
-            check_peer(s, r, peer->id, &rs, ok);
+            check_peer(s, r, peer->id, &rs, ok); /* clears ok[] if stopping */
     }
     uint64_t purged = 0;
-    for (size_t i = 0; i < rs.count && !sync_stopping(s); i++)
+    for (size_t i = 0; i < rs.count; i++)
         if (ok[i] && store_remove_if(s->st, sync_record_key(&rs, i), rs.items[i].key_len,
                                      sync_record_value(&rs, i), rs.items[i].val_len) == RK_OK)
             purged++;

@@ -101,7 +101,24 @@ typedef struct shared_ctx {
 static bool shared_with(void *arg, size_t range)
 {
     const shared_ctx *c = arg;
-    return sync_holds(c->r, range, c->self) && sync_holds(c->r, range, c->peer);
+    return sync_shared(c->r, range, c->self, c->peer);
+}
+
+/* Appends the local records of keys[0..n) that exist. */
+static rk_err add_keys(sync_service *s, const ProtobufCBinaryData *keys, size_t n,
+                       sync_records *rs)
+{
+    rk_err err = RK_OK;
+    for (size_t i = 0; err == RK_OK && i < n; i++) {
+        rk_buf val = {0};
+        err = store_get(s->st, (const char *)keys[i].data, keys[i].len, &val);
+        if (err == RK_OK)
+            err = sync_records_add(rs, keys[i].data, keys[i].len, val.data, val.len);
+        else if (err == RK_ENOTFOUND)
+            err = RK_OK;
+        rk_buf_free(&val);
+    }
+    return err;
 }
 
 /* Local records of the requested ranges, or of the requested keys. */
@@ -113,15 +130,8 @@ static rk_err gather(sync_service *s, const sync_rings *r, const Ringkv__SyncDig
     for (size_t i = 0; err == RK_OK && i < in->n_ranges; i++)
         err = sync_records_scan(s, r, in->ranges[i]->start, in->ranges[i]->end,
                                 in->shared_only ? shared_with : NULL, &c, rs);
-    for (size_t i = 0; err == RK_OK && i < in->n_dbkeys; i++) {
-        rk_buf val = {0};
-        err = store_get(s->st, (const char *)in->dbkeys[i].data, in->dbkeys[i].len, &val);
-        if (err == RK_OK)
-            err = sync_records_add(rs, in->dbkeys[i].data, in->dbkeys[i].len, val.data, val.len);
-        else if (err == RK_ENOTFOUND)
-            err = RK_OK;
-        rk_buf_free(&val);
-    }
+    if (err == RK_OK)
+        err = add_keys(s, in->dbkeys, in->n_dbkeys, rs);
     return err;
 }
 
@@ -158,16 +168,7 @@ static void answer_digests(sync_service *s, const sync_rings *r, rpc_request *rq
 static void answer_pull(sync_service *s, rpc_request *rq, const Ringkv__SyncPullRequest *in)
 {
     sync_records rs = {0};
-    rk_err err = RK_OK;
-    for (size_t i = 0; err == RK_OK && i < in->n_dbkeys; i++) {
-        rk_buf val = {0};
-        err = store_get(s->st, (const char *)in->dbkeys[i].data, in->dbkeys[i].len, &val);
-        if (err == RK_OK)
-            err = sync_records_add(&rs, in->dbkeys[i].data, in->dbkeys[i].len, val.data, val.len);
-        else if (err == RK_ENOTFOUND)
-            err = RK_OK;
-        rk_buf_free(&val);
-    }
+    rk_err err = add_keys(s, in->dbkeys, in->n_dbkeys, &rs);
     Ringkv__SyncRecord *recs = calloc(rs.count + 1, sizeof *recs);
     Ringkv__SyncRecord **ptrs = calloc(rs.count + 1, sizeof *ptrs);
     if (err == RK_OK && (recs == NULL || ptrs == NULL))
@@ -232,8 +233,8 @@ static void answer_push(sync_service *s, const sync_rings *r, rpc_request *rq,
 void sync_answer(sync_service *s, sync_job *job)
 {
     sync_rings r;
-    if (s->jobs_stopping || sync_rings_take(s, &r) != RK_OK) {
-        rpc_respond(job->req, s->jobs_stopping ? RK_ECLOSED : RK_EBUSY, NULL);
+    if (sync_rings_take(s, &r) != RK_OK) {
+        rpc_respond(job->req, RK_EBUSY, NULL);
         return;
     }
     if (job->method != SYNC_PUSH && job->method != SYNC_STATUS)

@@ -47,7 +47,7 @@ typedef struct loop_state {
     peer_state peers[PEERS_MAX];
     size_t peer_count;
     uint64_t next_periodic_ms, next_purge_ms;
-    uint64_t ring_seen; /* read ^ next ring versions of the last round */
+    uint64_t ring_seen; /* sync_rings_id of the last round */
     bool first;
 } loop_state;
 
@@ -83,7 +83,7 @@ static void plan_exchanges(sync_service *s, const sync_rings *r, loop_state *ls,
     bool periodic = s->cfg.anti_entropy_interval_ms > 0 && now >= ls->next_periodic_ms;
     if (periodic)
         ls->next_periodic_ms = now + s->cfg.anti_entropy_interval_ms;
-    uint64_t rings = r->read_version ^ r->next_version;
+    uint64_t rings = sync_rings_id(r);
     bool ring_changed = rings != ls->ring_seen;
     ls->ring_seen = rings;
     for (size_t i = 0; i < r->view->count; i++) {
@@ -220,13 +220,14 @@ static bool round_once(sync_service *s, loop_state *ls)
 /* The rings the view holds now, as one number (0 while it has none). */
 static uint64_t rings_now(sync_service *s, bool *changing)
 {
-    cluster_view *v = cluster_node_view(s->cn);
-    uint64_t rings = v->ring != NULL ? ring_version(v->ring) : 0;
-    if (v->next_ring != NULL)
-        rings ^= ring_version(v->next_ring) * 31;
-    *changing = v->next_ring != NULL;
-    cluster_view_unref(v);
-    return rings;
+    sync_rings r;
+    *changing = false;
+    if (sync_rings_take(s, &r) != RK_OK)
+        return 0;
+    uint64_t id = sync_rings_id(&r);
+    *changing = r.next_version != 0;
+    sync_rings_release(&r);
+    return id;
 }
 
 /* Sleeps until the next round: interval_ms, or sooner when woken, when the

@@ -118,6 +118,10 @@ size_t sync_range_count(const sync_rings *r);
 size_t sync_replicas(const sync_rings *r, size_t index, bool next, uint64_t *out);
 /* Whether node is a replica of range index in either ring. */
 bool sync_holds(const sync_rings *r, size_t index, uint64_t node);
+/* Whether a and b both hold range index: the ranges two replicas compare. */
+bool sync_shared(const sync_rings *r, size_t index, uint64_t a, uint64_t b);
+/* One number for the pair of rings (0 never names a pair). */
+uint64_t sync_rings_id(const sync_rings *r);
 /* Whether the caller's rings are the ones in *r. */
 bool sync_rings_match(const sync_rings *r, const Ringkv__SyncRings *theirs);
 /* Fills a SyncRings message for a request from this node. */
