@@ -21,7 +21,9 @@ check_ports $((http + 1000))
 seeds=$(for s in 1 2 3; do printf '127.0.0.1:%d,' $((port + s - 1 + 1000)); done)
 start_node "$bin" "$run" "$k" "$http" --join "${seeds%,}"
 pid=$started_pid
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; echo "node$k stopped"' INT TERM EXIT
+# The node may also stop by itself (`ringkv cluster leave`): then wait has
+# reaped it already, and the trap must not fail on that.
+trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; echo "node$k stopped"' INT TERM EXIT
 wait_ready "$http" "$pid" "$run/node$k.log"
 cat <<MSG
 
