@@ -14,6 +14,8 @@
 #include "ringkv/common.h"
 #include "ringkv/http.h"
 #include "ringkv/kv.h"
+#include "ringkv/replica.h"
+#include "ringkv/ring.h"
 #include "ringkv/ring.h"
 #include "ringkv/rpc.h"
 #include "ringkv/store.h"
@@ -372,16 +374,31 @@ static int wait_for_signal(void)
     return sig;
 }
 
+/* Says so when the ring has fewer members than N: each key then has as
+ * many replicas as there are members, and R and W are met by all of them
+ * (DESIGN.md); a newcomer's lone node serves at once. */
+static void log_ring_size(cluster_node *cn, unsigned n)
+{
+    cluster_view *v = cluster_node_view(cn);
+    size_t members = v->ring ? ring_member_count(v->ring) : 0;
+    cluster_view_unref(v);
+    if (members < n)
+        RK_INFO("ringkvd", "the ring has %zu member%s, fewer than n=%u: each key is kept on %zu "
+                "replica%s and reads and writes are acknowledged by all of them until the ring "
+                "has %u members", members, members == 1 ? "" : "s", n, members,
+                members == 1 ? "" : "s", n);
+}
+
 /* Everything a running node holds, in start-up order; stopped in reverse. */
 typedef struct node {
     store *st;
+    replica *rp;
     kv *k;
     rpc_client *client;
     cluster_node *cn;
     sync_service *sync;
     rpc_server *rpc;
     http_server *http;
-    bool cluster_attached;
 } node;
 
 static int open_store(node_config *c, node *nd, uint64_t *id)
@@ -440,11 +457,11 @@ static int start_cluster(node_config *c, node *nd, uint64_t id, const char *name
     if (cluster_node_open(&co, &nd->cn) != RK_OK)
         return 1;
     c->sync_cfg.on_left = leave_done;
-    if (sync_open(nd->k, nd->st, nd->cn, nd->client, &c->sync_cfg, &nd->sync) != RK_OK)
+    if (sync_open(nd->rp, nd->st, nd->cn, nd->client, &c->sync_cfg, &nd->sync) != RK_OK)
         return 1;
     rpc_handler handlers[24];
     size_t n = cluster_node_handlers(nd->cn, handlers, 24);
-    n += kv_rpc_handlers(nd->k, handlers + n, 24 - n);
+    n += replica_rpc_handlers(nd->rp, handlers + n, 24 - n);
     n += sync_rpc_handlers(nd->sync, handlers + n, 24 - n);
     if (rpc_server_open(c->rpc_addr, &ro, handlers, n, &nd->rpc) != RK_OK) {
         RK_ERROR("ringkvd", "cannot serve RPC on %s", c->rpc_addr);
@@ -458,9 +475,9 @@ static int start_cluster(node_config *c, node *nd, uint64_t id, const char *name
                  rk_strerror(err));
         return 1;
     }
-    if (kv_attach_cluster(nd->k, nd->cn, nd->client) != RK_OK)
+    if (kv_open(nd->rp, nd->cn, nd->client, &c->kv, &nd->k) != RK_OK)
         return 1;
-    nd->cluster_attached = true;
+    log_ring_size(nd->cn, c->kv.n);
     if (sync_start(nd->sync) != RK_OK)
         return 1;
     return 0;
@@ -478,7 +495,7 @@ static int serve_http(node_config *c, node *nd, uint64_t id, const char *name)
     };
     http_node_info info = {name,          id,     c->http_addr, c->rpc_addr, cid,
                            c->partitions, nd->cn, nd->rpc,      nd->client, nd->sync};
-    if (http_start(&ho, &info, nd->k, nd->st, &nd->http) != RK_OK)
+    if (http_start(&ho, &info, nd->k, &nd->http) != RK_OK)
         return 1;
     char index[4096];
     snprintf(index, sizeof index, "%s/index.html", c->webclient ? c->webclient : "");
@@ -505,11 +522,10 @@ static void stop_node(node *nd)
         RK_INFO("ringkvd", "RPC stopped");
     }
     sync_close(nd->sync);
-    if (nd->cluster_attached)
-        kv_detach_cluster(nd->k);
+    kv_close(nd->k); /* stops the handoff thread, a user of cn and client */
     cluster_node_close(nd->cn);
     rpc_client_close(nd->client);
-    kv_close(nd->k);
+    replica_close(nd->rp);
     store_close(nd->st);
     RK_INFO("ringkvd", "store closed");
 }
@@ -529,7 +545,9 @@ static int run(node_config *c)
             snprintf(name, sizeof name, "node-%08llx", (unsigned long long)(id >> 32));
         RK_INFO("ringkvd", "node %s id %016llx n=%u r=%u w=%u partitions=%u", name,
                 (unsigned long long)id, c->kv.n, c->kv.r, c->kv.w, c->partitions);
-        if (kv_open(nd.st, id, &c->kv, &nd.k) != RK_OK)
+        replica_config rc_cfg;
+        kv_config_replica(&c->kv, &rc_cfg);
+        if (replica_open(nd.st, id, &rc_cfg, &nd.rp) != RK_OK)
             rc = 1;
     }
     if (rc == 0)

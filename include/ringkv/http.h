@@ -33,7 +33,7 @@ typedef struct http_options {
 
 /* Starts serving; kv and st are borrowed and must outlive the server.
  * Free with http_stop, which waits for requests in flight to finish. */
-rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, store *st,
+rk_err http_start(const http_options *opts, const http_node_info *node, kv *k,
                   http_server **out);
 void http_stop(http_server *srv);
 

@@ -1,24 +1,27 @@
 /* kv.h - the key-value service a node offers its gateway: get, put, delete
  * and listing of (table, key) records with Dynamo semantics.
  *
- * Opened alone (kv_open), it serves the node's own replica as a one-member
- * cluster: asking for more acknowledgements than there are members is a
- * quorum failure (RK_EQUORUM), never a silent success. Attached to a
- * cluster (kv_attach_cluster), every get and put is coordinated over the
- * key's preference list (docs/architecture.md, "The coordinator"): fan out
- * to the replicas at once, answer when R or W replied, read repair, sloppy
- * quorum, hints for replicas that missed a write and their handoff. */
+ * Every get and put is coordinated over the key's preference list
+ * (docs/architecture.md, "The coordinator"): ask the replicas, answer when
+ * R or W replied, read repair, sloppy quorum, hints for replicas that
+ * missed a write and their handoff. A node alone is a one-member cluster:
+ * while the ring has fewer members than N, a key has as many replicas as
+ * there are members and R and W are met by all of them (DESIGN.md).
+ *
+ * Layers: kv sits on the replica layer (this node's copy) and reaches the
+ * other replicas through rpc; the gateway (http) sits on kv. */
 #ifndef RINGKV_KV_H
 #define RINGKV_KV_H
 
 #include "ringkv/clock.h"
 #include "ringkv/cluster.h"
 #include "ringkv/common.h"
+#include "ringkv/replica.h"
 #include "ringkv/rpc.h"
-#include "ringkv/store.h"
 
-#define KV_TABLE_MAX 64
-#define KV_KEY_MAX 1024
+/* The longest names (replica.h says which are valid). */
+#define KV_TABLE_MAX REPLICA_TABLE_MAX
+#define KV_KEY_MAX REPLICA_KEY_MAX
 
 typedef struct kv kv;
 
@@ -29,41 +32,30 @@ typedef struct kv_config {
     uint32_t timeout_ms;         /* default quorum wait (1000) */
     bool handoff;                /* accept and hand off hints (true) */
     uint32_t handoff_interval_ms;/* how often held hints are offered (1000) */
+    /* Reads ask R replicas; the others are asked when one of those has
+     * not answered within the speculative delay (drawn from recent replica
+     * latencies) or failed. 0 = derive it; see docs/architecture.md. */
+    uint32_t speculative_ms;
+    /* Percent of reads that ask all replicas, so read repair reaches the
+     * ones a targeted read leaves out (default 10). */
+    unsigned read_repair_percent;
 } kv_config;
 
 void kv_config_default(kv_config *cfg);
 
-/* Opens the service over st (not owned: close kv before st). Free with
- * kv_close. */
-rk_err kv_open(store *st, rk_actor node_id, const kv_config *cfg, kv **out);
+/* The replica layer's part of cfg (caps and whether hints are taken). */
+void kv_config_replica(const kv_config *cfg, replica_config *out);
+
+/* Opens the service: rp is this node's copy, cn the membership, client
+ * the RPC client to the other nodes (all borrowed: close kv before them),
+ * and starts the thread that hands off held hints every
+ * handoff_interval_ms. Free with kv_close, before closing cn and client.
+ * RK_EINVAL for a bad config. */
+rk_err kv_open(replica *rp, cluster_node *cn, rpc_client *client, const kv_config *cfg, kv **out);
+/* Stops the handoff thread and frees k. Gets and puts must have stopped. */
 void kv_close(kv *k);
 const kv_config *kv_get_config(const kv *k);
 rk_actor kv_node_id(const kv *k);
-unsigned kv_member_count(const kv *k);
-
-/* Joins the service to a cluster: from now on gets and puts are
- * coordinated over cn's view and rpc (both borrowed; close kv before
- * them), and a thread hands off held hints every handoff_interval_ms.
- * Call once, before serving. RK_EINVAL if already attached. */
-rk_err kv_attach_cluster(kv *k, cluster_node *cn, rpc_client *client);
-/* Stops the handoff thread; call before closing cn and the rpc client.
- * Gets and puts must have stopped. */
-void kv_detach_cluster(kv *k);
-
-/* The Kv and Handoff services' handlers (replica get, put, apply; hint
- * delivery), for rpc_server_open. Writes up to cap to out; returns how many
- * there are. */
-size_t kv_rpc_handlers(kv *k, rpc_handler *out, size_t cap);
-
-
-/* ---- names ------------------------------------------------------------ */
-
-/* [A-Za-z0-9_.-]{1,64}. Reserved (leading '_') names are valid here; the
- * caller decides whether a client may write them. */
-bool kv_table_valid(const char *table, size_t len);
-bool kv_table_reserved(const char *table, size_t len);
-/* 1..1024 bytes of UTF-8 without NUL. */
-bool kv_key_valid(const char *key, size_t len);
 
 typedef struct kv_key {
     const char *table;
@@ -105,6 +97,10 @@ typedef struct kv_result {
     clock_dot dot;         /* a write: the dot it issued */
     unsigned acks;         /* replicas that answered */
     unsigned needed;       /* replicas the quorum asked for */
+    /* Replicas the key has while the ring has fewer members than N (each
+     * member holds it, and R and W were met by all of them); 0 when the
+     * ring has N members or more. X-Ringkv-Under-Replicated shows it. */
+    unsigned under_replicated;
     /* Who made the quorum (X-Ringkv-Replicas): the nodes that answered a
      * read or acked a write by the time the answer was given. */
     uint64_t answered[KV_MAX_TARGETS];
@@ -134,18 +130,10 @@ rk_err kv_put(kv *k, const kv_write *w, kv_result *res);
 /* Visits the records of table in ring order, starting after `after` (NULL
  * = from the beginning), skipping keys whose siblings are all tombstones.
  * visit_cb returns false to stop. Pointers are valid during the call only. */
-typedef bool (*kv_visit_cb)(void *arg, const char *key, size_t key_len,
-                            const rk_object *obj);
+typedef replica_visit_cb kv_visit_cb;
 rk_err kv_scan(kv *k, const char *table, size_t table_len,
                const char *after, size_t after_len,
                kv_visit_cb visit_cb, void *arg);
-
-/* For src/sync: merges an encoded object that another replica holds into
- * this node's replica of dbkey (a `data` key), as read repair does.
- * *changed (may be NULL) says whether the stored bytes changed. RK_ECORRUPT
- * when object does not decode. */
-rk_err kv_merge_record(kv *k, const char *dbkey, size_t dbkey_len, const void *object,
-                       size_t object_len, bool *changed);
 
 /* Counters for /metrics. */
 typedef struct kv_stats {
@@ -160,7 +148,17 @@ typedef struct kv_stats {
     uint64_t hints_delivered;      /* held writes a replica acknowledged */
     uint64_t hints_received;       /* handed-off writes merged here */
     uint64_t forwarded_writes;     /* applied by another replica (Kv.Apply) */
+    uint64_t speculative_reads;    /* reads that asked more replicas after the delay */
+    uint64_t full_reads;           /* reads that asked every replica (read-repair chance) */
 } kv_stats;
 void kv_get_stats(const kv *k, kv_stats *out);
+
+/* The storage's statistics (keys, bytes on disk and in memory). */
+rk_err kv_get_storage_stats(kv *k, store_stats *out);
+
+/* Deletes every hint this node holds for intended (0: for every node),
+ * for an operator who knows those writes are not wanted; *out_count (may
+ * be NULL) says how many. */
+rk_err kv_drop_hints(kv *k, uint64_t intended, uint64_t *out_count);
 
 #endif

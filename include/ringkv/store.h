@@ -29,6 +29,12 @@ void store_close(store *st);
 /* Builds the `data` key for (position, table, key); appends to out. */
 rk_err store_data_key(uint64_t position, const char *table, size_t table_len,
                       const char *key, size_t key_len, rk_buf *out);
+/* The same key written into out[0..cap) (no allocation); *out_len its
+ * length. RK_ETOOBIG when it does not fit, RK_EINVAL for an empty table or
+ * one holding a NUL. */
+rk_err store_data_key_write(uint64_t position, const char *table, size_t table_len,
+                            const char *key, size_t key_len, char *out, size_t cap,
+                            size_t *out_len);
 /* Splits a `data` key. Pointers point into dbkey. RK_ECORRUPT if malformed. */
 rk_err store_data_key_parse(const char *dbkey, size_t len, uint64_t *position,
                             const char **table, size_t *table_len,

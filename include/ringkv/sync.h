@@ -175,7 +175,7 @@ rk_err merkle_diff_level(const merkle_tree *tree, const merkle_level *remote, si
  *   a join does not starve client traffic. */
 
 #include "ringkv/cluster.h"
-#include "ringkv/kv.h"
+#include "ringkv/replica.h"
 #include "ringkv/rpc.h"
 #include "ringkv/store.h"
 
@@ -201,7 +201,7 @@ void sync_config_default(sync_config *cfg);
 
 /* Opens the service (all borrowed; close the service before them). No
  * thread yet. RK_EINVAL, RK_ENOMEM. */
-rk_err sync_open(kv *k, store *st, cluster_node *cn, rpc_client *client, const sync_config *cfg,
+rk_err sync_open(replica *rp, store *st, cluster_node *cn, rpc_client *client, const sync_config *cfg,
                  sync_service **out);
 /* The Sync service's handlers for rpc_server_open. */
 size_t sync_rpc_handlers(sync_service *s, rpc_handler *out, size_t cap);

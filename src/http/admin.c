@@ -112,6 +112,13 @@ static rk_err append_sync(rk_buf *b, sync_service *sync)
     return http_sync_append_json(&st, b);
 }
 
+/* Replicas each key has in the read ring: min(N, members). Fewer than N
+ * while the ring is smaller than N; R and W are then met by all of them. */
+static size_t replicas_per_key(const cluster_view *v)
+{
+    return v->ring ? ring_replica_count(v->ring) : 0;
+}
+
 int handle_cluster(request *rq)
 {
     int rc;
@@ -133,8 +140,10 @@ int handle_cluster(request *rq)
     if (err == RK_OK)
         err = rk_buf_appendf(&b,
                              ",\"id\":\"%016llx\",\"n\":%u,\"r\":%u,\"w\":%u,\"partitions\":%u,"
+                             "\"replicas_per_key\":%zu,\"under_replicated\":%s,"
                              "\"ring_version\":\"%016llx\",\"members\":[",
                              (unsigned long long)s->node_id, cfg->n, cfg->r, cfg->w, s->partitions,
+                             replicas_per_key(v), replicas_per_key(v) < cfg->n ? "true" : "false",
                              (unsigned long long)(v->ring ? ring_version(v->ring) : 0));
     uint64_t now = rpc_now_ms();
     for (size_t i = 0; err == RK_OK && i < cluster_member_count(t); i++) {
@@ -157,7 +166,7 @@ static rk_err render_kv_metrics(const http_server *s, rk_buf *out)
     kv_stats ks;
     kv_get_stats(s->k, &ks);
     store_stats ss = {0};
-    rk_err err = store_get_stats(s->st, &ss);
+    rk_err err = kv_get_storage_stats(s->k, &ss);
     if (err != RK_OK)
         return err;
     err = rk_buf_appendf(out,

@@ -289,7 +289,7 @@ int handle_cluster_repair(request *rq)
 
 /* Needs no sync service: hints live in the store, and a node outside a
  * cluster simply holds none ({"dropped": 0}). One range delete for every
- * target (store_hint_drop with id 0) rather than one per target: the same
+ * target (kv_drop_hints with id 0) rather than one per target: the same
  * result, and a hint written for a new target meanwhile goes too, which
  * is what "drop every hint" asks for. */
 int handle_hints_drop(request *rq)
@@ -298,7 +298,7 @@ int handle_hints_drop(request *rq)
     if (!only_post(rq, &rc))
         return rc;
     uint64_t dropped = 0;
-    rk_err err = store_hint_drop(rq->srv->st, 0, &dropped);
+    rk_err err = kv_drop_hints(rq->srv->k, 0, &dropped);
     if (err != RK_OK)
         return reply_other_error(rq, err);
     RK_INFO("http", "%llu hints dropped, requested by %s", (unsigned long long)dropped,

@@ -120,7 +120,6 @@ rk_err admin_find_member(const cluster_view *view, const char *text,
 struct http_server {
     struct mg_context *ctx;
     kv *k;
-    store *st;
     http_metrics *metrics;
     http_options opts;
     char listen[128];

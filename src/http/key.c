@@ -64,6 +64,11 @@ static rk_err quorum_headers(const request *rq, const kv_result *res, rk_buf *he
             err = rk_buf_appends(headers, "\r\n");
     }
     cluster_view_unref(view);
+    /* fewer ring members than N: the answer was acknowledged by all the
+     * replicas the key has, which are fewer than N (DESIGN.md) */
+    if (err == RK_OK && res->under_replicated > 0)
+        err = rk_buf_appendf(headers, "X-Ringkv-Under-Replicated: replicas=%u; n=%u\r\n",
+                             res->under_replicated, kv_get_config(rq->srv->k)->n);
     return err;
 }
 
@@ -244,7 +249,7 @@ static int parse_write_params(request *rq, const write_body *wb, write_params *w
             return reply_error(rq->conn, 400, "bad_param", "If-None-Match supports only *");
         wp->if_none_match = true;
     }
-    if (kv_table_reserved(rq->m.table, rq->m.table_len))
+    if (replica_table_reserved(rq->m.table, rq->m.table_len))
         return reply_error(rq->conn, 403, "reserved_table",
                            "tables starting with _ are reserved for the system");
     return 0;

@@ -52,7 +52,7 @@ static int walk_table(request *rq, const char *array_name, bool with_values)
         return 400;
     char after[KV_KEY_MAX * 3 + 1];
     int after_len = request_param(rq, "after", after, sizeof after);
-    if (after_len == -2 || (after_len >= 0 && !kv_key_valid(after, (size_t)after_len)))
+    if (after_len == -2 || (after_len >= 0 && !replica_key_valid(after, (size_t)after_len)))
         return reply_error(rq->conn, 400, "invalid_key", "after must be a valid key");
 
     rk_buf body = {0};
@@ -79,7 +79,7 @@ static int walk_table(request *rq, const char *array_name, bool with_values)
 
 static rk_err append_batch_item(request *rq, rk_buf *out, const char *key, size_t key_len)
 {
-    if (!kv_key_valid(key, key_len)) {
+    if (!replica_key_valid(key, key_len)) {
         rk_err err = rk_buf_appends(out, "{\"key\":");
         if (err == RK_OK)
             err = rk_buf_append_json_string(out, key, key_len);

@@ -49,7 +49,7 @@ static rk_err take_table(const char *raw, size_t len, route_match *m, const char
 {
     size_t n;
     if (percent_decode(raw, len, m->table, sizeof m->table, &n) != RK_OK ||
-        !kv_table_valid(m->table, n)) {
+        !replica_table_valid(m->table, n)) {
         *code = "invalid_table";
         return RK_EINVAL;
     }
@@ -62,7 +62,7 @@ static rk_err take_key(const char *raw, size_t len, route_match *m, const char *
 {
     size_t n;
     if (percent_decode(raw, len, m->key, sizeof m->key, &n) != RK_OK ||
-        !kv_key_valid(m->key, n)) {
+        !replica_key_valid(m->key, n)) {
         *code = "invalid_key";
         return RK_EINVAL;
     }

@@ -19,7 +19,7 @@ static int log_message_cb(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
-rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, store *st,
+rk_err http_start(const http_options *opts, const http_node_info *node, kv *k,
                   http_server **out)
 {
     http_server *srv = calloc(1, sizeof *srv);
@@ -31,7 +31,6 @@ rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, s
         return err;
     }
     srv->k = k;
-    srv->st = st;
     srv->opts = *opts;
     copy_str(srv->listen, sizeof srv->listen, opts->listen);
     copy_str(srv->webclient_dir, sizeof srv->webclient_dir, opts->webclient_dir);

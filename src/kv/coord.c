@@ -1,5 +1,11 @@
-/* coord.c - the coordinator: a client's get or put fanned out to the key's
- * preference list at once, answered as soon as R or W replicas replied.
+/* coord.c - the coordinator: a client's get or put sent to the key's
+ * replicas, answered as soon as R or W of them replied.
+ *
+ * A read asks R replicas (this node's own copy first), and the others only
+ * when one fails or has not answered within the speculative delay, drawn
+ * from recent replica latencies (latency.h); a configurable share of reads
+ * asks every replica so read repair reaches them all. A write is applied
+ * by one replica and sent to every target at once.
  *
  * The quorum rules live in quorum.c (pure, unit-tested); this file does the
  * talking. A request is a ref-counted coord_req: the HTTP worker that waits
@@ -14,12 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+#include <time.h>
+
 #include "kv_internal.h"
 #include "quorum.h"
 #include "ringkv.pb-c.h"
-
-/* Fallbacks asked for beyond the N replicas. */
-#define COORD_EXTRA_FALLBACKS 4
 
 typedef struct coord_req coord_req;
 
@@ -39,25 +45,42 @@ struct coord_req {
     size_t outstanding; /* replies still to come (local ones included) */
     get_core gc;
     put_core pc;
-    quorum_target targets[QUORUM_MAX_TARGETS];
-    size_t target_count;
-    /* the intended replicas, for hints: during a join or leave the union
-     * of the key's replicas in the read ring and the next ring */
-    uint64_t replicas[QUORUM_MAX_TARGETS];
-    size_t replica_count;
-    size_t old_count; /* replicas in the read ring */
-    size_t pending;   /* replicas of the next ring that the read ring lacks */
+    quorum_plan_result plan; /* targets and intended replicas */
     coord_call calls[QUORUM_MAX_TARGETS];
-    char table[KV_TABLE_MAX + 1];
-    rk_buf key;
-    rk_buf dbkey;
+    uint64_t sent_us[QUORUM_MAX_TARGETS]; /* when each read call left */
+    /* The key, addressed once by kv.c; its names point into key.dbkey
+     * (position | table | 0x00 | key), so the table is a C string there. */
+    replica_key key;
     rk_buf encoded; /* a put: the object sent to every target */
+    uint64_t deadline_ms;
     cluster_view *view;
 };
 
 /* ---- request life ---------------------------------------------------------- */
 
-static coord_req *req_alloc(kv *k, const kv_key *key, cluster_view *view, bool is_put)
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The request outlives the caller's key (late replies, read repair), so it
+ * keeps its own copy, with the names pointing into it. */
+static void req_copy_key(coord_req *req, const replica_key *key)
+{
+    replica_key *mine = &req->key;
+    mine->position = key->position;
+    mine->dbkey_len = key->dbkey_len;
+    memcpy(mine->dbkey, key->dbkey, key->dbkey_len);
+    mine->dbkey[key->dbkey_len] = '\0';
+    mine->table = mine->dbkey + 8;
+    mine->table_len = key->table_len;
+    mine->key = mine->table + key->table_len + 1;
+    mine->key_len = key->key_len;
+}
+
+static coord_req *req_alloc(kv *k, const replica_key *key, cluster_view *view, bool is_put)
 {
     coord_req *req = calloc(1, sizeof *req);
     if (req == NULL)
@@ -68,17 +91,7 @@ static coord_req *req_alloc(kv *k, const kv_key *key, cluster_view *view, bool i
     req->k = k;
     req->is_put = is_put;
     req->view = view;
-    memcpy(req->table, key->table, key->table_len);
-    req->table[key->table_len] = '\0';
-    if (rk_buf_append(&req->key, key->key, key->key_len) != RK_OK ||
-        kv_data_key(key, &req->dbkey) != RK_OK) {
-        rk_buf_free(&req->key);
-        rk_buf_free(&req->dbkey);
-        pthread_mutex_destroy(&req->mu);
-        pthread_cond_destroy(&req->cv);
-        free(req);
-        return NULL;
-    }
+    req_copy_key(req, key);
     return req;
 }
 
@@ -88,8 +101,6 @@ static void req_unref(coord_req *req)
         return;
     if (!req->is_put)
         get_core_fini(&req->gc);
-    rk_buf_free(&req->key);
-    rk_buf_free(&req->dbkey);
     rk_buf_free(&req->encoded);
     cluster_view_unref(req->view);
     pthread_mutex_destroy(&req->mu);
@@ -139,7 +150,7 @@ static void req_wait(coord_req *req, uint64_t deadline_ms)
 /* True for the one caller that sees the last reply in (req->mu held). */
 static bool req_take_finish(coord_req *req)
 {
-    if (req->outstanding > 0 || req->finished)
+    if (req->outstanding > 0 || req->finished || !req_done(req))
         return false;
     req->finished = true;
     return true;
@@ -151,69 +162,45 @@ static const char *peer_addr(const coord_req *req, uint64_t node)
     return m != NULL ? m->rpc_addr : NULL;
 }
 
-/* ---- preference lists ------------------------------------------------------- */
+/* ---- planning ------------------------------------------------------------------- */
 
-/* Candidates for quorum_select: the replicas, then up to COORD_EXTRA_FALLBACKS
- * fallbacks from pref[from..count) that are not replicas already. */
-static size_t add_fallbacks(uint64_t *list, size_t replicas, const uint64_t *pref, size_t from,
-                            size_t count)
+static bool alive_cb(void *arg, uint64_t node)
 {
-    size_t n = replicas;
-    for (size_t i = from; i < count && n < replicas + COORD_EXTRA_FALLBACKS; i++) {
-        bool dup = false;
-        for (size_t j = 0; j < replicas && !dup; j++)
-            dup = list[j] == pref[i];
-        if (!dup)
-            list[n++] = pref[i];
-    }
-    return n;
+    return cluster_view_alive(arg, node);
 }
 
-/* The replicas and targets of key in the current view. While members join
- * or leave (view->next_ring), the replicas are the union of the key's
- * replicas in both rings and the quorum grows by the pending ones
- * (quorum_join_union, quorum_needed). */
+/* The replicas and targets of the key in the current view: while members
+ * join or leave (view->next_ring), the union of the key's replicas in both
+ * rings (quorum_plan). */
 static rk_err plan_targets(coord_req *req, bool sloppy)
 {
     const ring_t *ring = req->view->ring, *next = req->view->next_ring;
     if (ring == NULL) /* every member removed: nobody holds anything */
         return RK_EQUORUM;
-    uint64_t pos = ring_position(req->table, strlen(req->table), req->key.data, req->key.len);
-    uint64_t pref[RING_MAX_N + COORD_EXTRA_FALLBACKS];
-    size_t replicas = ring_replica_count(ring);
-    size_t count = ring_preference_list(ring, pos, pref, replicas + COORD_EXTRA_FALLBACKS);
-    uint64_t list[QUORUM_MAX_TARGETS + COORD_EXTRA_FALLBACKS];
-    size_t n = replicas, total = count;
-    memcpy(list, pref, count * sizeof pref[0]);
-    req->old_count = replicas;
-    req->pending = 0;
+    uint64_t pref[RING_MAX_N + QUORUM_MAX_FALLBACKS], npref[RING_MAX_N + QUORUM_MAX_FALLBACKS];
+    quorum_prefs p = {.pref = pref, .replicas = ring_replica_count(ring)};
+    p.count = ring_preference_list(ring, req->key.position, pref, p.replicas + QUORUM_MAX_FALLBACKS);
     if (next != NULL) {
-        uint64_t npref[RING_MAX_N + COORD_EXTRA_FALLBACKS];
-        size_t nrep = ring_replica_count(next);
-        size_t ncount = ring_preference_list(next, pos, npref, nrep + COORD_EXTRA_FALLBACKS);
-        rk_err err = quorum_join_union(pref, replicas, npref, nrep, list, &n, &req->pending);
-        if (err != RK_OK)
-            return err;
-        total = add_fallbacks(list, n, npref, nrep, ncount);
+        p.next = npref;
+        p.next_replicas = ring_replica_count(next);
+        p.next_count = ring_preference_list(next, req->key.position, npref,
+                                            p.next_replicas + QUORUM_MAX_FALLBACKS);
     }
-    bool alive[QUORUM_MAX_TARGETS + COORD_EXTRA_FALLBACKS];
-    for (size_t i = 0; i < total; i++)
-        alive[i] = cluster_view_alive(req->view, list[i]);
-    memcpy(req->replicas, list, n * sizeof list[0]);
-    req->replica_count = n;
-    return quorum_select(list, alive, total, n, sloppy, req->targets, &req->target_count);
+    return quorum_plan(&p, alive_cb, req->view, sloppy, &req->plan);
 }
 
-/* The answers a quorum of q needs from this request's targets: q, or while
- * a range moves, q of the read ring's replicas (at most as many as it has)
- * plus one per pending replica, so any such set includes q replicas that
- * hold the range (quorum_join_needed). */
-static unsigned quorum_needed(const coord_req *req, unsigned q)
+/* The answers a quorum of q needs from this request's targets. */
+static unsigned needed_of(const coord_req *req, unsigned q)
 {
-    if (req->pending == 0)
-        return q;
-    unsigned old = q < req->old_count ? q : (unsigned)req->old_count;
-    return quorum_join_needed(old, req->pending);
+    return quorum_needed(q, req->plan.old_count, req->plan.pending);
+}
+
+/* Fills res->under_replicated when the ring has fewer members than N. */
+static void note_short_ring(const coord_req *req, kv_result *res)
+{
+    const ring_t *ring = req->view->ring;
+    size_t replicas = ring ? ring_replica_count(ring) : 0;
+    res->under_replicated = replicas < req->k->cfg.n ? (unsigned)replicas : 0;
 }
 
 /* ---- get ---------------------------------------------------------------------- */
@@ -229,22 +216,43 @@ static void get_feed(coord_req *req, uint64_t node, quorum_reply reply, const rk
 }
 
 static void read_repair(coord_req *req);
+static void ask(coord_req *req, size_t from, size_t count);
 
-/* After a reply: count it, wake the waiter, finish if it was the last. */
+/* After a reply: count it and wake the waiter. */
 static void req_replied(coord_req *req)
 {
     req->outstanding--;
     pthread_cond_signal(&req->cv);
 }
 
+/* Feeds one target's answer, asks the targets the core wants next (one
+ * more for an error), and finishes the read - read repair - if this was
+ * the last answer. */
+static void get_answered(coord_req *req, uint64_t node, quorum_reply kind, const rk_object *obj)
+{
+    pthread_mutex_lock(&req->mu);
+    get_feed(req, node, kind, obj);
+    req_replied(req);
+    size_t from, more = get_core_to_ask(&req->gc, &from);
+    req->outstanding += more;
+    bool finish = req_take_finish(req);
+    pthread_mutex_unlock(&req->mu);
+    if (more > 0)
+        ask(req, from, more);
+    if (finish)
+        read_repair(req);
+}
+
 static void get_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
 {
     coord_call *call = arg;
     coord_req *req = call->req;
-    uint64_t node = req->targets[call->index].node;
+    uint64_t node = req->plan.targets[call->index].node;
     quorum_reply kind = QUORUM_REPLY_ERROR;
     rk_object obj = {0};
     if (err == RK_OK) {
+        uint64_t took = now_us() - req->sent_us[call->index];
+        latency_window_add(&req->k->read_latency, took > UINT32_MAX ? UINT32_MAX : (uint32_t)took);
         const Ringkv__ReplicaGetReply *r = (const Ringkv__ReplicaGetReply *)reply;
         if (!r->found)
             kind = QUORUM_REPLY_NOTFOUND;
@@ -252,14 +260,8 @@ static void get_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
             kind = QUORUM_REPLY_OK;
     }
     rpc_reply_free(reply);
-    pthread_mutex_lock(&req->mu);
-    get_feed(req, node, kind, &obj);
-    req_replied(req);
-    bool finish = req_take_finish(req);
-    pthread_mutex_unlock(&req->mu);
+    get_answered(req, node, kind, &obj);
     object_free(&obj);
-    if (finish)
-        read_repair(req);
     req_unref(req);
 }
 
@@ -270,40 +272,50 @@ static void get_local(coord_req *req, size_t i)
     rk_buf val = {0};
     rk_object obj = {0};
     quorum_reply kind = QUORUM_REPLY_ERROR;
-    rk_err err = kv_local_read(k, req->dbkey.data, req->dbkey.len, req->targets[i].intended, &val);
+    rk_err err = replica_read(k->rp, req->key.dbkey, req->key.dbkey_len,
+                              req->plan.targets[i].intended, &val);
     if (err == RK_ENOTFOUND)
         kind = QUORUM_REPLY_NOTFOUND;
     else if (err == RK_OK && object_decode((const uint8_t *)val.data, val.len, &obj) == RK_OK)
         kind = QUORUM_REPLY_OK;
     rk_buf_free(&val);
-    pthread_mutex_lock(&req->mu);
-    get_feed(req, k->node_id, kind, &obj);
-    req_replied(req);
-    pthread_mutex_unlock(&req->mu);
+    get_answered(req, k->node_id, kind, &obj);
     object_free(&obj);
 }
 
-static void get_remote(coord_req *req, size_t i, uint64_t deadline_ms)
+static void get_remote(coord_req *req, size_t i)
 {
-    const quorum_target *t = &req->targets[i];
+    const quorum_target *t = &req->plan.targets[i];
     Ringkv__ReplicaGetRequest msg = RINGKV__REPLICA_GET_REQUEST__INIT;
-    msg.table = req->table;
-    msg.key.data = (uint8_t *)req->key.data;
-    msg.key.len = req->key.len;
+    msg.table = (char *)req->key.table;
+    msg.key.data = (uint8_t *)req->key.key;
+    msg.key.len = req->key.key_len;
     msg.intended = t->intended;
     const char *addr = peer_addr(req, t->node);
     req->calls[i] = (coord_call){req, i};
+    req->sent_us[i] = now_us();
     atomic_fetch_add(&req->refs, 1);
     rk_err err = addr == NULL ? RK_EINVAL
-                              : rpc_call_async(req->k->client, addr, &ringkv__kv__descriptor, "Get",
-                                               &msg.base, deadline_ms, get_reply_cb, &req->calls[i]);
+                              : rpc_call_async(req->k->client, addr, &ringkv__kv__descriptor,
+                                               "Get", &msg.base, req->deadline_ms, get_reply_cb,
+                                               &req->calls[i]);
     if (err == RK_OK)
         return;
     atomic_fetch_sub(&req->refs, 1);
-    pthread_mutex_lock(&req->mu);
-    get_feed(req, t->node, QUORUM_REPLY_ERROR, NULL);
-    req_replied(req);
-    pthread_mutex_unlock(&req->mu);
+    get_answered(req, t->node, QUORUM_REPLY_ERROR, NULL);
+}
+
+/* Asks targets [from, from + count), already counted as outstanding: the
+ * remote ones first, so this node's own read overlaps their round trips. */
+static void ask(coord_req *req, size_t from, size_t count)
+{
+    uint64_t self = req->k->node_id;
+    for (size_t i = from; i < from + count; i++)
+        if (req->plan.targets[i].node != self)
+            get_remote(req, i);
+    for (size_t i = from; i < from + count; i++)
+        if (req->plan.targets[i].node == self)
+            get_local(req, i);
 }
 
 /* Sends the merged object to one stale replica. */
@@ -318,9 +330,9 @@ static void send_object(coord_req *req, const quorum_target *t, uint64_t deadlin
                         rpc_reply_cb done_cb, void *arg)
 {
     Ringkv__ReplicaPutRequest msg = RINGKV__REPLICA_PUT_REQUEST__INIT;
-    msg.table = req->table;
-    msg.key.data = (uint8_t *)req->key.data;
-    msg.key.len = req->key.len;
+    msg.table = (char *)req->key.table;
+    msg.key.data = (uint8_t *)req->key.key;
+    msg.key.len = req->key.key_len;
     msg.object.data = (uint8_t *)req->encoded.data;
     msg.object.len = req->encoded.len;
     msg.intended = t->intended;
@@ -355,14 +367,14 @@ static void read_repair(coord_req *req)
     uint64_t deadline = rpc_deadline_after(k->cfg.timeout_ms);
     for (size_t i = 0; i < count; i++) {
         const quorum_target *t = NULL;
-        for (size_t j = 0; j < req->target_count; j++)
-            if (req->targets[j].node == stale[i])
-                t = &req->targets[j];
+        for (size_t j = 0; j < req->plan.target_count; j++)
+            if (req->plan.targets[j].node == stale[i])
+                t = &req->plan.targets[j];
         if (t == NULL)
             continue;
         atomic_fetch_add_explicit(&k->read_repairs, 1, memory_order_relaxed);
         if (t->node == k->node_id) {
-            kv_local_merge(k, req->dbkey.data, req->dbkey.len, t->intended, &copy);
+            replica_merge(k->rp, req->key.dbkey, req->key.dbkey_len, t->intended, &copy, NULL);
             continue;
         }
         atomic_fetch_add(&req->refs, 1);
@@ -377,8 +389,8 @@ static void note_answered(const coord_req *req, const uint64_t *nodes, size_t co
 {
     for (size_t i = 0; i < count && res->answered_count < KV_MAX_TARGETS; i++) {
         res->answered[res->answered_count++] = nodes[i];
-        for (size_t j = 0; j < req->target_count; j++) {
-            const quorum_target *t = &req->targets[j];
+        for (size_t j = 0; j < req->plan.target_count; j++) {
+            const quorum_target *t = &req->plan.targets[j];
             if (t->node == nodes[i] && quorum_target_is_fallback(t) &&
                 res->fallback_count < KV_MAX_TARGETS) {
                 res->fallback[res->fallback_count] = t->node;
@@ -404,7 +416,50 @@ static rk_err get_result(coord_req *req, kv_result *res)
     return object_copy(&res->obj, merged);
 }
 
-rk_err coord_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *res)
+/* Whether this read asks every replica at once: the read-repair chance
+ * (a share of reads, so read repair reaches replicas that targeted reads
+ * leave out). */
+static bool read_asks_all(kv *k)
+{
+    unsigned pct = k->cfg.read_repair_percent;
+    if (pct == 0)
+        return false;
+    return pct >= 100 || randombytes_uniform(100) < pct;
+}
+
+/* Waits (req->mu held) for the read's verdict; when the speculative delay
+ * passes with a target asked and silent, asks the rest (they may answer
+ * first: the verdict takes whichever R answers come). */
+static void get_wait(coord_req *req)
+{
+    kv *k = req->k;
+    uint32_t delay_us = k->cfg.speculative_ms ? k->cfg.speculative_ms * 1000u
+                                              : latency_window_delay_us(&k->read_latency);
+    uint64_t speculate_at = rpc_now_ms() + (delay_us + 999) / 1000;
+    while (!req_answered(req)) {
+        uint64_t now = rpc_now_ms();
+        if (now >= req->deadline_ms)
+            break;
+        bool may_speculate = get_core_waiting_on_asked(&req->gc) && !req->gc.speculated;
+        if (may_speculate && now >= speculate_at) {
+            get_core_speculate(&req->gc);
+            size_t from, more = get_core_to_ask(&req->gc, &from);
+            req->outstanding += more;
+            atomic_fetch_add_explicit(&k->speculative_reads, 1, memory_order_relaxed);
+            pthread_mutex_unlock(&req->mu);
+            ask(req, from, more);
+            pthread_mutex_lock(&req->mu);
+            continue;
+        }
+        uint64_t until = may_speculate && speculate_at < req->deadline_ms ? speculate_at
+                                                                          : req->deadline_ms;
+        rk_cond_wait_until(&req->cv, &req->mu, until);
+    }
+    if (get_core_verdict(&req->gc) == QUORUM_PENDING)
+        get_core_tick(&req->gc, req->deadline_ms);
+}
+
+rk_err coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_result *res)
 {
     cluster_view *view = cluster_node_view(k->cn);
     coord_req *req = req_alloc(k, key, view, false);
@@ -412,31 +467,33 @@ rk_err coord_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *
         cluster_view_unref(view);
         return RK_ENOMEM;
     }
-    uint64_t deadline = rpc_deadline_after(opts->timeout_ms ? opts->timeout_ms : k->cfg.timeout_ms);
+    req->deadline_ms = rpc_deadline_after(opts->timeout_ms ? opts->timeout_ms : k->cfg.timeout_ms);
     unsigned r = opts->r ? opts->r : k->cfg.r;
     res->needed = r;
-    uint64_t nodes[QUORUM_MAX_TARGETS];
     rk_err err = plan_targets(req, !opts->strict);
-    for (size_t i = 0; err == RK_OK && i < req->target_count; i++)
-        nodes[i] = req->targets[i].node;
-    r = quorum_needed(req, r);
-    res->needed = r;
-    if (err == RK_OK)
-        err = get_core_init(&req->gc, nodes, req->target_count, r, deadline);
+    uint64_t nodes[QUORUM_MAX_TARGETS];
+    if (err == RK_OK) {
+        quorum_read_order(req->plan.targets, req->plan.target_count, k->node_id);
+        for (size_t i = 0; i < req->plan.target_count; i++)
+            nodes[i] = req->plan.targets[i].node;
+        r = needed_of(req, r);
+        res->needed = r;
+        note_short_ring(req, res);
+        err = get_core_init(&req->gc, nodes, req->plan.target_count, r, req->deadline_ms);
+    }
     if (err != RK_OK) {
         req_unref(req);
         return err;
     }
-    req->outstanding = req->target_count;
-    /* the remote reads first, so they run while this node reads its own */
-    for (size_t i = 0; i < req->target_count; i++)
-        if (req->targets[i].node != k->node_id)
-            get_remote(req, i, deadline);
-    for (size_t i = 0; i < req->target_count; i++)
-        if (req->targets[i].node == k->node_id)
-            get_local(req, i);
+    if (read_asks_all(k))
+        atomic_fetch_add_explicit(&k->full_reads, 1, memory_order_relaxed);
+    else
+        get_core_target(&req->gc, r);
+    size_t first = req->gc.asked;
+    req->outstanding = first;
+    ask(req, 0, first);
     pthread_mutex_lock(&req->mu);
-    req_wait(req, deadline);
+    get_wait(req);
     err = get_result(req, res);
     bool finish = req_take_finish(req);
     pthread_mutex_unlock(&req->mu);
@@ -458,7 +515,7 @@ static void put_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
     coord_req *req = call->req;
     rpc_reply_free(reply);
     pthread_mutex_lock(&req->mu);
-    put_core_reply(&req->pc, req->targets[call->index].node, err == RK_OK, NULL);
+    put_core_reply(&req->pc, req->plan.targets[call->index].node, err == RK_OK, NULL);
     req_replied(req);
     bool finish = req_take_finish(req);
     pthread_mutex_unlock(&req->mu);
@@ -475,23 +532,16 @@ static void put_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
 static void store_hints(coord_req *req)
 {
     kv *k = req->k;
-    uint64_t missed[RING_MAX_N];
-    size_t count = 0;
+    uint64_t missed[QUORUM_MAX_TARGETS];
     pthread_mutex_lock(&req->mu);
-    for (size_t r = 0; r < req->replica_count; r++) {
-        bool covered = false;
-        for (size_t i = 0; i < req->target_count && !covered; i++)
-            covered = req->targets[i].intended == req->replicas[r] && req->pc.state[i] == 1;
-        if (!covered)
-            missed[count++] = req->replicas[r];
-    }
+    size_t count = put_core_missed(&req->pc, req->plan.replicas, req->plan.replica_count, missed);
     pthread_mutex_unlock(&req->mu);
     if (count == 0 || !k->cfg.handoff)
         return;
     rk_object obj = {0};
     if (object_decode((const uint8_t *)req->encoded.data, req->encoded.len, &obj) != RK_OK) {
         RK_ERROR("kv", "cannot keep hints for %s: the written object does not decode",
-                 req->table);
+                 req->key.table);
         return;
     }
     for (size_t i = 0; i < count; i++) {
@@ -500,10 +550,10 @@ static void store_hints(coord_req *req)
              * handed off, so say so; the other replicas and read repair
              * carry the write */
             RK_ERROR("kv", "this replica did not store a write to %s; read repair or a "
-                           "later write will bring it", req->table);
+                           "later write will bring it", req->key.table);
             continue;
         }
-        rk_err err = kv_local_merge(k, req->dbkey.data, req->dbkey.len, missed[i], &obj);
+        rk_err err = replica_merge(k->rp, req->key.dbkey, req->key.dbkey_len, missed[i], &obj, NULL);
         if (err == RK_OK)
             atomic_fetch_add_explicit(&k->hints_stored, 1, memory_order_relaxed);
         else
@@ -538,9 +588,9 @@ static rk_err apply_remote(coord_req *req, const quorum_target *t, const kv_writ
         return RK_ENOMEM;
     }
     Ringkv__ReplicaApplyRequest msg = RINGKV__REPLICA_APPLY_REQUEST__INIT;
-    msg.table = req->table;
-    msg.key.data = (uint8_t *)req->key.data;
-    msg.key.len = req->key.len;
+    msg.table = (char *)req->key.table;
+    msg.key.data = (uint8_t *)req->key.key;
+    msg.key.len = req->key.key_len;
     msg.value.data = (uint8_t *)w->value;
     msg.value.len = w->tombstone ? 0 : w->value_len;
     msg.tombstone = w->tombstone;
@@ -601,16 +651,16 @@ static rk_err bring_up_to_date(coord_req *req, const quorum_target *t, seen_stat
         return RK_OK;
     kv *k = req->k;
     if (t->node == k->node_id)
-        return kv_local_merge(k, req->dbkey.data, req->dbkey.len, 0, seen->obj);
+        return replica_merge(k->rp, req->key.dbkey, req->key.dbkey_len, 0, seen->obj, NULL);
     if (seen->encoded.len == 0) {
         rk_err err = object_encode(seen->obj, &seen->encoded);
         if (err != RK_OK)
             return err;
     }
     Ringkv__ReplicaPutRequest msg = RINGKV__REPLICA_PUT_REQUEST__INIT;
-    msg.table = req->table;
-    msg.key.data = (uint8_t *)req->key.data;
-    msg.key.len = req->key.len;
+    msg.table = (char *)req->key.table;
+    msg.key.data = (uint8_t *)req->key.key;
+    msg.key.len = req->key.key_len;
     msg.object.data = (uint8_t *)seen->encoded.data;
     msg.object.len = seen->encoded.len;
     const char *addr = peer_addr(req, t->node);
@@ -622,59 +672,64 @@ static rk_err bring_up_to_date(coord_req *req, const quorum_target *t, seen_stat
     return err;
 }
 
-/* Whether a replica target after i (other than this node, which was
- * tried first) is left to try. */
-static bool more_replicas(const coord_req *req, size_t i, const bool *failed)
+/* Applies the client's write to this node's replica, which becomes its
+ * actor. On RK_OK res and req->encoded hold what it stored. */
+static rk_err apply_local(coord_req *req, const kv_write *w, kv_result *res)
 {
-    for (size_t j = i + 1; j < req->target_count; j++)
-        if (!quorum_target_is_fallback(&req->targets[j]) && !failed[j] &&
-            req->targets[j].node != req->k->node_id)
-            return true;
-    return false;
+    replica_update u = {
+        .value = w->value,
+        .value_len = w->value_len,
+        .tombstone = w->tombstone,
+        .context = w->context,
+        .if_match = w->if_match,
+        .if_none_match = w->if_none_match,
+        .owner = w->owner,
+    };
+    replica_written out;
+    rk_err err = replica_write(req->k->rp, &req->key, &u, &out, &req->encoded);
+    if (err != RK_OK)
+        return err;
+    res->obj = out.obj;
+    res->existed = out.existed;
+    res->dot = out.dot;
+    return RK_OK;
 }
 
-/* Applies the write on the first replica target that takes it (this node
- * when it is one), after bringing it up to date with seen. *applier is the
- * one that did; failed[] marks replicas that could not be reached. */
-static rk_err apply_write(coord_req *req, const kv_write *w, seen_state *seen,
-                          uint64_t deadline_ms, kv_result *res, uint64_t *applier, bool *failed)
+/* Applies the write on the first replica target that takes it
+ * (quorum_applier_order: this node first when it is one), after bringing
+ * it up to date with seen. *applier is the one that did; failed[] marks
+ * replicas that could not be reached. */
+static rk_err apply_write(coord_req *req, const kv_write *w, seen_state *seen, kv_result *res,
+                          uint64_t *applier, bool *failed)
 {
     kv *k = req->k;
-    rk_err err = RK_EQUORUM;
-    for (size_t pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < req->target_count; i++) {
-            const quorum_target *t = &req->targets[i];
-            /* pass 0: this node, so a replica coordinating its own write
-             * needs no round trip; pass 1: the other replicas in order */
-            if (quorum_target_is_fallback(t) || failed[i] || (pass == 0) != (t->node == k->node_id))
-                continue;
-            /* A replica that died and is not yet called down takes no
-             * connection, and a call to it waits, unsent, until its
-             * deadline: give each remote attempt half of what is left, so
-             * the next replica still has time. (A call that was sent and is
-             * only slow may then be applied twice, as two siblings of the
-             * same value: rarer, and it loses nothing.) */
-            uint64_t now = rpc_now_ms();
-            uint64_t attempt = deadline_ms;
-            if (t->node != k->node_id && deadline_ms > now && more_replicas(req, i, failed))
-                attempt = now + (deadline_ms - now) / 2;
-            err = bring_up_to_date(req, t, seen, attempt);
-            if (err == RK_OK && t->node == k->node_id)
-                err = kv_local_write(k, w, res, &req->encoded);
-            else if (err == RK_OK)
-                err = apply_remote(req, t, w, attempt, res);
-            if (err == RK_OK) {
-                if (t->node != k->node_id)
-                    atomic_fetch_add_explicit(&k->forwarded_writes, 1, memory_order_relaxed);
-                *applier = t->node;
-                return RK_OK;
-            }
-            if (!unreachable(err))
-                return err;
-            object_free(&res->obj);
-            rk_buf_free(&req->encoded);
-            failed[i] = true;
+    size_t order[QUORUM_MAX_TARGETS];
+    size_t count = quorum_applier_order(req->plan.targets, req->plan.target_count, k->node_id,
+                                        order);
+    for (size_t o = 0; o < count; o++) {
+        size_t i = order[o];
+        const quorum_target *t = &req->plan.targets[i];
+        bool remote = t->node != k->node_id;
+        /* (A call that was sent and is only slow may be applied twice, as
+         * two siblings of the same value: rarer, and it loses nothing.) */
+        uint64_t attempt = quorum_attempt_deadline(rpc_now_ms(), req->deadline_ms, remote,
+                                                   o + 1 < count);
+        rk_err err = bring_up_to_date(req, t, seen, attempt);
+        if (err == RK_OK && !remote)
+            err = apply_local(req, w, res);
+        else if (err == RK_OK)
+            err = apply_remote(req, t, w, attempt, res);
+        if (err == RK_OK) {
+            if (remote)
+                atomic_fetch_add_explicit(&k->forwarded_writes, 1, memory_order_relaxed);
+            *applier = t->node;
+            return RK_OK;
         }
+        if (!unreachable(err))
+            return err;
+        object_free(&res->obj);
+        rk_buf_free(&req->encoded);
+        failed[i] = true;
     }
     return RK_EQUORUM;
 }
@@ -686,10 +741,10 @@ static void put_fan_out(coord_req *req, uint64_t applier, const bool *failed, ui
     bool decoded = false;
     /* remote targets first (i < count), then this node's own copy, so its
      * RocksDB write overlaps the network round trips */
-    for (size_t step = 0; step < 2 * req->target_count; step++) {
-        size_t i = step % req->target_count;
-        const quorum_target *t = &req->targets[i];
-        if (t->node == applier || (step < req->target_count) == (t->node == k->node_id))
+    for (size_t step = 0; step < 2 * req->plan.target_count; step++) {
+        size_t i = step % req->plan.target_count;
+        const quorum_target *t = &req->plan.targets[i];
+        if (t->node == applier || (step < req->plan.target_count) == (t->node == k->node_id))
             continue;
         if (failed[i]) {
             pthread_mutex_lock(&req->mu);
@@ -701,7 +756,7 @@ static void put_fan_out(coord_req *req, uint64_t applier, const bool *failed, ui
                 decoded = object_decode((const uint8_t *)req->encoded.data, req->encoded.len,
                                         &obj) == RK_OK;
             bool ok = decoded &&
-                      kv_local_merge(k, req->dbkey.data, req->dbkey.len, t->intended, &obj) == RK_OK;
+                      replica_merge(k->rp, req->key.dbkey, req->key.dbkey_len, t->intended, &obj, NULL) == RK_OK;
             pthread_mutex_lock(&req->mu);
             put_core_reply(&req->pc, t->node, ok, NULL);
             req_replied(req);
@@ -718,57 +773,62 @@ static void put_fan_out(coord_req *req, uint64_t applier, const bool *failed, ui
 /* The quorum read a conditional write or a delete starts with (default R,
  * the write's timeout and strictness). RK_EQUORUM when R did not answer:
  * a condition checked on fewer replicas could be wrong either way. */
-static rk_err read_before_write(kv *k, const kv_write *w, kv_result *read, seen_state *seen)
+static rk_err read_before_write(kv *k, const replica_key *key, const kv_write *w,
+                                kv_result *read, seen_state *seen)
 {
     kv_read_opts ro = {.timeout_ms = w->timeout_ms, .strict = w->strict};
-    rk_err err = coord_get(k, &w->key, &ro, read);
+    rk_err err = coord_get(k, key, &ro, read);
     if (err == RK_OK)
         seen->obj = &read->obj;
     return err == RK_ENOTFOUND ? RK_OK : err;
 }
 
-rk_err coord_put(kv *k, const kv_write *w, kv_result *res)
+rk_err coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result *res)
 {
     cluster_view *view = cluster_node_view(k->cn);
-    coord_req *req = req_alloc(k, &w->key, view, true);
+    coord_req *req = req_alloc(k, key, view, true);
     if (req == NULL) {
         cluster_view_unref(view);
         return RK_ENOMEM;
     }
     unsigned wq = w->w ? w->w : k->cfg.w;
-    uint64_t deadline = rpc_deadline_after(w->timeout_ms ? w->timeout_ms : k->cfg.timeout_ms);
+    req->deadline_ms = rpc_deadline_after(w->timeout_ms ? w->timeout_ms : k->cfg.timeout_ms);
     res->needed = wq;
     bool failed[QUORUM_MAX_TARGETS] = {false};
     uint64_t applier = 0;
     seen_state seen = {0};
     kv_result read = {0};
     rk_err err = plan_targets(req, !w->strict);
-    wq = quorum_needed(req, wq);
-    res->needed = wq;
+    if (err == RK_OK) {
+        wq = needed_of(req, wq);
+        res->needed = wq;
+        note_short_ring(req, res);
+    }
     if (err == RK_OK && (w->tombstone || w->if_match != NULL || w->if_none_match)) {
-        err = read_before_write(k, w, &read, &seen);
+        err = read_before_write(k, key, w, &read, &seen);
         if (err == RK_EQUORUM) {
             res->acks = read.acks;
             res->needed = read.needed;
         }
     }
     if (err == RK_OK)
-        err = apply_write(req, w, &seen, deadline, res, &applier, failed);
+        err = apply_write(req, w, &seen, res, &applier, failed);
     kv_result_free(&read);
     rk_buf_free(&seen.encoded);
     if (err == RK_OK)
-        err = put_core_init(&req->pc, req->targets, req->target_count, applier, wq, deadline);
+        err = put_core_init(&req->pc, req->plan.targets, req->plan.target_count, applier, wq,
+                            req->deadline_ms);
     if (err != RK_OK) {
         if (err == RK_EQUORUM)
             atomic_fetch_add_explicit(&k->quorum_failures, 1, memory_order_relaxed);
         req_unref(req);
         return err;
     }
-    req->outstanding = req->target_count - 1;
-    put_fan_out(req, applier, failed, deadline);
+    req->outstanding = req->plan.target_count - 1;
+    put_fan_out(req, applier, failed, req->deadline_ms);
 
     pthread_mutex_lock(&req->mu);
-    req_wait(req, deadline);
+    req_wait(req, req->deadline_ms);
     err = put_core_result(&req->pc, &res->acks, &res->needed);
     quorum_target acked[QUORUM_MAX_TARGETS];
     size_t n_acked = put_core_acked(&req->pc, acked);

@@ -123,7 +123,7 @@ static size_t send_batch(kv *k, const char *addr, uint64_t intended, handoff_bat
         delivered++;
         /* RK_EPRECOND: a newer write merged into the hint after it was
          * read; it stays and goes out next round. */
-        store_hint_remove_if(k->st, intended, it->dbkey.data, it->dbkey.len, it->value.data,
+        replica_hint_remove_if(k->rp, intended, it->dbkey.data, it->dbkey.len, it->value.data,
                              it->value.len);
     }
     return delivered;
@@ -149,7 +149,7 @@ static void deliver_to(kv *k, const cluster_view_member *m)
     size_t delivered = 0;
     rk_err failure = RK_OK;
     for (;;) {
-        rk_err err = store_hint_scan(k->st, m->id, after.data, after.len, collect_cb, &b);
+        rk_err err = replica_hint_scan(k->rp, m->id, after.data, after.len, collect_cb, &b);
         if (err != RK_OK || b.count == 0) {
             failure = err;
             break;
@@ -180,7 +180,7 @@ static void deliver_to(kv *k, const cluster_view_member *m)
 static void handoff_round(kv *k)
 {
     uint64_t ids[HANDOFF_MAX_TARGETS];
-    size_t n = store_hint_targets(k->st, ids, HANDOFF_MAX_TARGETS);
+    size_t n = replica_hint_targets(k->rp, ids, HANDOFF_MAX_TARGETS);
     if (n == 0)
         return;
     if (n > HANDOFF_MAX_TARGETS)

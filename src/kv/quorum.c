@@ -187,7 +187,7 @@ rk_err get_core_init(get_core *gc, const uint64_t *nodes, size_t count, unsigned
 {
     if (r == 0 || count > QUORUM_MAX_TARGETS || has_duplicate(nodes, count))
         return RK_EINVAL;
-    *gc = (get_core){.count = count, .r = r, .deadline_ms = deadline_ms};
+    *gc = (get_core){.count = count, .asked = count, .r = r, .deadline_ms = deadline_ms};
     if (count > 0)
         memcpy(gc->nodes, nodes, count * sizeof *nodes);
     get_settle(gc);
@@ -261,7 +261,45 @@ quorum_verdict get_core_verdict(const get_core *gc)
 
 bool get_core_done(const get_core *gc)
 {
-    return gc->expired || gc->ok + gc->notfound + gc->errors == gc->count;
+    if (gc->expired)
+        return true;
+    size_t answered = gc->ok + gc->notfound + gc->errors;
+    /* a pending read with everyone asked so far answered asks more next */
+    return answered == gc->count ||
+           (answered == gc->asked && gc->verdict != QUORUM_PENDING);
+}
+
+void get_core_target(get_core *gc, size_t first)
+{
+    size_t ask = first < gc->r ? gc->r : first;
+    gc->asked = ask < gc->count ? ask : gc->count;
+}
+
+void get_core_speculate(get_core *gc)
+{
+    gc->speculated = true;
+}
+
+size_t get_core_to_ask(get_core *gc, size_t *from)
+{
+    *from = gc->asked;
+    if (gc->verdict != QUORUM_PENDING || gc->expired)
+        return 0;
+    /* each failed answer is replaced by the next target; after the
+     * speculative delay, every target not asked yet is asked */
+    size_t want = gc->speculated ? gc->count : (size_t)gc->r + gc->errors;
+    if (want > gc->count)
+        want = gc->count;
+    if (want <= gc->asked)
+        return 0;
+    size_t n = want - gc->asked;
+    gc->asked = want;
+    return n;
+}
+
+bool get_core_waiting_on_asked(const get_core *gc)
+{
+    return gc->verdict == QUORUM_PENDING && !gc->expired && gc->asked < gc->count;
 }
 
 rk_err get_core_result(const get_core *gc, unsigned *acks, unsigned *needed)
@@ -417,4 +455,105 @@ size_t put_core_fallbacks(const put_core *pc, quorum_target *out)
         if (pc->state[i] == PUT_ACK && quorum_target_is_fallback(&pc->targets[i]))
             out[len++] = pc->targets[i];
     return len;
+}
+
+/* ---- the coordinator's other decisions ------------------------------------ */
+
+unsigned quorum_needed(unsigned q, size_t replicas, size_t pending)
+{
+    /* fewer members than N: each has the key and all of them are the quorum */
+    unsigned have = replicas < q ? (unsigned)replicas : q;
+    return quorum_join_needed(have, pending);
+}
+
+/* Appends to list[have..) up to extra ids of pref[0..count) that list
+ * lacks; returns the new length. */
+static size_t add_missing(uint64_t *list, size_t have, const uint64_t *pref, size_t count,
+                          size_t extra)
+{
+    size_t n = have;
+    for (size_t i = 0; i < count && n < have + extra; i++)
+        if (!contains(list, n, pref[i]))
+            list[n++] = pref[i];
+    return n;
+}
+
+rk_err quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, bool sloppy,
+                   quorum_plan_result *out)
+{
+    if (p->replicas == 0 || p->replicas > RING_MAX_N || p->count < p->replicas ||
+        p->count > p->replicas + QUORUM_MAX_FALLBACKS ||
+        (p->next != NULL && (p->next_replicas == 0 || p->next_replicas > RING_MAX_N ||
+                             p->next_count < p->next_replicas ||
+                             p->next_count > p->next_replicas + QUORUM_MAX_FALLBACKS)))
+        return RK_EINVAL;
+    uint64_t list[QUORUM_MAX_TARGETS + QUORUM_MAX_FALLBACKS];
+    size_t n = p->replicas, total;
+    out->old_count = p->replicas;
+    out->pending = 0;
+    if (p->next == NULL) {
+        memcpy(list, p->pref, p->count * sizeof list[0]);
+        total = p->count;
+    } else {
+        rk_err err = quorum_join_union(p->pref, p->replicas, p->next, p->next_replicas, list, &n,
+                                       &out->pending);
+        if (err != RK_OK)
+            return err;
+        /* fallbacks come from the next ring, where the range is going */
+        total = add_missing(list, n, p->next + p->next_replicas,
+                            p->next_count - p->next_replicas, QUORUM_MAX_FALLBACKS);
+    }
+    bool alive[QUORUM_MAX_TARGETS + QUORUM_MAX_FALLBACKS];
+    for (size_t i = 0; i < total; i++)
+        alive[i] = alive_cb(arg, list[i]);
+    memcpy(out->replicas, list, n * sizeof list[0]);
+    out->replica_count = n;
+    return quorum_select(list, alive, total, n, sloppy, out->targets, &out->target_count);
+}
+
+void quorum_read_order(quorum_target *targets, size_t count, uint64_t self)
+{
+    for (size_t i = 1; i < count; i++) {
+        if (targets[i].node != self || quorum_target_is_fallback(&targets[i]))
+            continue;
+        quorum_target t = targets[i];
+        memmove(&targets[1], &targets[0], i * sizeof targets[0]);
+        targets[0] = t;
+        return;
+    }
+}
+
+size_t quorum_applier_order(const quorum_target *targets, size_t count, uint64_t self,
+                            size_t *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        if (targets[i].node == self && !quorum_target_is_fallback(&targets[i]))
+            out[n++] = i;
+    for (size_t i = 0; i < count; i++)
+        if (targets[i].node != self && !quorum_target_is_fallback(&targets[i]))
+            out[n++] = i;
+    return n;
+}
+
+uint64_t quorum_attempt_deadline(uint64_t now_ms, uint64_t deadline_ms, bool remote,
+                                 bool others_left)
+{
+    if (!remote || !others_left || deadline_ms <= now_ms)
+        return deadline_ms;
+    return now_ms + (deadline_ms - now_ms) / 2;
+}
+
+size_t put_core_missed(const put_core *pc, const uint64_t *replicas, size_t replica_count,
+                       uint64_t *out)
+{
+    size_t n = 0;
+    for (size_t r = 0; r < replica_count; r++) {
+        bool covered = false;
+        for (size_t i = 0; i < pc->count && !covered; i++)
+            covered = pc->targets[i].intended == replicas[r] && pc->state[i] == PUT_ACK;
+        if (!covered)
+            out[n++] = replicas[r];
+    }
+    return n;
 }

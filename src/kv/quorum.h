@@ -107,6 +107,8 @@ typedef struct get_core {
     uint64_t nodes[QUORUM_MAX_TARGETS];
     get_core_answer answers[QUORUM_MAX_TARGETS];
     size_t count;
+    size_t asked;     /* targets [0, asked) have been asked (all, unless targeted) */
+    bool speculated;  /* the speculative delay passed: ask every target */
     unsigned r;
     uint64_t deadline_ms;
     unsigned ok, notfound, errors;
@@ -142,7 +144,23 @@ void get_core_tick(get_core *gc, uint64_t now_ms);
 
 quorum_verdict get_core_verdict(const get_core *gc);
 
-/* Every target answered or the deadline passed: read repair may run. */
+/* Targeted reads (Cassandra's speculative retry). By default every target
+ * is asked at once. get_core_target(gc, first) says only the first
+ * max(first, r) targets are asked for now; order the targets so the best
+ * come first (quorum_read_order). Then, after every reply and after
+ * get_core_speculate, get_core_to_ask says which targets to ask next: one
+ * more for each error, and all of the rest once the speculative delay
+ * passed without a verdict. It returns how many, from index *from, and
+ * counts them as asked; 0 once the verdict is known or the deadline
+ * passed. Call get_core_target right after init, before any reply. */
+void get_core_target(get_core *gc, size_t first);
+void get_core_speculate(get_core *gc);
+size_t get_core_to_ask(get_core *gc, size_t *from);
+/* Pending, with targets not asked yet: what the speculative timer is for. */
+bool get_core_waiting_on_asked(const get_core *gc);
+
+/* Every target asked answered and no more will be asked, or the deadline
+ * passed: read repair may run (for the targets that answered). */
 bool get_core_done(const get_core *gc);
 
 /* The outcome for the client once the verdict is final: RK_OK when the
@@ -218,5 +236,73 @@ size_t put_core_acked(const put_core *pc, quorum_target *out);
 /* The fallbacks that acked, each with the replica it stands in for
  * (X-Ringkv-Fallbacks); out needs room for pc->count. Returns how many. */
 size_t put_core_fallbacks(const put_core *pc, quorum_target *out);
+
+/* The replicas of pc's write that no target acked for, its own or a
+ * fallback standing in (so the coordinator keeps a hint for each). out
+ * needs room for replica_count ids; returns how many. */
+size_t put_core_missed(const put_core *pc, const uint64_t *replicas, size_t replica_count,
+                       uint64_t *out);
+
+/* ---- the coordinator's other decisions ------------------------------------ */
+
+/* Fallbacks asked for beyond the N replicas. */
+#define QUORUM_MAX_FALLBACKS 4
+
+/* The answers a quorum of q needs when the key has `replicas` replicas in
+ * the read ring and `pending` more in the next one: q, capped at the
+ * replicas there are (a ring with fewer members than N: each member holds
+ * the key and all of them make the quorum, DESIGN.md), plus one per
+ * pending replica (quorum_join_needed). */
+unsigned quorum_needed(unsigned q, size_t replicas, size_t pending);
+
+/* A key's preference lists as ring_preference_list gives them: the read
+ * ring's pref[0..count), its replicas first, and while members join or
+ * leave the next ring's next[0..next_count) (NULL otherwise). */
+typedef struct quorum_prefs {
+    const uint64_t *pref;
+    size_t count, replicas;
+    const uint64_t *next;
+    size_t next_count, next_replicas;
+} quorum_prefs;
+
+typedef bool (*quorum_alive_cb)(void *arg, uint64_t node);
+
+/* Who a request goes to. */
+typedef struct quorum_plan_result {
+    quorum_target targets[QUORUM_MAX_TARGETS];
+    size_t target_count;
+    /* the intended replicas (hints are kept for those that miss a write):
+     * the read ring's, then the pending ones of the next ring */
+    uint64_t replicas[QUORUM_MAX_TARGETS];
+    size_t replica_count;
+    size_t old_count; /* replicas in the read ring */
+    size_t pending;   /* replicas of the next ring that the read ring lacks */
+} quorum_plan_result;
+
+/* Plans a request: the replicas (the union of both rings while a range
+ * moves, quorum_join_union) and the targets among them and the fallbacks
+ * (quorum_select, with alive_cb asked about each). RK_EINVAL for lists
+ * out of bounds or with repeated replicas. */
+rk_err quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, bool sloppy,
+                   quorum_plan_result *out);
+
+/* Orders a read's targets: this node's own replica copy first (no round
+ * trip), the others after it in preference order. */
+void quorum_read_order(quorum_target *targets, size_t count, uint64_t self);
+
+/* The order in which replicas are asked to apply a client's write (only a
+ * replica may be a clock's actor): this node first when it is a replica
+ * target, then the other replica targets in order; fallbacks never. out
+ * gets indexes into targets (room for count); returns how many. */
+size_t quorum_applier_order(const quorum_target *targets, size_t count, uint64_t self,
+                            size_t *out);
+
+/* The deadline of one attempt to apply a write: the request's, or half of
+ * what is left when the attempt is remote and another replica remains to
+ * try. A replica that died a moment ago (not yet called down) takes no
+ * connection and its call waits, unsent, until its deadline: the next
+ * replica must still have time. */
+uint64_t quorum_attempt_deadline(uint64_t now_ms, uint64_t deadline_ms, bool remote,
+                                 bool others_left);
 
 #endif

@@ -10,8 +10,9 @@
  * be non-empty and NUL-free, so the first NUL after the position ends it.
  * The key may be empty: the kv layer enforces 1..1024 bytes, and an empty
  * key makes "position | table | 0x00" usable as a scan bound. */
-rk_err store_data_key(uint64_t position, const char *table, size_t table_len,
-                      const char *key, size_t key_len, rk_buf *out)
+rk_err store_data_key_write(uint64_t position, const char *table, size_t table_len,
+                            const char *key, size_t key_len, char *out, size_t cap,
+                            size_t *out_len)
 {
     if (table == NULL || table_len == 0 || memchr(table, '\0', table_len) != NULL)
         return RK_EINVAL;
@@ -20,21 +21,34 @@ rk_err store_data_key(uint64_t position, const char *table, size_t table_len,
     size_t total = POSITION_BYTES + table_len + 1 + key_len;
     if (total < table_len || total < key_len)
         return RK_EINVAL; /* size_t overflow */
+    if (total > cap)
+        return RK_ETOOBIG;
+    for (int i = 0; i < POSITION_BYTES; i++)
+        out[i] = (char)(uint8_t)(position >> (56 - 8 * i));
+    memcpy(out + POSITION_BYTES, table, table_len);
+    out[POSITION_BYTES + table_len] = '\0';
+    if (key_len != 0)
+        memcpy(out + POSITION_BYTES + table_len + 1, key, key_len);
+    *out_len = total;
+    return RK_OK;
+}
 
+rk_err store_data_key(uint64_t position, const char *table, size_t table_len,
+                      const char *key, size_t key_len, rk_buf *out)
+{
+    size_t total = POSITION_BYTES + table_len + 1 + key_len;
+    if (total < table_len || total < key_len)
+        return RK_EINVAL;
     /* Reserve once so that a failure leaves out untouched. */
     rk_err err = rk_buf_reserve(out, total);
     if (err != RK_OK)
         return err;
-    uint8_t pos[POSITION_BYTES];
-    for (int i = 0; i < POSITION_BYTES; i++)
-        pos[i] = (uint8_t)(position >> (56 - 8 * i));
-    char *p = out->data + out->len;
-    memcpy(p, pos, POSITION_BYTES);
-    memcpy(p + POSITION_BYTES, table, table_len);
-    p[POSITION_BYTES + table_len] = '\0';
-    if (key_len != 0)
-        memcpy(p + POSITION_BYTES + table_len + 1, key, key_len);
-    out->len += total;
+    size_t written = 0;
+    err = store_data_key_write(position, table, table_len, key, key_len, out->data + out->len,
+                               total, &written);
+    if (err != RK_OK)
+        return err;
+    out->len += written;
     out->data[out->len] = '\0'; /* rk_buf keeps a NUL past len */
     return RK_OK;
 }

@@ -247,8 +247,8 @@ static rk_err pull_merge(exchange *x, const ProtobufCBinaryData *keys, size_t n,
                     continue;
             }
             bool changed = false;
-            err = kv_merge_record(x->s->k, (const char *)rec->dbkey.data, rec->dbkey.len,
-                                  rec->object.data, rec->object.len, &changed);
+            err = replica_merge_encoded(x->s->rp, (const char *)rec->dbkey.data, rec->dbkey.len,
+                                          0, rec->object.data, rec->object.len, &changed);
             if (err == RK_OK && changed) {
                 x->repaired++;
                 atomic_fetch_add_explicit(&x->s->keys_received, 1, memory_order_relaxed);

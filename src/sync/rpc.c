@@ -216,8 +216,8 @@ static void answer_push(sync_service *s, const sync_rings *r, rpc_request *rq,
     for (size_t i = 0; err == RK_OK && i < in->n_records; i++) {
         const Ringkv__SyncRecord *rec = in->records[i];
         bool c = false;
-        err = kv_merge_record(s->k, (const char *)rec->dbkey.data, rec->dbkey.len,
-                              rec->object.data, rec->object.len, &c);
+        err = replica_merge_encoded(s->rp, (const char *)rec->dbkey.data, rec->dbkey.len, 0,
+                                    rec->object.data, rec->object.len, &c);
         changed += c;
     }
     atomic_fetch_add_explicit(&s->keys_received, changed, memory_order_relaxed);

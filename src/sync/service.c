@@ -294,17 +294,17 @@ static void *responder_main(void *arg)
 
 /* ---- life ------------------------------------------------------------------------------ */
 
-rk_err sync_open(kv *k, store *st, cluster_node *cn, rpc_client *client, const sync_config *cfg,
+rk_err sync_open(replica *rp, store *st, cluster_node *cn, rpc_client *client, const sync_config *cfg,
                  sync_service **out)
 {
-    if (k == NULL || st == NULL || cn == NULL || client == NULL || cfg == NULL || out == NULL ||
+    if (rp == NULL || st == NULL || cn == NULL || client == NULL || cfg == NULL || out == NULL ||
         cfg->interval_ms == 0)
         return RK_EINVAL;
     sync_service *s = calloc(1, sizeof *s);
     if (s == NULL)
         return RK_ENOMEM;
-    *s = (sync_service){.k = k, .st = st, .cn = cn, .client = client, .cfg = *cfg};
-    s->self = kv_node_id(k);
+    *s = (sync_service){.rp = rp, .st = st, .cn = cn, .client = client, .cfg = *cfg};
+    s->self = replica_node_id(rp);
     pthread_mutex_init(&s->mu, NULL);
     rk_cond_init_monotonic(&s->cv);
     pthread_mutex_init(&s->job_mu, NULL);

@@ -57,7 +57,7 @@ typedef enum sync_method {
 } sync_method;
 
 struct sync_service {
-    kv *k;
+    replica *rp;
     store *st;
     cluster_node *cn;
     rpc_client *client;

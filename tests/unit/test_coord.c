@@ -21,10 +21,9 @@
 #include <unistd.h>
 
 #include "ringkv/kv.h"
+#include "node_fixture.h"
 #include "support.h"
 
-static const char SECRET[] = "coordinator-test-secret-0123456789";
-#define PARTITIONS 256u
 #define MAX_NODES 4
 #define WAIT_MS 15000u
 
@@ -38,17 +37,7 @@ const char *__lsan_default_suppressions(void)
     return "leak:frame_encode\nleak:libnng.so\n";
 }
 
-typedef struct tnode {
-    char dir[64];
-    char rpc_addr[32], http_addr[32], name[16];
-    store *st;
-    kv *k;
-    rpc_client *client;
-    rpc_server *srv;
-    cluster_node *cn;
-    uint64_t id;
-    bool up;
-} tnode;
+typedef test_node tnode;
 
 typedef struct fixture {
     tnode nodes[MAX_NODES];
@@ -56,85 +45,21 @@ typedef struct fixture {
     bool handoff;
 } fixture;
 
-/* A port the kernel just gave out and took back: free for a moment. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* Starts (or restarts from its dir) node i; seed is the node to join
  * through on first start, or -1. */
 static void node_up(fixture *f, size_t i, int seed)
 {
-    tnode *tn = &f->nodes[i];
-    if (tn->dir[0] == '\0') {
-        strcpy(tn->dir, "/tmp/ringkv-test-coord-XXXXXX");
-        assert_non_null(mkdtemp(tn->dir));
-        snprintf(tn->rpc_addr, sizeof tn->rpc_addr, "127.0.0.1:%d", free_port());
-        snprintf(tn->http_addr, sizeof tn->http_addr, "127.0.0.1:%zu", 1000 + i);
-        snprintf(tn->name, sizeof tn->name, "c%zu", i + 1);
-    }
-    store_options so;
-    store_options_default(&so);
-    so.cache_bytes = 4 << 20;
-    assert_int_equal(store_open(tn->dir, &so, &tn->st), RK_OK);
-    assert_int_equal(store_node_id(tn->st, &tn->id), RK_OK);
     kv_config kc;
     kv_config_default(&kc);
     kc.timeout_ms = 500;
     kc.handoff = f->handoff;
     kc.handoff_interval_ms = 50;
-    assert_int_equal(kv_open(tn->st, tn->id, &kc, &tn->k), RK_OK);
-    rpc_options ro = {.secret = SECRET, .secret_len = sizeof SECRET - 1, .node_id = tn->id};
-    assert_int_equal(rpc_client_open(&ro, &tn->client), RK_OK);
-    cluster_node_options co = {
-        .st = tn->st,
-        .client = tn->client,
-        .self_id = tn->id,
-        .name = tn->name,
-        .http_addr = tn->http_addr,
-        .rpc_addr = tn->rpc_addr,
-        .n = 3,
-        .partitions = PARTITIONS,
-        .seeds = seed >= 0 ? f->nodes[seed].rpc_addr : NULL,
-        .gossip_interval_ms = 50,
-        .config = {.suspect_after_ms = 300, .down_after_ms = 800},
-    };
-    assert_int_equal(cluster_node_open(&co, &tn->cn), RK_OK);
-    rpc_handler handlers[16];
-    size_t n = cluster_node_handlers(tn->cn, handlers, 16);
-    n += kv_rpc_handlers(tn->k, handlers + n, 16 - n);
-    assert_int_equal(rpc_server_open(tn->rpc_addr, &ro, handlers, n, &tn->srv), RK_OK);
-    assert_int_equal(cluster_node_start(tn->cn), RK_OK);
-    /* No sync service here: the nodes hold nothing yet, so a joiner is
-     * made MEMBER as that service would once its ranges arrived. */
-    cluster_view *v = cluster_node_view(tn->cn);
-    uint64_t self = v->self_id;
-    cluster_view_unref(v);
-    assert_int_equal(cluster_node_set_status(tn->cn, self, CLUSTER_MEMBER), RK_OK);
-    assert_int_equal(kv_attach_cluster(tn->k, tn->cn, tn->client), RK_OK);
-    tn->up = true;
+    test_node_up(&f->nodes[i], i, &kc, seed >= 0 ? f->nodes[seed].rpc_addr : NULL);
 }
 
-/* Stops node i in ringkvd's order; its dir stays for a restart. */
 static void node_down(fixture *f, size_t i)
 {
-    tnode *tn = &f->nodes[i];
-    if (!tn->up)
-        return;
-    rpc_server_close(tn->srv);
-    kv_detach_cluster(tn->k);
-    cluster_node_close(tn->cn);
-    rpc_client_close(tn->client);
-    kv_close(tn->k);
-    store_close(tn->st);
-    tn->up = false;
+    test_node_down(&f->nodes[i]);
 }
 
 /* Every running node sees count members, each alive (or, for a stopped
@@ -170,10 +95,8 @@ static fixture *cluster_up(size_t count, bool handoff)
 
 static void cluster_down(fixture *f)
 {
-    for (size_t i = 0; i < f->count; i++) {
-        node_down(f, i);
-        rm_tree(f->nodes[i].dir);
-    }
+    for (size_t i = 0; i < f->count; i++)
+        test_node_destroy(&f->nodes[i]);
     free(f);
 }
 

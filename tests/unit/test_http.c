@@ -25,6 +25,7 @@
 
 #include "http/http_internal.h"
 #include "inputs.h"
+#include "node_fixture.h"
 #include "support.h"
 
 /* ---- percent_decode --------------------------------------------------------- */
@@ -1002,12 +1003,11 @@ static void test_remove_find_member(void **state)
 
 /* ---- the gateway of a node outside a cluster, over a real store -------------------------- */
 
-/* A node with no cluster and no sync service (the NULL cluster and sync of
- * http_node_info): the membership routes refuse, hints/drop works. */
+/* A one-member cluster's node whose gateway is given no cluster and no
+ * sync service (the NULL cluster and sync of http_node_info): the
+ * membership routes refuse, hints/drop works. */
 typedef struct gateway {
-    char dir[64];
-    store *st;
-    kv *k;
+    test_node node;
     http_server *srv;
     int port;
 } gateway;
@@ -1017,13 +1017,6 @@ static int gateway_setup(void **state)
     gateway *g = calloc(1, sizeof *g);
     if (g == NULL)
         return -1;
-    strcpy(g->dir, "/tmp/ringkv-test-http-XXXXXX");
-    if (mkdtemp(g->dir) == NULL) {
-        free(g);
-        return -1;
-    }
-    store_options so;
-    store_options_default(&so);
     kv_config cfg;
     kv_config_default(&cfg);
     cfg.n = cfg.r = cfg.w = 1;
@@ -1031,13 +1024,11 @@ static int gateway_setup(void **state)
     http_node_info node = {.name = "gw", .id = 0x77, .http_addr = "127.0.0.1:0",
                            .rpc_addr = "", .cluster_id = "", .partitions = 64};
     struct mg_server_port ports[2];
-    if (store_open(g->dir, &so, &g->st) != RK_OK || kv_open(g->st, 0x77, &cfg, &g->k) != RK_OK ||
-        http_start(&ho, &node, g->k, g->st, &g->srv) != RK_OK ||
+    test_node_up(&g->node, 0, &cfg, NULL);
+    if (http_start(&ho, &node, g->node.k, &g->srv) != RK_OK ||
         mg_get_server_ports(g->srv->ctx, 2, ports) < 1 || ports[0].port <= 0) {
         http_stop(g->srv);
-        kv_close(g->k);
-        store_close(g->st);
-        rm_tree(g->dir);
+        test_node_destroy(&g->node);
         free(g);
         return -1;
     }
@@ -1050,9 +1041,7 @@ static int gateway_teardown(void **state)
 {
     gateway *g = *state;
     http_stop(g->srv);
-    kv_close(g->k);
-    store_close(g->st);
-    rm_tree(g->dir);
+    test_node_destroy(&g->node);
     free(g);
     return 0;
 }
@@ -1145,7 +1134,7 @@ static void put_hint(gateway *g, uint64_t intended, const char *key)
 {
     rk_buf k = {0};
     assert_int_equal(store_data_key(42, "t", 1, key, strlen(key), &k), RK_OK);
-    assert_int_equal(store_hint_apply(g->st, intended, k.data, k.len, set_cb, "v"), RK_OK);
+    assert_int_equal(store_hint_apply(g->node.st, intended, k.data, k.len, set_cb, "v"), RK_OK);
     rk_buf_free(&k);
 }
 
@@ -1157,9 +1146,9 @@ static void test_gateway_hints_drop(void **state)
     put_hint(g, 0x10, "b");
     put_hint(g, 0x20, "a");
     uint64_t ids[4];
-    assert_int_equal(store_hint_targets(g->st, ids, 4), 2);
+    assert_int_equal(store_hint_targets(g->node.st, ids, 4), 2);
     check_call(g, "POST", "/cluster/hints/drop", NULL, 200, "{\"dropped\":3}");
-    assert_int_equal(store_hint_targets(g->st, ids, 4), 0);
+    assert_int_equal(store_hint_targets(g->node.st, ids, 4), 0);
     check_call(g, "POST", "/cluster/hints/drop", "", 200, "{\"dropped\":0}");
 }
 

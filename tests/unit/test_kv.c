@@ -1,5 +1,6 @@
-/* test_kv.c - unit tests of the single-node kv service over a real store,
- * each test in its own temporary directory. */
+/* test_kv.c - unit tests of the kv service on a one-member cluster (what
+ * `ringkvd --data d` alone is): a real store, replica, RPC and membership
+ * per test, each in its own temporary directory. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,15 +15,13 @@
 #include "ringkv/kv.h"
 #include "ringkv/ring.h"
 
+#include "node_fixture.h"
 #include "support.h"
 
-#define NODE 0x1234u
-
-/* ---- fixture: a temp dir, a store open in it and a kv over the store ------ */
+/* ---- fixture: one node, a one-member cluster --------------------------------- */
 
 typedef struct fixture {
-    char dir[64];
-    store *st;
+    test_node node;
     kv *k;
 } fixture;
 
@@ -31,20 +30,8 @@ static int open_fixture(void **state, const kv_config *cfg)
     fixture *f = calloc(1, sizeof *f);
     if (f == NULL)
         return -1;
-    strcpy(f->dir, "/tmp/ringkv-test-kv-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
-        free(f);
-        return -1;
-    }
-    store_options opts;
-    store_options_default(&opts);
-    if (store_open(f->dir, &opts, &f->st) != RK_OK ||
-        kv_open(f->st, NODE, cfg, &f->k) != RK_OK) {
-        store_close(f->st);
-        rm_tree(f->dir);
-        free(f);
-        return -1;
-    }
+    test_node_up(&f->node, 0, cfg, NULL);
+    f->k = f->node.k;
     *state = f;
     return 0;
 }
@@ -79,9 +66,7 @@ static int setup_small(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    kv_close(f->k);
-    store_close(f->st);
-    rm_tree(f->dir);
+    test_node_destroy(&f->node);
     free(f);
     return 0;
 }
@@ -165,22 +150,25 @@ static const char *live_values(const rk_object *obj, char *buf, size_t cap)
 static void test_open_validates_config(void **state)
 {
     fixture *f = *state;
+    test_node *tn = &f->node;
     kv_config cfg;
     kv *k = NULL;
     kv_config_default(&cfg);
     cfg.w = 4; /* w > n */
-    assert_int_equal(kv_open(f->st, NODE, &cfg, &k), RK_EINVAL);
+    assert_int_equal(kv_open(tn->rp, tn->cn, tn->client, &cfg, &k), RK_EINVAL);
     kv_config_default(&cfg);
     cfg.r = 0;
-    assert_int_equal(kv_open(f->st, NODE, &cfg, &k), RK_EINVAL);
+    assert_int_equal(kv_open(tn->rp, tn->cn, tn->client, &cfg, &k), RK_EINVAL);
     kv_config_default(&cfg);
-    assert_int_equal(kv_open(f->st, 0, &cfg, &k), RK_EINVAL); /* no node id */
+    cfg.read_repair_percent = 101;
+    assert_int_equal(kv_open(tn->rp, tn->cn, tn->client, &cfg, &k), RK_EINVAL);
+    kv_config_default(&cfg);
+    assert_int_equal(kv_open(NULL, tn->cn, tn->client, &cfg, &k), RK_EINVAL); /* no replica */
     assert_null(k);
 
-    assert_int_equal(kv_open(f->st, 77, &cfg, &k), RK_OK);
-    assert_int_equal(kv_node_id(k), 77);
+    assert_int_equal(kv_open(tn->rp, tn->cn, tn->client, &cfg, &k), RK_OK);
+    assert_int_equal(kv_node_id(k), tn->id);
     assert_int_equal(kv_get_config(k)->n, 3);
-    assert_int_equal(kv_member_count(k), 1);
     kv_close(k);
 }
 
@@ -195,7 +183,7 @@ static void test_put_creates_then_updates(void **state)
 
     assert_int_equal(put(f->k, "t", "k", "1", NULL, &res), RK_OK);
     assert_false(res.existed);
-    assert_int_equal(res.dot.actor, NODE);
+    assert_int_equal(res.dot.actor, f->node.id);
     assert_int_equal(res.dot.counter, 1);
     assert_int_equal(res.acks, 1);
     assert_int_equal(res.needed, 1);
@@ -211,7 +199,7 @@ static void test_put_creates_then_updates(void **state)
     assert_int_equal(get(f->k, "t", "k", &res), RK_OK);
     assert_int_equal(object_live_count(&res.obj), 1);
     assert_string_equal(winner_value(&res), "{\"a\":[1,2]}");
-    assert_int_equal(vclock_get(&res.obj.clock, NODE), 2);
+    assert_int_equal(vclock_get(&res.obj.clock, f->node.id), 2);
     kv_result_free(&res);
 
     /* Other tables and keys are untouched. */
@@ -416,7 +404,7 @@ static void test_delete_leaves_tombstone(void **state)
     assert_int_equal(object_live_count(&res.obj), 0);
     assert_null(object_live_winner(&res.obj));
     assert_true(res.obj.len >= 1);
-    assert_true(vclock_get(&res.obj.clock, NODE) >= 2);
+    assert_true(vclock_get(&res.obj.clock, f->node.id) >= 2);
     kv_result_free(&res);
 
     /* Deleting again: no live value, nothing written. */
@@ -522,25 +510,22 @@ static void test_invalid_names(void **state)
 
 /* ---- quorum ------------------------------------------------------------------ */
 
+/* A ring with fewer members than N: the key has one replica, and R and W
+ * (whatever was asked, up to N) are met by it; the answer says so. */
 static void test_quorum_on_one_member(void **state)
 {
     fixture *f = *state; /* n=3, r=w=2, one member */
     kv_result res;
-    assert_int_equal(put(f->k, "t", "k", "1", NULL, &res), RK_EQUORUM);
+    assert_int_equal(put(f->k, "t", "k", "1", NULL, &res), RK_OK);
     assert_int_equal(res.acks, 1);
-    assert_int_equal(res.needed, 2);
+    assert_int_equal(res.needed, 1);
+    assert_int_equal(res.under_replicated, 1);
     kv_result_free(&res);
 
-    kv_write w = {.key = key_of("t", "k"), .value = "1", .value_len = 1, .w = 1};
+    kv_write w = {.key = key_of("t", "k"), .value = "2", .value_len = 1, .w = 3};
     assert_int_equal(kv_put(f->k, &w, &res), RK_OK);
     assert_int_equal(res.acks, 1);
     assert_int_equal(res.needed, 1);
-    kv_result_free(&res);
-
-    w.w = 3;
-    assert_int_equal(kv_put(f->k, &w, &res), RK_EQUORUM);
-    assert_int_equal(res.acks, 1);
-    assert_int_equal(res.needed, 3);
     kv_result_free(&res);
 
     w.w = 4; /* more than n: a bad request, not a quorum failure */
@@ -549,19 +534,31 @@ static void test_quorum_on_one_member(void **state)
 
     kv_key kk = key_of("t", "k");
     kv_read_opts ro = {0};
-    assert_int_equal(kv_get(f->k, &kk, &ro, &res), RK_EQUORUM);
-    assert_int_equal(res.acks, 1);
-    assert_int_equal(res.needed, 2);
-    kv_result_free(&res);
-    ro.r = 1;
     assert_int_equal(kv_get(f->k, &kk, &ro, &res), RK_OK);
-    assert_string_equal(winner_value(&res), "1");
+    assert_int_equal(res.acks, 1);
+    assert_int_equal(res.needed, 1);
+    assert_int_equal(res.under_replicated, 1);
+    assert_string_equal(winner_value(&res), "2");
+    kv_result_free(&res);
+    ro.r = 3;
+    assert_int_equal(kv_get(f->k, &kk, &ro, &res), RK_OK);
     kv_result_free(&res);
     ro.r = 4;
     assert_int_equal(kv_get(f->k, &kk, &ro, &res), RK_EINVAL);
     kv_result_free(&res);
     ro = (kv_read_opts){.local = true};
     assert_int_equal(kv_get(f->k, &kk, &ro, &res), RK_OK);
+    kv_result_free(&res);
+}
+
+/* n = 1 on one member: the ring is as large as N, so nothing is
+ * under-replicated. */
+static void test_full_ring_is_not_under_replicated(void **state)
+{
+    fixture *f = *state; /* n=1 */
+    kv_result res;
+    assert_int_equal(put(f->k, "t", "k", "1", NULL, &res), RK_OK);
+    assert_int_equal(res.under_replicated, 0);
     kv_result_free(&res);
 }
 
@@ -692,7 +689,7 @@ static void test_sibling_cap(void **state)
     /* The oldest go: timestamps tie within a millisecond and then the dot
      * decides, and this node's counter grows with every write. */
     assert_string_equal(live_values(&res.obj, buf, sizeof buf), "3|4|5");
-    assert_int_equal(vclock_get(&res.obj.clock, NODE), 5);
+    assert_int_equal(vclock_get(&res.obj.clock, f->node.id), 5);
     kv_result_free(&res);
 
     kv_stats st;
@@ -750,14 +747,10 @@ static void test_survives_reopen(void **state)
     kv_result_free(&res);
 
     kv_config cfg = *kv_get_config(f->k);
-    kv_close(f->k);
-    store_close(f->st);
+    test_node_down(&f->node);
     f->k = NULL;
-    f->st = NULL;
-    store_options opts;
-    store_options_default(&opts);
-    assert_int_equal(store_open(f->dir, &opts, &f->st), RK_OK);
-    assert_int_equal(kv_open(f->st, NODE, &cfg, &f->k), RK_OK);
+    test_node_up(&f->node, 0, &cfg, NULL);
+    f->k = f->node.k;
 
     char buf[256];
     assert_int_equal(get(f->k, "t", "k", &res), RK_OK);
@@ -786,6 +779,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_value_over_limit, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_names, setup_single, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_on_one_member, setup_n3, teardown),
+        cmocka_unit_test_setup_teardown(test_full_ring_is_not_under_replicated, setup_single,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_w_over_n_rejected, setup_single, teardown),
         cmocka_unit_test_setup_teardown(test_scan_visits_live_keys_once, setup_single, teardown),
         cmocka_unit_test_setup_teardown(test_sibling_cap, setup_small, teardown),

@@ -1,35 +1,33 @@
-/* replica.c - what a node does when another node's coordinator calls it:
- * the Kv service (read its copy, merge an object, apply a client write)
- * and the Handoff service (take a write held for it while it was away).
+/* service.c - what a replica does when another node's coordinator calls
+ * it: the Kv service (read its copy, merge an object, apply a client
+ * write) and the Handoff service (take a write held for it while it was
+ * away).
  *
- * Handlers run on the RPC server's workers and answer before returning. */
+ * Handlers run on the RPC server's threads and answer before returning,
+ * after at most one RocksDB call. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "kv_internal.h"
+#include "replica_internal.h"
 #include "ringkv.pb-c.h"
 
 /* (table, key) of a request, checked as a client's would be: a peer with
  * the secret is trusted, but a bug there must not write garbage here. */
-static rk_err request_key(const char *table, const ProtobufCBinaryData *key, kv_key *out,
-                          rk_buf *dbkey)
+static rk_err request_key(const char *table, const ProtobufCBinaryData *key, replica_key *out)
 {
-    size_t table_len = table ? strlen(table) : 0;
-    if (!kv_table_valid(table, table_len) || !kv_key_valid((const char *)key->data, key->len))
-        return RK_EINVAL;
-    *out = (kv_key){table, table_len, (const char *)key->data, key->len};
-    return kv_data_key(out, dbkey);
+    return replica_key_init(out, table, table ? strlen(table) : 0, (const char *)key->data,
+                            key->len);
 }
 
 static void handle_get(rpc_request *rq, const ProtobufCMessage *input, void *arg)
 {
-    kv *k = arg;
+    replica *rp = arg;
     const Ringkv__ReplicaGetRequest *in = (const Ringkv__ReplicaGetRequest *)input;
-    kv_key key;
-    rk_buf dbkey = {0}, val = {0};
-    rk_err err = request_key(in->table, &in->key, &key, &dbkey);
+    replica_key key;
+    rk_buf val = {0};
+    rk_err err = request_key(in->table, &in->key, &key);
     if (err == RK_OK)
-        err = kv_local_read(k, dbkey.data, dbkey.len, in->intended, &val);
+        err = replica_read(rp, key.dbkey, key.dbkey_len, in->intended, &val);
     Ringkv__ReplicaGetReply out = RINGKV__REPLICA_GET_REPLY__INIT;
     if (err == RK_OK) {
         out.found = true;
@@ -39,25 +37,19 @@ static void handle_get(rpc_request *rq, const ProtobufCMessage *input, void *arg
     if (err == RK_ENOTFOUND)
         err = RK_OK;
     rpc_respond(rq, err, &out.base);
-    rk_buf_free(&dbkey);
     rk_buf_free(&val);
 }
 
-/* Decodes an object sent by a peer and merges it into this node's copy
- * (its replica, or the hint it holds for intended). */
-static rk_err merge_incoming(kv *k, const char *table, const ProtobufCBinaryData *key,
+/* Merges an object sent by a peer into this node's copy (its replica, or
+ * the hint it holds for intended). */
+static rk_err merge_incoming(replica *rp, const char *table, const ProtobufCBinaryData *key,
                              const ProtobufCBinaryData *object, uint64_t intended)
 {
-    kv_key kk;
-    rk_buf dbkey = {0};
-    rk_object obj = {0};
-    rk_err err = request_key(table, key, &kk, &dbkey);
+    replica_key rk;
+    rk_err err = request_key(table, key, &rk);
     if (err == RK_OK)
-        err = object_decode(object->data, object->len, &obj);
-    if (err == RK_OK)
-        err = kv_local_merge(k, dbkey.data, dbkey.len, intended, &obj);
-    object_free(&obj);
-    rk_buf_free(&dbkey);
+        err = replica_merge_encoded(rp, rk.dbkey, rk.dbkey_len, intended, object->data,
+                                    object->len, NULL);
     return err;
 }
 
@@ -83,31 +75,30 @@ static rk_err clock_from_pb(Ringkv__ClockEntry *const *entries, size_t n, vclock
 
 static void handle_apply(rpc_request *rq, const ProtobufCMessage *input, void *arg)
 {
-    kv *k = arg;
+    replica *rp = arg;
     const Ringkv__ReplicaApplyRequest *in = (const Ringkv__ReplicaApplyRequest *)input;
     vclock ctx = {0}, if_match = {0};
-    kv_write w = {
+    replica_update u = {
         .value = (const char *)in->value.data,
         .value_len = in->value.len,
         .tombstone = in->tombstone,
         .if_none_match = in->if_none_match,
         .owner = in->owner,
     };
-    rk_buf dbkey = {0}, encoded = {0};
-    kv_result res = {0};
-    rk_err err = request_key(in->table, &in->key, &w.key, &dbkey);
-    if (err == RK_OK && !in->tombstone && (in->value.len == 0 || in->value.len > k->cfg.max_value_bytes))
-        err = in->value.len == 0 ? RK_EINVAL : RK_ETOOBIG;
+    replica_key key;
+    rk_buf encoded = {0};
+    replica_written res = {0};
+    rk_err err = request_key(in->table, &in->key, &key);
     if (err == RK_OK && in->has_context) {
         err = clock_from_pb(in->context, in->n_context, &ctx);
-        w.context = &ctx;
+        u.context = &ctx;
     }
     if (err == RK_OK && in->has_if_match) {
         err = clock_from_pb(in->if_match, in->n_if_match, &if_match);
-        w.if_match = &if_match;
+        u.if_match = &if_match;
     }
     if (err == RK_OK)
-        err = kv_local_write(k, &w, &res, &encoded);
+        err = replica_write(rp, &key, &u, &res, &encoded);
     Ringkv__ReplicaApplyReply out = RINGKV__REPLICA_APPLY_REPLY__INIT;
     out.object.data = (uint8_t *)encoded.data;
     out.object.len = encoded.len;
@@ -115,10 +106,9 @@ static void handle_apply(rpc_request *rq, const ProtobufCMessage *input, void *a
     out.dot_actor = res.dot.actor;
     out.dot_counter = res.dot.counter;
     rpc_respond(rq, err, &out.base);
-    kv_result_free(&res);
+    object_free(&res.obj);
     vclock_free(&ctx);
     vclock_free(&if_match);
-    rk_buf_free(&dbkey);
     rk_buf_free(&encoded);
 }
 
@@ -126,26 +116,26 @@ static void handle_apply(rpc_request *rq, const ProtobufCMessage *input, void *a
  * --handoff off the node refuses, and the sender keeps the hint. */
 static void handle_hint(rpc_request *rq, const ProtobufCMessage *input, void *arg)
 {
-    kv *k = arg;
+    replica *rp = arg;
     const Ringkv__HintRequest *in = (const Ringkv__HintRequest *)input;
     rk_err err = RK_EUNSUPPORTED;
-    if (k->cfg.handoff)
-        err = in->intended == k->node_id
-                  ? merge_incoming(k, in->table, &in->key, &in->object, 0)
+    if (rp->cfg.accept_hints)
+        err = in->intended == rp->node_id
+                  ? merge_incoming(rp, in->table, &in->key, &in->object, 0)
                   : RK_EINVAL;
     if (err == RK_OK)
-        atomic_fetch_add_explicit(&k->hints_received, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rp->hints_received, 1, memory_order_relaxed);
     Ringkv__HintReply out = RINGKV__HINT_REPLY__INIT;
     rpc_respond(rq, err, &out.base);
 }
 
-size_t kv_rpc_handlers(kv *k, rpc_handler *out, size_t cap)
+size_t replica_rpc_handlers(replica *rp, rpc_handler *out, size_t cap)
 {
     const rpc_handler handlers[] = {
-        {&ringkv__kv__descriptor, "Get", 0, handle_get, k},
-        {&ringkv__kv__descriptor, "Put", 0, handle_put, k},
-        {&ringkv__kv__descriptor, "Apply", 0, handle_apply, k},
-        {&ringkv__handoff__descriptor, "Hint", 0, handle_hint, k},
+        {&ringkv__kv__descriptor, "Get", 0, handle_get, rp},
+        {&ringkv__kv__descriptor, "Put", 0, handle_put, rp},
+        {&ringkv__kv__descriptor, "Apply", 0, handle_apply, rp},
+        {&ringkv__handoff__descriptor, "Hint", 0, handle_hint, rp},
     };
     size_t n = sizeof handlers / sizeof handlers[0];
     for (size_t i = 0; i < n && i < cap; i++)
