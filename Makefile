@@ -26,7 +26,8 @@ NODE ?= 4
 
 DEPS := gcc libc6-dev make meson ninja-build pkg-config python3 curl \
         libprotobuf-c-dev protobuf-c-compiler libnng-dev libsodium-dev \
-        librocksdb-dev libcjson-dev libcivetweb-dev libcmocka-dev
+        librocksdb-dev libcjson-dev libcivetweb-dev libcmocka-dev \
+        libcurl4-openssl-dev
 BENCH_DEPS := wrk nginx-light etcd-server etcd-client
 PROFILE_DEPS := linux-perf
 

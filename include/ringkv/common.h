@@ -100,6 +100,11 @@ rk_err rk_b64url_encode(const uint8_t *bin, size_t len, rk_buf *out);
 /* Decodes into out (appended). RK_EINVAL on anything that is not base64url. */
 rk_err rk_b64url_decode(const char *text, size_t len, rk_buf *out);
 
+/* Appends s[0..len) to out percent-encoded for one URL path segment or
+ * query value: every byte outside the URI unreserved set [A-Za-z0-9-._~]
+ * becomes %XX, so '/', '?', '&' and '%' in a key cannot change the route. */
+rk_err rk_url_encode(rk_buf *out, const char *s, size_t len);
+
 /* True if s[0..len) is valid UTF-8 with no NUL byte. */
 bool rk_utf8_valid(const char *s, size_t len);
 

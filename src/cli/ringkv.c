@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "http_client.h"
+#include "http.h"
 #include "ringkv/common.h"
 
 #ifndef RINGKV_VERSION
@@ -418,10 +418,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 struct node {
     char *address; /* as given, for messages */
-    char *host, *port;
+    char *url;     /* "http://HOST:PORT", to which a request's target is appended */
 };
 
 struct client {
+    cli_http *http; /* one connection cache for every request of this run */
     struct node *nodes;
     size_t n_nodes;
     size_t preferred; /* start here: the last node that answered */
@@ -435,16 +436,17 @@ static void client_fini(struct client *c)
 {
     for (size_t i = 0; i < c->n_nodes; i++) {
         free(c->nodes[i].address);
-        free(c->nodes[i].host);
-        free(c->nodes[i].port);
+        free(c->nodes[i].url);
     }
+    cli_http_close(c->http);
     free(c->nodes);
     free(c->auth_header);
     memset(c, 0, sizeof *c);
 }
 
-/* Splits the comma-separated node list into c->nodes. Returns -1 to go on,
- * or an exit status (c is then partly filled: free with client_fini). */
+/* Splits the comma-separated node list into c->nodes and opens the HTTP
+ * handle that all requests share. Returns -1 to go on, or an exit status
+ * (c is then partly filled: free with client_fini). */
 static int client_init(struct client *c, const struct args *a, const char *list)
 {
     c->timeout_ms = a->timeout_ms;
@@ -483,7 +485,7 @@ static int client_init(struct client *c, const struct args *a, const char *list)
             return EXIT_SERVER;
         }
         c->n_nodes++;
-        rk_err err = http_client_split_address(n->address, &n->host, &n->port);
+        rk_err err = cli_http_node_url(n->address, &n->url);
         if (err == RK_ENOMEM) {
             fputs("ringkv: out of memory\n", stderr);
             return EXIT_SERVER;
@@ -495,12 +497,18 @@ static int client_init(struct client *c, const struct args *a, const char *list)
             break;
         s += len + 1;
     }
+    char why[256] = "";
+    rk_err err = cli_http_open(&c->http, why, sizeof why);
+    if (err != RK_OK) {
+        fprintf(stderr, "ringkv: %s\n", why);
+        return EXIT_SERVER;
+    }
     return -1;
 }
 
 /* Reads {"error": ..., "code": ...} from an error answer into a one-line
  * summary: "message (code)", or the start of a body that is not JSON. */
-static void error_summary(const http_client_response *r, char *out, size_t out_len)
+static void error_summary(const cli_http_response *r, char *out, size_t out_len)
 {
     cJSON *j = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "error");
@@ -529,11 +537,11 @@ static void error_summary(const http_client_response *r, char *out, size_t out_l
 
 /* Sends one request, failing over along the node list (see the global
  * help). Returns EXIT_OK with *resp filled (free with
- * http_client_response_free) when some node answered; EXIT_UNREACHABLE when
+ * cli_http_response_free) when some node answered; EXIT_UNREACHABLE when
  * none did; EXIT_SERVER on a local failure. Messages go to stderr. */
 static int client_call(struct client *c, const char *method, const char *target,
                        const rk_buf *body, const char *extra_header,
-                       http_client_response *resp)
+                       cli_http_response *resp)
 {
     const char *headers[8];
     size_t nh = 0;
@@ -547,15 +555,14 @@ static int client_call(struct client *c, const char *method, const char *target,
         headers[nh++] = extra_header;
     headers[nh] = NULL;
 
-    http_client_request req = {
+    cli_http_request req = {
         .method = method,
-        .target = target,
         .headers = headers,
         .body = body ? (body->data ? body->data : "") : NULL,
         .body_len = body ? body->len : 0,
         .timeout_ms = c->timeout_ms,
     };
-    http_client_response busy = {0}; /* the last 503, if every node is busy */
+    cli_http_response busy = {0}; /* the last 503, if every node is busy */
     size_t busy_node = 0;
     bool have_busy = false;
 
@@ -563,15 +570,21 @@ static int client_call(struct client *c, const char *method, const char *target,
         size_t i = (c->preferred + k) % c->n_nodes;
         const struct node *n = &c->nodes[i];
         const char *next = k + 1 < c->n_nodes ? c->nodes[(i + 1) % c->n_nodes].address : NULL;
-        req.host = n->host;
-        req.port = n->port;
-        http_client_response r = {0};
+        rk_buf url = {0};
+        cli_http_response r = {0};
         char why[256] = "";
-        rk_err err = http_client_do(&req, &r, why, sizeof why);
+        rk_err err = rk_buf_appendf(&url, "%s%s", n->url, target);
+        if (err == RK_OK) {
+            req.url = url.data;
+            err = cli_http_request_do(c->http, &req, &r, why, sizeof why);
+        } else {
+            snprintf(why, sizeof why, "out of memory");
+        }
+        rk_buf_free(&url);
         if (err == RK_ENOMEM || err == RK_EINVAL) {
             fprintf(stderr, "ringkv: %s\n", why);
             if (have_busy)
-                http_client_response_free(&busy);
+                cli_http_response_free(&busy);
             return EXIT_SERVER;
         }
         if (err != RK_OK) {
@@ -590,14 +603,14 @@ static int client_call(struct client *c, const char *method, const char *target,
             fprintf(stderr, "ringkv: node %s answered 503: %s, trying %s\n", n->address, msg,
                     next);
             if (have_busy)
-                http_client_response_free(&busy);
+                cli_http_response_free(&busy);
             busy = r;
             busy_node = i;
             have_busy = true;
             continue;
         }
         if (have_busy)
-            http_client_response_free(&busy);
+            cli_http_response_free(&busy);
         c->preferred = i;
         c->answered_by = n->address;
         *resp = r;
@@ -617,7 +630,7 @@ static int client_call(struct client *c, const char *method, const char *target,
 }
 
 /* Prints the server's error for an unexpected answer; returns 4. */
-static int server_error(const struct client *c, const http_client_response *r)
+static int server_error(const struct client *c, const cli_http_response *r)
 {
     char msg[512];
     error_summary(r, msg, sizeof msg);
@@ -627,7 +640,7 @@ static int server_error(const struct client *c, const http_client_response *r)
 
 /* A 404 is "not found" unless the server says the route itself is unknown
  * (then the URL, not the key, is wrong). */
-static bool is_key_not_found(const http_client_response *r)
+static bool is_key_not_found(const cli_http_response *r)
 {
     if (r->status != 404)
         return false;
@@ -639,7 +652,7 @@ static bool is_key_not_found(const http_client_response *r)
 }
 
 /* Parses a JSON answer body. NULL (with a message) when it is not JSON. */
-static cJSON *parse_body(const struct client *c, const http_client_response *r)
+static cJSON *parse_body(const struct client *c, const cli_http_response *r)
 {
     cJSON *j = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
     if (j == NULL)
@@ -656,7 +669,7 @@ static const char *json_string(const cJSON *obj, const char *name)
 
 /* The raw JSON text of the top-level member `name` of an answer's body,
  * checked strictly. False, with a message, when there is none. */
-static bool body_member(const struct client *c, const http_client_response *r, const char *name,
+static bool body_member(const struct client *c, const cli_http_response *r, const char *name,
                         const char **value, size_t *value_len)
 {
     rk_err err = rk_json_member(r->body.data, r->body.len, name, value, value_len);
@@ -690,11 +703,11 @@ static rk_err key_target(rk_buf *out, const char *table, const char *key)
 {
     rk_err err = rk_buf_appends(out, "/");
     if (err == RK_OK)
-        err = http_client_url_encode(out, table, strlen(table));
+        err = rk_url_encode(out, table, strlen(table));
     if (err == RK_OK)
         err = rk_buf_appends(out, "/key/");
     if (err == RK_OK)
-        err = http_client_url_encode(out, key, strlen(key));
+        err = rk_url_encode(out, key, strlen(key));
     return err;
 }
 
@@ -704,7 +717,7 @@ static rk_err add_query(rk_buf *out, bool *first, const char *name, const char *
     rk_err err = rk_buf_appendf(out, "%c%s=", *first ? '?' : '&', name);
     *first = false;
     if (err == RK_OK)
-        err = http_client_url_encode(out, value, strlen(value));
+        err = rk_url_encode(out, value, strlen(value));
     return err;
 }
 
@@ -767,7 +780,7 @@ static int cmd_put(struct client *c, const struct args *a)
         return usage_error(a->cmd, "--if-match: not a context");
 
     rk_buf text = {0}, body = {0}, target = {0}, hdr = {0};
-    http_client_response r = {0};
+    cli_http_response r = {0};
     int rc;
     if (arg != NULL && strcmp(arg, "-") != 0) {
         if (rk_buf_appends(&text, arg) != RK_OK) {
@@ -845,7 +858,7 @@ static int cmd_put(struct client *c, const struct args *a)
     cJSON_Delete(j);
     rc = EXIT_OK;
 done:
-    http_client_response_free(&r);
+    cli_http_response_free(&r);
     rk_buf_free(&text);
     rk_buf_free(&body);
     rk_buf_free(&target);
@@ -871,7 +884,7 @@ static int cmd_get(struct client *c, const struct args *a)
     if (key[0] == '\0')
         return usage_error(a->cmd, "the key must not be empty");
     rk_buf target = {0};
-    http_client_response r = {0};
+    cli_http_response r = {0};
     cJSON *j = NULL;
     int rc;
     bool first = true;
@@ -975,7 +988,7 @@ static int cmd_get(struct client *c, const struct args *a)
     rc = EXIT_OK;
 done:
     cJSON_Delete(j);
-    http_client_response_free(&r);
+    cli_http_response_free(&r);
     rk_buf_free(&target);
     return rc;
 }
@@ -990,7 +1003,7 @@ static int cmd_del(struct client *c, const struct args *a)
     if (a->if_match != NULL && strpbrk(a->if_match, "\r\n\"") != NULL)
         return usage_error(a->cmd, "--if-match: not a context");
     rk_buf target = {0}, body = {0}, hdr = {0};
-    http_client_response r = {0};
+    cli_http_response r = {0};
     int rc;
     bool first = true;
     rk_err err = key_target(&target, a->table, key);
@@ -1033,7 +1046,7 @@ static int cmd_del(struct client *c, const struct args *a)
     }
     rc = EXIT_OK;
 done:
-    http_client_response_free(&r);
+    cli_http_response_free(&r);
     rk_buf_free(&target);
     rk_buf_free(&body);
     rk_buf_free(&hdr);
@@ -1047,14 +1060,14 @@ done:
 static int keys_page(struct client *c, const struct args *a, const char *after, char **next)
 {
     rk_buf target = {0};
-    http_client_response r = {0};
+    cli_http_response r = {0};
     cJSON *j = NULL;
     int rc;
     bool first = true;
     char num[24];
     rk_err err = rk_buf_appends(&target, "/");
     if (err == RK_OK)
-        err = http_client_url_encode(&target, a->table, strlen(a->table));
+        err = rk_url_encode(&target, a->table, strlen(a->table));
     if (err == RK_OK)
         err = rk_buf_appends(&target, "/keys");
     if (err == RK_OK && a->limit) {
@@ -1101,7 +1114,7 @@ static int keys_page(struct client *c, const struct args *a, const char *after, 
     rc = EXIT_OK;
 done:
     cJSON_Delete(j);
-    http_client_response_free(&r);
+    cli_http_response_free(&r);
     rk_buf_free(&target);
     return rc;
 }
@@ -1208,7 +1221,7 @@ static void print_sync(const cJSON *j, const char *node)
 
 static int cluster_status(struct client *c)
 {
-    http_client_response r = {0};
+    cli_http_response r = {0};
     cJSON *j = NULL;
     int rc = client_call(c, "GET", "/cluster", NULL, NULL, &r);
     if (rc != EXIT_OK)
@@ -1272,7 +1285,7 @@ static int cluster_status(struct client *c)
     rc = EXIT_OK;
 done:
     cJSON_Delete(j);
-    http_client_response_free(&r);
+    cli_http_response_free(&r);
     return rc;
 }
 
@@ -1282,13 +1295,13 @@ done:
 static int cluster_post(struct client *c, const char *target, const rk_buf *body, int want,
                         cJSON **out)
 {
-    http_client_response r = {0};
+    cli_http_response r = {0};
     int rc = client_call(c, "POST", target, body, NULL, &r);
     if (rc == EXIT_OK && r.status != want)
         rc = server_error(c, &r);
     if (rc == EXIT_OK && (*out = parse_body(c, &r)) == NULL)
         rc = EXIT_SERVER;
-    http_client_response_free(&r);
+    cli_http_response_free(&r);
     return rc;
 }
 
@@ -1327,7 +1340,7 @@ static int cluster_remove(struct client *c, const struct args *a)
         rk_buf_free(&body);
         return out_of_memory();
     }
-    http_client_response r = {0};
+    cli_http_response r = {0};
     cJSON *j = NULL;
     int rc = client_call(c, "POST", "/cluster/remove", &body, NULL, &r);
     rk_buf_free(&body);
@@ -1346,7 +1359,7 @@ static int cluster_remove(struct client *c, const struct args *a)
                name ? name : node, id ? id : "?");
     }
     cJSON_Delete(j);
-    http_client_response_free(&r);
+    cli_http_response_free(&r);
     return rc;
 }
 

@@ -1,4 +1,4 @@
-/* encode.c - base64url, UTF-8 validation and strict number parsing. */
+/* encode.c - base64url, percent-encoding, UTF-8 validation and strict number parsing. */
 #include <sodium.h>
 
 #include "ringkv/common.h"
@@ -92,5 +92,28 @@ rk_err rk_parse_u64(const char *s, size_t len, uint64_t *out)
         v = v * 10 + d;
     }
     *out = v;
+    return RK_OK;
+}
+
+rk_err rk_url_encode(rk_buf *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    rk_err err = rk_buf_reserve(out, len * 3);
+    if (err != RK_OK)
+        return err;
+    char *o = out->data + out->len;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            *o++ = (char)c;
+        } else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = '\0';
     return RK_OK;
 }

@@ -1,5 +1,5 @@
 /* test_common.c - unit tests of errors, byte buffers, base64url, UTF-8
- * validation, strict integer parsing and JSON scanning.
+ * validation, strict integer parsing, percent-encoding and JSON scanning.
  *
  * JSON inputs are copied into heap buffers of their exact length (no NUL
  * after them), so a read past the end shows up under the address
@@ -418,6 +418,24 @@ static void test_parse_u64(void **state)
     assert_int_equal(rk_parse_u64("123", 2, &v), RK_OK);
     assert_true(v == 12);
     assert_int_equal(rk_parse_u64("1\0", 2, &v), RK_EINVAL);
+}
+
+/* ---- rk_url_encode ----------------------------------------------------------- */
+
+static void test_url_encode(void **state)
+{
+    (void)state;
+    rk_buf out = {0};
+    assert_int_equal(rk_buf_appends(&out, "/t/key/"), RK_OK);
+    /* Unreserved bytes stay; '/', '?', '%', space, NUL and UTF-8 do not. */
+    static const char key[] = "aZ09-._~/?&=% #\0\xc3\xa9";
+    assert_int_equal(rk_url_encode(&out, key, sizeof key - 1), RK_OK);
+    assert_string_equal(out.data, "/t/key/aZ09-._~%2F%3F%26%3D%25%20%23%00%C3%A9");
+    assert_int_equal(out.len, strlen(out.data)); /* appended, NUL-terminated */
+    rk_buf_reset(&out);
+    assert_int_equal(rk_url_encode(&out, "", 0), RK_OK);
+    assert_int_equal(out.len, 0);
+    rk_buf_free(&out);
 }
 
 /* ---- rk_json_valid: fixed cases ---------------------------------------------- */
@@ -1061,6 +1079,7 @@ int main(void)
         cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_utf8_invalid),
         cmocka_unit_test(test_parse_u64),
+        cmocka_unit_test(test_url_encode),
         cmocka_unit_test(test_json_accepts),
         cmocka_unit_test(test_json_rejects),
         cmocka_unit_test(test_json_depth_limit_allows_128),

@@ -1,0 +1,518 @@
+/* test_cli.c - unit tests of the CLI's HTTP layer (src/cli/http.c): node
+ * addresses, header lookup, and requests through libcurl against a
+ * scripted HTTP server on 127.0.0.1 that runs in a thread.
+ *
+ * The server never sleeps: each step waits for bytes or a connection with
+ * a 5 s deadline, so that a broken client fails the test instead of
+ * hanging it. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cli/http.h"
+
+#define STEP_MS 5000 /* deadline of one server step */
+
+/* ---- a scripted server ----------------------------------------------------- */
+
+struct server {
+    int listen_fd;
+    int port;
+    pthread_t thread;
+    void (*script)(struct server *s);
+    const char *canned; /* the response of script_canned */
+    int accepts;        /* connections accepted */
+    int progress[2];    /* pipe: the client's on_body writes one byte per piece */
+    char request[8192]; /* the last request read, head and body, NUL-terminated */
+    size_t request_len;
+};
+
+static bool wait_readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, STEP_MS) == 1;
+}
+
+static int accept_conn(struct server *s)
+{
+    if (!wait_readable(s->listen_fd))
+        return -1;
+    int fd = accept(s->listen_fd, NULL, NULL);
+    if (fd >= 0)
+        s->accepts++;
+    return fd;
+}
+
+/* Reads one request (head, then Content-Length bytes of body) into
+ * s->request. False on EOF, error or deadline. */
+static bool read_request(struct server *s, int fd)
+{
+    s->request_len = 0;
+    size_t want = 0; /* total length, known once the head is complete */
+    for (;;) {
+        char *end = strstr(s->request, "\r\n\r\n");
+        if (want == 0 && end != NULL) {
+            const char *cl = strcasestr(s->request, "\r\nContent-Length:");
+            want = (size_t)(end + 4 - s->request) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+        }
+        if (want != 0 && s->request_len >= want)
+            return true;
+        if (s->request_len + 1 >= sizeof s->request || !wait_readable(fd))
+            return false;
+        ssize_t n = read(fd, s->request + s->request_len, sizeof s->request - 1 - s->request_len);
+        if (n <= 0)
+            return false;
+        s->request_len += (size_t)n;
+        s->request[s->request_len] = '\0';
+    }
+}
+
+static void send_text(int fd, const char *text)
+{
+    size_t len = strlen(text);
+    while (len > 0) {
+        ssize_t n = send(fd, text, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return;
+        text += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Waits until the client closes fd (or the deadline passes), then closes it. */
+static void wait_close(int fd)
+{
+    char buf[512];
+    while (wait_readable(fd) && read(fd, buf, sizeof buf) > 0)
+        continue;
+    close(fd);
+}
+
+static void *server_main(void *arg)
+{
+    struct server *s = arg;
+    s->script(s);
+    return NULL;
+}
+
+static void server_start(struct server *s, void (*script)(struct server *), const char *canned)
+{
+    memset(s, 0, sizeof *s);
+    s->script = script;
+    s->canned = canned;
+    assert_int_equal(pipe(s->progress), 0);
+    s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s->listen_fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(s->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->listen_fd, 8), 0);
+    assert_int_equal(getsockname(s->listen_fd, (struct sockaddr *)&a, &al), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+}
+
+static void server_stop(struct server *s)
+{
+    pthread_join(s->thread, NULL);
+    close(s->listen_fd);
+    close(s->progress[0]);
+    close(s->progress[1]);
+}
+
+static void url_of(const struct server *s, const char *target, char *out, size_t out_len)
+{
+    snprintf(out, out_len, "http://127.0.0.1:%d%s", s->port, target);
+}
+
+/* ---- scripts --------------------------------------------------------------- */
+
+/* Answers every request on the first connection until the client closes
+ * it; a second connection is never accepted, so a client that does not
+ * keep the connection alive times out. */
+static void script_keep_alive(struct server *s)
+{
+    int fd = accept_conn(s);
+    if (fd < 0)
+        return;
+    for (int i = 0; read_request(s, fd); i++) {
+        char resp[128];
+        snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nr%d", i);
+        send_text(fd, resp);
+    }
+    close(fd);
+}
+
+/* Answers 201 with the request it read as the body. */
+static void script_echo(struct server *s)
+{
+    int fd = accept_conn(s);
+    if (fd < 0)
+        return;
+    if (read_request(s, fd)) {
+        char head[256];
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 201 Created\r\nX-Echo:  yes \r\nContent-Length: %zu\r\n\r\n",
+                 s->request_len);
+        send_text(fd, head);
+        send_text(fd, s->request);
+    }
+    wait_close(fd);
+}
+
+/* Sends three chunks of an event stream, each only after the client's
+ * on_body has reported the one before: the body must arrive piece by piece,
+ * not once the response is complete. */
+static void script_stream(struct server *s)
+{
+    int fd = accept_conn(s);
+    if (fd < 0)
+        return;
+    if (read_request(s, fd)) {
+        send_text(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n");
+        for (int i = 0; i < 3; i++) {
+            char chunk[64];
+            snprintf(chunk, sizeof chunk, "9\r\ndata: %d\n\n\r\n", i); /* 9 bytes */
+            send_text(fd, chunk);
+            char b;
+            if (!wait_readable(s->progress[0]) || read(s->progress[0], &b, 1) != 1)
+                break;
+        }
+        send_text(fd, "0\r\n\r\n");
+    }
+    wait_close(fd);
+}
+
+/* Accepts and never answers. */
+static void script_silent(struct server *s)
+{
+    int fd = accept_conn(s);
+    if (fd >= 0)
+        wait_close(fd);
+}
+
+/* Answers one request with s->canned. */
+static void script_canned(struct server *s)
+{
+    int fd = accept_conn(s);
+    if (fd < 0)
+        return;
+    if (read_request(s, fd))
+        send_text(fd, s->canned);
+    wait_close(fd);
+}
+
+/* ---- node addresses and headers ---------------------------------------------- */
+
+static void test_node_url(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *address, *url;
+    } good[] = {
+        {"127.0.0.1:8001", "http://127.0.0.1:8001"},
+        {"localhost:1", "http://localhost:1"},
+        {"node-2.example_x:65535", "http://node-2.example_x:65535"},
+        {"[::1]:8001", "http://[::1]:8001"},
+        {"[fe80::1%eth0]:80", "http://[fe80::1%25eth0]:80"},
+        {"h:080", "http://h:80"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char *url = NULL;
+        assert_int_equal(cli_http_node_url(good[i].address, &url), RK_OK);
+        assert_string_equal(url, good[i].url);
+        free(url);
+    }
+    static const char *const bad[] = {
+        "",     "no-port", ":80",   "h:",    "h:0",   "h:65536", "h:x",   "::1:80", "[::1]80",
+        "[::1", "[]:80",   "a?b:1", "a/b:1", "u@h:1", "a b:1",   "a#b:1", "h%20:1", "[::1/x]:1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *url = (char *)"untouched";
+        assert_int_equal(cli_http_node_url(bad[i], &url), RK_EINVAL);
+        assert_string_equal(url, "untouched");
+    }
+}
+
+static void test_header_lookup(void **state)
+{
+    (void)state;
+    cli_http_response r = {0};
+    assert_null(cli_http_header(&r, "Content-Type", &(size_t){0}));
+    assert_int_equal(rk_buf_appends(&r.head, "HTTP/1.1 200 OK\r\n"
+                                             "Content-Type:  application/json \r\n"
+                                             "X-Empty:\r\n"
+                                             "X-Long-Name: 1\r\n\r\n"),
+                     RK_OK);
+    size_t len = 0;
+    const char *v = cli_http_header(&r, "content-type", &len);
+    assert_non_null(v);
+    assert_int_equal(len, strlen("application/json"));
+    assert_memory_equal(v, "application/json", len);
+    v = cli_http_header(&r, "X-Empty", &len);
+    assert_non_null(v);
+    assert_int_equal(len, 0);
+    assert_null(cli_http_header(&r, "X-Long", &len)); /* a prefix is not the name */
+    assert_null(cli_http_header(&r, "HTTP/1.1 200 OK", &len));
+    cli_http_response_free(&r);
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+static cli_http *open_http(void)
+{
+    cli_http *h = NULL;
+    char why[256] = "";
+    assert_int_equal(cli_http_open(&h, why, sizeof why), RK_OK);
+    assert_non_null(h);
+    return h;
+}
+
+static void test_requests_share_one_connection(void **state)
+{
+    (void)state;
+    struct server s;
+    server_start(&s, script_keep_alive, NULL);
+    cli_http *h = open_http();
+    char url[128];
+    url_of(&s, "/t/keys", url, sizeof url);
+    for (int i = 0; i < 3; i++) {
+        cli_http_request req = {.method = "GET", .url = url, .timeout_ms = 2000};
+        cli_http_response r = {0};
+        char why[256] = "";
+        assert_int_equal(cli_http_request_do(h, &req, &r, why, sizeof why), RK_OK);
+        assert_int_equal(r.status, 200);
+        char want[8];
+        snprintf(want, sizeof want, "r%d", i);
+        assert_string_equal(r.body.data, want);
+        cli_http_response_free(&r);
+    }
+    cli_http_close(h); /* closes the connection: the server's loop ends */
+    server_stop(&s);
+    assert_int_equal(s.accepts, 1);
+}
+
+static void test_request_with_body_and_headers(void **state)
+{
+    (void)state;
+    struct server s;
+    server_start(&s, script_echo, NULL);
+    cli_http *h = open_http();
+    char url[128];
+    url_of(&s, "/t/key/a%2Fb?w=2", url, sizeof url);
+    /* Over 1 KiB: libcurl 7.88 would ask "Expect: 100-continue" and wait. */
+    char body[2000];
+    memset(body, 'v', sizeof body);
+    const char *const headers[] = {"Content-Type: application/json", "If-Match: \"ctx\"", NULL};
+    cli_http_request req = {.method = "PUT",
+                            .url = url,
+                            .headers = headers,
+                            .body = body,
+                            .body_len = sizeof body,
+                            .timeout_ms = 2000};
+    cli_http_response r = {0};
+    char why[256] = "";
+    assert_int_equal(cli_http_request_do(h, &req, &r, why, sizeof why), RK_OK);
+    assert_int_equal(r.status, 201);
+    size_t len = 0;
+    const char *v = cli_http_header(&r, "x-echo", &len);
+    assert_non_null(v);
+    assert_int_equal(len, 3);
+    assert_memory_equal(v, "yes", 3);
+    const char *echo = r.body.data;
+    assert_non_null(echo);
+    assert_true(strncmp(echo, "PUT /t/key/a%2Fb?w=2 HTTP/1.1\r\n", 31) == 0);
+    assert_non_null(strstr(echo, "\r\nContent-Length: 2000\r\n"));
+    assert_non_null(strstr(echo, "\r\nIf-Match: \"ctx\"\r\n"));
+    assert_null(strcasestr(echo, "\r\nExpect:"));
+    assert_int_equal(r.body.len - (size_t)(strstr(echo, "\r\n\r\n") + 4 - echo), sizeof body);
+    cli_http_response_free(&r);
+    cli_http_close(h);
+    server_stop(&s);
+}
+
+struct stream_seen {
+    int pieces;
+    int progress_fd;
+    rk_buf text;
+};
+
+static rk_err stream_cb(const cli_http_response *resp, const char *data, size_t len, void *arg)
+{
+    struct stream_seen *seen = arg;
+    size_t n = 0;
+    const char *ct = cli_http_header(resp, "Content-Type", &n);
+    if (resp->status != 200 || ct == NULL || n != strlen("text/event-stream"))
+        return RK_EINVAL; /* the status and headers come before the body */
+    seen->pieces++;
+    if (rk_buf_append(&seen->text, data, len) != RK_OK)
+        return RK_ENOMEM;
+    return write(seen->progress_fd, "+", 1) == 1 ? RK_OK : RK_EIO;
+}
+
+static void test_body_streams_through_callback(void **state)
+{
+    (void)state;
+    struct server s;
+    server_start(&s, script_stream, NULL);
+    cli_http *h = open_http();
+    char url[128];
+    url_of(&s, "/events", url, sizeof url);
+    struct stream_seen seen = {.progress_fd = s.progress[1]};
+    const char *const headers[] = {"Accept: text/event-stream", NULL};
+    cli_http_request req = {.method = "GET",
+                            .url = url,
+                            .headers = headers,
+                            .timeout_ms = 0,
+                            .connect_timeout_ms = 2000,
+                            .on_body = stream_cb,
+                            .on_body_arg = &seen};
+    cli_http_response r = {0};
+    char why[256] = "";
+    assert_int_equal(cli_http_request_do(h, &req, &r, why, sizeof why), RK_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 0); /* streamed, not collected */
+    assert_true(seen.pieces >= 3);
+    assert_string_equal(seen.text.data, "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+    rk_buf_free(&seen.text);
+    cli_http_response_free(&r);
+    cli_http_close(h);
+    server_stop(&s);
+}
+
+static rk_err refuse_cb(const cli_http_response *resp, const char *data, size_t len, void *arg)
+{
+    (void)resp, (void)data, (void)len, (void)arg;
+    return RK_EBUSY;
+}
+
+static void test_callback_error_stops_the_transfer(void **state)
+{
+    (void)state;
+    struct server s;
+    server_start(&s, script_canned, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    cli_http *h = open_http();
+    char url[128];
+    url_of(&s, "/", url, sizeof url);
+    cli_http_request req = {.method = "GET", .url = url, .timeout_ms = 2000, .on_body = refuse_cb};
+    cli_http_response r = {.status = -7};
+    char why[256] = "";
+    assert_int_equal(cli_http_request_do(h, &req, &r, why, sizeof why), RK_EBUSY);
+    assert_int_equal(r.status, -7); /* untouched on failure */
+    cli_http_close(h);
+    server_stop(&s);
+}
+
+/* The limit holds whether the server announces the size or not. */
+static void test_body_over_the_limit(void **state)
+{
+    (void)state;
+    static const char *const answers[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        struct server s;
+        server_start(&s, script_canned, answers[i]);
+        cli_http *h = open_http();
+        char url[128];
+        url_of(&s, "/", url, sizeof url);
+        cli_http_request req = {.method = "GET", .url = url, .timeout_ms = 2000, .max_body = 10};
+        cli_http_response r = {0};
+        char why[256] = "";
+        assert_int_equal(cli_http_request_do(h, &req, &r, why, sizeof why), RK_ETOOBIG);
+        cli_http_close(h);
+        server_stop(&s);
+    }
+}
+
+static void test_silent_server_times_out(void **state)
+{
+    (void)state;
+    struct server s;
+    server_start(&s, script_silent, NULL);
+    cli_http *h = open_http();
+    char url[128];
+    url_of(&s, "/", url, sizeof url);
+    cli_http_request req = {.method = "GET", .url = url, .timeout_ms = 200};
+    cli_http_response r = {0};
+    char why[256] = "";
+    assert_int_equal(cli_http_request_do(h, &req, &r, why, sizeof why), RK_ETIMEDOUT);
+    assert_non_null(strstr(why, "timed out"));
+    assert_int_equal(r.status, 0);
+    assert_null(r.body.data);
+    cli_http_close(h);
+    server_stop(&s);
+}
+
+static void test_refused_connection_says_so(void **state)
+{
+    (void)state;
+    /* A port that was just free: bound, then closed without listening. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    close(fd);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    cli_http *h = open_http();
+    cli_http_request req = {.method = "GET", .url = url, .timeout_ms = 2000};
+    cli_http_response r = {0};
+    char why[256] = "";
+    assert_int_equal(cli_http_request_do(h, &req, &r, why, sizeof why), RK_EIO);
+    assert_non_null(strstr(why, "connection refused"));
+    cli_http_close(h);
+}
+
+static void test_malformed_requests_are_refused(void **state)
+{
+    (void)state;
+    cli_http *h = open_http();
+    const char *const injected[] = {"X-A: 1\r\nX-B: 2", NULL};
+    const cli_http_request reqs[] = {
+        {.method = "GET", .url = "http://127.0.0.1:1/", .headers = injected, .timeout_ms = 100},
+        {.method = "GET", .url = "http://127.0.0.1:1/\r\nX: y", .timeout_ms = 100},
+        {.method = "GET", .url = "file:///etc/passwd", .timeout_ms = 100},
+        {.method = "GET", .url = "http://127.0.0.1:1/", .timeout_ms = -1},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        cli_http_response r = {0};
+        char why[256] = "";
+        assert_int_equal(cli_http_request_do(h, &reqs[i], &r, why, sizeof why), RK_EINVAL);
+        assert_true(why[0] != '\0');
+    }
+    cli_http_close(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_node_url),
+        cmocka_unit_test(test_header_lookup),
+        cmocka_unit_test(test_requests_share_one_connection),
+        cmocka_unit_test(test_request_with_body_and_headers),
+        cmocka_unit_test(test_body_streams_through_callback),
+        cmocka_unit_test(test_callback_error_stops_the_transfer),
+        cmocka_unit_test(test_body_over_the_limit),
+        cmocka_unit_test(test_silent_server_times_out),
+        cmocka_unit_test(test_refused_connection_says_so),
+        cmocka_unit_test(test_malformed_requests_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
