@@ -65,6 +65,10 @@ static void usage(FILE *out)
         "  --max-siblings S    siblings kept per key                      [16]\n"
         "  --http-threads T    HTTP workers = max open connections        [64]\n"
         "  --timeout-ms MS     how long a quorum read or write waits      [1000]\n"
+        "  --speculative-ms MS a read asks R replicas, and the others when one\n"
+        "                      has not answered in MS (0: p99 of recent replica\n"
+        "                      reads, 2..50 ms)                           [0]\n"
+        "  --read-repair-percent P  share of reads that ask all N replicas [10]\n"
         "  --handoff on|off    take and hand over hinted writes           [on]\n"
         "  --handoff-interval-ms MS  how often held hints are offered     [1000]\n"
         "  --sync-interval-ms MS     how often range handoff work is sought [1000]\n"
@@ -126,7 +130,7 @@ enum {
     OPT_DATA = 1000, OPT_HTTP, OPT_RPC, OPT_JOIN, OPT_N, OPT_R, OPT_W, OPT_PARTITIONS, OPT_NAME,
     OPT_SECRET_FILE, OPT_INSECURE, OPT_SYNC, OPT_MAX_VALUE, OPT_MAX_SIBLINGS, OPT_THREADS,
     OPT_WEBCLIENT, OPT_TIMEOUT, OPT_HANDOFF, OPT_HANDOFF_INTERVAL, OPT_SYNC_INTERVAL,
-    OPT_AE_INTERVAL, OPT_SYNC_RATE, OPT_TOMBSTONE_GRACE,
+    OPT_AE_INTERVAL, OPT_SYNC_RATE, OPT_TOMBSTONE_GRACE, OPT_SPECULATIVE, OPT_READ_REPAIR,
 };
 
 /* Numeric flags: where each lands and its bounds. */
@@ -147,6 +151,8 @@ static bool set_number(node_config *c, int opt, const char *flag, const char *te
     case OPT_MAX_VALUE: if (!parse_unsigned(flag, text, 64ul << 20, &v)) return false; c->kv.max_value_bytes = v; return true;
     case OPT_MAX_SIBLINGS: if (!parse_unsigned(flag, text, 1024, &v)) return false; c->kv.max_siblings = v; return true;
     case OPT_THREADS: if (!parse_unsigned(flag, text, 20000, &v)) return false; c->http_threads = (unsigned)v; return true;
+    case OPT_SPECULATIVE: if (!parse_or_zero(flag, text, 60000, &v)) return false; c->kv.speculative_ms = (uint32_t)v; return true;
+    case OPT_READ_REPAIR: if (!parse_or_zero(flag, text, 100, &v)) return false; c->kv.read_repair_percent = (unsigned)v; return true;
     case OPT_TIMEOUT: if (!parse_unsigned(flag, text, 3600000, &v)) return false; c->kv.timeout_ms = (uint32_t)v; return true;
     case OPT_SYNC_INTERVAL: if (!parse_unsigned(flag, text, 3600000, &v) || v == 0) return false; c->sync_cfg.interval_ms = (uint32_t)v; return true;
     case OPT_AE_INTERVAL: if (!parse_or_zero(flag, text, 86400000, &v)) return false; c->sync_cfg.anti_entropy_interval_ms = (uint32_t)v; return true;
@@ -188,6 +194,8 @@ static const struct option long_options[] = {
     {"anti-entropy-interval-ms", required_argument, NULL, OPT_AE_INTERVAL},
     {"sync-rate-mb", required_argument, NULL, OPT_SYNC_RATE},
     {"tombstone-grace-ms", required_argument, NULL, OPT_TOMBSTONE_GRACE},
+    {"speculative-ms", required_argument, NULL, OPT_SPECULATIVE},
+    {"read-repair-percent", required_argument, NULL, OPT_READ_REPAIR},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -211,6 +219,8 @@ static bool apply_env(node_config *c)
         {"RINGKV_MAX_SIBLINGS", OPT_MAX_SIBLINGS, "RINGKV_MAX_SIBLINGS"},
         {"RINGKV_HTTP_THREADS", OPT_THREADS, "RINGKV_HTTP_THREADS"},
         {"RINGKV_TIMEOUT_MS", OPT_TIMEOUT, "RINGKV_TIMEOUT_MS"},
+        {"RINGKV_SPECULATIVE_MS", OPT_SPECULATIVE, "RINGKV_SPECULATIVE_MS"},
+        {"RINGKV_READ_REPAIR_PERCENT", OPT_READ_REPAIR, "RINGKV_READ_REPAIR_PERCENT"},
         {"RINGKV_HANDOFF", OPT_HANDOFF, "RINGKV_HANDOFF"},
         {"RINGKV_HANDOFF_INTERVAL_MS", OPT_HANDOFF_INTERVAL, "RINGKV_HANDOFF_INTERVAL_MS"},
     };

@@ -384,6 +384,42 @@ class ClusterTest(unittest.TestCase):
             acked.update(resolved)
             c.check_acked(self, acked, table, via=2)
 
+    # -- d2. a paused replica and targeted reads
+
+    def test_d2_paused_replica_does_not_hold_up_r2_reads(self):
+        """A read asks R replicas; when one of them is paused (SIGSTOP: alive
+        to the failure detector for seconds, answering nothing), the read
+        asks the other replica after the speculative delay instead of
+        waiting for the quorum timeout. The reads carry a 60 s quorum
+        timeout and the client gives up after 20 s, so a read that waited
+        for the paused replica fails here."""
+        table = "paused"
+        with Cluster(3, prefix="p", extra_args=("--read-repair-percent", "0")) as c:
+            keys = [key_for(self.rng, "p", i) for i in range(40)]
+            acked = {}
+            with c[0].client() as cl:
+                for i, key in enumerate(keys):
+                    value = value_for(self.rng, i, "paused")
+                    st, body, hd = cl.json("PUT", with_query(key_path(table, key), w=3), {"value": value})
+                    self.assertIn(st, (200, 201), f"PUT {key!r}: {show(st, body, hd)}")
+                    acked[key] = value
+            c.pause(1)
+            try:
+                for via in (0, 2):
+                    with c[via].client(timeout=20) as cl:
+                        for key in keys:
+                            st, body, hd = cl.json("GET", with_query(key_path(table, key), r=2,
+                                                                     timeout_ms=60000))
+                            self.assertEqual(st, 200, f"GET {key!r} via {c[via].name} with "
+                                                      f"{c[1].name} paused: {show(st, body, hd)}")
+                            self.assertTrue(json_equal(body["value"], acked[key]),
+                                            f"GET {key!r}: {body['value']!r} != {acked[key]!r}")
+                            self.assertNotIn(c[1].name, names_header(hd, "x-ringkv-replicas"),
+                                             f"GET {key!r}: the paused node answered? {hd}")
+            finally:
+                c.resume(1)
+            c.check_acked(self, acked, table, via=1)
+
     # -- e. bad parameters
 
     def test_e_bad_quorum_parameters_are_400_and_write_nothing(self):

@@ -1,7 +1,7 @@
 """Bugs found after the fact, each with the test that failed before its fix."""
 import unittest
 
-from harness import Node
+from harness import Cluster, Node
 
 
 class Regressions(unittest.TestCase):
@@ -39,12 +39,14 @@ class Regressions(unittest.TestCase):
 
     def test_batch_item_reports_its_own_error(self):
         # A failed item was reported as {"code": "ok"}: the kv error was
-        # overwritten before the message was written. A lone node asked
-        # for R=2 cannot meet it, so every item must say "quorum".
-        with Node(name="regress-r2", extra_args=("--n", "3", "--r", "2", "--w", "1")) as node:
-            status, _, _ = node.json("PUT", "/t/key/a", {"value": 1})
+        # overwritten before the message was written. With R=3 and one of
+        # three nodes stopped, no read can meet its quorum, so every item
+        # must say "quorum".
+        with Cluster(3, r=3, w=1, prefix="regress-r3") as c:
+            status, _, _ = c[0].json("PUT", "/t/key/a", {"value": 1})
             self.assertEqual(status, 201)
-            status, body, _ = node.json("POST", "/t/keys", ["a"])
+            c.kill(2)
+            status, body, _ = c[0].json("POST", "/t/keys", ["a"])
             self.assertEqual(status, 200, body)
             self.assertEqual(body["results"][0]["code"], "quorum", body)
 
