@@ -260,8 +260,7 @@ uint64_t cluster_membership_version(const cluster_table *table)
     for (size_t i = 0; i < table->count; i++) {
         uint8_t bytes[9];
         uint64_t id = table->rows[i].entry.id;
-        for (int b = 0; b < 8; b++)
-            bytes[b] = (uint8_t)(id >> (56 - 8 * b));
+        rk_store_be64(bytes, id);
         bytes[8] = (uint8_t)table->rows[i].entry.status;
         for (int b = 0; b < 9; b++) {
             h ^= bytes[b];

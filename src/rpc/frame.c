@@ -8,35 +8,6 @@
 #define FRAME_KDF_ID 1u
 #define FRAME_LEN_BYTES 4u
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* The secret is hashed first because crypto_kdf wants exactly 32 bytes of
  * master key and the secret can be any length. It is not stretched: the
  * cluster secret must be random (docs/rpc.md), not a password. */
@@ -102,7 +73,7 @@ void frame_seal(const frame_key *k, uint64_t sender, uint8_t *buf, size_t plain_
     buf[1] = 'K';
     buf[2] = FRAME_VERSION;
     buf[3] = k->sealed ? FRAME_FLAG_SEALED : 0;
-    put_be64(buf + 4, sender);
+    rk_store_be64(buf + 4, sender);
     if (!k->sealed)
         return;
     uint8_t *nonce = buf + FRAME_AD_BYTES;
@@ -135,7 +106,7 @@ rk_err frame_open(const frame_key *k, uint8_t *buf, size_t len, uint64_t *sender
                 text, NULL, text, text_len, text + text_len, buf, FRAME_AD_BYTES, n, k->key) != 0)
             return RK_ECORRUPT;
     }
-    *sender = get_be64(buf + 4);
+    *sender = rk_load_be64(buf + 4);
     *plain = text;
     *plain_len = text_len;
     *nonce = n;
@@ -156,7 +127,7 @@ rk_err frame_encode(const frame_key *k, uint64_t sender, const Ringkv__FrameHead
         return RK_ENOMEM;
     uint8_t *buf = nng_msg_body(m);
     uint8_t *p = buf + frame_prefix_bytes(k);
-    put_be32(p, (uint32_t)hlen);
+    rk_store_be32(p, (uint32_t)hlen);
     ringkv__frame_header__pack(hdr, p + FRAME_LEN_BYTES);
     if (payload != NULL)
         protobuf_c_message_pack(payload, p + FRAME_LEN_BYTES + hlen);
@@ -175,7 +146,7 @@ rk_err frame_decode(const frame_key *k, uint8_t *buf, size_t len, frame_view *ou
         return err;
     if (plain_len < FRAME_LEN_BYTES)
         return RK_EINVAL;
-    size_t hlen = get_be32(plain);
+    size_t hlen = rk_load_be32(plain);
     if (hlen > plain_len - FRAME_LEN_BYTES)
         return RK_EINVAL;
     v.hdr = ringkv__frame_header__unpack(NULL, hlen, plain + FRAME_LEN_BYTES);

@@ -26,8 +26,7 @@ rk_err store_data_key(uint64_t position, const char *table, size_t table_len,
     if (err != RK_OK)
         return err;
     uint8_t pos[POSITION_BYTES];
-    for (int i = 0; i < POSITION_BYTES; i++)
-        pos[i] = (uint8_t)(position >> (56 - 8 * i));
+    rk_store_be64(pos, position);
     char *p = out->data + out->len;
     memcpy(p, pos, POSITION_BYTES);
     memcpy(p + POSITION_BYTES, table, table_len);
@@ -52,10 +51,7 @@ rk_err store_data_key_parse(const char *dbkey, size_t len, uint64_t *position,
     if (nul == NULL || nul == t)
         return RK_ECORRUPT;
 
-    uint64_t pos = 0;
-    for (int i = 0; i < POSITION_BYTES; i++)
-        pos = (pos << 8) | (uint8_t)dbkey[i];
-    *position = pos;
+    *position = rk_load_be64(dbkey);
     *table = t;
     *table_len = (size_t)(nul - t);
     *key = nul + 1;

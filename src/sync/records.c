@@ -33,11 +33,7 @@ const char *sync_record_value(const sync_records *rs, size_t i)
 
 uint64_t sync_key_position(const void *dbkey)
 {
-    const uint8_t *p = dbkey;
-    uint64_t pos = 0;
-    for (size_t i = 0; i < 8; i++)
-        pos = pos << 8 | p[i];
-    return pos;
+    return rk_load_be64(dbkey);
 }
 
 void sync_digest(const void *val, size_t len, uint8_t out[SYNC_DIGEST_BYTES])
