@@ -381,10 +381,7 @@ static int parse_step(struct parser *p)
             size_t size = 0, i = 0;
             for (; i < len; i++) {
                 char c = line[i];
-                int d = c >= '0' && c <= '9'   ? c - '0'
-                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                               : -1;
+                int d = rk_hex_value(c);
                 if (d < 0)
                     break;
                 if (size > (p->max_body >> 4)) {
@@ -633,7 +630,6 @@ rk_err http_client_split_address(const char *address, char **host, char **port)
 
 rk_err http_client_url_encode(rk_buf *out, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789ABCDEF";
     rk_err err = rk_buf_reserve(out, len * 3);
     if (err != RK_OK)
         return err;
@@ -645,8 +641,8 @@ rk_err http_client_url_encode(rk_buf *out, const char *s, size_t len)
             *o++ = (char)c;
         } else {
             *o++ = '%';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
+            rk_hex_encode(&c, 1, true, o);
+            o += 2;
         }
     }
     out->len = (size_t)(o - out->data);

@@ -351,16 +351,7 @@ static rk_err load_cluster_id(store *st, uint64_t *out)
         return err;
     }
     uint64_t id = 0;
-    bool ok = buf.len == 16 || buf.len == 32;
-    for (size_t i = 0; ok && i < 16; i++) {
-        char c = buf.data[i];
-        unsigned v = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                            : 16u;
-        ok = v < 16;
-        id = id << 4 | v;
-    }
+    bool ok = (buf.len == 16 || buf.len == 32) && rk_hex_parse_u64(buf.data, 16, &id) == RK_OK;
     if (!ok || id == 0) {
         RK_ERROR(MOD, "stored cluster id '%.*s' is not 16 hex digits",
                  (int)(buf.len > 40 ? 40 : buf.len), buf.data);

@@ -63,7 +63,6 @@ rk_err rk_buf_appendf(rk_buf *b, const char *fmt, ...)
 
 rk_err rk_buf_append_json_string(rk_buf *b, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     /* Worst case every byte becomes \u00XX: reserve once. */
     rk_err err = rk_buf_reserve(b, len * 6 + 2);
     if (err != RK_OK)
@@ -82,8 +81,8 @@ rk_err rk_buf_append_json_string(rk_buf *b, const char *s, size_t len)
             if (c < 0x20) {
                 memcpy(o, "\\u00", 4);
                 o += 4;
-                *o++ = hex[c >> 4];
-                *o++ = hex[c & 15];
+                rk_hex_encode(&c, 1, false, o);
+                o += 2;
             } else {
                 *o++ = (char)c;
             }
