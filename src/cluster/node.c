@@ -215,15 +215,10 @@ static void on_event(void *arg, const cluster_event *ev)
     if (ev->kind != CLUSTER_EVENT_LIVENESS)
         cn->dirty = true;
     cn->wake_pending = true;
-    if (cn->n_events == cn->cap_events) {
-        size_t cap = cn->cap_events ? 2 * cn->cap_events : 16;
-        cluster_event *events = realloc(cn->events, cap * sizeof *events);
-        if (events == NULL) {
-            cn->lost_events++;
-            return;
-        }
-        cn->events = events;
-        cn->cap_events = cap;
+    if (rk_array_grow((void **)&cn->events, &cn->cap_events, cn->n_events + 1,
+                      sizeof *cn->events) != RK_OK) {
+        cn->lost_events++;
+        return;
     }
     cn->events[cn->n_events++] = *ev;
 }

@@ -10,17 +10,7 @@ rk_err rk_buf_reserve(rk_buf *b, size_t extra)
     size_t need = b->len + extra + 1; /* +1 keeps room for the NUL */
     if (need < b->len)
         return RK_ENOMEM;
-    if (need <= b->cap)
-        return RK_OK;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
-        cap = cap * 2 > cap ? cap * 2 : need;
-    char *p = realloc(b->data, cap);
-    if (p == NULL)
-        return RK_ENOMEM;
-    b->data = p;
-    b->cap = cap;
-    return RK_OK;
+    return rk_array_grow((void **)&b->data, &b->cap, need, 1);
 }
 
 rk_err rk_buf_append(rk_buf *b, const void *data, size_t len)
