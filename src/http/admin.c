@@ -136,7 +136,7 @@ int handle_cluster(request *rq)
                              "\"ring_version\":\"%016llx\",\"members\":[",
                              (unsigned long long)s->node_id, cfg->n, cfg->r, cfg->w, s->partitions,
                              (unsigned long long)(v->ring ? ring_version(v->ring) : 0));
-    uint64_t now = rpc_now_ms();
+    uint64_t now = rk_monotonic_ms();
     for (size_t i = 0; err == RK_OK && i < cluster_member_count(t); i++) {
         const cluster_member *m = cluster_member_at(t, i);
         err = rk_buf_appends(&b, i ? "," : "");

@@ -124,7 +124,7 @@ static bool req_answered(const coord_req *req)
 static void req_wait(coord_req *req, uint64_t deadline_ms)
 {
     while (!req_answered(req)) {
-        if (rpc_now_ms() >= deadline_ms ||
+        if (rk_monotonic_ms() >= deadline_ms ||
             rk_cond_wait_until(&req->cv, &req->mu, deadline_ms) == ETIMEDOUT)
             break;
     }
@@ -352,7 +352,7 @@ static void read_repair(coord_req *req)
         return;
     }
     kv *k = req->k;
-    uint64_t deadline = rpc_deadline_after(k->cfg.timeout_ms);
+    uint64_t deadline = rk_deadline_after_ms(k->cfg.timeout_ms);
     for (size_t i = 0; i < count; i++) {
         const quorum_target *t = NULL;
         for (size_t j = 0; j < req->target_count; j++)
@@ -412,7 +412,8 @@ rk_err coord_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *
         cluster_view_unref(view);
         return RK_ENOMEM;
     }
-    uint64_t deadline = rpc_deadline_after(opts->timeout_ms ? opts->timeout_ms : k->cfg.timeout_ms);
+    uint64_t deadline =
+        rk_deadline_after_ms(opts->timeout_ms ? opts->timeout_ms : k->cfg.timeout_ms);
     unsigned r = opts->r ? opts->r : k->cfg.r;
     res->needed = r;
     uint64_t nodes[QUORUM_MAX_TARGETS];
@@ -654,7 +655,7 @@ static rk_err apply_write(coord_req *req, const kv_write *w, seen_state *seen,
              * the next replica still has time. (A call that was sent and is
              * only slow may then be applied twice, as two siblings of the
              * same value: rarer, and it loses nothing.) */
-            uint64_t now = rpc_now_ms();
+            uint64_t now = rk_monotonic_ms();
             uint64_t attempt = deadline_ms;
             if (t->node != k->node_id && deadline_ms > now && more_replicas(req, i, failed))
                 attempt = now + (deadline_ms - now) / 2;
@@ -736,7 +737,7 @@ rk_err coord_put(kv *k, const kv_write *w, kv_result *res)
         return RK_ENOMEM;
     }
     unsigned wq = w->w ? w->w : k->cfg.w;
-    uint64_t deadline = rpc_deadline_after(w->timeout_ms ? w->timeout_ms : k->cfg.timeout_ms);
+    uint64_t deadline = rk_deadline_after_ms(w->timeout_ms ? w->timeout_ms : k->cfg.timeout_ms);
     res->needed = wq;
     bool failed[QUORUM_MAX_TARGETS] = {false};
     uint64_t applier = 0;

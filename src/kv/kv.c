@@ -40,7 +40,7 @@ rk_err kv_open(store *st, rk_actor node_id, const kv_config *cfg, kv **out)
     if (k->cfg.handoff_interval_ms == 0)
         k->cfg.handoff_interval_ms = 1000;
     pthread_mutex_init(&k->handoff_mu, NULL);
-    rk_cond_init_monotonic(&k->handoff_cv); /* waits until rpc_now_ms deadlines */
+    rk_cond_init_monotonic(&k->handoff_cv); /* waits until rk_monotonic_ms deadlines */
     *out = k;
     return RK_OK;
 }

@@ -34,9 +34,7 @@ static void random_ids(uint64_t *ids, size_t count)
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)rk_mono_ns() / 1e9;
 }
 
 static int cmp_double(const void *a, const void *b)

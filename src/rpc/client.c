@@ -279,7 +279,7 @@ bad:
 
 static nng_duration time_left(uint64_t deadline_ms)
 {
-    uint64_t now = rpc_now_ms();
+    uint64_t now = rk_monotonic_ms();
     if (now >= deadline_ms)
         return 0;
     uint64_t left = deadline_ms - now;

@@ -165,7 +165,7 @@ static void slot_cb(void *arg)
     }
     r->msg = nng_aio_get_msg(r->aio);
     nng_aio_set_msg(r->aio, NULL);
-    r->received_ms = rpc_now_ms();
+    r->received_ms = rk_monotonic_ms();
     if (srv->opts.inline_handlers)
         serve_inline(srv, r);
     else
@@ -225,7 +225,7 @@ static void serve(rpc_server *srv, rpc_request *r)
     r->input = NULL;
     r->bound = NULL;
     r->counted = false;
-    if (rpc_now_ms() >= r->deadline_ms) {
+    if (rk_monotonic_ms() >= r->deadline_ms) {
         /* The caller has given up; running it would only add load. */
         COUNT(srv, expired);
         goto drop;
@@ -324,7 +324,7 @@ void rpc_respond(rpc_request *r, rk_err err, const ProtobufCMessage *reply)
      * from here on. It starts before outstanding drops so that close, which
      * waits for outstanding, never frees an aio under a send being started. */
     if (m != NULL && rpc_gate_enter(&srv->gate)) {
-        uint64_t now = rpc_now_ms();
+        uint64_t now = rk_monotonic_ms();
         uint64_t left = r->deadline_ms > now ? r->deadline_ms - now : 0;
         /* A reply may wait behind others on the connection; past the
          * caller's deadline (plus slack) nobody wants it. */

@@ -199,7 +199,7 @@ static rk_err ping(rpc_client *cli, const char *addr, const void *data, size_t l
     in.payload.len = len;
     ProtobufCMessage *reply = NULL;
     rk_err err = rpc_call(cli, addr, &ringkv__membership__descriptor, "Ping", &in.base,
-                          rpc_deadline_after(timeout_ms), &reply);
+                          rk_deadline_after_ms(timeout_ms), &reply);
     if (err == RK_OK) {
         assert_ptr_equal(reply->descriptor, &ringkv__ping_reply__descriptor);
         if (out != NULL)
@@ -431,7 +431,7 @@ static void test_round_trip(void **state)
     in.key.len = 3;
     ProtobufCMessage *reply;
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Get", &in.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_OK);
     Ringkv__ReplicaGetReply *gr = (Ringkv__ReplicaGetReply *)reply;
     assert_true(gr->found);
@@ -441,7 +441,7 @@ static void test_round_trip(void **state)
     /* an answer deferred to another thread */
     Ringkv__GossipRequest g = RINGKV__GOSSIP_REQUEST__INIT;
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__membership__descriptor, "Gossip", &g.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_OK);
     Ringkv__GossipReply *gossip = (Ringkv__GossipReply *)reply;
     assert_int_equal(gossip->n_members, 1);
@@ -451,16 +451,16 @@ static void test_round_trip(void **state)
 
     /* calls that fail to start: no callback, an error */
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Nope", &in.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_EINVAL);
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Put", &in.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_EINVAL); /* wrong input type */
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Get", &in.base,
-                              rpc_now_ms() - 1, &reply),
+                              rk_monotonic_ms() - 1, &reply),
                      RK_ETIMEDOUT);
     assert_int_equal(rpc_call(f->cli, "", &ringkv__kv__descriptor, "Get", &in.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_EINVAL);
 
     rpc_server_stats s = server_stats(f);
@@ -506,7 +506,7 @@ static void test_concurrent_calls(void **state)
     pthread_mutex_init(&all.mu, NULL);
     pthread_cond_init(&all.cv, NULL);
     one_call calls[N];
-    uint64_t deadline = rpc_deadline_after(10000);
+    uint64_t deadline = rk_deadline_after_ms(10000);
     for (uint32_t i = 0; i < N; i++) {
         calls[i] = (one_call){.all = &all, .n = i * 7919u};
         Ringkv__PingRequest in = RINGKV__PING_REQUEST__INIT;
@@ -539,13 +539,13 @@ static void test_handler_error(void **state)
     in.key.len = 7;
     ProtobufCMessage *reply = NULL;
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Get", &in.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_ENOTFOUND);
     assert_null(reply);
     /* a method the server has no handler for */
     Ringkv__HintRequest h = RINGKV__HINT_REQUEST__INIT;
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__handoff__descriptor, "Hint", &h.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_EUNSUPPORTED);
     rpc_server_stats s = server_stats(f);
     assert_true(s.handler_errors == 1);
@@ -559,11 +559,11 @@ static void test_deadline(void **state)
     fixture *f = *state;
     Ringkv__ReplicaPutRequest in = RINGKV__REPLICA_PUT_REQUEST__INIT;
     ProtobufCMessage *reply = NULL;
-    uint64_t t0 = rpc_now_ms();
+    uint64_t t0 = rk_monotonic_ms();
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Put", &in.base,
-                              rpc_deadline_after(100), &reply),
+                              rk_deadline_after_ms(100), &reply),
                      RK_ETIMEDOUT);
-    uint64_t took = rpc_now_ms() - t0;
+    uint64_t took = rk_monotonic_ms() - t0;
     assert_true(took >= 100 && took < 450);
     /* the late reply is thrown away; the next call is answered normally */
     assert_int_equal(ping(f->cli, f->addr, "y", 1, 2000, NULL), RK_OK);
@@ -829,7 +829,7 @@ static void test_close_in_flight(void **state)
     closed_call c = {0};
     Ringkv__ReplicaPutRequest in = RINGKV__REPLICA_PUT_REQUEST__INIT;
     assert_int_equal(rpc_call_async(f->cli, f->addr, &ringkv__kv__descriptor, "Put", &in.base,
-                                    rpc_deadline_after(5000), closed_cb, &c),
+                                    rk_deadline_after_ms(5000), closed_cb, &c),
                      RK_OK);
     assert_true(wait_for(put_running, NULL, 2000));
     rpc_client_close(f->cli);
@@ -866,7 +866,7 @@ static void test_no_resend(void **state)
     Ringkv__ReplicaPutRequest in = RINGKV__REPLICA_PUT_REQUEST__INIT;
     int before = atomic_load(&puts_total);
     assert_int_equal(rpc_call_async(f->cli, addr, &ringkv__kv__descriptor, "Put", &in.base,
-                                    rpc_deadline_after(5000), closed_cb, &c),
+                                    rk_deadline_after_ms(5000), closed_cb, &c),
                      RK_OK);
     nng_msg *req;
     assert_int_equal(nng_recvmsg(rep, &req, 0), 0);
@@ -936,7 +936,7 @@ static void pipeline_next(pipeline *p)
     in.payload.data = (uint8_t *)payload;
     in.payload.len = sizeof payload;
     if (rpc_call_async(p->cli, p->addr, &ringkv__membership__descriptor, "Ping", &in.base,
-                       rpc_deadline_after(5000), pipeline_cb, p) != RK_OK) {
+                       rk_deadline_after_ms(5000), pipeline_cb, p) != RK_OK) {
         pthread_mutex_lock(&p->mu);
         p->failed++;
         p->done++;
