@@ -35,7 +35,7 @@ static const char SECRET[] = "coordinator-test-secret-0123456789";
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {
-    return "leak:frame_encode\nleak:libnng.so\n";
+    return "leak:rpc_frame_encode\nleak:libnng.so\n";
 }
 
 typedef struct tnode {
