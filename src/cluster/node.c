@@ -382,9 +382,9 @@ static rk_err ring_of(cluster_node *cn, const view_box *old, const uint64_t *ids
                       ring_t **out)
 {
     *out = NULL;
-    if (old != NULL && view_ring_has(old->view.ring, ids, n))
+    if (old != NULL && cluster_view_ring_has(old->view.ring, ids, n))
         *out = ring_ref(old->view.ring);
-    else if (old != NULL && view_ring_has(old->view.next_ring, ids, n))
+    else if (old != NULL && cluster_view_ring_has(old->view.next_ring, ids, n))
         *out = ring_ref(old->view.next_ring);
     else if (n > 0)
         return ring_build(ids, n, &cn->params, out);
@@ -405,7 +405,7 @@ static rk_err refresh_view(cluster_node *cn)
         return RK_OK;
     }
     size_t count = cluster_member_count(cn->table);
-    view_box *box = view_box_alloc(count);
+    view_box *box = cluster_view_box_alloc(count);
     uint64_t *ids = malloc(2 * count * sizeof *ids + 1);
     if (box == NULL || ids == NULL) {
         pthread_mutex_unlock(&cn->lock);
