@@ -51,7 +51,6 @@ typedef struct rpc_options {
     size_t replay_entries; /* nonces remembered against replay; 2^18 */
 } rpc_options;
 
-
 /* ---- server ---------------------------------------------------------------- */
 
 typedef struct rpc_server rpc_server;

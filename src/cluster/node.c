@@ -583,8 +583,8 @@ static void gossip_cb(rpc_request *req, const ProtobufCMessage *input, void *arg
     size_t n_delta = 0;
     if (err == RK_OK) {
         pthread_mutex_lock(&cn->lock);
-        err = cluster_merge(cn->table, entries, in->n_members, rk_monotonic_ms(), on_event, cn,
-                            NULL);
+        err =
+            cluster_merge(cn->table, entries, in->n_members, rk_monotonic_ms(), on_event, cn, NULL);
         if (err == RK_OK) {
             size_t cap = cluster_member_count(cn->table);
             delta = malloc(cap * sizeof *delta);
@@ -818,8 +818,8 @@ static rk_err take_join_reply(cluster_node *cn, const char *seed, const Ringkv__
     if (err != RK_OK)
         return err == RK_EINVAL ? RK_ECORRUPT : err;
     pthread_mutex_lock(&cn->lock);
-    err = cluster_merge(cn->table, entries, reply->n_members, rk_monotonic_ms(), on_event, cn,
-                        NULL);
+    err =
+        cluster_merge(cn->table, entries, reply->n_members, rk_monotonic_ms(), on_event, cn, NULL);
     size_t count = cluster_member_count(cn->table);
     if (err == RK_OK) {
         atomic_store(&cn->cluster_id, theirs.cluster_id);

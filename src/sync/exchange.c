@@ -110,8 +110,8 @@ typedef struct exchange {
 
 static rk_err add_range(exchange *x, unsigned level, size_t index)
 {
-    if (rk_array_grow((void **)&x->ranges, &x->range_cap, x->range_count + 1,
-                      sizeof *x->ranges) != RK_OK)
+    size_t need = x->range_count + 1;
+    if (rk_array_grow((void **)&x->ranges, &x->range_cap, need, sizeof *x->ranges) != RK_OK)
         return RK_ENOMEM;
     Ringkv__SyncRange *out = &x->ranges[x->range_count++];
     ringkv__sync_range__init(out);

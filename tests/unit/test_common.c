@@ -1181,8 +1181,7 @@ static void test_array_grow(void **state)
     /* Overflow fails and leaves the array as it was. */
     uint64_t *keep = items;
     size_t keep_cap = cap;
-    assert_int_equal(rk_array_grow((void **)&items, &cap, SIZE_MAX / 4, sizeof *items),
-                     RK_ENOMEM);
+    assert_int_equal(rk_array_grow((void **)&items, &cap, SIZE_MAX / 4, sizeof *items), RK_ENOMEM);
     assert_ptr_equal(items, keep);
     assert_int_equal(cap, keep_cap);
     free(items);
