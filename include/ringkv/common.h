@@ -62,11 +62,16 @@ void rk_log(rk_log_level level, const char *module, const char *fmt, ...)
 
 uint64_t rk_now_ms(void);   /* wall clock, ms since the epoch */
 uint64_t rk_mono_ns(void);  /* monotonic, for durations */
+/* Monotonic (CLOCK_MONOTONIC), in ms: the one clock of every timeout and
+ * deadline in the project, so that a step of the wall clock moves none. */
+uint64_t rk_monotonic_ms(void);
+/* rk_monotonic_ms() + timeout_ms: a deadline on that clock. */
+uint64_t rk_deadline_after_ms(uint32_t timeout_ms);
 void rk_sleep_ms(unsigned ms);
 
 /* A condition variable whose timed waits use the monotonic clock, so a
- * deadline (ms on rk_mono_ns's clock, as rpc_now_ms gives) is not moved by
- * a step of the wall clock. 0 or an errno value, as pthread_cond_init. */
+ * deadline (ms on rk_monotonic_ms's clock) is not moved by a step of the
+ * wall clock. 0 or an errno value, as pthread_cond_init. */
 int rk_cond_init_monotonic(pthread_cond_t *cond);
 /* Waits on cond (made by rk_cond_init_monotonic) until deadline_ms at the
  * latest; pthread_cond_timedwait's result (ETIMEDOUT at the deadline). */
@@ -93,7 +98,62 @@ rk_err rk_buf_append_json_string(rk_buf *b, const char *s, size_t len);
 void rk_buf_reset(rk_buf *b);   /* len = 0, keeps the memory */
 void rk_buf_free(rk_buf *b);
 
+/* ---- dynamic arrays ------------------------------------------------------ */
+
+/* Grows the malloc'd array *items (of *cap elements of item_size bytes) to
+ * hold at least need elements, doubling its capacity (from 8 when empty) so
+ * that n appends cost O(n). *items is any T ** cast to void **; the caller
+ * frees it with free(). RK_ENOMEM on overflow or when realloc fails, and
+ * then *items and *cap are unchanged, so a caller can promise "unchanged
+ * on error". */
+rk_err rk_array_grow(void **items, size_t *cap, size_t need, size_t item_size);
+
 /* ---- encoding helpers ---------------------------------------------------- */
+
+/* Big-endian (network order) integers in byte buffers: the order of every
+ * stored key, hash input and wire field, so that byte order sorts as
+ * number order. p needs no alignment. */
+static inline void rk_store_be64(void *p, uint64_t v)
+{
+    unsigned char *b = p;
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        b[i] = (unsigned char)v;
+}
+
+static inline uint64_t rk_load_be64(const void *p)
+{
+    const unsigned char *b = p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+static inline void rk_store_be32(void *p, uint32_t v)
+{
+    unsigned char *b = p;
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        b[i] = (unsigned char)v;
+}
+
+static inline uint32_t rk_load_be32(const void *p)
+{
+    const unsigned char *b = p;
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* The value of one hex digit (either case), or -1 if c is not one. */
+int rk_hex_value(char c);
+/* Writes 2 * len hex digits for bin[0..len) to out (no NUL): lowercase,
+ * or uppercase when upper (RFC 3986 asks for it in percent-encoding). */
+void rk_hex_encode(const void *bin, size_t len, bool upper, char *out);
+/* Decodes the even number len of hex digits in text (either case) into
+ * len / 2 bytes at out. RK_EINVAL, with out unspecified, on an odd len or
+ * a byte that is not a hex digit. */
+rk_err rk_hex_decode(const char *text, size_t len, void *out);
+/* Parses 1 to 16 hex digits (either case) filling text[0..len) as a
+ * number. RK_EINVAL on anything else. */
+rk_err rk_hex_parse_u64(const char *text, size_t len, uint64_t *out);
 
 /* base64url without padding. rk_b64url_encode appends to out. */
 rk_err rk_b64url_encode(const uint8_t *bin, size_t len, rk_buf *out);

@@ -51,11 +51,6 @@ typedef struct rpc_options {
     size_t replay_entries; /* nonces remembered against replay; 2^18 */
 } rpc_options;
 
-/* A deadline on the monotonic clock, in ms (the clock of rk_mono_ns). */
-uint64_t rpc_now_ms(void);
-/* rpc_now_ms() + timeout_ms. */
-uint64_t rpc_deadline_after(uint32_t timeout_ms);
-
 /* ---- server ---------------------------------------------------------------- */
 
 typedef struct rpc_server rpc_server;
@@ -118,7 +113,7 @@ void rpc_server_get_stats(const rpc_server *srv, rpc_server_stats *out);
 void rpc_respond(rpc_request *req, rk_err err, const ProtobufCMessage *reply);
 /* The node id the request was sealed by (authenticated when sealed). */
 uint64_t rpc_request_sender(const rpc_request *req);
-/* When the caller stops waiting, on rpc_now_ms's clock; UINT64_MAX if never. */
+/* When the caller stops waiting, on rk_monotonic_ms's clock; UINT64_MAX if never. */
 uint64_t rpc_request_deadline(const rpc_request *req);
 const ProtobufCMethodDescriptor *rpc_request_method(const rpc_request *req);
 
@@ -156,7 +151,7 @@ void rpc_client_get_stats(const rpc_client *c, rpc_client_stats *out);
 
 /* Calls service.method on peer ("HOST:PORT" or "tcp://HOST:PORT") with
  * request (an instance of the method's input type), waiting until deadline_ms
- * (rpc_deadline_after). request is packed before this returns: the caller
+ * (rk_deadline_after_ms). request is packed before this returns: the caller
  * keeps ownership. Returns RK_OK if the call started: reply_cb then runs
  * exactly once. Otherwise returns the error (RK_EINVAL: unknown method or
  * wrong input type; RK_ETIMEDOUT: deadline already past; RK_ETOOBIG,

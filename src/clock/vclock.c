@@ -8,19 +8,7 @@
  * which is what lets every mutator below promise "unchanged on error". */
 static rk_err reserve(vclock *c, size_t need)
 {
-    if (need <= c->cap)
-        return RK_OK;
-    size_t cap = c->cap ? c->cap : 4;
-    while (cap < need)
-        cap = cap * 2 > cap ? cap * 2 : need;
-    if (cap > SIZE_MAX / sizeof *c->entries)
-        return RK_ENOMEM;
-    clock_dot *p = realloc(c->entries, cap * sizeof *p);
-    if (p == NULL)
-        return RK_ENOMEM;
-    c->entries = p;
-    c->cap = cap;
-    return RK_OK;
+    return rk_array_grow((void **)&c->entries, &c->cap, need, sizeof *c->entries);
 }
 
 /* Index of actor in c, or of the first entry past it when absent. */

@@ -18,8 +18,7 @@
 static rk_err put_u64(rk_buf *out, uint64_t v)
 {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (56 - 8 * i));
+    rk_store_be64(b, v);
     return rk_buf_append(out, b, sizeof b);
 }
 
@@ -34,8 +33,8 @@ static rk_err put_str(rk_buf *out, const char *s)
 rk_err cluster_table_encode(const cluster_table *table, rk_buf *out)
 {
     uint8_t format = CODEC_FORMAT;
-    uint8_t count[4] = {(uint8_t)(table->count >> 24), (uint8_t)(table->count >> 16),
-                        (uint8_t)(table->count >> 8), (uint8_t)table->count};
+    uint8_t count[4];
+    rk_store_be32(count, (uint32_t)table->count);
     rk_err err = rk_buf_append(out, CODEC_MAGIC, 4);
     if (err == RK_OK)
         err = rk_buf_append(out, &format, 1);

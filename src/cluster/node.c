@@ -215,15 +215,10 @@ static void on_event(void *arg, const cluster_event *ev)
     if (ev->kind != CLUSTER_EVENT_LIVENESS)
         cn->dirty = true;
     cn->wake_pending = true;
-    if (cn->n_events == cn->cap_events) {
-        size_t cap = cn->cap_events ? 2 * cn->cap_events : 16;
-        cluster_event *events = realloc(cn->events, cap * sizeof *events);
-        if (events == NULL) {
-            cn->lost_events++;
-            return;
-        }
-        cn->events = events;
-        cn->cap_events = cap;
+    if (rk_array_grow((void **)&cn->events, &cn->cap_events, cn->n_events + 1,
+                      sizeof *cn->events) != RK_OK) {
+        cn->lost_events++;
+        return;
     }
     cn->events[cn->n_events++] = *ev;
 }
@@ -351,16 +346,7 @@ static rk_err load_cluster_id(store *st, uint64_t *out)
         return err;
     }
     uint64_t id = 0;
-    bool ok = buf.len == 16 || buf.len == 32;
-    for (size_t i = 0; ok && i < 16; i++) {
-        char c = buf.data[i];
-        unsigned v = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                            : 16u;
-        ok = v < 16;
-        id = id << 4 | v;
-    }
+    bool ok = (buf.len == 16 || buf.len == 32) && rk_hex_parse_u64(buf.data, 16, &id) == RK_OK;
     if (!ok || id == 0) {
         RK_ERROR(MOD, "stored cluster id '%.*s' is not 16 hex digits",
                  (int)(buf.len > 40 ? 40 : buf.len), buf.data);
@@ -396,9 +382,9 @@ static rk_err ring_of(cluster_node *cn, const view_box *old, const uint64_t *ids
                       ring_t **out)
 {
     *out = NULL;
-    if (old != NULL && view_ring_has(old->view.ring, ids, n))
+    if (old != NULL && cluster_view_ring_has(old->view.ring, ids, n))
         *out = ring_ref(old->view.ring);
-    else if (old != NULL && view_ring_has(old->view.next_ring, ids, n))
+    else if (old != NULL && cluster_view_ring_has(old->view.next_ring, ids, n))
         *out = ring_ref(old->view.next_ring);
     else if (n > 0)
         return ring_build(ids, n, &cn->params, out);
@@ -419,7 +405,7 @@ static rk_err refresh_view(cluster_node *cn)
         return RK_OK;
     }
     size_t count = cluster_member_count(cn->table);
-    view_box *box = view_box_alloc(count);
+    view_box *box = cluster_view_box_alloc(count);
     uint64_t *ids = malloc(2 * count * sizeof *ids + 1);
     if (box == NULL || ids == NULL) {
         pthread_mutex_unlock(&cn->lock);
@@ -534,7 +520,7 @@ static void join_cb(rpc_request *req, const ProtobufCMessage *input, void *arg)
     cluster_entry *entries = NULL;
     size_t count = 0;
     pthread_mutex_lock(&cn->lock);
-    rk_err err = cluster_merge(cn->table, &joiner, 1, rpc_now_ms(), on_event, cn, NULL);
+    rk_err err = cluster_merge(cn->table, &joiner, 1, rk_monotonic_ms(), on_event, cn, NULL);
     if (err == RK_OK)
         err = export_locked(cn, &entries, &count);
     wake_if_pending(cn);
@@ -559,7 +545,7 @@ static void join_cb(rpc_request *req, const ProtobufCMessage *input, void *arg)
  * round, and the log must not fill with them. */
 static void refuse_foreign(cluster_node *cn, uint64_t sender, uint64_t their_id)
 {
-    uint64_t now = rpc_now_ms();
+    uint64_t now = rk_monotonic_ms();
     pthread_mutex_lock(&cn->lock);
     cn->foreign_refused++;
     uint64_t refused = 0;
@@ -597,7 +583,8 @@ static void gossip_cb(rpc_request *req, const ProtobufCMessage *input, void *arg
     size_t n_delta = 0;
     if (err == RK_OK) {
         pthread_mutex_lock(&cn->lock);
-        err = cluster_merge(cn->table, entries, in->n_members, rpc_now_ms(), on_event, cn, NULL);
+        err =
+            cluster_merge(cn->table, entries, in->n_members, rk_monotonic_ms(), on_event, cn, NULL);
         if (err == RK_OK) {
             size_t cap = cluster_member_count(cn->table);
             delta = malloc(cap * sizeof *delta);
@@ -687,7 +674,8 @@ static void gossip_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
         err = entries_from_proto(r->members, r->n_members, &entries);
         if (err == RK_OK) {
             pthread_mutex_lock(&cn->lock);
-            err = cluster_merge(cn->table, entries, r->n_members, rpc_now_ms(), on_event, cn, NULL);
+            err = cluster_merge(cn->table, entries, r->n_members, rk_monotonic_ms(), on_event, cn,
+                                NULL);
             wake_if_pending(cn);
             pthread_mutex_unlock(&cn->lock);
             free(entries);
@@ -751,7 +739,7 @@ static void gossip_round(cluster_node *cn, bool probe)
         req.members = list.ptrs;
         uint32_t timeout =
             cn->interval_ms > GOSSIP_MIN_DEADLINE_MS ? cn->interval_ms : GOSSIP_MIN_DEADLINE_MS;
-        uint64_t deadline = rpc_deadline_after(timeout);
+        uint64_t deadline = rk_deadline_after_ms(timeout);
         for (size_t i = 0; i < k; i++)
             send_gossip(cn, cn->peers[i], cn->peer_addrs[i], &req, deadline);
         member_list_free(&list);
@@ -761,7 +749,7 @@ static void gossip_round(cluster_node *cn, bool probe)
     free(entries);
 
     pthread_mutex_lock(&cn->lock);
-    cluster_tick(cn->table, rpc_now_ms(), on_event, cn);
+    cluster_tick(cn->table, rk_monotonic_ms(), on_event, cn);
     pthread_mutex_unlock(&cn->lock);
 }
 
@@ -771,18 +759,18 @@ static void gossip_round(cluster_node *cn, bool probe)
 static void *gossip_main(void *arg)
 {
     cluster_node *cn = arg;
-    uint64_t next_round = rpc_now_ms();
+    uint64_t next_round = rk_monotonic_ms();
     uint64_t next_probe = next_round + PROBE_INTERVAL_MS;
     for (;;) {
         pthread_mutex_lock(&cn->lock);
-        while (!cn->stopping && !cn->wake_pending && rpc_now_ms() < next_round)
+        while (!cn->stopping && !cn->wake_pending && rk_monotonic_ms() < next_round)
             rk_cond_wait_until(&cn->wake, &cn->lock, next_round);
         bool stop = cn->stopping;
         cn->wake_pending = false;
         pthread_mutex_unlock(&cn->lock);
         if (stop)
             break;
-        uint64_t now = rpc_now_ms();
+        uint64_t now = rk_monotonic_ms();
         if (now >= next_round) {
             bool probe = now >= next_probe;
             gossip_round(cn, probe);
@@ -830,7 +818,8 @@ static rk_err take_join_reply(cluster_node *cn, const char *seed, const Ringkv__
     if (err != RK_OK)
         return err == RK_EINVAL ? RK_ECORRUPT : err;
     pthread_mutex_lock(&cn->lock);
-    err = cluster_merge(cn->table, entries, reply->n_members, rpc_now_ms(), on_event, cn, NULL);
+    err =
+        cluster_merge(cn->table, entries, reply->n_members, rk_monotonic_ms(), on_event, cn, NULL);
     size_t count = cluster_member_count(cn->table);
     if (err == RK_OK) {
         atomic_store(&cn->cluster_id, theirs.cluster_id);
@@ -908,11 +897,11 @@ static rk_err join(cluster_node *cn)
     req.params = &params;
 
     RK_INFO(MOD, "joining through %s (for up to %" PRIu32 " ms)", cn->seeds, cn->join_timeout_ms);
-    uint64_t give_up = rpc_deadline_after(cn->join_timeout_ms);
+    uint64_t give_up = rk_deadline_after_ms(cn->join_timeout_ms);
     rk_err result = RK_ETIMEDOUT;
     for (bool done = false; !done;) {
         for (size_t i = 0; i < n && !done; i++) {
-            uint64_t now = rpc_now_ms();
+            uint64_t now = rk_monotonic_ms();
             if (now >= give_up) {
                 done = true;
                 break;
@@ -935,7 +924,7 @@ static rk_err join(cluster_node *cn)
             last[i] = err;
             RK_DEBUG(MOD, "join through %s: %s", seeds[i], rk_strerror(err));
         }
-        uint64_t now = rpc_now_ms();
+        uint64_t now = rk_monotonic_ms();
         if (!done && now < give_up)
             rk_sleep_ms((unsigned)(give_up - now < JOIN_PASS_PAUSE_MS ? give_up - now
                                                                    : JOIN_PASS_PAUSE_MS));
@@ -989,7 +978,7 @@ static cluster_node *node_alloc(const cluster_node_options *opts)
     if (cn == NULL)
         return NULL;
     pthread_mutex_init(&cn->lock, NULL);
-    rk_cond_init_monotonic(&cn->wake); /* rounds wait until rpc_now_ms deadlines */
+    rk_cond_init_monotonic(&cn->wake); /* rounds wait until rk_monotonic_ms deadlines */
     pthread_cond_init(&cn->drained, NULL);
     pthread_mutex_init(&cn->house_lock, NULL);
     pthread_mutex_init(&cn->view_lock, NULL);
@@ -1018,7 +1007,7 @@ static cluster_node *node_alloc(const cluster_node_options *opts)
 /* Makes cn->table and cn->cluster_id from the store (see cluster_node_open). */
 static rk_err load(cluster_node *cn, const cluster_entry *self, const cluster_config *config)
 {
-    uint64_t now = rpc_now_ms(), cluster_id = 0;
+    uint64_t now = rk_monotonic_ms(), cluster_id = 0;
     rk_buf members = {0};
     rk_err err = store_meta_get(cn->st, META_MEMBERS, &members);
     if (err == RK_OK) {

@@ -20,10 +20,10 @@ typedef struct view_box {
  * the rest zero. Free with cluster_view_unref(&box->view) (which also drops
  * view.ring once set), or with free() before it is published. NULL on
  * ENOMEM. */
-view_box *view_box_alloc(size_t count);
+view_box *cluster_view_box_alloc(size_t count);
 
 /* True when ring (may be NULL) is built of exactly ids[0..n), which are in
  * increasing order: a new view can then share the ring. */
-bool view_ring_has(const ring_t *ring, const uint64_t *ids, size_t n);
+bool cluster_view_ring_has(const ring_t *ring, const uint64_t *ids, size_t n);
 
 #endif

@@ -95,17 +95,10 @@ size_t cluster_row_index(const cluster_table *table, uint64_t id, bool *found)
 
 rk_err cluster_rows_reserve(cluster_table *table, size_t extra)
 {
-    if (table->count + extra <= table->cap)
-        return RK_OK;
-    size_t cap = table->cap ? table->cap : 8;
-    while (cap < table->count + extra)
-        cap *= 2;
-    cluster_member *rows = realloc(table->rows, cap * sizeof *rows);
-    if (rows == NULL)
+    if (extra > SIZE_MAX - table->count)
         return RK_ENOMEM;
-    table->rows = rows;
-    table->cap = cap;
-    return RK_OK;
+    return rk_array_grow((void **)&table->rows, &table->cap, table->count + extra,
+                         sizeof *table->rows);
 }
 
 rk_err cluster_table_alloc(const cluster_entry *self, const cluster_config *config, uint64_t now_ms,
@@ -260,8 +253,7 @@ uint64_t cluster_membership_version(const cluster_table *table)
     for (size_t i = 0; i < table->count; i++) {
         uint8_t bytes[9];
         uint64_t id = table->rows[i].entry.id;
-        for (int b = 0; b < 8; b++)
-            bytes[b] = (uint8_t)(id >> (56 - 8 * b));
+        rk_store_be64(bytes, id);
         bytes[8] = (uint8_t)table->rows[i].entry.status;
         for (int b = 0; b < 9; b++) {
             h ^= bytes[b];

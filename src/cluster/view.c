@@ -5,7 +5,7 @@
 
 #include "node_internal.h"
 
-view_box *view_box_alloc(size_t count)
+view_box *cluster_view_box_alloc(size_t count)
 {
     view_box *box = calloc(1, sizeof *box + count * sizeof box->members[0]);
     if (box == NULL)
@@ -16,7 +16,7 @@ view_box *view_box_alloc(size_t count)
     return box;
 }
 
-bool view_ring_has(const ring_t *ring, const uint64_t *ids, size_t n)
+bool cluster_view_ring_has(const ring_t *ring, const uint64_t *ids, size_t n)
 {
     if (ring == NULL || ring_member_count(ring) != n)
         return false;

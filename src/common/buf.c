@@ -10,17 +10,7 @@ rk_err rk_buf_reserve(rk_buf *b, size_t extra)
     size_t need = b->len + extra + 1; /* +1 keeps room for the NUL */
     if (need < b->len)
         return RK_ENOMEM;
-    if (need <= b->cap)
-        return RK_OK;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
-        cap = cap * 2 > cap ? cap * 2 : need;
-    char *p = realloc(b->data, cap);
-    if (p == NULL)
-        return RK_ENOMEM;
-    b->data = p;
-    b->cap = cap;
-    return RK_OK;
+    return rk_array_grow((void **)&b->data, &b->cap, need, 1);
 }
 
 rk_err rk_buf_append(rk_buf *b, const void *data, size_t len)
@@ -63,7 +53,6 @@ rk_err rk_buf_appendf(rk_buf *b, const char *fmt, ...)
 
 rk_err rk_buf_append_json_string(rk_buf *b, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     /* Worst case every byte becomes \u00XX: reserve once. */
     rk_err err = rk_buf_reserve(b, len * 6 + 2);
     if (err != RK_OK)
@@ -82,8 +71,8 @@ rk_err rk_buf_append_json_string(rk_buf *b, const char *s, size_t len)
             if (c < 0x20) {
                 memcpy(o, "\\u00", 4);
                 o += 4;
-                *o++ = hex[c >> 4];
-                *o++ = hex[c & 15];
+                rk_hex_encode(&c, 1, false, o);
+                o += 2;
             } else {
                 *o++ = (char)c;
             }

@@ -34,11 +34,6 @@ static bool peek_is(const scanner *sc, char c)
     return sc->pos < sc->len && sc->s[sc->pos] == c;
 }
 
-static bool is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* A string, quotes included. Raw bytes must be UTF-8 and not control
  * characters; escapes must be the eight of RFC 8259 or \uXXXX. */
 static bool scan_string(scanner *sc)
@@ -66,7 +61,7 @@ static bool scan_string(scanner *sc)
                 if (sc->pos + 6 > sc->len)
                     return false;
                 for (int i = 2; i < 6; i++)
-                    if (!is_hex(sc->s[sc->pos + (size_t)i]))
+                    if (rk_hex_value(sc->s[sc->pos + (size_t)i]) < 0)
                         return false;
                 sc->pos += 6;
             } else if (strchr("\"\\/bfnrt", e) != NULL && e != '\0') {

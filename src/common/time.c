@@ -17,6 +17,16 @@ uint64_t rk_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t rk_monotonic_ms(void)
+{
+    return rk_mono_ns() / 1000000u;
+}
+
+uint64_t rk_deadline_after_ms(uint32_t timeout_ms)
+{
+    return rk_monotonic_ms() + timeout_ms;
+}
+
 void rk_sleep_ms(unsigned ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};

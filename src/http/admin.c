@@ -145,7 +145,7 @@ int handle_cluster(request *rq)
                              (unsigned long long)s->node_id, cfg->n, cfg->r, cfg->w, s->partitions,
                              replicas_per_key(v), replicas_per_key(v) < cfg->n ? "true" : "false",
                              (unsigned long long)(v->ring ? ring_version(v->ring) : 0));
-    uint64_t now = rpc_now_ms();
+    uint64_t now = rk_monotonic_ms();
     for (size_t i = 0; err == RK_OK && i < cluster_member_count(t); i++) {
         const cluster_member *m = cluster_member_at(t, i);
         err = rk_buf_appends(&b, i ? "," : "");

@@ -43,26 +43,6 @@ rk_err admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap
     return err;
 }
 
-/* Exactly 16 hex digits, as GET /cluster prints ids. */
-static bool parse_hex_id(const char *text, uint64_t *out)
-{
-    if (strlen(text) != 16)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < 16; i++) {
-        char c = text[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0)
-            return false;
-        v = v << 4 | (uint64_t)d;
-    }
-    *out = v;
-    return true;
-}
-
 /* A node that was removed and replaced by a new one of the same name leaves
  * two rows with that name; the one still in the cluster is meant, and the
  * removed one only when it is the only one (removing it again is a no-op
@@ -96,7 +76,8 @@ rk_err admin_find_member(const cluster_view *view, const char *text,
     const cluster_view_member *m = NULL;
     rk_err err = find_by_name(view, text, &m);
     uint64_t id;
-    if (err == RK_ENOTFOUND && parse_hex_id(text, &id)) {
+    if (err == RK_ENOTFOUND && strlen(text) == 16 && /* as GET /cluster prints ids */
+        rk_hex_parse_u64(text, 16, &id) == RK_OK) {
         /* Linear, not cluster_view_find: this stays pure and the table is
          * at most CLUSTER_MAX_MEMBERS rows, once per admin request. */
         for (size_t i = 0; i < view->count && m == NULL; i++)

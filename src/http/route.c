@@ -3,17 +3,6 @@
 
 #include "http_internal.h"
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 rk_err percent_decode(const char *src, size_t len, char *dst, size_t cap, size_t *out_len)
 {
     size_t o = 0;
@@ -22,7 +11,7 @@ rk_err percent_decode(const char *src, size_t len, char *dst, size_t cap, size_t
         if (c == '%') {
             if (i + 2 >= len)
                 return RK_EINVAL;
-            int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+            int hi = rk_hex_value(src[i + 1]), lo = rk_hex_value(src[i + 2]);
             if (hi < 0 || lo < 0)
                 return RK_EINVAL;
             c = (char)(hi << 4 | lo);

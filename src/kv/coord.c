@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include <sodium.h>
-#include <time.h>
 
 #include "kv_internal.h"
 #include "quorum.h"
@@ -57,13 +56,6 @@ struct coord_req {
 };
 
 /* ---- request life ---------------------------------------------------------- */
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* The request outlives the caller's key (late replies, read repair), so it
  * keeps its own copy, with the names pointing into it. */
@@ -135,7 +127,7 @@ static bool req_answered(const coord_req *req)
 static void req_wait(coord_req *req, uint64_t deadline_ms)
 {
     while (!req_answered(req)) {
-        if (rpc_now_ms() >= deadline_ms ||
+        if (rk_monotonic_ms() >= deadline_ms ||
             rk_cond_wait_until(&req->cv, &req->mu, deadline_ms) == ETIMEDOUT)
             break;
     }
@@ -251,7 +243,7 @@ static void get_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
     quorum_reply kind = QUORUM_REPLY_ERROR;
     rk_object obj = {0};
     if (err == RK_OK) {
-        uint64_t took = now_us() - req->sent_us[call->index];
+        uint64_t took = rk_mono_ns() / 1000u - req->sent_us[call->index];
         latency_window_add(&req->k->read_latency, took > UINT32_MAX ? UINT32_MAX : (uint32_t)took);
         const Ringkv__ReplicaGetReply *r = (const Ringkv__ReplicaGetReply *)reply;
         if (!r->found)
@@ -293,7 +285,7 @@ static void get_remote(coord_req *req, size_t i)
     msg.intended = t->intended;
     const char *addr = peer_addr(req, t->node);
     req->calls[i] = (coord_call){req, i};
-    req->sent_us[i] = now_us();
+    req->sent_us[i] = rk_mono_ns() / 1000u;
     atomic_fetch_add(&req->refs, 1);
     rk_err err = addr == NULL ? RK_EINVAL
                               : rpc_call_async(req->k->client, addr, &ringkv__kv__descriptor,
@@ -364,7 +356,7 @@ static void read_repair(coord_req *req)
         return;
     }
     kv *k = req->k;
-    uint64_t deadline = rpc_deadline_after(k->cfg.timeout_ms);
+    uint64_t deadline = rk_deadline_after_ms(k->cfg.timeout_ms);
     for (size_t i = 0; i < count; i++) {
         const quorum_target *t = NULL;
         for (size_t j = 0; j < req->plan.target_count; j++)
@@ -435,9 +427,9 @@ static void get_wait(coord_req *req)
     kv *k = req->k;
     uint32_t delay_us = k->cfg.speculative_ms ? k->cfg.speculative_ms * 1000u
                                               : latency_window_delay_us(&k->read_latency);
-    uint64_t speculate_at = rpc_now_ms() + (delay_us + 999) / 1000;
+    uint64_t speculate_at = rk_monotonic_ms() + (delay_us + 999) / 1000;
     while (!req_answered(req)) {
-        uint64_t now = rpc_now_ms();
+        uint64_t now = rk_monotonic_ms();
         if (now >= req->deadline_ms)
             break;
         bool may_speculate = get_core_waiting_on_asked(&req->gc) && !req->gc.speculated;
@@ -467,7 +459,7 @@ rk_err coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_res
         cluster_view_unref(view);
         return RK_ENOMEM;
     }
-    req->deadline_ms = rpc_deadline_after(opts->timeout_ms ? opts->timeout_ms : k->cfg.timeout_ms);
+    req->deadline_ms = rk_deadline_after_ms(opts->timeout_ms ? opts->timeout_ms : k->cfg.timeout_ms);
     unsigned r = opts->r ? opts->r : k->cfg.r;
     res->needed = r;
     rk_err err = plan_targets(req, !opts->strict);
@@ -712,7 +704,7 @@ static rk_err apply_write(coord_req *req, const kv_write *w, seen_state *seen, k
         bool remote = t->node != k->node_id;
         /* (A call that was sent and is only slow may be applied twice, as
          * two siblings of the same value: rarer, and it loses nothing.) */
-        uint64_t attempt = quorum_attempt_deadline(rpc_now_ms(), req->deadline_ms, remote,
+        uint64_t attempt = quorum_attempt_deadline(rk_monotonic_ms(), req->deadline_ms, remote,
                                                    o + 1 < count);
         rk_err err = bring_up_to_date(req, t, seen, attempt);
         if (err == RK_OK && !remote)
@@ -792,7 +784,7 @@ rk_err coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result *re
         return RK_ENOMEM;
     }
     unsigned wq = w->w ? w->w : k->cfg.w;
-    req->deadline_ms = rpc_deadline_after(w->timeout_ms ? w->timeout_ms : k->cfg.timeout_ms);
+    req->deadline_ms = rk_deadline_after_ms(w->timeout_ms ? w->timeout_ms : k->cfg.timeout_ms);
     res->needed = wq;
     bool failed[QUORUM_MAX_TARGETS] = {false};
     uint64_t applier = 0;

@@ -89,7 +89,7 @@ static void send_item(kv *k, const char *addr, uint64_t intended, handoff_batch 
         msg.object.len = it->value.len;
         *call = (handoff_call){b, i};
         err = rpc_call_async(k->client, addr, &ringkv__handoff__descriptor, "Hint", &msg.base,
-                             rpc_deadline_after(HANDOFF_CALL_TIMEOUT_MS), hint_reply_cb, call);
+                             rk_deadline_after_ms(HANDOFF_CALL_TIMEOUT_MS), hint_reply_cb, call);
     }
     if (err != RK_OK) {
         pthread_mutex_lock(&b->mu);
@@ -202,7 +202,7 @@ static void *handoff_main(void *arg)
     pthread_mutex_lock(&k->handoff_mu);
     while (!k->stopping) {
         rk_cond_wait_until(&k->handoff_cv, &k->handoff_mu,
-                           rpc_now_ms() + k->cfg.handoff_interval_ms);
+                           rk_monotonic_ms() + k->cfg.handoff_interval_ms);
         if (k->stopping)
             break;
         pthread_mutex_unlock(&k->handoff_mu);

@@ -51,7 +51,7 @@ rk_err kv_open(replica *rp, cluster_node *cn, rpc_client *client, const kv_confi
         k->cfg.handoff_interval_ms = 1000;
     latency_window_init(&k->read_latency);
     pthread_mutex_init(&k->handoff_mu, NULL);
-    rk_cond_init_monotonic(&k->handoff_cv); /* waits until rpc_now_ms deadlines */
+    rk_cond_init_monotonic(&k->handoff_cv); /* waits until rk_monotonic_ms deadlines */
     rk_err err = handoff_start(k);
     if (err != RK_OK) {
         kv_close(k);

@@ -28,8 +28,5 @@ uint64_t ring_position(const char *table, size_t table_len,
     memcpy(msg + len, key, key_len);
     len += key_len;
     crypto_shorthash(out, msg, len, ring_hash_key);
-    uint64_t pos = 0;
-    for (int i = 0; i < 8; i++)
-        pos = (pos << 8) | out[i];
-    return pos;
+    return rk_load_be64(out);
 }

@@ -47,30 +47,14 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-static uint64_t load_be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void store_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)v;
-        v >>= 8;
-    }
-}
-
 /* A node's key: SipHash-2-4 of its id (8 bytes big-endian). Computed once
  * per member, it spreads ids such as 1, 2, 3 as well as random ones. */
 static uint64_t node_key(uint64_t id)
 {
     unsigned char msg[8], out[crypto_shorthash_BYTES];
-    store_be64(msg, id);
+    rk_store_be64(msg, id);
     crypto_shorthash(out, msg, sizeof msg, node_hash_key);
-    return load_be64(out);
+    return rk_load_be64(out);
 }
 
 /* A range's key: output p+1 of splitmix64 seeded with 0. */
@@ -123,16 +107,16 @@ static rk_err compute_version(ring_t *ring)
     if (crypto_generichash_init(&st, NULL, 0, sizeof out) != 0)
         return RK_ENOMEM;
     crypto_generichash_update(&st, (const unsigned char *)tag, sizeof tag);
-    store_be64(buf, ((uint64_t)ring->params.n << 32) | ring->params.partitions);
+    rk_store_be64(buf, ((uint64_t)ring->params.n << 32) | ring->params.partitions);
     crypto_generichash_update(&st, buf, sizeof buf);
-    store_be64(buf, ring->count);
+    rk_store_be64(buf, ring->count);
     crypto_generichash_update(&st, buf, sizeof buf);
     for (size_t i = 0; i < ring->count; i++) {
-        store_be64(buf, ring->ids[i]);
+        rk_store_be64(buf, ring->ids[i]);
         crypto_generichash_update(&st, buf, sizeof buf);
     }
     crypto_generichash_final(&st, out, sizeof out);
-    ring->version = load_be64(out);
+    ring->version = rk_load_be64(out);
     return RK_OK;
 }
 

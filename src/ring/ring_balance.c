@@ -34,9 +34,7 @@ static void random_ids(uint64_t *ids, size_t count)
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)rk_mono_ns() / 1e9;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -72,14 +70,10 @@ static token *token_ring(const uint64_t *ids, size_t count, unsigned vnodes)
     for (size_t m = 0; m < count; m++) {
         for (unsigned i = 0; i < vnodes; i++) {
             unsigned char msg[12], out[8];
-            for (int b = 0; b < 8; b++)
-                msg[b] = (unsigned char)(ids[m] >> (56 - 8 * b));
-            for (int b = 0; b < 4; b++)
-                msg[8 + b] = (unsigned char)(i >> (24 - 8 * b));
+            rk_store_be64(msg, ids[m]);
+            rk_store_be32(msg + 8, i);
             crypto_shorthash(out, msg, sizeof msg, key);
-            uint64_t v = 0;
-            for (int b = 0; b < 8; b++)
-                v = (v << 8) | out[b];
+            uint64_t v = rk_load_be64(out);
             t[m * vnodes + i] = (token){v, (uint32_t)m};
         }
     }

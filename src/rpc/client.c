@@ -252,26 +252,26 @@ static rk_err read_reply(call *s, nng_msg *m, ProtobufCMessage **reply)
 {
     rpc_client *c = s->client;
     frame_view v = {0};
-    rk_err err = frame_decode(&c->key, nng_msg_body(m), nng_msg_len(m), &v);
+    rk_err err = rpc_frame_decode(&c->key, nng_msg_body(m), nng_msg_len(m), &v);
     if (err != RK_OK)
         goto bad;
     /* NNG matched the reply to our context by its own request id, which is
      * not sealed; the sealed call id makes sure it answers this call. */
     if (v.hdr->kind != RINGKV__FRAME_HEADER__KIND__KIND_REPLY || v.hdr->call_id != s->call_id ||
-        frame_check_time(v.hdr->timestamp_ms, rk_now_ms(), c->opts.window_ms) != RK_OK)
+        rpc_frame_check_time(v.hdr->timestamp_ms, rk_now_ms(), c->opts.window_ms) != RK_OK)
         goto bad;
     if (v.hdr->status != RK_OK) {
         int32_t st = v.hdr->status;
-        frame_view_fini(&v);
+        rpc_frame_view_fini(&v);
         return st > 0 && st < RK_ERR_COUNT ? (rk_err)st : RK_EIO;
     }
     *reply = protobuf_c_message_unpack(s->method->output, NULL, v.payload_len, v.payload);
-    frame_view_fini(&v);
+    rpc_frame_view_fini(&v);
     if (*reply == NULL)
         goto bad;
     return RK_OK;
 bad:
-    frame_view_fini(&v);
+    rpc_frame_view_fini(&v);
     COUNT(c, bad_replies);
     RK_DEBUG("rpc", "bad reply from %s", s->peer->url);
     return RK_ECORRUPT;
@@ -279,7 +279,7 @@ bad:
 
 static nng_duration time_left(uint64_t deadline_ms)
 {
-    uint64_t now = rpc_now_ms();
+    uint64_t now = rk_monotonic_ms();
     if (now >= deadline_ms)
         return 0;
     uint64_t left = deadline_ms - now;
@@ -353,7 +353,7 @@ rk_err rpc_client_open(const rpc_options *opts, rpc_client **out)
     c->opts.secret = NULL;
     c->opts.secret_len = 0;
     rpc_options_fill(&c->opts);
-    rk_err err = frame_key_from_options(opts, &c->key);
+    rk_err err = rpc_frame_key_from_options(opts, &c->key);
     if (err != RK_OK) {
         free(c);
         return err;
@@ -396,7 +396,7 @@ void rpc_client_close(rpc_client *c)
         next = p->next;
         peer_free(p);
     }
-    frame_key_wipe(&c->key);
+    rpc_frame_key_wipe(&c->key);
     pthread_cond_destroy(&c->idle_cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -441,7 +441,8 @@ rk_err rpc_call_async(rpc_client *c, const char *peer_addr,
     hdr.service = (char *)service->name;
     hdr.method = (char *)md->name;
     nng_msg *m;
-    rk_err err = frame_encode(&c->key, c->opts.node_id, &hdr, request, c->opts.max_frame_bytes, &m);
+    rk_err err =
+        rpc_frame_encode(&c->key, c->opts.node_id, &hdr, request, c->opts.max_frame_bytes, &m);
     if (err != RK_OK) {
         free(url);
         return err;

@@ -8,39 +8,10 @@
 #define FRAME_KDF_ID 1u
 #define FRAME_LEN_BYTES 4u
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* The secret is hashed first because crypto_kdf wants exactly 32 bytes of
  * master key and the secret can be any length. It is not stretched: the
  * cluster secret must be random (docs/rpc.md), not a password. */
-rk_err frame_key_derive(const void *secret, size_t secret_len, frame_key *out)
+rk_err rpc_frame_key_derive(const void *secret, size_t secret_len, frame_key *out)
 {
     if (secret == NULL || secret_len == 0)
         return RK_EINVAL;
@@ -56,19 +27,19 @@ rk_err frame_key_derive(const void *secret, size_t secret_len, frame_key *out)
     return RK_OK;
 }
 
-void frame_key_insecure(frame_key *out)
+void rpc_frame_key_insecure(frame_key *out)
 {
     memset(out, 0, sizeof *out);
 }
 
-rk_err frame_key_from_options(const rpc_options *opts, frame_key *out)
+rk_err rpc_frame_key_from_options(const rpc_options *opts, frame_key *out)
 {
     if (opts->insecure) {
         if (opts->secret_len > 0) {
             RK_ERROR("rpc", "both a cluster secret and insecure mode were given");
             return RK_EINVAL;
         }
-        frame_key_insecure(out);
+        rpc_frame_key_insecure(out);
         return RK_OK;
     }
     if (opts->secret == NULL || opts->secret_len == 0) {
@@ -78,31 +49,31 @@ rk_err frame_key_from_options(const rpc_options *opts, frame_key *out)
     if (opts->secret_len < 16)
         RK_WARN("rpc", "the cluster secret is only %zu bytes; use 32 random bytes",
                 opts->secret_len);
-    return frame_key_derive(opts->secret, opts->secret_len, out);
+    return rpc_frame_key_derive(opts->secret, opts->secret_len, out);
 }
 
-void frame_key_wipe(frame_key *k)
+void rpc_frame_key_wipe(frame_key *k)
 {
     sodium_memzero(k, sizeof *k);
 }
 
-size_t frame_prefix_bytes(const frame_key *k)
+size_t rpc_frame_prefix_bytes(const frame_key *k)
 {
     return FRAME_AD_BYTES + (k->sealed ? FRAME_NONCE_BYTES : 0);
 }
 
-size_t frame_suffix_bytes(const frame_key *k)
+size_t rpc_frame_suffix_bytes(const frame_key *k)
 {
     return k->sealed ? FRAME_TAG_BYTES : 0;
 }
 
-void frame_seal(const frame_key *k, uint64_t sender, uint8_t *buf, size_t plain_len)
+void rpc_frame_seal(const frame_key *k, uint64_t sender, uint8_t *buf, size_t plain_len)
 {
     buf[0] = 'R';
     buf[1] = 'K';
     buf[2] = FRAME_VERSION;
     buf[3] = k->sealed ? FRAME_FLAG_SEALED : 0;
-    put_be64(buf + 4, sender);
+    rk_store_be64(buf + 4, sender);
     if (!k->sealed)
         return;
     uint8_t *nonce = buf + FRAME_AD_BYTES;
@@ -115,10 +86,10 @@ void frame_seal(const frame_key *k, uint64_t sender, uint8_t *buf, size_t plain_
         text, text + plain_len, NULL, text, plain_len, buf, FRAME_AD_BYTES, NULL, nonce, k->key);
 }
 
-rk_err frame_open(const frame_key *k, uint8_t *buf, size_t len, uint64_t *sender, uint8_t **plain,
-                  size_t *plain_len, const uint8_t **nonce)
+rk_err rpc_frame_open(const frame_key *k, uint8_t *buf, size_t len, uint64_t *sender,
+                      uint8_t **plain, size_t *plain_len, const uint8_t **nonce)
 {
-    if (len < frame_prefix_bytes(k) + frame_suffix_bytes(k))
+    if (len < rpc_frame_prefix_bytes(k) + rpc_frame_suffix_bytes(k))
         return RK_ECORRUPT;
     if (buf[0] != 'R' || buf[1] != 'K' || buf[2] != FRAME_VERSION)
         return RK_ECORRUPT;
@@ -126,8 +97,8 @@ rk_err frame_open(const frame_key *k, uint8_t *buf, size_t len, uint64_t *sender
      * and an insecure end cannot open a sealed one. */
     if (buf[3] != (k->sealed ? FRAME_FLAG_SEALED : 0))
         return RK_ECORRUPT;
-    uint8_t *text = buf + frame_prefix_bytes(k);
-    size_t text_len = len - frame_prefix_bytes(k) - frame_suffix_bytes(k);
+    uint8_t *text = buf + rpc_frame_prefix_bytes(k);
+    size_t text_len = len - rpc_frame_prefix_bytes(k) - rpc_frame_suffix_bytes(k);
     const uint8_t *n = NULL;
     if (k->sealed) {
         n = buf + FRAME_AD_BYTES;
@@ -135,19 +106,19 @@ rk_err frame_open(const frame_key *k, uint8_t *buf, size_t len, uint64_t *sender
                 text, NULL, text, text_len, text + text_len, buf, FRAME_AD_BYTES, n, k->key) != 0)
             return RK_ECORRUPT;
     }
-    *sender = get_be64(buf + 4);
+    *sender = rk_load_be64(buf + 4);
     *plain = text;
     *plain_len = text_len;
     *nonce = n;
     return RK_OK;
 }
 
-rk_err frame_encode(const frame_key *k, uint64_t sender, const Ringkv__FrameHeader *hdr,
-                    const ProtobufCMessage *payload, size_t max_frame_bytes, nng_msg **out)
+rk_err rpc_frame_encode(const frame_key *k, uint64_t sender, const Ringkv__FrameHeader *hdr,
+                        const ProtobufCMessage *payload, size_t max_frame_bytes, nng_msg **out)
 {
     size_t hlen = ringkv__frame_header__get_packed_size(hdr);
     size_t plen = payload != NULL ? protobuf_c_message_get_packed_size(payload) : 0;
-    size_t over = frame_prefix_bytes(k) + FRAME_LEN_BYTES + hlen + frame_suffix_bytes(k);
+    size_t over = rpc_frame_prefix_bytes(k) + FRAME_LEN_BYTES + hlen + rpc_frame_suffix_bytes(k);
     if (hlen > UINT32_MAX || plen > max_frame_bytes || over > max_frame_bytes - plen)
         return RK_ETOOBIG;
     size_t plain_len = FRAME_LEN_BYTES + hlen + plen;
@@ -155,27 +126,27 @@ rk_err frame_encode(const frame_key *k, uint64_t sender, const Ringkv__FrameHead
     if (nng_msg_alloc(&m, over + plen) != 0)
         return RK_ENOMEM;
     uint8_t *buf = nng_msg_body(m);
-    uint8_t *p = buf + frame_prefix_bytes(k);
-    put_be32(p, (uint32_t)hlen);
+    uint8_t *p = buf + rpc_frame_prefix_bytes(k);
+    rk_store_be32(p, (uint32_t)hlen);
     ringkv__frame_header__pack(hdr, p + FRAME_LEN_BYTES);
     if (payload != NULL)
         protobuf_c_message_pack(payload, p + FRAME_LEN_BYTES + hlen);
-    frame_seal(k, sender, buf, plain_len);
+    rpc_frame_seal(k, sender, buf, plain_len);
     *out = m;
     return RK_OK;
 }
 
-rk_err frame_decode(const frame_key *k, uint8_t *buf, size_t len, frame_view *out)
+rk_err rpc_frame_decode(const frame_key *k, uint8_t *buf, size_t len, frame_view *out)
 {
     frame_view v = {0};
     uint8_t *plain;
     size_t plain_len;
-    rk_err err = frame_open(k, buf, len, &v.sender, &plain, &plain_len, &v.nonce);
+    rk_err err = rpc_frame_open(k, buf, len, &v.sender, &plain, &plain_len, &v.nonce);
     if (err != RK_OK)
         return err;
     if (plain_len < FRAME_LEN_BYTES)
         return RK_EINVAL;
-    size_t hlen = get_be32(plain);
+    size_t hlen = rk_load_be32(plain);
     if (hlen > plain_len - FRAME_LEN_BYTES)
         return RK_EINVAL;
     v.hdr = ringkv__frame_header__unpack(NULL, hlen, plain + FRAME_LEN_BYTES);
@@ -187,14 +158,14 @@ rk_err frame_decode(const frame_key *k, uint8_t *buf, size_t len, frame_view *ou
     return RK_OK;
 }
 
-void frame_view_fini(frame_view *v)
+void rpc_frame_view_fini(frame_view *v)
 {
     if (v->hdr != NULL)
         ringkv__frame_header__free_unpacked(v->hdr, NULL);
     v->hdr = NULL;
 }
 
-rk_err frame_check_time(uint64_t ts_ms, uint64_t now_ms, uint32_t window_ms)
+rk_err rpc_frame_check_time(uint64_t ts_ms, uint64_t now_ms, uint32_t window_ms)
 {
     uint64_t diff = ts_ms > now_ms ? ts_ms - now_ms : now_ms - ts_ms;
     return diff <= window_ms ? RK_OK : RK_ETIMEDOUT;

@@ -40,51 +40,51 @@ typedef struct frame_key {
 
 /* key = crypto_kdf(BLAKE2b-256(secret), id 1, context "rkv_rpc1").
  * RK_EINVAL for an empty secret. */
-rk_err frame_key_derive(const void *secret, size_t secret_len, frame_key *out);
-void frame_key_insecure(frame_key *out);
+rk_err rpc_frame_key_derive(const void *secret, size_t secret_len, frame_key *out);
+void rpc_frame_key_insecure(frame_key *out);
 /* From rpc_options: derive, or insecure if asked. RK_EINVAL if neither. */
-rk_err frame_key_from_options(const rpc_options *opts, frame_key *out);
-void frame_key_wipe(frame_key *k);
+rk_err rpc_frame_key_from_options(const rpc_options *opts, frame_key *out);
+void rpc_frame_key_wipe(frame_key *k);
 
 /* Bytes before the plaintext (12, or 36 sealed) and after it (0, or 16). */
-size_t frame_prefix_bytes(const frame_key *k);
-size_t frame_suffix_bytes(const frame_key *k);
+size_t rpc_frame_prefix_bytes(const frame_key *k);
+size_t rpc_frame_suffix_bytes(const frame_key *k);
 
-/* Seals in place. buf holds frame_prefix_bytes(k) bytes of room, then
- * plain_len bytes of plaintext, then frame_suffix_bytes(k) bytes of room;
+/* Seals in place. buf holds rpc_frame_prefix_bytes(k) bytes of room, then
+ * plain_len bytes of plaintext, then rpc_frame_suffix_bytes(k) bytes of room;
  * writes the prefix (fresh random nonce) and the tag. */
-void frame_seal(const frame_key *k, uint64_t sender, uint8_t *buf, size_t plain_len);
+void rpc_frame_seal(const frame_key *k, uint64_t sender, uint8_t *buf, size_t plain_len);
 
 /* Opens in place. On RK_OK *plain (inside buf) and *plain_len hold the
  * plaintext, *sender the sender id, and *nonce (inside buf) the nonce, or
  * NULL for a clear frame. RK_ECORRUPT for anything that is not a frame
  * sealed under k (wrong key, tampered, truncated, clear vs sealed); buf is
  * then garbage. */
-rk_err frame_open(const frame_key *k, uint8_t *buf, size_t len, uint64_t *sender, uint8_t **plain,
-                  size_t *plain_len, const uint8_t **nonce);
+rk_err rpc_frame_open(const frame_key *k, uint8_t *buf, size_t len, uint64_t *sender,
+                      uint8_t **plain, size_t *plain_len, const uint8_t **nonce);
 
 /* Builds a whole frame: hdr, then payload (NULL = empty), sealed by k, in a
  * new NNG message the caller owns (nng_msg_free, or hand it to a send).
  * RK_ETOOBIG over max_frame_bytes, RK_ENOMEM. */
-rk_err frame_encode(const frame_key *k, uint64_t sender, const Ringkv__FrameHeader *hdr,
-                    const ProtobufCMessage *payload, size_t max_frame_bytes, nng_msg **out);
+rk_err rpc_frame_encode(const frame_key *k, uint64_t sender, const Ringkv__FrameHeader *hdr,
+                        const ProtobufCMessage *payload, size_t max_frame_bytes, nng_msg **out);
 
-/* A decoded frame; pointers into the buffer given to frame_decode. */
+/* A decoded frame; pointers into the buffer given to rpc_frame_decode. */
 typedef struct frame_view {
     uint64_t sender;
-    Ringkv__FrameHeader *hdr; /* free with frame_view_fini */
+    Ringkv__FrameHeader *hdr; /* free with rpc_frame_view_fini */
     const uint8_t *payload;
     size_t payload_len;
     const uint8_t *nonce; /* NULL for a clear frame */
 } frame_view;
 
-/* frame_open, then unpacks the header. RK_ECORRUPT: did not open;
+/* rpc_frame_open, then unpacks the header. RK_ECORRUPT: did not open;
  * RK_EINVAL: opened but the header is malformed. */
-rk_err frame_decode(const frame_key *k, uint8_t *buf, size_t len, frame_view *out);
-void frame_view_fini(frame_view *v);
+rk_err rpc_frame_decode(const frame_key *k, uint8_t *buf, size_t len, frame_view *out);
+void rpc_frame_view_fini(frame_view *v);
 
 /* RK_OK if ts_ms is within +-window_ms of now_ms, else RK_ETIMEDOUT. */
-rk_err frame_check_time(uint64_t ts_ms, uint64_t now_ms, uint32_t window_ms);
+rk_err rpc_frame_check_time(uint64_t ts_ms, uint64_t now_ms, uint32_t window_ms);
 
 /* ---- replay cache ------------------------------------------------------------
  * Remembers the nonces of accepted requests. Entries leave in insertion
@@ -94,13 +94,13 @@ rk_err frame_check_time(uint64_t ts_ms, uint64_t now_ms, uint32_t window_ms);
  * of refusing late frames when the cache overflows. Thread-safe. */
 typedef struct replay_cache replay_cache;
 
-/* capacity is rounded up to a power of two. Free with replay_cache_free. */
-rk_err replay_cache_alloc(size_t capacity, replay_cache **out);
-void replay_cache_free(replay_cache *rc);
+/* capacity is rounded up to a power of two. Free with rpc_replay_cache_free. */
+rk_err rpc_replay_cache_alloc(size_t capacity, replay_cache **out);
+void rpc_replay_cache_free(replay_cache *rc);
 /* RK_OK: fresh, now remembered. RK_EEXIST: seen before. RK_ETIMEDOUT: at or
  * before the horizon. */
-rk_err replay_cache_check(replay_cache *rc, const uint8_t *nonce, uint64_t ts_ms, uint64_t now_ms,
-                          uint32_t window_ms);
+rk_err rpc_replay_cache_check(replay_cache *rc, const uint8_t *nonce, uint64_t ts_ms,
+                              uint64_t now_ms, uint32_t window_ms);
 
 /* ---- helpers shared by server.c and client.c ------------------------------ */
 

@@ -37,7 +37,7 @@ static size_t slot_of(const replay_cache *rc, const uint8_t *nonce)
     return (size_t)h & rc->slot_mask;
 }
 
-rk_err replay_cache_alloc(size_t capacity, replay_cache **out)
+rk_err rpc_replay_cache_alloc(size_t capacity, replay_cache **out)
 {
     if (capacity == 0 || capacity > (1u << 30))
         return RK_EINVAL;
@@ -62,7 +62,7 @@ rk_err replay_cache_alloc(size_t capacity, replay_cache **out)
     return RK_OK;
 }
 
-void replay_cache_free(replay_cache *rc)
+void rpc_replay_cache_free(replay_cache *rc)
 {
     if (rc == NULL)
         return;
@@ -104,8 +104,8 @@ static void evict_head(replay_cache *rc)
     rc->count--;
 }
 
-rk_err replay_cache_check(replay_cache *rc, const uint8_t *nonce, uint64_t ts_ms, uint64_t now_ms,
-                          uint32_t window_ms)
+rk_err rpc_replay_cache_check(replay_cache *rc, const uint8_t *nonce, uint64_t ts_ms,
+                              uint64_t now_ms, uint32_t window_ms)
 {
     pthread_mutex_lock(&rc->mu);
     /* Entries older than the window would be refused as stale anyway; the

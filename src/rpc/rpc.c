@@ -7,16 +7,6 @@
 
 #include "frame.h"
 
-uint64_t rpc_now_ms(void)
-{
-    return rk_mono_ns() / 1000000u;
-}
-
-uint64_t rpc_deadline_after(uint32_t timeout_ms)
-{
-    return rpc_now_ms() + timeout_ms;
-}
-
 rk_err rpc_from_nng(int rv, const char *what)
 {
     if (rv == 0)

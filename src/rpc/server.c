@@ -165,7 +165,7 @@ static void slot_cb(void *arg)
     }
     r->msg = nng_aio_get_msg(r->aio);
     nng_aio_set_msg(r->aio, NULL);
-    r->received_ms = rpc_now_ms();
+    r->received_ms = rk_monotonic_ms();
     if (srv->opts.inline_handlers)
         serve_inline(srv, r);
     else
@@ -189,7 +189,7 @@ static void serve(rpc_server *srv, rpc_request *r)
     nng_msg *m = r->msg;
     r->msg = NULL;
     frame_view v = {0};
-    rk_err err = frame_decode(&srv->key, nng_msg_body(m), nng_msg_len(m), &v);
+    rk_err err = rpc_frame_decode(&srv->key, nng_msg_body(m), nng_msg_len(m), &v);
     if (err != RK_OK) {
         if (err == RK_ECORRUPT)
             COUNT(srv, bad_frames);
@@ -201,15 +201,15 @@ static void serve(rpc_server *srv, rpc_request *r)
         COUNT(srv, malformed);
         goto drop;
     }
-    if (frame_check_time(v.hdr->timestamp_ms, rk_now_ms(), srv->opts.window_ms) != RK_OK) {
+    if (rpc_frame_check_time(v.hdr->timestamp_ms, rk_now_ms(), srv->opts.window_ms) != RK_OK) {
         COUNT(srv, stale);
         goto drop;
     }
     /* Only authentic frames reach the cache, so no one without the key can
      * fill it. A clear frame has no nonce and no protection. */
     if (v.nonce != NULL) {
-        err = replay_cache_check(srv->replay, v.nonce, v.hdr->timestamp_ms, rk_now_ms(),
-                                 srv->opts.window_ms);
+        err = rpc_replay_cache_check(srv->replay, v.nonce, v.hdr->timestamp_ms, rk_now_ms(),
+                                     srv->opts.window_ms);
         if (err == RK_EEXIST) {
             COUNT(srv, replayed);
             goto drop;
@@ -225,7 +225,7 @@ static void serve(rpc_server *srv, rpc_request *r)
     r->input = NULL;
     r->bound = NULL;
     r->counted = false;
-    if (rpc_now_ms() >= r->deadline_ms) {
+    if (rk_monotonic_ms() >= r->deadline_ms) {
         /* The caller has given up; running it would only add load. */
         COUNT(srv, expired);
         goto drop;
@@ -234,13 +234,13 @@ static void serve(rpc_server *srv, rpc_request *r)
     if (r->bound == NULL) {
         COUNT(srv, unknown_method);
         RK_DEBUG("rpc", "no handler for %s.%s", v.hdr->service, v.hdr->method);
-        frame_view_fini(&v);
+        rpc_frame_view_fini(&v);
         nng_msg_free(m);
         rpc_respond(r, RK_EUNSUPPORTED, NULL);
         return;
     }
     r->input = protobuf_c_message_unpack(r->bound->method->input, NULL, v.payload_len, v.payload);
-    frame_view_fini(&v);
+    rpc_frame_view_fini(&v);
     nng_msg_free(m);
     if (r->input == NULL) {
         COUNT(srv, bad_input);
@@ -256,7 +256,7 @@ static void serve(rpc_server *srv, rpc_request *r)
     return;
 
 drop:
-    frame_view_fini(&v);
+    rpc_frame_view_fini(&v);
     nng_msg_free(m);
     start_recv(r);
 }
@@ -302,14 +302,14 @@ void rpc_respond(rpc_request *r, rk_err err, const ProtobufCMessage *reply)
     hdr.timestamp_ms = rk_now_ms();
     hdr.status = (int32_t)err;
     nng_msg *m = NULL;
-    rk_err e =
-        frame_encode(&srv->key, srv->opts.node_id, &hdr, payload, srv->opts.max_frame_bytes, &m);
+    rk_err e = rpc_frame_encode(&srv->key, srv->opts.node_id, &hdr, payload,
+                                srv->opts.max_frame_bytes, &m);
     if (e != RK_OK) {
         /* Too big or no memory: say so instead, without a payload. */
         hdr.status = (int32_t)e;
         err = e;
-        if (frame_encode(&srv->key, srv->opts.node_id, &hdr, NULL, srv->opts.max_frame_bytes, &m) !=
-            RK_OK)
+        if (rpc_frame_encode(&srv->key, srv->opts.node_id, &hdr, NULL, srv->opts.max_frame_bytes,
+                             &m) != RK_OK)
             m = NULL;
     }
     if (err != RK_OK && r->counted)
@@ -324,7 +324,7 @@ void rpc_respond(rpc_request *r, rk_err err, const ProtobufCMessage *reply)
      * from here on. It starts before outstanding drops so that close, which
      * waits for outstanding, never frees an aio under a send being started. */
     if (m != NULL && rpc_gate_enter(&srv->gate)) {
-        uint64_t now = rpc_now_ms();
+        uint64_t now = rk_monotonic_ms();
         uint64_t left = r->deadline_ms > now ? r->deadline_ms - now : 0;
         /* A reply may wait behind others on the connection; past the
          * caller's deadline (plus slack) nobody wants it. */
@@ -468,11 +468,11 @@ rk_err rpc_server_open(const char *listen_addr, const rpc_options *opts,
     pthread_cond_init(&srv->idle_cv, NULL);
     srv->sock = (nng_socket)NNG_SOCKET_INITIALIZER;
 
-    rk_err err = frame_key_from_options(opts, &srv->key);
+    rk_err err = rpc_frame_key_from_options(opts, &srv->key);
     if (err == RK_OK)
         err = bind_handlers(srv, handlers, n);
     if (err == RK_OK)
-        err = replay_cache_alloc(srv->opts.replay_entries, &srv->replay);
+        err = rpc_replay_cache_alloc(srv->opts.replay_entries, &srv->replay);
     if (err == RK_OK)
         err = start_workers(srv);
     if (err == RK_OK)
@@ -520,8 +520,8 @@ void rpc_server_close(rpc_server *srv)
     free(srv->slots);
     free(srv->workers);
     free(srv->bindings);
-    replay_cache_free(srv->replay);
-    frame_key_wipe(&srv->key);
+    rpc_replay_cache_free(srv->replay);
+    rpc_frame_key_wipe(&srv->key);
     pthread_cond_destroy(&srv->idle_cv);
     pthread_cond_destroy(&srv->work_cv);
     pthread_mutex_destroy(&srv->mu);

@@ -23,8 +23,7 @@ rk_err store_data_key_write(uint64_t position, const char *table, size_t table_l
         return RK_EINVAL; /* size_t overflow */
     if (total > cap)
         return RK_ETOOBIG;
-    for (int i = 0; i < POSITION_BYTES; i++)
-        out[i] = (char)(uint8_t)(position >> (56 - 8 * i));
+    rk_store_be64(out, position);
     memcpy(out + POSITION_BYTES, table, table_len);
     out[POSITION_BYTES + table_len] = '\0';
     if (key_len != 0)
@@ -66,10 +65,7 @@ rk_err store_data_key_parse(const char *dbkey, size_t len, uint64_t *position,
     if (nul == NULL || nul == t)
         return RK_ECORRUPT;
 
-    uint64_t pos = 0;
-    for (int i = 0; i < POSITION_BYTES; i++)
-        pos = (pos << 8) | (uint8_t)dbkey[i];
-    *position = pos;
+    *position = rk_load_be64(dbkey);
     *table = t;
     *table_len = (size_t)(nul - t);
     *key = nul + 1;

@@ -14,20 +14,6 @@
 
 /* ---- keys ---------------------------------------------------------------- */
 
-static void put_be64(char *p, uint64_t v)
-{
-    for (int i = 0; i < ID_BYTES; i++)
-        p[i] = (char)(uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_be64(const char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < ID_BYTES; i++)
-        v = (v << 8) | (uint8_t)p[i];
-    return v;
-}
-
 /* Appends `intended | dbkey` to out, reserving once so that a failure leaves
  * out untouched. */
 static rk_err hint_key(uint64_t intended, const char *dbkey, size_t dbkey_len, rk_buf *out)
@@ -35,7 +21,7 @@ static rk_err hint_key(uint64_t intended, const char *dbkey, size_t dbkey_len, r
     if (dbkey_len > SIZE_MAX - ID_BYTES)
         return RK_EINVAL;
     char id[ID_BYTES];
-    put_be64(id, intended);
+    rk_store_be64(id, intended);
     rk_err rc = rk_buf_reserve(out, ID_BYTES + dbkey_len);
     if (rc == RK_OK)
         rc = rk_buf_append(out, id, ID_BYTES);
@@ -49,10 +35,10 @@ static rk_err hint_key(uint64_t intended, const char *dbkey, size_t dbkey_len, r
  * is needed there, as every key from its prefix on is one of its hints. */
 static size_t id_range(uint64_t intended, char lo[ID_BYTES], char hi[ID_BYTES])
 {
-    put_be64(lo, intended);
+    rk_store_be64(lo, intended);
     if (intended == UINT64_MAX)
         return 0;
-    put_be64(hi, intended + 1);
+    rk_store_be64(hi, intended + 1);
     return ID_BYTES;
 }
 
@@ -186,14 +172,14 @@ size_t store_hint_targets(store *st, uint64_t *out, size_t cap)
             rocksdb_iter_next(it);
             continue;
         }
-        uint64_t id = get_be64(k);
+        uint64_t id = rk_load_be64(k);
         if (n < cap)
             out[n] = id;
         n++;
         if (id == UINT64_MAX)
             break;
         char next[ID_BYTES];
-        put_be64(next, id + 1);
+        rk_store_be64(next, id + 1);
         rocksdb_iter_seek(it, next, ID_BYTES);
     }
     char *err = NULL;

@@ -488,20 +488,6 @@ rk_err store_meta_put(store *st, const char *name, const void *val, size_t len)
                   val, len, "meta put");
 }
 
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
 /* Runs once, in store_open, so no two threads can race to make two ids.
  * Zero is never issued, so other modules may use it as "no node". */
 static rk_err load_or_make_node_id(store *st)
@@ -509,8 +495,8 @@ static rk_err load_or_make_node_id(store *st)
     rk_buf b = {0};
     rk_err rc = store_meta_get(st, NODE_ID_NAME, &b);
     if (rc == RK_OK) {
-        if (b.len == 8 && get_be64((const uint8_t *)b.data) != 0) {
-            st->node_id = get_be64((const uint8_t *)b.data);
+        if (b.len == 8 && rk_load_be64(b.data) != 0) {
+            st->node_id = rk_load_be64(b.data);
         } else {
             RK_ERROR(MOD, "stored node id is malformed (%zu bytes)", b.len);
             rc = RK_ECORRUPT;
@@ -526,9 +512,9 @@ static rk_err load_or_make_node_id(store *st)
     uint64_t v = 0;
     while (v == 0) {
         randombytes_buf(id, sizeof id);
-        v = get_be64(id);
+        v = rk_load_be64(id);
     }
-    put_be64(id, v);
+    rk_store_be64(id, v);
     rc = store_meta_put(st, NODE_ID_NAME, id, sizeof id);
     if (rc != RK_OK)
         return rc;

@@ -16,7 +16,7 @@ void sync_rate_wait(sync_service *s, size_t bytes)
     double burst = rate / 4 > SYNC_BATCH_BYTES ? rate / 4 : SYNC_BATCH_BYTES;
     for (;;) {
         pthread_mutex_lock(&s->rate_mu);
-        uint64_t now = rk_mono_ns() / 1000000u;
+        uint64_t now = rk_monotonic_ms();
         s->tokens += (double)(now - s->rate_last_ms) * rate / 1000.0;
         if (s->tokens > burst)
             s->tokens = burst;
@@ -46,7 +46,7 @@ rk_err sync_call(sync_service *s, const sync_rings *r, uint64_t peer, const char
     if (sync_stopping(s))
         return RK_ECLOSED;
     rk_err err = rpc_call(s->client, m->rpc_addr, &ringkv__sync__descriptor, method, in,
-                          rpc_deadline_after(SYNC_CALL_TIMEOUT_MS), reply);
+                          rk_deadline_after_ms(SYNC_CALL_TIMEOUT_MS), reply);
     if (sent != NULL)
         atomic_fetch_add_explicit(sent, bytes, memory_order_relaxed);
     if (err == RK_OK)

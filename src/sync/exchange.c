@@ -110,14 +110,9 @@ typedef struct exchange {
 
 static rk_err add_range(exchange *x, unsigned level, size_t index)
 {
-    if (x->range_count == x->range_cap) {
-        size_t cap = x->range_cap ? 2 * x->range_cap : 64;
-        Ringkv__SyncRange *r = realloc(x->ranges, cap * sizeof *r);
-        if (r == NULL)
-            return RK_ENOMEM;
-        x->ranges = r;
-        x->range_cap = cap;
-    }
+    size_t need = x->range_count + 1;
+    if (rk_array_grow((void **)&x->ranges, &x->range_cap, need, sizeof *x->ranges) != RK_OK)
+        return RK_ENOMEM;
     Ringkv__SyncRange *out = &x->ranges[x->range_count++];
     ringkv__sync_range__init(out);
     return merkle_node_range(x->tree, level, index, &out->start, &out->end);

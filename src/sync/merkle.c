@@ -38,22 +38,6 @@ struct merkle_tree {
     uint8_t (*node)[MERKLE_HASH_BYTES];
 };
 
-static void put_u64_be(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_u64_be(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static u128 range_width(uint64_t start, uint64_t end)
 {
     return (end == 0 ? ((u128)1 << 64) : (u128)end) - start;
@@ -119,7 +103,7 @@ static void record_digest(const void *dbkey, size_t dbkey_len, const void *value
 {
     crypto_generichash_state st;
     uint8_t len_be[8];
-    put_u64_be(len_be, (uint64_t)dbkey_len);
+    rk_store_be64(len_be, (uint64_t)dbkey_len);
     crypto_generichash_init(&st, NULL, 0, MERKLE_HASH_BYTES);
     crypto_generichash_update(&st, RECORD_TAG, sizeof RECORD_TAG);
     crypto_generichash_update(&st, len_be, sizeof len_be);
@@ -137,7 +121,7 @@ static rk_err locate(const merkle_tree *t, uint64_t position, const void *dbkey,
     /* A record filed under another position than its key's would sit in a
      * bucket whose scan never finds it, and the replicas would differ on
      * that bucket forever. */
-    if (dbkey_len < 8 || get_u64_be(dbkey) != position)
+    if (dbkey_len < 8 || rk_load_be64(dbkey) != position)
         return RK_EINVAL;
     if (!bucket_index(t, position, out))
         return RK_EINVAL;
@@ -191,7 +175,7 @@ static void leaf_hash(const leaf *l, uint8_t out[MERKLE_HASH_BYTES])
 {
     crypto_generichash_state st;
     uint8_t count_be[8];
-    put_u64_be(count_be, l->count);
+    rk_store_be64(count_be, l->count);
     crypto_generichash_init(&st, NULL, 0, MERKLE_HASH_BYTES);
     crypto_generichash_update(&st, LEAF_TAG, sizeof LEAF_TAG);
     crypto_generichash_update(&st, count_be, sizeof count_be);
@@ -358,8 +342,8 @@ rk_err merkle_encode_level(const merkle_tree *tree, unsigned level, rk_buf *out)
         return RK_EINVAL;
     uint8_t head[MERKLE_LEVEL_HEADER_BYTES] = {LEVEL_VERSION, (uint8_t)tree->depth,
                                                (uint8_t)level, 0};
-    put_u64_be(head + 4, tree->start);
-    put_u64_be(head + 12, tree->end);
+    rk_store_be64(head + 4, tree->start);
+    rk_store_be64(head + 12, tree->end);
     size_t n = (size_t)1 << level;
     rk_err err = rk_buf_reserve(out, sizeof head + n * MERKLE_HASH_BYTES);
     if (err != RK_OK)
@@ -380,7 +364,7 @@ rk_err merkle_decode_level(const void *data, size_t len, merkle_level *out)
     if (p[0] != LEVEL_VERSION)
         return RK_EUNSUPPORTED;
     unsigned depth = p[1], level = p[2];
-    uint64_t start = get_u64_be(p + 4), end = get_u64_be(p + 12);
+    uint64_t start = rk_load_be64(p + 4), end = rk_load_be64(p + 12);
     if (p[3] != 0 || level > depth || !range_valid(start, end, depth))
         return RK_ECORRUPT;
     size_t n = (size_t)1 << level;

@@ -33,11 +33,7 @@ const char *sync_record_value(const sync_records *rs, size_t i)
 
 uint64_t sync_key_position(const void *dbkey)
 {
-    const uint8_t *p = dbkey;
-    uint64_t pos = 0;
-    for (size_t i = 0; i < 8; i++)
-        pos = pos << 8 | p[i];
-    return pos;
+    return rk_load_be64(dbkey);
 }
 
 void sync_digest(const void *val, size_t len, uint8_t out[SYNC_DIGEST_BYTES])
@@ -48,14 +44,8 @@ void sync_digest(const void *val, size_t len, uint8_t out[SYNC_DIGEST_BYTES])
 rk_err sync_records_add(sync_records *rs, const void *key, size_t key_len, const void *val,
                         size_t val_len)
 {
-    if (rs->count == rs->cap) {
-        size_t cap = rs->cap ? 2 * rs->cap : 64;
-        sync_record *items = realloc(rs->items, cap * sizeof *items);
-        if (items == NULL)
-            return RK_ENOMEM;
-        rs->items = items;
-        rs->cap = cap;
-    }
+    if (rk_array_grow((void **)&rs->items, &rs->cap, rs->count + 1, sizeof *rs->items) != RK_OK)
+        return RK_ENOMEM;
     sync_record *it = &rs->items[rs->count];
     it->key_off = rs->bytes.len;
     it->key_len = key_len;

@@ -34,7 +34,7 @@ static void answer_status(sync_service *s, const sync_rings *r, rpc_request *rq,
 static rk_err session_tree(sync_service *s, const sync_rings *r, uint64_t session, uint64_t peer,
                            merkle_tree **out)
 {
-    uint64_t now = rk_mono_ns() / 1000000u;
+    uint64_t now = rk_monotonic_ms();
     tree_entry *oldest = &s->trees[0];
     for (size_t i = 0; i < SYNC_TREE_CACHE; i++) {
         tree_entry *e = &s->trees[i];

@@ -51,11 +51,6 @@ typedef struct loop_state {
     bool first;
 } loop_state;
 
-static uint64_t now_ms(void)
-{
-    return rk_mono_ns() / 1000000u;
-}
-
 static peer_state *peer_of(loop_state *ls, uint64_t id)
 {
     for (size_t i = 0; i < ls->peer_count; i++)
@@ -79,7 +74,7 @@ static void plan_exchanges(sync_service *s, const sync_rings *r, loop_state *ls,
     const cluster_view_member *me = cluster_view_find(r->view, s->self);
     if (me != NULL && me->status == CLUSTER_JOINING)
         return;
-    uint64_t now = now_ms();
+    uint64_t now = rk_monotonic_ms();
     bool periodic = s->cfg.anti_entropy_interval_ms > 0 && now >= ls->next_periodic_ms;
     if (periodic)
         ls->next_periodic_ms = now + s->cfg.anti_entropy_interval_ms;
@@ -163,8 +158,8 @@ static bool maybe_leave(sync_service *s, uint64_t pending)
     RK_INFO(MOD, "every range handed off: this node has left the ring; stopping in %u ms",
             LEAVE_GOSSIP_MS);
     pthread_mutex_lock(&s->mu);
-    uint64_t until = now_ms() + LEAVE_GOSSIP_MS;
-    while (!s->stopping && now_ms() < until)
+    uint64_t until = rk_monotonic_ms() + LEAVE_GOSSIP_MS;
+    while (!s->stopping && rk_monotonic_ms() < until)
         rk_cond_wait_until(&s->cv, &s->mu, until);
     pthread_mutex_unlock(&s->mu);
     if (s->cfg.on_left != NULL)
@@ -206,8 +201,8 @@ static bool round_once(sync_service *s, loop_state *ls)
         run_exchanges(s, &r, ls);
         uint64_t purge_every = s->cfg.anti_entropy_interval_ms ? s->cfg.anti_entropy_interval_ms
                                                                : 60000u;
-        if (now_ms() >= ls->next_purge_ms && !sync_stopping(s)) {
-            ls->next_purge_ms = now_ms() + purge_every;
+        if (rk_monotonic_ms() >= ls->next_purge_ms && !sync_stopping(s)) {
+            ls->next_purge_ms = rk_monotonic_ms() + purge_every;
             err = sync_purge_pass(s, &r);
             if (err != RK_OK && err != RK_ECLOSED)
                 RK_WARN(MOD, "tombstone purge: %s", rk_strerror(err));
@@ -238,10 +233,10 @@ static void wait_for_work(sync_service *s)
 {
     bool changing = false;
     uint64_t rings = rings_now(s, &changing);
-    uint64_t until = now_ms() + (changing ? WATCH_MS : s->cfg.interval_ms);
+    uint64_t until = rk_monotonic_ms() + (changing ? WATCH_MS : s->cfg.interval_ms);
     pthread_mutex_lock(&s->mu);
-    while (!s->stopping && !s->repair_requested && now_ms() < until) {
-        uint64_t slice = now_ms() + WATCH_MS;
+    while (!s->stopping && !s->repair_requested && rk_monotonic_ms() < until) {
+        uint64_t slice = rk_monotonic_ms() + WATCH_MS;
         rk_cond_wait_until(&s->cv, &s->mu, slice < until ? slice : until);
         pthread_mutex_unlock(&s->mu);
         bool now_changing = false;
@@ -262,8 +257,8 @@ static void *sync_main(void *arg)
         return NULL;
     }
     ls->first = true;
-    ls->next_periodic_ms = now_ms() + s->cfg.anti_entropy_interval_ms;
-    ls->next_purge_ms = now_ms();
+    ls->next_periodic_ms = rk_monotonic_ms() + s->cfg.anti_entropy_interval_ms;
+    ls->next_purge_ms = rk_monotonic_ms();
     while (!sync_stopping(s) && round_once(s, ls))
         wait_for_work(s);
     free(ls);
@@ -310,7 +305,7 @@ rk_err sync_open(replica *rp, store *st, cluster_node *cn, rpc_client *client, c
     pthread_mutex_init(&s->job_mu, NULL);
     pthread_cond_init(&s->job_cv, NULL);
     pthread_mutex_init(&s->rate_mu, NULL);
-    s->rate_last_ms = now_ms();
+    s->rate_last_ms = rk_monotonic_ms();
     *out = s;
     return RK_OK;
 }

@@ -373,7 +373,7 @@ static void test_first_node_alone(void **state)
     ping.payload.len = 5;
     ProtobufCMessage *reply = NULL;
     assert_int_equal(rpc_call(tn->client, tn->rpc_addr, &ringkv__membership__descriptor, "Ping",
-                              &ping.base, rpc_deadline_after(2000), &reply),
+                              &ping.base, rk_deadline_after_ms(2000), &reply),
                      RK_OK);
     const Ringkv__PingReply *pr = (const Ringkv__PingReply *)reply;
     assert_int_equal(pr->node_id, tn->id);
@@ -513,7 +513,7 @@ static void test_foreign_gossip_refused(void **state)
         ProtobufCMessage *reply = NULL;
         assert_int_equal(rpc_call(f->nodes[1].client, f->nodes[0].rpc_addr,
                                   &ringkv__membership__descriptor, "Gossip", &req.base,
-                                  rpc_deadline_after(2000), &reply),
+                                  rk_deadline_after_ms(2000), &reply),
                          RK_EINVAL);
     }
     assert_int_equal(table_count(&f->nodes[0]), 1);

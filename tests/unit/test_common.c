@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1063,6 +1064,172 @@ static void test_json_iterate_random(void **state)
         rk_buf_free(&want[k]);
 }
 
+/* ---- shared primitives: byte order, hex, arrays, clock ------------------- */
+
+static void test_be64_be32_known_bytes(void **state)
+{
+    (void)state;
+    unsigned char b[9] = {0};
+    /* Unaligned on purpose: the helpers must not assume alignment. */
+    rk_store_be64(b + 1, 0x0102030405060708u);
+    const unsigned char want64[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    assert_memory_equal(b + 1, want64, 8);
+    assert_true(rk_load_be64(b + 1) == 0x0102030405060708u);
+    rk_store_be64(b, UINT64_MAX);
+    assert_true(rk_load_be64(b) == UINT64_MAX);
+
+    unsigned char c[5] = {0};
+    rk_store_be32(c + 1, 0xa1b2c3d4u);
+    const unsigned char want32[4] = {0xa1, 0xb2, 0xc3, 0xd4};
+    assert_memory_equal(c + 1, want32, 4);
+    assert_true(rk_load_be32(c + 1) == 0xa1b2c3d4u);
+}
+
+static void test_be64_round_trip_sorts_as_numbers(void **state)
+{
+    (void)state;
+    rng_seed_from_env("be64_round_trip_sorts_as_numbers");
+    for (int i = 0; i < 1000; i++) {
+        uint64_t x = rng_next(), y = rng_next() >> (rng_next() % 64);
+        unsigned char a[8], b[8];
+        rk_store_be64(a, x);
+        rk_store_be64(b, y);
+        assert_true(rk_load_be64(a) == x);
+        assert_true(rk_load_be64(b) == y);
+        int bytes = memcmp(a, b, 8), nums = (x > y) - (x < y);
+        assert_int_equal(bytes < 0 ? -1 : bytes > 0, nums);
+        uint32_t w = (uint32_t)x;
+        rk_store_be32(a, w);
+        assert_true(rk_load_be32(a) == w);
+    }
+}
+
+static void test_hex_value(void **state)
+{
+    (void)state;
+    const char *digits = "0123456789abcdef", *upper = "ABCDEF";
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(rk_hex_value(digits[i]), i);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(rk_hex_value(upper[i]), 10 + i);
+    const char *not_hex = "gG/:@`xz ";
+    for (size_t i = 0; i < strlen(not_hex); i++)
+        assert_int_equal(rk_hex_value(not_hex[i]), -1);
+    assert_int_equal(rk_hex_value('\0'), -1);
+    assert_int_equal(rk_hex_value((char)0xc3), -1);
+}
+
+static void test_hex_encode_decode(void **state)
+{
+    (void)state;
+    const unsigned char bin[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
+    char text[13] = {0};
+    rk_hex_encode(bin, sizeof bin, false, text);
+    assert_string_equal(text, "00017f80abff");
+    rk_hex_encode(bin, sizeof bin, true, text);
+    assert_string_equal(text, "00017F80ABFF");
+    unsigned char back[6];
+    assert_int_equal(rk_hex_decode("00017f80ABff", 12, back), RK_OK);
+    assert_memory_equal(back, bin, sizeof bin);
+    assert_int_equal(rk_hex_decode("", 0, back), RK_OK);
+    assert_int_equal(rk_hex_decode("abc", 3, back), RK_EINVAL);
+    assert_int_equal(rk_hex_decode("0g", 2, back), RK_EINVAL);
+    assert_int_equal(rk_hex_decode("-1", 2, back), RK_EINVAL);
+
+    rng_seed_from_env("hex_encode_decode");
+    for (int round = 0; round < 200; round++) {
+        unsigned char in[32], out[32];
+        char t[64];
+        size_t len = rng_below(33);
+        for (size_t i = 0; i < len; i++)
+            in[i] = (unsigned char)rng_next();
+        rk_hex_encode(in, len, rng_below(2) == 1, t);
+        assert_int_equal(rk_hex_decode(t, 2 * len, out), RK_OK);
+        if (len)
+            assert_memory_equal(out, in, len);
+    }
+}
+
+static void test_hex_parse_u64(void **state)
+{
+    (void)state;
+    uint64_t v = 7;
+    assert_int_equal(rk_hex_parse_u64("0", 1, &v), RK_OK);
+    assert_true(v == 0);
+    assert_int_equal(rk_hex_parse_u64("ffffffffffffffff", 16, &v), RK_OK);
+    assert_true(v == UINT64_MAX);
+    assert_int_equal(rk_hex_parse_u64("00000000DeadBeef", 16, &v), RK_OK);
+    assert_true(v == 0xdeadbeefu);
+    v = 7;
+    assert_int_equal(rk_hex_parse_u64("", 0, &v), RK_EINVAL);
+    assert_int_equal(rk_hex_parse_u64("10000000000000000", 17, &v), RK_EINVAL);
+    assert_int_equal(rk_hex_parse_u64("12 4", 4, &v), RK_EINVAL);
+    assert_int_equal(rk_hex_parse_u64("0x12", 4, &v), RK_EINVAL);
+    assert_true(v == 7); /* set on success only */
+}
+
+static void test_array_grow(void **state)
+{
+    (void)state;
+    uint64_t *items = NULL;
+    size_t cap = 0;
+    assert_int_equal(rk_array_grow((void **)&items, &cap, 0, sizeof *items), RK_OK);
+    assert_null(items);
+    assert_int_equal(cap, 0);
+    /* Appending one at a time: values survive every move, and the capacity
+     * doubles, so 10000 appends take a handful of reallocs. */
+    int grows = 0;
+    for (size_t n = 0; n < 10000; n++) {
+        size_t before = cap;
+        assert_int_equal(rk_array_grow((void **)&items, &cap, n + 1, sizeof *items), RK_OK);
+        assert_true(cap >= n + 1);
+        if (cap != before) {
+            grows++;
+            assert_true(before == 0 ? cap == 8 : cap == 2 * before);
+        }
+        items[n] = n * 3;
+    }
+    assert_true(grows <= 12);
+    for (size_t n = 0; n < 10000; n++)
+        assert_true(items[n] == n * 3);
+    /* A large jump goes straight to a power-of-two multiple past it. */
+    size_t old = cap;
+    assert_int_equal(rk_array_grow((void **)&items, &cap, old * 5, sizeof *items), RK_OK);
+    assert_true(cap >= old * 5 && cap <= old * 8);
+    /* Overflow fails and leaves the array as it was. */
+    uint64_t *keep = items;
+    size_t keep_cap = cap;
+    assert_int_equal(rk_array_grow((void **)&items, &cap, SIZE_MAX / 4, sizeof *items), RK_ENOMEM);
+    assert_ptr_equal(items, keep);
+    assert_int_equal(cap, keep_cap);
+    free(items);
+}
+
+static void test_monotonic_clock_and_deadlines(void **state)
+{
+    (void)state;
+    uint64_t a = rk_monotonic_ms();
+    uint64_t d = rk_deadline_after_ms(250);
+    assert_true(d >= a + 250);
+    rk_sleep_ms(20);
+    uint64_t b = rk_monotonic_ms();
+    assert_true(b >= a + 19); /* nanosleep may round, never run short by a ms */
+    assert_true(b < d);
+    /* A condition variable on the same clock times out at the deadline. */
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond;
+    assert_int_equal(rk_cond_init_monotonic(&cond), 0);
+    pthread_mutex_lock(&mu);
+    uint64_t until = rk_deadline_after_ms(30);
+    int rc = 0;
+    while (rc == 0)
+        rc = rk_cond_wait_until(&cond, &mu, until);
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(rc, ETIMEDOUT);
+    assert_true(rk_monotonic_ms() >= until);
+    pthread_cond_destroy(&cond);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1099,6 +1266,13 @@ int main(void)
         cmocka_unit_test(test_json_array_not_an_array),
         cmocka_unit_test(test_json_object_next_in_order),
         cmocka_unit_test(test_json_iterate_random),
+        cmocka_unit_test(test_be64_be32_known_bytes),
+        cmocka_unit_test(test_be64_round_trip_sorts_as_numbers),
+        cmocka_unit_test(test_hex_value),
+        cmocka_unit_test(test_hex_encode_decode),
+        cmocka_unit_test(test_hex_parse_u64),
+        cmocka_unit_test(test_array_grow),
+        cmocka_unit_test(test_monotonic_clock_and_deadlines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

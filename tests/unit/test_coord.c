@@ -34,7 +34,7 @@
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {
-    return "leak:frame_encode\nleak:libnng.so\n";
+    return "leak:rpc_frame_encode\nleak:libnng.so\n";
 }
 
 typedef test_node tnode;

@@ -199,7 +199,7 @@ static rk_err ping(rpc_client *cli, const char *addr, const void *data, size_t l
     in.payload.len = len;
     ProtobufCMessage *reply = NULL;
     rk_err err = rpc_call(cli, addr, &ringkv__membership__descriptor, "Ping", &in.base,
-                          rpc_deadline_after(timeout_ms), &reply);
+                          rk_deadline_after_ms(timeout_ms), &reply);
     if (err == RK_OK) {
         assert_ptr_equal(reply->descriptor, &ringkv__ping_reply__descriptor);
         if (out != NULL)
@@ -223,18 +223,18 @@ static void test_key_derive(void **state)
 {
     (void)state;
     frame_key a, b, c;
-    assert_int_equal(frame_key_derive(SECRET, strlen(SECRET), &a), RK_OK);
-    assert_int_equal(frame_key_derive(SECRET, strlen(SECRET), &b), RK_OK);
-    assert_int_equal(frame_key_derive(OTHER_SECRET, strlen(OTHER_SECRET), &c), RK_OK);
+    assert_int_equal(rpc_frame_key_derive(SECRET, strlen(SECRET), &a), RK_OK);
+    assert_int_equal(rpc_frame_key_derive(SECRET, strlen(SECRET), &b), RK_OK);
+    assert_int_equal(rpc_frame_key_derive(OTHER_SECRET, strlen(OTHER_SECRET), &c), RK_OK);
     assert_true(a.sealed);
     assert_memory_equal(a.key, b.key, sizeof a.key);
     assert_memory_not_equal(a.key, c.key, sizeof a.key);
-    assert_int_equal(frame_key_derive("", 0, &c), RK_EINVAL);
+    assert_int_equal(rpc_frame_key_derive("", 0, &c), RK_EINVAL);
 
     rpc_options none = {0};
-    assert_int_equal(frame_key_from_options(&none, &c), RK_EINVAL);
+    assert_int_equal(rpc_frame_key_from_options(&none, &c), RK_EINVAL);
     none.insecure = true;
-    assert_int_equal(frame_key_from_options(&none, &c), RK_OK);
+    assert_int_equal(rpc_frame_key_from_options(&none, &c), RK_OK);
     assert_false(c.sealed);
 }
 
@@ -242,32 +242,32 @@ static void test_key_derive(void **state)
 static size_t seal_random(const frame_key *k, uint64_t sender, uint8_t *buf, size_t plain_len,
                           uint8_t *plain_copy)
 {
-    rnd_fill(buf + frame_prefix_bytes(k), plain_len);
-    memcpy(plain_copy, buf + frame_prefix_bytes(k), plain_len);
-    frame_seal(k, sender, buf, plain_len);
-    return frame_prefix_bytes(k) + plain_len + frame_suffix_bytes(k);
+    rnd_fill(buf + rpc_frame_prefix_bytes(k), plain_len);
+    memcpy(plain_copy, buf + rpc_frame_prefix_bytes(k), plain_len);
+    rpc_frame_seal(k, sender, buf, plain_len);
+    return rpc_frame_prefix_bytes(k) + plain_len + rpc_frame_suffix_bytes(k);
 }
 
 static void test_frame_seal_open(void **state)
 {
     (void)state;
     frame_key k, other, clear;
-    frame_key_derive(SECRET, strlen(SECRET), &k);
-    frame_key_derive(OTHER_SECRET, strlen(OTHER_SECRET), &other);
-    frame_key_insecure(&clear);
+    rpc_frame_key_derive(SECRET, strlen(SECRET), &k);
+    rpc_frame_key_derive(OTHER_SECRET, strlen(OTHER_SECRET), &other);
+    rpc_frame_key_insecure(&clear);
     uint8_t buf[256], copy[256], plain_in[200];
     const size_t plain_len = 100;
 
     size_t len = seal_random(&k, 42, buf, plain_len, plain_in);
     assert_int_equal(len, 12 + 24 + plain_len + 16);
     /* the plaintext does not appear in the frame */
-    assert_memory_not_equal(buf + frame_prefix_bytes(&k), plain_in, plain_len);
+    assert_memory_not_equal(buf + rpc_frame_prefix_bytes(&k), plain_in, plain_len);
     memcpy(copy, buf, len);
     uint64_t sender;
     uint8_t *plain;
     size_t got_len;
     const uint8_t *nonce;
-    assert_int_equal(frame_open(&k, copy, len, &sender, &plain, &got_len, &nonce), RK_OK);
+    assert_int_equal(rpc_frame_open(&k, copy, len, &sender, &plain, &got_len, &nonce), RK_OK);
     assert_true(sender == 42);
     assert_int_equal(got_len, plain_len);
     assert_memory_equal(plain, plain_in, plain_len);
@@ -278,40 +278,44 @@ static void test_frame_seal_open(void **state)
     for (size_t i = 0; i < len; i++) {
         memcpy(copy, buf, len);
         copy[i] ^= (uint8_t)(1u << (rnd() % 8));
-        assert_int_equal(frame_open(&k, copy, len, &sender, &plain, &got_len, &nonce), RK_ECORRUPT);
+        assert_int_equal(rpc_frame_open(&k, copy, len, &sender, &plain, &got_len, &nonce),
+                         RK_ECORRUPT);
     }
     /* wrong key, truncation, clear/sealed confusion */
     memcpy(copy, buf, len);
-    assert_int_equal(frame_open(&other, copy, len, &sender, &plain, &got_len, &nonce), RK_ECORRUPT);
+    assert_int_equal(rpc_frame_open(&other, copy, len, &sender, &plain, &got_len, &nonce),
+                     RK_ECORRUPT);
     for (size_t cut = 0; cut < len; cut += 7) {
         memcpy(copy, buf, len);
-        assert_int_equal(frame_open(&k, copy, cut, &sender, &plain, &got_len, &nonce), RK_ECORRUPT);
+        assert_int_equal(rpc_frame_open(&k, copy, cut, &sender, &plain, &got_len, &nonce),
+                         RK_ECORRUPT);
     }
     memcpy(copy, buf, len);
-    assert_int_equal(frame_open(&clear, copy, len, &sender, &plain, &got_len, &nonce), RK_ECORRUPT);
+    assert_int_equal(rpc_frame_open(&clear, copy, len, &sender, &plain, &got_len, &nonce),
+                     RK_ECORRUPT);
 
     /* two seals of the same plaintext differ (fresh nonce) */
     uint8_t buf2[256];
-    memcpy(buf2 + frame_prefix_bytes(&k), plain_in, plain_len);
-    frame_seal(&k, 42, buf2, plain_len);
+    memcpy(buf2 + rpc_frame_prefix_bytes(&k), plain_in, plain_len);
+    rpc_frame_seal(&k, 42, buf2, plain_len);
     assert_memory_not_equal(buf2 + 12, buf + 12, 24);
 
     /* a clear frame opens only with the insecure key */
     len = seal_random(&clear, 7, buf, plain_len, plain_in);
     assert_int_equal(len, 12 + plain_len);
     memcpy(copy, buf, len);
-    assert_int_equal(frame_open(&clear, copy, len, &sender, &plain, &got_len, &nonce), RK_OK);
+    assert_int_equal(rpc_frame_open(&clear, copy, len, &sender, &plain, &got_len, &nonce), RK_OK);
     assert_null(nonce);
     assert_memory_equal(plain, plain_in, plain_len);
     memcpy(copy, buf, len);
-    assert_int_equal(frame_open(&k, copy, len, &sender, &plain, &got_len, &nonce), RK_ECORRUPT);
+    assert_int_equal(rpc_frame_open(&k, copy, len, &sender, &plain, &got_len, &nonce), RK_ECORRUPT);
 }
 
 static void test_frame_encode_decode(void **state)
 {
     (void)state;
     frame_key k;
-    frame_key_derive(SECRET, strlen(SECRET), &k);
+    rpc_frame_key_derive(SECRET, strlen(SECRET), &k);
     Ringkv__FrameHeader hdr = RINGKV__FRAME_HEADER__INIT;
     hdr.kind = RINGKV__FRAME_HEADER__KIND__KIND_REQUEST;
     hdr.call_id = 99;
@@ -324,9 +328,9 @@ static void test_frame_encode_decode(void **state)
     in.key.data = (uint8_t *)"k1";
     in.key.len = 2;
     nng_msg *m;
-    assert_int_equal(frame_encode(&k, 5, &hdr, &in.base, RPC_DEFAULT_MAX_FRAME, &m), RK_OK);
+    assert_int_equal(rpc_frame_encode(&k, 5, &hdr, &in.base, RPC_DEFAULT_MAX_FRAME, &m), RK_OK);
     frame_view v = {0};
-    assert_int_equal(frame_decode(&k, nng_msg_body(m), nng_msg_len(m), &v), RK_OK);
+    assert_int_equal(rpc_frame_decode(&k, nng_msg_body(m), nng_msg_len(m), &v), RK_OK);
     assert_true(v.sender == 5);
     assert_true(v.hdr->call_id == 99 && v.hdr->timestamp_ms == 1234 && v.hdr->timeout_ms == 500);
     assert_string_equal(v.hdr->service, "ringkv.Kv");
@@ -337,78 +341,80 @@ static void test_frame_encode_decode(void **state)
     assert_string_equal(back->table, "default");
     assert_memory_equal(back->key.data, "k1", 2);
     ringkv__replica_get_request__free_unpacked(back, NULL);
-    frame_view_fini(&v);
+    rpc_frame_view_fini(&v);
     nng_msg_free(m);
 
     /* too big for the limit */
-    assert_int_equal(frame_encode(&k, 5, &hdr, &in.base, 40, &m), RK_ETOOBIG);
+    assert_int_equal(rpc_frame_encode(&k, 5, &hdr, &in.base, 40, &m), RK_ETOOBIG);
 
     /* sealed correctly but the plaintext is not a frame: header length past
      * the end, then garbage where the header should be */
     uint8_t buf[128], plain[64];
     size_t len = seal_random(&k, 5, buf, 3, plain);
-    assert_int_equal(frame_decode(&k, buf, len, &v), RK_EINVAL);
-    uint8_t *p = buf + frame_prefix_bytes(&k);
+    assert_int_equal(rpc_frame_decode(&k, buf, len, &v), RK_EINVAL);
+    uint8_t *p = buf + rpc_frame_prefix_bytes(&k);
     p[0] = 0xff;
     memset(p + 1, 0xff, 3);
-    frame_seal(&k, 5, buf, 4);
-    assert_int_equal(frame_decode(&k, buf, frame_prefix_bytes(&k) + 4 + 16, &v), RK_EINVAL);
+    rpc_frame_seal(&k, 5, buf, 4);
+    assert_int_equal(rpc_frame_decode(&k, buf, rpc_frame_prefix_bytes(&k) + 4 + 16, &v), RK_EINVAL);
     p[0] = p[1] = p[2] = 0;
     p[3] = 8;
     memset(p + 4, 0xff, 8);
-    frame_seal(&k, 5, buf, 12);
-    assert_int_equal(frame_decode(&k, buf, frame_prefix_bytes(&k) + 12 + 16, &v), RK_EINVAL);
+    rpc_frame_seal(&k, 5, buf, 12);
+    assert_int_equal(rpc_frame_decode(&k, buf, rpc_frame_prefix_bytes(&k) + 12 + 16, &v),
+                     RK_EINVAL);
 
-    assert_int_equal(frame_check_time(1000, 1000, 30000), RK_OK);
-    assert_int_equal(frame_check_time(1000, 31000, 30000), RK_OK);
-    assert_int_equal(frame_check_time(1000, 31001, 30000), RK_ETIMEDOUT);
-    assert_int_equal(frame_check_time(31001, 1000, 30000), RK_ETIMEDOUT);
+    assert_int_equal(rpc_frame_check_time(1000, 1000, 30000), RK_OK);
+    assert_int_equal(rpc_frame_check_time(1000, 31000, 30000), RK_OK);
+    assert_int_equal(rpc_frame_check_time(1000, 31001, 30000), RK_ETIMEDOUT);
+    assert_int_equal(rpc_frame_check_time(31001, 1000, 30000), RK_ETIMEDOUT);
 }
 
 static void test_replay_cache(void **state)
 {
     (void)state;
     replay_cache *rc;
-    assert_int_equal(replay_cache_alloc(4, &rc), RK_OK);
+    assert_int_equal(rpc_replay_cache_alloc(4, &rc), RK_OK);
     uint8_t n[8][24];
     for (int i = 0; i < 8; i++)
         rnd_fill(n[i], 24);
     const uint64_t now = 1000000;
     const uint32_t w = 30000;
-    assert_int_equal(replay_cache_check(rc, n[0], now - 10, now, w), RK_OK);
-    assert_int_equal(replay_cache_check(rc, n[0], now - 10, now, w), RK_EEXIST);
-    assert_int_equal(replay_cache_check(rc, n[1], now - 5, now, w), RK_OK);
-    assert_int_equal(replay_cache_check(rc, n[2], now - 20, now, w), RK_OK);
-    assert_int_equal(replay_cache_check(rc, n[3], now, now, w), RK_OK);
+    assert_int_equal(rpc_replay_cache_check(rc, n[0], now - 10, now, w), RK_OK);
+    assert_int_equal(rpc_replay_cache_check(rc, n[0], now - 10, now, w), RK_EEXIST);
+    assert_int_equal(rpc_replay_cache_check(rc, n[1], now - 5, now, w), RK_OK);
+    assert_int_equal(rpc_replay_cache_check(rc, n[2], now - 20, now, w), RK_OK);
+    assert_int_equal(rpc_replay_cache_check(rc, n[3], now, now, w), RK_OK);
     /* full: n[0] (ts now-10) leaves, the horizon moves to now-10 */
-    assert_int_equal(replay_cache_check(rc, n[4], now + 1, now, w), RK_OK);
-    assert_int_equal(replay_cache_check(rc, n[0], now - 10, now, w), RK_ETIMEDOUT);
+    assert_int_equal(rpc_replay_cache_check(rc, n[4], now + 1, now, w), RK_OK);
+    assert_int_equal(rpc_replay_cache_check(rc, n[0], now - 10, now, w), RK_ETIMEDOUT);
     /* n[2] is older than the horizon but still remembered: still a replay */
-    assert_int_equal(replay_cache_check(rc, n[2], now - 20, now, w), RK_ETIMEDOUT);
-    assert_int_equal(replay_cache_check(rc, n[3], now, now, w), RK_EEXIST);
-    assert_int_equal(replay_cache_check(rc, n[5], now - 11, now, w), RK_ETIMEDOUT);
+    assert_int_equal(rpc_replay_cache_check(rc, n[2], now - 20, now, w), RK_ETIMEDOUT);
+    assert_int_equal(rpc_replay_cache_check(rc, n[3], now, now, w), RK_EEXIST);
+    assert_int_equal(rpc_replay_cache_check(rc, n[5], now - 11, now, w), RK_ETIMEDOUT);
     /* later: everything ages out, the horizon keeps old frames out */
     uint64_t later = now + 2 * w;
-    assert_int_equal(replay_cache_check(rc, n[6], later, later, w), RK_OK);
-    assert_int_equal(replay_cache_check(rc, n[3], now, later, w), RK_ETIMEDOUT);
-    replay_cache_free(rc);
+    assert_int_equal(rpc_replay_cache_check(rc, n[6], later, later, w), RK_OK);
+    assert_int_equal(rpc_replay_cache_check(rc, n[3], now, later, w), RK_ETIMEDOUT);
+    rpc_replay_cache_free(rc);
 
     /* many entries through a small cache: lookups stay right after
      * thousands of evictions (backward-shift deletion) */
-    assert_int_equal(replay_cache_alloc(64, &rc), RK_OK);
+    assert_int_equal(rpc_replay_cache_alloc(64, &rc), RK_OK);
     uint8_t(*many)[24] = malloc(5000 * 24);
     for (int i = 0; i < 5000; i++) {
         rnd_fill(many[i], 24);
         /* force clustering: half the nonces share their hash bytes */
         if (i % 2)
             memset(many[i], 0xab, 8);
-        assert_int_equal(replay_cache_check(rc, many[i], now + (uint64_t)i, now, w), RK_OK);
+        assert_int_equal(rpc_replay_cache_check(rc, many[i], now + (uint64_t)i, now, w), RK_OK);
         if (i >= 10)
-            assert_int_equal(replay_cache_check(rc, many[i - 10], now + (uint64_t)i - 10, now, w),
-                             RK_EEXIST);
+            assert_int_equal(
+                rpc_replay_cache_check(rc, many[i - 10], now + (uint64_t)i - 10, now, w),
+                RK_EEXIST);
     }
     free(many);
-    replay_cache_free(rc);
+    rpc_replay_cache_free(rc);
 }
 
 /* ---- calls over loopback ---------------------------------------------------------- */
@@ -431,7 +437,7 @@ static void test_round_trip(void **state)
     in.key.len = 3;
     ProtobufCMessage *reply;
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Get", &in.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_OK);
     Ringkv__ReplicaGetReply *gr = (Ringkv__ReplicaGetReply *)reply;
     assert_true(gr->found);
@@ -441,7 +447,7 @@ static void test_round_trip(void **state)
     /* an answer deferred to another thread */
     Ringkv__GossipRequest g = RINGKV__GOSSIP_REQUEST__INIT;
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__membership__descriptor, "Gossip", &g.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_OK);
     Ringkv__GossipReply *gossip = (Ringkv__GossipReply *)reply;
     assert_int_equal(gossip->n_members, 1);
@@ -451,16 +457,16 @@ static void test_round_trip(void **state)
 
     /* calls that fail to start: no callback, an error */
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Nope", &in.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_EINVAL);
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Put", &in.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_EINVAL); /* wrong input type */
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Get", &in.base,
-                              rpc_now_ms() - 1, &reply),
+                              rk_monotonic_ms() - 1, &reply),
                      RK_ETIMEDOUT);
     assert_int_equal(rpc_call(f->cli, "", &ringkv__kv__descriptor, "Get", &in.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_EINVAL);
 
     rpc_server_stats s = server_stats(f);
@@ -506,7 +512,7 @@ static void test_concurrent_calls(void **state)
     pthread_mutex_init(&all.mu, NULL);
     pthread_cond_init(&all.cv, NULL);
     one_call calls[N];
-    uint64_t deadline = rpc_deadline_after(10000);
+    uint64_t deadline = rk_deadline_after_ms(10000);
     for (uint32_t i = 0; i < N; i++) {
         calls[i] = (one_call){.all = &all, .n = i * 7919u};
         Ringkv__PingRequest in = RINGKV__PING_REQUEST__INIT;
@@ -539,13 +545,13 @@ static void test_handler_error(void **state)
     in.key.len = 7;
     ProtobufCMessage *reply = NULL;
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Get", &in.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_ENOTFOUND);
     assert_null(reply);
     /* a method the server has no handler for */
     Ringkv__HintRequest h = RINGKV__HINT_REQUEST__INIT;
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__handoff__descriptor, "Hint", &h.base,
-                              rpc_deadline_after(2000), &reply),
+                              rk_deadline_after_ms(2000), &reply),
                      RK_EUNSUPPORTED);
     rpc_server_stats s = server_stats(f);
     assert_true(s.handler_errors == 1);
@@ -559,11 +565,11 @@ static void test_deadline(void **state)
     fixture *f = *state;
     Ringkv__ReplicaPutRequest in = RINGKV__REPLICA_PUT_REQUEST__INIT;
     ProtobufCMessage *reply = NULL;
-    uint64_t t0 = rpc_now_ms();
+    uint64_t t0 = rk_monotonic_ms();
     assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__kv__descriptor, "Put", &in.base,
-                              rpc_deadline_after(100), &reply),
+                              rk_deadline_after_ms(100), &reply),
                      RK_ETIMEDOUT);
-    uint64_t took = rpc_now_ms() - t0;
+    uint64_t took = rk_monotonic_ms() - t0;
     assert_true(took >= 100 && took < 450);
     /* the late reply is thrown away; the next call is answered normally */
     assert_int_equal(ping(f->cli, f->addr, "y", 1, 2000, NULL), RK_OK);
@@ -627,7 +633,8 @@ static nng_msg *ping_frame(const frame_key *k, uint64_t timestamp_ms)
     hdr.method = "Ping";
     Ringkv__PingRequest in = RINGKV__PING_REQUEST__INIT;
     nng_msg *m;
-    assert_int_equal(frame_encode(k, CLIENT_ID, &hdr, &in.base, RPC_DEFAULT_MAX_FRAME, &m), RK_OK);
+    assert_int_equal(rpc_frame_encode(k, CLIENT_ID, &hdr, &in.base, RPC_DEFAULT_MAX_FRAME, &m),
+                     RK_OK);
     return m;
 }
 
@@ -644,7 +651,7 @@ static void test_stale_and_replay(void **state)
 {
     fixture *f = *state;
     frame_key k;
-    frame_key_derive(SECRET, strlen(SECRET), &k);
+    rpc_frame_key_derive(SECRET, strlen(SECRET), &k);
     nng_socket s = raw_req(f);
     nng_msg *reply;
 
@@ -664,11 +671,11 @@ static void test_stale_and_replay(void **state)
     assert_int_equal(nng_sendmsg(s, m, 0), 0);
     assert_int_equal(nng_recvmsg(s, &reply, 0), 0);
     frame_view v = {0};
-    assert_int_equal(frame_decode(&k, nng_msg_body(reply), nng_msg_len(reply), &v), RK_OK);
+    assert_int_equal(rpc_frame_decode(&k, nng_msg_body(reply), nng_msg_len(reply), &v), RK_OK);
     assert_int_equal(v.hdr->kind, RINGKV__FRAME_HEADER__KIND__KIND_REPLY);
     assert_int_equal(v.hdr->status, RK_OK);
     assert_true(v.sender == SERVER_ID);
-    frame_view_fini(&v);
+    rpc_frame_view_fini(&v);
     nng_msg_free(reply);
     assert_int_equal(nng_sendmsg(s, copy, 0), 0);
     assert_int_equal(nng_recvmsg(s, &reply, 0), NNG_ETIMEDOUT);
@@ -829,7 +836,7 @@ static void test_close_in_flight(void **state)
     closed_call c = {0};
     Ringkv__ReplicaPutRequest in = RINGKV__REPLICA_PUT_REQUEST__INIT;
     assert_int_equal(rpc_call_async(f->cli, f->addr, &ringkv__kv__descriptor, "Put", &in.base,
-                                    rpc_deadline_after(5000), closed_cb, &c),
+                                    rk_deadline_after_ms(5000), closed_cb, &c),
                      RK_OK);
     assert_true(wait_for(put_running, NULL, 2000));
     rpc_client_close(f->cli);
@@ -866,7 +873,7 @@ static void test_no_resend(void **state)
     Ringkv__ReplicaPutRequest in = RINGKV__REPLICA_PUT_REQUEST__INIT;
     int before = atomic_load(&puts_total);
     assert_int_equal(rpc_call_async(f->cli, addr, &ringkv__kv__descriptor, "Put", &in.base,
-                                    rpc_deadline_after(5000), closed_cb, &c),
+                                    rk_deadline_after_ms(5000), closed_cb, &c),
                      RK_OK);
     nng_msg *req;
     assert_int_equal(nng_recvmsg(rep, &req, 0), 0);
@@ -936,7 +943,7 @@ static void pipeline_next(pipeline *p)
     in.payload.data = (uint8_t *)payload;
     in.payload.len = sizeof payload;
     if (rpc_call_async(p->cli, p->addr, &ringkv__membership__descriptor, "Ping", &in.base,
-                       rpc_deadline_after(5000), pipeline_cb, p) != RK_OK) {
+                       rk_deadline_after_ms(5000), pipeline_cb, p) != RK_OK) {
         pthread_mutex_lock(&p->mu);
         p->failed++;
         p->done++;

@@ -432,8 +432,7 @@ static bool collect_cb(void *arg, const char *dbkey, size_t dbkey_len, const cha
 static void scan_bound(uint64_t pos, rk_buf *out)
 {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(pos >> (56 - 8 * i));
+    rk_store_be64(b, pos);
     rk_buf_reset(out);
     assert_int_equal(rk_buf_append(out, b, 8), RK_OK);
 }

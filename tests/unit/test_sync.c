@@ -27,10 +27,8 @@ typedef struct rec {
 
 static void make_dbkey(uint64_t pos, uint64_t id, uint8_t out[DBKEY_LEN])
 {
-    for (int i = 0; i < 8; i++) {
-        out[i] = (uint8_t)(pos >> (56 - 8 * i));
-        out[10 + i] = (uint8_t)(id >> (56 - 8 * i));
-    }
+    rk_store_be64(out, pos);
+    rk_store_be64(out + 10, id);
     out[8] = 't';
     out[9] = 0;
 }
