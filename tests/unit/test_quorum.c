@@ -1,6 +1,7 @@
 /* test_quorum.c - the coordinator's pure quorum decisions: get and put
- * verdicts, merge and read repair, sloppy and join target selection, and
- * order independence on random replies. */
+ * verdicts, merge and read repair, sloppy and join target selection,
+ * planning, read and applier order, targeted reads, the speculative delay,
+ * and order independence on random replies. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 
 #include "inputs.h"
+#include "kv/latency.h"
 #include "kv/quorum.h"
 
 /* Node ids: small and readable. */
@@ -733,6 +735,541 @@ static void test_join_quorums_intersect(void **state)
     }
 }
 
+/* ---- the coordinator's other decisions ------------------------------------ */
+
+static void test_quorum_needed(void **state)
+{
+    (void)state;
+    /* Enough replicas: q itself. */
+    assert_int_equal(quorum_needed(2, 3, 0), 2);
+    assert_int_equal(quorum_needed(3, 3, 0), 3);
+    assert_int_equal(quorum_needed(1, 5, 0), 1);
+    /* Fewer members than N: every replica there is, never more. */
+    assert_int_equal(quorum_needed(2, 1, 0), 1);
+    assert_int_equal(quorum_needed(3, 1, 0), 1);
+    assert_int_equal(quorum_needed(3, 2, 0), 2);
+    /* During a join, one more per pending replica, after the cap. */
+    assert_int_equal(quorum_needed(2, 3, 1), 3);
+    assert_int_equal(quorum_needed(2, 3, 2), 4);
+    assert_int_equal(quorum_needed(3, 2, 1), 3);
+    assert_int_equal(quorum_needed(1, 1, 1), 2);
+}
+
+/* The alive callback: a small table of down ids. */
+typedef struct down_set {
+    const uint64_t *ids;
+    size_t count;
+    unsigned calls;
+} down_set;
+
+static bool alive_cb(void *arg, uint64_t node)
+{
+    down_set *d = arg;
+    d->calls++;
+    for (size_t i = 0; i < d->count; i++)
+        if (d->ids[i] == node)
+            return false;
+    return true;
+}
+
+static bool same_target(const quorum_target *t, uint64_t node, uint64_t intended)
+{
+    return t->node == node && t->intended == intended;
+}
+
+static void test_plan_one_ring(void **state)
+{
+    (void)state;
+    const uint64_t pref[] = {A, B, C, D, E};
+    quorum_prefs p = {.pref = pref, .count = 5, .replicas = 3};
+    quorum_plan_result out;
+
+    /* Everyone alive: the replicas, each its own target. */
+    down_set none = {0};
+    assert_int_equal(quorum_plan(&p, alive_cb, &none, true, &out), RK_OK);
+    assert_int_equal(out.target_count, 3);
+    assert_true(same_target(&out.targets[0], A, A));
+    assert_true(same_target(&out.targets[1], B, B));
+    assert_true(same_target(&out.targets[2], C, C));
+    assert_int_equal(out.replica_count, 3);
+    assert_true(out.replicas[0] == A && out.replicas[1] == B && out.replicas[2] == C);
+    assert_int_equal(out.old_count, 3);
+    assert_int_equal(out.pending, 0);
+    assert_true(none.calls > 0);
+
+    /* B down, sloppy: D, the first fallback, stands in for it; B is still
+     * an intended replica (a hint is kept for it). */
+    const uint64_t b_ids[] = {B};
+    down_set b_down = {b_ids, 1, 0};
+    assert_int_equal(quorum_plan(&p, alive_cb, &b_down, true, &out), RK_OK);
+    assert_int_equal(out.target_count, 3);
+    assert_true(same_target(&out.targets[0], A, A));
+    assert_true(same_target(&out.targets[1], D, B));
+    assert_true(same_target(&out.targets[2], C, C));
+    assert_int_equal(out.replica_count, 3);
+    assert_true(out.replicas[0] == A && out.replicas[1] == B && out.replicas[2] == C);
+    assert_int_equal(out.old_count, 3);
+    assert_int_equal(out.pending, 0);
+
+    /* B down, strict: no one stands in. */
+    assert_int_equal(quorum_plan(&p, alive_cb, &b_down, false, &out), RK_OK);
+    assert_int_equal(out.target_count, 2);
+    assert_true(same_target(&out.targets[0], A, A));
+    assert_true(same_target(&out.targets[1], C, C));
+    assert_int_equal(out.replica_count, 3);
+
+    /* B and the first fallback D down: the next alive fallback, E. */
+    const uint64_t bd_ids[] = {B, D};
+    down_set bd_down = {bd_ids, 2, 0};
+    assert_int_equal(quorum_plan(&p, alive_cb, &bd_down, true, &out), RK_OK);
+    assert_int_equal(out.target_count, 3);
+    assert_true(same_target(&out.targets[1], E, B));
+
+    /* A and C down, one fallback left alive (D down): A gets E, C none. */
+    const uint64_t acd_ids[] = {A, C, D};
+    down_set acd_down = {acd_ids, 3, 0};
+    assert_int_equal(quorum_plan(&p, alive_cb, &acd_down, true, &out), RK_OK);
+    assert_int_equal(out.target_count, 2);
+    assert_true(same_target(&out.targets[0], E, A));
+    assert_true(same_target(&out.targets[1], B, B));
+
+    /* One member (a lone node): itself. */
+    const uint64_t lone[] = {A};
+    quorum_prefs p1 = {.pref = lone, .count = 1, .replicas = 1};
+    assert_int_equal(quorum_plan(&p1, alive_cb, &none, true, &out), RK_OK);
+    assert_int_equal(out.target_count, 1);
+    assert_true(same_target(&out.targets[0], A, A));
+    assert_int_equal(out.replica_count, 1);
+}
+
+static void test_plan_two_rings(void **state)
+{
+    (void)state;
+    /* E joins: the next ring's replicas are A, C, E (E takes B's place),
+     * its fallbacks F and B. The read ring's fallback D must not be used:
+     * fallbacks come from the ring the range is going to. */
+    const uint64_t pref[] = {A, B, C, D};
+    const uint64_t next[] = {A, C, E, F, B};
+    quorum_prefs p = {
+        .pref = pref, .count = 4, .replicas = 3, .next = next, .next_count = 5, .next_replicas = 3};
+    quorum_plan_result out;
+
+    down_set none = {0};
+    assert_int_equal(quorum_plan(&p, alive_cb, &none, true, &out), RK_OK);
+    assert_int_equal(out.replica_count, 4);
+    assert_true(out.replicas[0] == A && out.replicas[1] == B && out.replicas[2] == C &&
+                out.replicas[3] == E);
+    assert_int_equal(out.old_count, 3);
+    assert_int_equal(out.pending, 1);
+    assert_int_equal(out.target_count, 4);
+    assert_true(same_target(&out.targets[0], A, A));
+    assert_true(same_target(&out.targets[1], B, B));
+    assert_true(same_target(&out.targets[2], C, C));
+    assert_true(same_target(&out.targets[3], E, E));
+    assert_int_equal(quorum_needed(2, out.old_count, out.pending), 3);
+
+    /* B down, sloppy: F (the next ring's first fallback), not D. */
+    const uint64_t b_ids[] = {B};
+    down_set b_down = {b_ids, 1, 0};
+    assert_int_equal(quorum_plan(&p, alive_cb, &b_down, true, &out), RK_OK);
+    assert_int_equal(out.target_count, 4);
+    assert_true(same_target(&out.targets[0], A, A));
+    assert_true(same_target(&out.targets[1], F, B));
+    assert_true(same_target(&out.targets[2], C, C));
+    assert_true(same_target(&out.targets[3], E, E));
+    for (size_t i = 0; i < out.target_count; i++)
+        assert_true(out.targets[i].node != D);
+
+    /* B down, strict: the three others. */
+    assert_int_equal(quorum_plan(&p, alive_cb, &b_down, false, &out), RK_OK);
+    assert_int_equal(out.target_count, 3);
+    assert_int_equal(out.replica_count, 4);
+
+    /* B and E down: F stands in for B; the next ring's other fallback is B
+     * itself (already a replica, and down), so E gets no one. */
+    const uint64_t be_ids[] = {B, E};
+    down_set be_down = {be_ids, 2, 0};
+    assert_int_equal(quorum_plan(&p, alive_cb, &be_down, true, &out), RK_OK);
+    assert_int_equal(out.target_count, 3);
+    assert_true(same_target(&out.targets[1], F, B));
+    assert_true(same_target(&out.targets[2], C, C));
+
+    /* Two new replicas (D and E replace B and C): two pending. */
+    const uint64_t next2[] = {D, A, E, F};
+    quorum_prefs p2 = {.pref = pref,
+                       .count = 3,
+                       .replicas = 3,
+                       .next = next2,
+                       .next_count = 4,
+                       .next_replicas = 3};
+    assert_int_equal(quorum_plan(&p2, alive_cb, &none, true, &out), RK_OK);
+    assert_int_equal(out.replica_count, 5);
+    assert_true(out.replicas[0] == A && out.replicas[1] == B && out.replicas[2] == C &&
+                out.replicas[3] == D && out.replicas[4] == E);
+    assert_int_equal(out.old_count, 3);
+    assert_int_equal(out.pending, 2);
+    assert_int_equal(out.target_count, 5);
+}
+
+static void test_plan_invalid(void **state)
+{
+    (void)state;
+    const uint64_t ids[] = {A, B, C, D, E, F, 107, 108, 109, 110};
+    const uint64_t dup[] = {A, B, A, D};
+    uint64_t many[RING_MAX_N + 1];
+    for (size_t i = 0; i < RING_MAX_N + 1; i++)
+        many[i] = 1000 + i;
+    down_set none = {0};
+    quorum_plan_result out;
+    const quorum_prefs bad[] = {
+        {.pref = ids, .count = 3, .replicas = 0}, /* no replica */
+        {.pref = ids, .count = 2, .replicas = 3}, /* count < replicas */
+        {.pref = ids,
+         .count = 3 + QUORUM_MAX_FALLBACKS + 1,
+         .replicas = 3}, /* too many fallbacks */
+        {.pref = many, .count = RING_MAX_N + 1, .replicas = RING_MAX_N + 1}, /* over N */
+        {.pref = dup, .count = 4, .replicas = 3}, /* a repeated replica */
+        {.pref = ids, .count = 3, .replicas = 3, .next = ids, .next_count = 3, .next_replicas = 0},
+        {.pref = ids, .count = 3, .replicas = 3, .next = ids, .next_count = 2, .next_replicas = 3},
+        {.pref = ids, .count = 3, .replicas = 3, .next = ids, .next_count = 8, .next_replicas = 3},
+        {.pref = ids,
+         .count = 3,
+         .replicas = 3,
+         .next = many,
+         .next_count = RING_MAX_N + 1,
+         .next_replicas = RING_MAX_N + 1},
+        {.pref = ids, .count = 3, .replicas = 3, .next = dup, .next_count = 4, .next_replicas = 3},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        out.target_count = 77;
+        assert_int_equal(quorum_plan(&bad[i], alive_cb, &none, true, &out), RK_EINVAL);
+    }
+    /* The limits themselves are accepted. */
+    const quorum_prefs good[] = {
+        {.pref = ids, .count = 3 + QUORUM_MAX_FALLBACKS, .replicas = 3},
+        {.pref = many, .count = RING_MAX_N, .replicas = RING_MAX_N},
+        {.pref = ids,
+         .count = 3,
+         .replicas = 3,
+         .next = ids + 3,
+         .next_count = 7,
+         .next_replicas = 3},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_int_equal(quorum_plan(&good[i], alive_cb, &none, true, &out), RK_OK);
+}
+
+static void test_read_order(void **state)
+{
+    (void)state;
+    /* This node's replica copy moves to the front, the others keep order. */
+    quorum_target t[] = {{A, A}, {B, B}, {C, C}, {E, D}};
+    quorum_read_order(t, 4, C);
+    assert_true(same_target(&t[0], C, C));
+    assert_true(same_target(&t[1], A, A));
+    assert_true(same_target(&t[2], B, B));
+    assert_true(same_target(&t[3], E, D));
+
+    /* Already first: unchanged. */
+    quorum_target u[] = {{A, A}, {B, B}, {C, C}};
+    quorum_read_order(u, 3, A);
+    assert_true(same_target(&u[0], A, A) && same_target(&u[1], B, B) && same_target(&u[2], C, C));
+
+    /* A fallback on this node holds a hint, not the replica: not moved. */
+    quorum_target v[] = {{A, A}, {B, B}, {D, C}};
+    quorum_read_order(v, 3, D);
+    assert_true(same_target(&v[0], A, A) && same_target(&v[1], B, B) && same_target(&v[2], D, C));
+
+    /* Not a target at all: a no-op. */
+    quorum_target w[] = {{A, A}, {B, B}, {C, C}};
+    quorum_read_order(w, 3, X);
+    assert_true(same_target(&w[0], A, A) && same_target(&w[1], B, B) && same_target(&w[2], C, C));
+
+    /* Empty and single lists. */
+    quorum_read_order(w, 0, A);
+    quorum_read_order(w, 1, A);
+    assert_true(same_target(&w[0], A, A));
+}
+
+static void test_applier_order(void **state)
+{
+    (void)state;
+    const quorum_target t[] = {{A, A}, {D, B}, {C, C}, {E, E}};
+    size_t out[4];
+
+    /* Self a replica target: first, then the other replicas in order. */
+    assert_int_equal(quorum_applier_order(t, 4, C, out), 3);
+    assert_true(out[0] == 2 && out[1] == 0 && out[2] == 3);
+    assert_int_equal(quorum_applier_order(t, 4, A, out), 3);
+    assert_true(out[0] == 0 && out[1] == 2 && out[2] == 3);
+    assert_int_equal(quorum_applier_order(t, 4, E, out), 3);
+    assert_true(out[0] == 3 && out[1] == 0 && out[2] == 2);
+
+    /* Self a fallback (a hint holder may not be an actor): not at all. */
+    assert_int_equal(quorum_applier_order(t, 4, D, out), 3);
+    assert_true(out[0] == 0 && out[1] == 2 && out[2] == 3);
+
+    /* Self not a target. */
+    assert_int_equal(quorum_applier_order(t, 4, X, out), 3);
+    assert_true(out[0] == 0 && out[1] == 2 && out[2] == 3);
+
+    /* Only fallbacks: no applier. */
+    const quorum_target fb[] = {{D, A}, {E, B}};
+    assert_int_equal(quorum_applier_order(fb, 2, D, out), 0);
+}
+
+static void test_attempt_deadline(void **state)
+{
+    (void)state;
+    /* Remote, another replica left: half of what is left. */
+    assert_int_equal(quorum_attempt_deadline(100, 1100, true, true), 600);
+    assert_int_equal(quorum_attempt_deadline(0, 5000, true, true), 2500);
+    /* Local, or the last replica: the whole deadline. */
+    assert_int_equal(quorum_attempt_deadline(100, 1100, false, true), 1100);
+    assert_int_equal(quorum_attempt_deadline(100, 1100, true, false), 1100);
+    assert_int_equal(quorum_attempt_deadline(100, 1100, false, false), 1100);
+    /* At or past the deadline: unchanged (no wrap-around). */
+    assert_int_equal(quorum_attempt_deadline(1100, 1100, true, true), 1100);
+    assert_int_equal(quorum_attempt_deadline(5000, 1100, true, true), 1100);
+    /* Never beyond the request's deadline, never before now. */
+    for (uint64_t now = 0; now < 50; now++) {
+        uint64_t d = quorum_attempt_deadline(now, 40, true, true);
+        assert_true(d <= 40);
+        assert_true(now >= 40 || d >= now);
+    }
+}
+
+static void test_put_missed(void **state)
+{
+    (void)state;
+    /* B is down; D stands in for it. */
+    const quorum_target targets[] = {{A, A}, {D, B}, {C, C}};
+    const uint64_t replicas[] = {A, B, C};
+    uint64_t out[3];
+    put_core pc;
+    assert_int_equal(put_core_init(&pc, targets, 3, A, 2, 1000), RK_OK);
+    /* Only the coordinator has acked. */
+    assert_int_equal(put_core_missed(&pc, replicas, 3, out), 2);
+    assert_true(out[0] == B && out[1] == C);
+    /* D's ack covers B, the replica it stands in for. */
+    put_core_reply(&pc, D, true, NULL);
+    assert_int_equal(put_core_missed(&pc, replicas, 3, out), 1);
+    assert_true(out[0] == C);
+    /* An error does not cover. */
+    put_core_reply(&pc, C, false, NULL);
+    assert_int_equal(put_core_missed(&pc, replicas, 3, out), 1);
+    assert_true(out[0] == C);
+
+    /* A fallback that failed leaves its replica missed. */
+    assert_int_equal(put_core_init(&pc, targets, 3, A, 2, 1000), RK_OK);
+    put_core_reply(&pc, D, false, NULL);
+    put_core_reply(&pc, C, true, NULL);
+    assert_int_equal(put_core_missed(&pc, replicas, 3, out), 1);
+    assert_true(out[0] == B);
+    /* B itself answering does not count: it was not a target. */
+    put_core_reply(&pc, B, true, NULL);
+    assert_int_equal(put_core_missed(&pc, replicas, 3, out), 1);
+
+    /* Strict quorum, B down: no target at all for B, so it is missed even
+     * when every target acked. */
+    const quorum_target strict[] = {{A, A}, {C, C}};
+    assert_int_equal(put_core_init(&pc, strict, 2, A, 2, 1000), RK_OK);
+    put_core_reply(&pc, C, true, NULL);
+    assert_int_equal(put_core_verdict(&pc), QUORUM_REACHED);
+    assert_int_equal(put_core_missed(&pc, replicas, 3, out), 1);
+    assert_true(out[0] == B);
+
+    /* All acked: nothing missed. */
+    assert_int_equal(put_core_init(&pc, targets, 3, C, 3, 1000), RK_OK);
+    put_core_reply(&pc, A, true, NULL);
+    put_core_reply(&pc, D, true, NULL);
+    assert_int_equal(put_core_missed(&pc, replicas, 3, out), 0);
+
+    /* A join: the pending replica E is missed until it acks. */
+    const quorum_target join[] = {{A, A}, {B, B}, {C, C}, {E, E}};
+    const uint64_t union_ids[] = {A, B, C, E};
+    uint64_t out4[4];
+    assert_int_equal(put_core_init(&pc, join, 4, B, 3, 1000), RK_OK);
+    put_core_reply(&pc, A, true, NULL);
+    put_core_reply(&pc, C, true, NULL);
+    assert_int_equal(put_core_missed(&pc, union_ids, 4, out4), 1);
+    assert_true(out4[0] == E);
+}
+
+/* ---- targeted reads ----------------------------------------------------------- */
+
+static void test_get_targeted_ok(void **state)
+{
+    (void)state;
+    rk_object obj = {0};
+    write_value(&obj, NULL, A, 1, 10);
+    const uint64_t nodes[] = {A, B, C, D, E};
+    get_core gc = {0};
+    size_t from = 99;
+
+    /* r = 2 of 5, asking 2 first: nothing more while replies are ok. */
+    assert_int_equal(get_core_init(&gc, nodes, 5, 2, 1000), RK_OK);
+    get_core_target(&gc, 2);
+    assert_int_equal(get_core_to_ask(&gc, &from), 0);
+    assert_int_equal(from, 2);
+    assert_true(get_core_waiting_on_asked(&gc));
+    assert_false(get_core_done(&gc));
+    assert_int_equal(get_core_reply(&gc, A, QUORUM_REPLY_OK, &obj, NULL), RK_OK);
+    assert_int_equal(get_core_to_ask(&gc, &from), 0);
+    assert_true(get_core_waiting_on_asked(&gc));
+    assert_false(get_core_done(&gc));
+    assert_int_equal(get_core_reply(&gc, B, QUORUM_REPLY_NOTFOUND, NULL, NULL), RK_OK);
+    assert_int_equal(get_core_verdict(&gc), QUORUM_REACHED);
+    assert_int_equal(get_core_result(&gc, NULL, NULL), RK_OK);
+    /* The verdict is in: nothing more to ask, even after the delay. */
+    assert_int_equal(get_core_to_ask(&gc, &from), 0);
+    get_core_speculate(&gc);
+    assert_int_equal(get_core_to_ask(&gc, &from), 0);
+    assert_false(get_core_waiting_on_asked(&gc));
+    /* Both asked answered: done, though C, D and E were never asked. */
+    assert_true(get_core_done(&gc));
+    /* Read repair names B (not found while A has the object), never the
+     * unasked targets. */
+    uint64_t rep[5];
+    size_t nrep = 99;
+    assert_int_equal(get_core_repairs(&gc, rep, &nrep), RK_OK);
+    assert_int_equal(nrep, 1);
+    assert_true(rep[0] == B);
+    uint64_t answered[5];
+    assert_int_equal(get_core_answered(&gc, answered), 2);
+    assert_true(answered[0] == A && answered[1] == B);
+    get_core_fini(&gc);
+    object_free(&obj);
+}
+
+static void test_get_targeted_errors(void **state)
+{
+    (void)state;
+    rk_object obj = {0};
+    write_value(&obj, NULL, A, 1, 10);
+    const uint64_t nodes[] = {A, B, C, D};
+    get_core gc = {0};
+    size_t from = 99;
+
+    assert_int_equal(get_core_init(&gc, nodes, 4, 2, 1000), RK_OK);
+    get_core_target(&gc, 2);
+    /* One more per error. */
+    assert_int_equal(get_core_reply(&gc, A, QUORUM_REPLY_ERROR, NULL, NULL), RK_OK);
+    assert_int_equal(get_core_to_ask(&gc, &from), 1);
+    assert_int_equal(from, 2);
+    assert_int_equal(get_core_to_ask(&gc, &from), 0); /* counted as asked */
+    assert_int_equal(from, 3);
+    assert_true(get_core_waiting_on_asked(&gc));
+    assert_int_equal(get_core_reply(&gc, B, QUORUM_REPLY_OK, &obj, NULL), RK_OK);
+    assert_int_equal(get_core_to_ask(&gc, &from), 0);
+    assert_false(get_core_done(&gc)); /* C was asked and has not answered */
+    assert_int_equal(get_core_reply(&gc, C, QUORUM_REPLY_ERROR, NULL, NULL), RK_OK);
+    assert_int_equal(get_core_verdict(&gc), QUORUM_PENDING);
+    assert_int_equal(get_core_to_ask(&gc, &from), 1);
+    assert_int_equal(from, 3);
+    assert_false(get_core_waiting_on_asked(&gc)); /* every target is asked now */
+    assert_false(get_core_done(&gc));
+    assert_int_equal(get_core_reply(&gc, D, QUORUM_REPLY_OK, &obj, NULL), RK_OK);
+    assert_int_equal(get_core_verdict(&gc), QUORUM_REACHED);
+    assert_true(get_core_done(&gc));
+    get_core_fini(&gc);
+
+    /* Too many errors: failed, and nothing more is asked. */
+    assert_int_equal(get_core_init(&gc, nodes, 3, 2, 1000), RK_OK);
+    get_core_target(&gc, 2);
+    assert_int_equal(get_core_reply(&gc, A, QUORUM_REPLY_ERROR, NULL, NULL), RK_OK);
+    assert_int_equal(get_core_reply(&gc, B, QUORUM_REPLY_ERROR, NULL, NULL), RK_OK);
+    assert_int_equal(get_core_verdict(&gc), QUORUM_FAILED);
+    assert_int_equal(get_core_to_ask(&gc, &from), 0);
+    assert_true(get_core_done(&gc));
+    assert_int_equal(get_core_result(&gc, NULL, NULL), RK_EQUORUM);
+    get_core_fini(&gc);
+    object_free(&obj);
+}
+
+static void test_get_targeted_speculate(void **state)
+{
+    (void)state;
+    rk_object obj = {0};
+    write_value(&obj, NULL, A, 1, 10);
+    const uint64_t nodes[] = {A, B, C, D, E};
+    get_core gc = {0};
+    size_t from = 99;
+
+    /* first under r: r are asked anyway. */
+    assert_int_equal(get_core_init(&gc, nodes, 5, 3, 1000), RK_OK);
+    get_core_target(&gc, 1);
+    assert_int_equal(get_core_to_ask(&gc, &from), 0);
+    assert_int_equal(from, 3);
+    assert_int_equal(get_core_reply(&gc, A, QUORUM_REPLY_OK, &obj, NULL), RK_OK);
+    /* The delay passed without a verdict: all the rest. */
+    get_core_speculate(&gc);
+    assert_int_equal(get_core_to_ask(&gc, &from), 2);
+    assert_int_equal(from, 3);
+    assert_int_equal(get_core_to_ask(&gc, &from), 0);
+    assert_false(get_core_waiting_on_asked(&gc));
+    /* An error after that asks no one more: everyone is asked. */
+    assert_int_equal(get_core_reply(&gc, B, QUORUM_REPLY_ERROR, NULL, NULL), RK_OK);
+    assert_int_equal(get_core_to_ask(&gc, &from), 0);
+    assert_int_equal(get_core_reply(&gc, E, QUORUM_REPLY_OK, &obj, NULL), RK_OK);
+    assert_int_equal(get_core_reply(&gc, D, QUORUM_REPLY_NOTFOUND, NULL, NULL), RK_OK);
+    assert_int_equal(get_core_verdict(&gc), QUORUM_REACHED);
+    assert_false(get_core_done(&gc)); /* C was asked */
+    assert_int_equal(get_core_reply(&gc, C, QUORUM_REPLY_OK, &obj, NULL), RK_OK);
+    assert_true(get_core_done(&gc));
+    get_core_fini(&gc);
+
+    /* first over count: everyone, and the timer has nothing to do. */
+    assert_int_equal(get_core_init(&gc, nodes, 3, 2, 1000), RK_OK);
+    get_core_target(&gc, 9);
+    assert_false(get_core_waiting_on_asked(&gc));
+    get_core_speculate(&gc);
+    assert_int_equal(get_core_to_ask(&gc, &from), 0);
+    assert_int_equal(from, 3);
+    get_core_fini(&gc);
+
+    /* Past the deadline: nothing more, and done. */
+    assert_int_equal(get_core_init(&gc, nodes, 5, 2, 1000), RK_OK);
+    get_core_target(&gc, 2);
+    assert_int_equal(get_core_reply(&gc, A, QUORUM_REPLY_OK, &obj, NULL), RK_OK);
+    get_core_tick(&gc, 1000);
+    assert_int_equal(get_core_verdict(&gc), QUORUM_FAILED);
+    get_core_speculate(&gc);
+    assert_int_equal(get_core_to_ask(&gc, &from), 0);
+    assert_false(get_core_waiting_on_asked(&gc));
+    assert_true(get_core_done(&gc));
+    get_core_fini(&gc);
+    object_free(&obj);
+}
+
+/* Read repair after a targeted read only names targets that answered: a
+ * stale replica that was never asked is left to anti-entropy. */
+static void test_get_targeted_repairs(void **state)
+{
+    (void)state;
+    rk_object old = {0}, cur = {0};
+    write_value(&old, NULL, A, 1, 10);
+    copy_object(&cur, &old);
+    write_value(&cur, NULL, A, 2, 20);
+    const uint64_t nodes[] = {A, B, C};
+    get_core gc = {0};
+    assert_int_equal(get_core_init(&gc, nodes, 3, 2, 1000), RK_OK);
+    get_core_target(&gc, 2);
+    assert_int_equal(get_core_reply(&gc, A, QUORUM_REPLY_OK, &cur, NULL), RK_OK);
+    uint64_t rep[3];
+    size_t nrep = 0;
+    assert_int_equal(get_core_repairs(&gc, rep, &nrep), RK_EINVAL); /* not done */
+    assert_int_equal(get_core_reply(&gc, B, QUORUM_REPLY_OK, &old, NULL), RK_OK);
+    assert_true(get_core_done(&gc));
+    assert_int_equal(get_core_repairs(&gc, rep, &nrep), RK_OK);
+    assert_int_equal(nrep, 1);
+    assert_true(rep[0] == B);
+    assert_true(same_object(get_core_object(&gc), &cur));
+    get_core_fini(&gc);
+    object_free(&old);
+    object_free(&cur);
+}
+
 /* ---- randomized: the verdict does not depend on reply order ---------------- */
 
 static uint64_t test_seed;
@@ -970,6 +1507,219 @@ static void test_random_put_order_independent(void **state)
     }
 }
 
+/* Targeted reads on random replies: whenever every asked target answers,
+ * the verdict is the one of asking every target at once, the merge is that
+ * of the answers received, and read repair names only targets that
+ * answered. The reply order, which asked target answers next, and when
+ * the speculative delay passes are random. */
+static void test_random_targeted_read(void **state)
+{
+    (void)state;
+    unsigned seen_extra = 0, seen_speculated = 0, seen_unasked = 0, seen_failed = 0;
+    for (unsigned round = 0; round < RANDOM_ROUNDS; round++) {
+        scenario sc;
+        scenario_make(&sc);
+        /* The reference verdict: every target asked at once. */
+        unsigned total_acks = 0;
+        for (size_t i = 0; i < sc.n; i++)
+            total_acks += sc.kind[i] != QUORUM_REPLY_ERROR;
+        quorum_verdict want = total_acks >= sc.r ? QUORUM_REACHED : QUORUM_FAILED;
+        seen_failed += want == QUORUM_FAILED;
+
+        get_core gc = {0};
+        CHECK(get_core_init(&gc, sc.nodes, sc.n, sc.r, 1000) == RK_OK);
+        size_t first = rng_below((unsigned)sc.n + 2); /* 0 and over n too */
+        get_core_target(&gc, first);
+        size_t asked = first < sc.r ? sc.r : first;
+        if (asked > sc.n)
+            asked = sc.n;
+        bool answered[MAX_N] = {false};
+        size_t n_answered = 0, initial = asked;
+        bool speculated = false;
+        unsigned errors = 0, acks = 0;
+        for (;;) {
+            if (!speculated && rng_below(6) == 0) {
+                get_core_speculate(&gc);
+                speculated = true;
+            }
+            size_t from = 99;
+            size_t more = get_core_to_ask(&gc, &from);
+            CHECK(from == asked);
+            quorum_verdict v = get_core_verdict(&gc);
+            /* What the core must ask: one more per error, all after the
+             * delay, nothing once decided. */
+            size_t expect_want = speculated ? sc.n : (size_t)sc.r + errors;
+            if (expect_want > sc.n)
+                expect_want = sc.n;
+            size_t expect_more =
+                v != QUORUM_PENDING || expect_want <= asked ? 0 : expect_want - asked;
+            CHECK(more == expect_more);
+            asked += more;
+            CHECK(get_core_waiting_on_asked(&gc) == (v == QUORUM_PENDING && asked < sc.n));
+            CHECK(get_core_done(&gc) ==
+                  ((n_answered == asked && v != QUORUM_PENDING) || n_answered == sc.n));
+            /* The next reply: a random asked target that has not answered. */
+            size_t open[MAX_N], n_open = 0;
+            for (size_t i = 0; i < asked; i++)
+                if (!answered[i])
+                    open[n_open++] = i;
+            if (n_open == 0)
+                break;
+            size_t i = open[rng_below((unsigned)n_open)];
+            bool counted = false;
+            CHECK(get_core_reply(&gc, sc.nodes[i], sc.kind[i], &sc.obj[i], &counted) == RK_OK);
+            CHECK(counted);
+            answered[i] = true;
+            n_answered++;
+            if (sc.kind[i] == QUORUM_REPLY_ERROR)
+                errors++;
+            else
+                acks++;
+        }
+        seen_extra += asked > initial && !speculated;
+        seen_speculated += speculated && asked > initial;
+        seen_unasked += asked < sc.n;
+
+        CHECK(get_core_verdict(&gc) == want);
+        CHECK(get_core_done(&gc));
+        unsigned got_acks = 0;
+        rk_err result = get_core_result(&gc, &got_acks, NULL);
+        CHECK(got_acks == acks);
+        CHECK((result == RK_EQUORUM) == (want == QUORUM_FAILED));
+        if (want == QUORUM_REACHED)
+            CHECK(acks >= sc.r);
+
+        /* The merge and the repairs are those of the answers received. */
+        rk_object expect = {0};
+        bool any_ok = false;
+        for (size_t i = 0; i < sc.n; i++) {
+            if (!answered[i] || sc.kind[i] != QUORUM_REPLY_OK)
+                continue;
+            CHECK(object_merge(&expect, &sc.obj[i], 0, NULL) == RK_OK);
+            any_ok = true;
+        }
+        const rk_object *m = get_core_object(&gc);
+        CHECK((m != NULL) == any_ok);
+        if (m != NULL)
+            CHECK(same_object(m, &expect));
+        uint64_t want_rep[MAX_N], rep[MAX_N];
+        size_t want_nrep = 0, nrep = 99;
+        for (size_t i = 0; i < sc.n; i++)
+            if (answered[i] && any_ok &&
+                (sc.kind[i] == QUORUM_REPLY_NOTFOUND ||
+                 (sc.kind[i] == QUORUM_REPLY_OK && !same_object(&sc.obj[i], &expect))))
+                want_rep[want_nrep++] = sc.nodes[i];
+        CHECK(get_core_repairs(&gc, rep, &nrep) == RK_OK);
+        CHECK(nrep == want_nrep);
+        CHECK(nrep == 0 || memcmp(rep, want_rep, nrep * sizeof rep[0]) == 0);
+        object_free(&expect);
+        get_core_fini(&gc);
+        scenario_free(&sc);
+    }
+    printf("# %u rounds: more asked after errors %u, after the delay %u, some never asked %u, "
+           "failed %u\n",
+           RANDOM_ROUNDS, seen_extra, seen_speculated, seen_unasked, seen_failed);
+}
+
+/* ---- latency: the speculative delay ------------------------------------------- */
+
+static void shuffle_u32(uint32_t *v, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = rng_below((unsigned)i);
+        uint32_t t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
+static void test_latency_percentile(void **state)
+{
+    (void)state;
+    uint32_t v[100];
+    const struct {
+        unsigned p;
+        uint32_t want;
+    } cases[] = {{99, 99}, {50, 50}, {100, 100}, {1, 1}, {0, 1}, {90, 90}, {150, 100}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (uint32_t i = 0; i < 100; i++)
+            v[i] = i + 1;
+        shuffle_u32(v, 100);
+        assert_int_equal(latency_percentile(v, 100, cases[c].p), cases[c].want);
+        for (uint32_t i = 0; i < 100; i++) /* sorted in place */
+            assert_int_equal(v[i], i + 1);
+    }
+    /* Nearest rank on a short array: p50 of 3 is the 2nd, p99 the 3rd. */
+    uint32_t three[] = {30, 10, 20};
+    assert_int_equal(latency_percentile(three, 3, 50), 20);
+    assert_int_equal(latency_percentile(three, 3, 99), 30);
+    assert_int_equal(latency_percentile(three, 3, 33), 10);
+    assert_int_equal(latency_percentile(three, 3, 34), 20);
+    uint32_t one[] = {7};
+    assert_int_equal(latency_percentile(one, 1, 50), 7);
+    assert_int_equal(latency_percentile(one, 1, 99), 7);
+    /* Empty: 0 (and values is not touched). */
+    assert_int_equal(latency_percentile(NULL, 0, 99), 0);
+    assert_int_equal(latency_percentile(v, 0, 50), 0);
+}
+
+static void add_samples(latency_window *w, size_t count, uint32_t us)
+{
+    for (size_t i = 0; i < count; i++)
+        latency_window_add(w, us);
+}
+
+static void test_latency_window(void **state)
+{
+    (void)state;
+    latency_window w;
+    latency_window_init(&w);
+    assert_int_equal(latency_window_delay_us(&w), LATENCY_DELAY_FLOOR_US);
+
+    /* Fast replicas: the floor. */
+    add_samples(&w, 3 * LATENCY_WINDOW, 100);
+    assert_int_equal(latency_window_delay_us(&w), LATENCY_DELAY_FLOOR_US);
+
+    /* Slow replicas: the delay follows them. */
+    add_samples(&w, LATENCY_WINDOW, 10000);
+    assert_int_equal(latency_window_delay_us(&w), 10000);
+
+    /* Very slow replicas: capped. */
+    add_samples(&w, LATENCY_WINDOW, 1000000);
+    assert_int_equal(latency_window_delay_us(&w), LATENCY_DELAY_CEIL_US);
+
+    /* Fast again: old samples leave the window and the floor is back. */
+    add_samples(&w, LATENCY_WINDOW, 100);
+    assert_int_equal(latency_window_delay_us(&w), LATENCY_DELAY_FLOOR_US);
+
+    /* The floor until LATENCY_REFRESH samples have been seen, however
+     * slow; then the percentile. */
+    latency_window_init(&w);
+    add_samples(&w, LATENCY_REFRESH - 1, 20000);
+    assert_int_equal(latency_window_delay_us(&w), LATENCY_DELAY_FLOOR_US);
+    latency_window_add(&w, 20000);
+    assert_int_equal(latency_window_delay_us(&w), 20000);
+
+    /* p99 of a full window of 128: one slow sample is ignored, two are
+     * not (the 127th smallest of 128). */
+    latency_window_init(&w);
+    add_samples(&w, LATENCY_WINDOW - 1, 100);
+    latency_window_add(&w, 30000);
+    assert_int_equal(latency_window_delay_us(&w), LATENCY_DELAY_FLOOR_US);
+    latency_window_init(&w);
+    add_samples(&w, LATENCY_WINDOW - 2, 100);
+    add_samples(&w, 2, 30000);
+    assert_int_equal(latency_window_delay_us(&w), 30000);
+
+    /* Between floor and ceiling the value is kept as it is. */
+    latency_window_init(&w);
+    add_samples(&w, LATENCY_WINDOW, LATENCY_DELAY_FLOOR_US + 1);
+    assert_int_equal(latency_window_delay_us(&w), LATENCY_DELAY_FLOOR_US + 1);
+    latency_window_init(&w);
+    add_samples(&w, LATENCY_WINDOW, LATENCY_DELAY_CEIL_US);
+    assert_int_equal(latency_window_delay_us(&w), LATENCY_DELAY_CEIL_US);
+}
+
 int main(void)
 {
     test_seed = rng_seed_from_env("test_quorum");
@@ -993,6 +1743,21 @@ int main(void)
         cmocka_unit_test(test_join_quorums_intersect),
         cmocka_unit_test(test_random_order_independent),
         cmocka_unit_test(test_random_put_order_independent),
+        cmocka_unit_test(test_quorum_needed),
+        cmocka_unit_test(test_plan_one_ring),
+        cmocka_unit_test(test_plan_two_rings),
+        cmocka_unit_test(test_plan_invalid),
+        cmocka_unit_test(test_read_order),
+        cmocka_unit_test(test_applier_order),
+        cmocka_unit_test(test_attempt_deadline),
+        cmocka_unit_test(test_put_missed),
+        cmocka_unit_test(test_get_targeted_ok),
+        cmocka_unit_test(test_get_targeted_errors),
+        cmocka_unit_test(test_get_targeted_speculate),
+        cmocka_unit_test(test_get_targeted_repairs),
+        cmocka_unit_test(test_random_targeted_read),
+        cmocka_unit_test(test_latency_percentile),
+        cmocka_unit_test(test_latency_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
