@@ -432,7 +432,7 @@ static void get_wait(coord_req *req)
         uint64_t now = rk_monotonic_ms();
         if (now >= req->deadline_ms)
             break;
-        bool may_speculate = get_core_waiting_on_asked(&req->gc) && !req->gc.speculated;
+        bool may_speculate = get_core_waiting_on_asked(&req->gc) && !get_core_speculated(&req->gc);
         if (may_speculate && now >= speculate_at) {
             get_core_speculate(&req->gc);
             size_t from, more = get_core_to_ask(&req->gc, &from);
@@ -481,7 +481,7 @@ rk_err coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_res
         atomic_fetch_add_explicit(&k->full_reads, 1, memory_order_relaxed);
     else
         get_core_target(&req->gc, r);
-    size_t first = req->gc.asked;
+    size_t first = get_core_asked(&req->gc);
     req->outstanding = first;
     ask(req, 0, first);
     pthread_mutex_lock(&req->mu);

@@ -297,6 +297,16 @@ size_t get_core_to_ask(get_core *gc, size_t *from)
     return n;
 }
 
+size_t get_core_asked(const get_core *gc)
+{
+    return gc->asked;
+}
+
+bool get_core_speculated(const get_core *gc)
+{
+    return gc->speculated;
+}
+
 bool get_core_waiting_on_asked(const get_core *gc)
 {
     return gc->verdict == QUORUM_PENDING && !gc->expired && gc->asked < gc->count;
@@ -488,15 +498,13 @@ rk_err quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, b
                              p->next_count > p->next_replicas + QUORUM_MAX_FALLBACKS)))
         return RK_EINVAL;
     uint64_t list[QUORUM_MAX_TARGETS + QUORUM_MAX_FALLBACKS];
-    size_t n = p->replicas, total;
-    out->old_count = p->replicas;
-    out->pending = 0;
+    size_t n = p->replicas, total, pending = 0;
     if (p->next == NULL) {
         memcpy(list, p->pref, p->count * sizeof list[0]);
         total = p->count;
     } else {
         rk_err err = quorum_join_union(p->pref, p->replicas, p->next, p->next_replicas, list, &n,
-                                       &out->pending);
+                                       &pending);
         if (err != RK_OK)
             return err;
         /* fallbacks come from the next ring, where the range is going */
@@ -506,9 +514,19 @@ rk_err quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, b
     bool alive[QUORUM_MAX_TARGETS + QUORUM_MAX_FALLBACKS];
     for (size_t i = 0; i < total; i++)
         alive[i] = alive_cb(arg, list[i]);
+    quorum_target targets[QUORUM_MAX_TARGETS];
+    size_t target_count;
+    rk_err err = quorum_select(list, alive, total, n, sloppy, targets, &target_count);
+    if (err != RK_OK)
+        return err;
+    /* set on success only */
+    memcpy(out->targets, targets, target_count * sizeof targets[0]);
+    out->target_count = target_count;
     memcpy(out->replicas, list, n * sizeof list[0]);
     out->replica_count = n;
-    return quorum_select(list, alive, total, n, sloppy, out->targets, &out->target_count);
+    out->old_count = p->replicas;
+    out->pending = pending;
+    return RK_OK;
 }
 
 void quorum_read_order(quorum_target *targets, size_t count, uint64_t self)
@@ -539,7 +557,8 @@ size_t quorum_applier_order(const quorum_target *targets, size_t count, uint64_t
 uint64_t quorum_attempt_deadline(uint64_t now_ms, uint64_t deadline_ms, bool remote,
                                  bool others_left)
 {
-    if (!remote || !others_left || deadline_ms <= now_ms)
+    /* with a millisecond or less left, halving would leave nothing */
+    if (!remote || !others_left || deadline_ms <= now_ms + 1)
         return deadline_ms;
     return now_ms + (deadline_ms - now_ms) / 2;
 }

@@ -156,6 +156,10 @@ quorum_verdict get_core_verdict(const get_core *gc);
 void get_core_target(get_core *gc, size_t first);
 void get_core_speculate(get_core *gc);
 size_t get_core_to_ask(get_core *gc, size_t *from);
+/* How many targets are asked so far (the first ones, in target order). */
+size_t get_core_asked(const get_core *gc);
+/* Whether get_core_speculate was called. */
+bool get_core_speculated(const get_core *gc);
 /* Pending, with targets not asked yet: what the speculative timer is for. */
 bool get_core_waiting_on_asked(const get_core *gc);
 
