@@ -14,6 +14,9 @@
 #   make bench-single   the single-node benchmark next to nginx (tools/bench-single.sh)
 #   make bench-profile  perf record -g of one cluster node under PUT, then GET
 #                   load -> top symbols printed (tools/bench-profile.sh)
+#   make format     clang-format every C file in place (the root .clang-format)
+#   make format-check   fail, listing the files, if any C file is not formatted
+#                   (CI runs it: .ci/run)
 #   make deps       install the Debian packages (idempotent; root or sudo)
 #   make clean      remove build trees (not .run/ data)
 
@@ -30,10 +33,13 @@ DEPS := gcc libc6-dev make meson ninja-build pkg-config python3 curl \
         libcurl4-openssl-dev
 BENCH_DEPS := wrk nginx-light etcd-server etcd-client
 PROFILE_DEPS := linux-perf
+FORMAT_DEPS := clang-format
+# Every C source and header of ours (generated protobuf code is in build/).
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests tools -name '*.[ch]')
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build deps bench-deps run run-second-node test test-unit test-asan bench bench-single bench-profile clean
+.PHONY: all build deps bench-deps run run-second-node test test-unit test-asan bench bench-single bench-profile clean format format-check
 
 all: build
 
@@ -83,6 +89,16 @@ bench-sync: build bench-deps
 bench-profile: build bench-deps
 	@tools/install-deps.sh $(PROFILE_DEPS)
 	@tools/bench-profile.sh $(BUILD)/ringkvd
+
+format:
+	@tools/install-deps.sh $(FORMAT_DEPS)
+	clang-format -i --style=file $(C_FILES)
+
+format-check:
+	@tools/install-deps.sh $(FORMAT_DEPS)
+	@bad=$$(for f in $(C_FILES); do clang-format --style=file --dry-run -Werror "$$f" >/dev/null 2>&1 || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "not formatted (run make format):"; echo "$$bad" | sed 's/^/  /'; exit 1; fi; \
+	echo "format-check: $(words $(C_FILES)) C files formatted"
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
