@@ -86,6 +86,13 @@ bench-single: build bench-deps
 bench-sync: build bench-deps
 	@tools/bench-sync.sh $(BUILD)/ringkvd
 
+# What 100,000 records of ~50 words cost one node: RSS, and disk after a
+# full compaction (tools/bench-footprint.py -> docs/benchmarks.md).
+.PHONY: bench-footprint
+bench-footprint: build
+	@tools/install-deps.sh rocksdb-tools
+	@tools/bench-footprint.py $(BUILD)/ringkvd --markdown docs/benchmarks.md
+
 bench-profile: build bench-deps
 	@tools/install-deps.sh $(PROFILE_DEPS)
 	@tools/bench-profile.sh $(BUILD)/ringkvd
