@@ -99,7 +99,7 @@ static void test_percent_decode_capacity(void **state)
     assert_int_equal(decode("abcdefghijkl", sizeof dst, dst, &n), RK_ETOOBIG);
 }
 
-/* ---- route_match_path --------------------------------------------------------- */
+/* ---- route_find --------------------------------------------------------- */
 
 typedef struct matched {
     rk_err err;
@@ -107,6 +107,13 @@ typedef struct matched {
     const char *code;
     char rest[64];   /* m.rest copied out, since it points into the path */
 } matched;
+
+/* A route by the metric of its pattern's first row: "key_get" for both key
+ * patterns, "keys_list" for /{table}/keys; "none" when nothing matched. */
+static const char *route_name(const matched *r)
+{
+    return r->m.route ? r->m.route->metric : "none";
+}
 
 /* rest is a C string into the request's URI (handle_ui reads it up to the
  * NUL), so the path handed over is NUL-terminated; a second run on an
@@ -118,15 +125,15 @@ static matched match(const char *path)
     char *copy = exact_copy(path, len);
     route_match exact;
     const char *exact_code = NULL;
-    rk_err exact_err = route_match_path(copy, len, &exact, &exact_code);
+    rk_err exact_err = route_find(http_routes, http_route_count, copy, len, &exact, &exact_code);
     free(copy);
 
-    r.err = route_match_path(path, len, &r.m, &r.code);
+    r.err = route_find(http_routes, http_route_count, path, len, &r.m, &r.code);
     assert_int_equal(exact_err, r.err);
     assert_int_equal(exact.route, r.m.route);
     assert_true(exact_code == r.code || strcmp(exact_code, r.code) == 0);
     if (r.m.rest != NULL) {
-        assert_true(r.m.route == ROUTE_UI);
+        assert_string_equal(route_name(&r), "ui");
         assert_true(strlen(r.m.rest) < sizeof r.rest);
         strcpy(r.rest, r.m.rest);
         r.m.rest = r.rest;
@@ -134,14 +141,14 @@ static matched match(const char *path)
     return r;
 }
 
-static void check_route(const char *path, http_route route, const char *table, const char *key)
+static void check_route(const char *path, const char *route, const char *table, const char *key)
 {
     matched r = match(path);
-    if (r.err != RK_OK || r.m.route != route)
-        print_error("path \"%s\": err %d route %d, want route %d\n", path, r.err, r.m.route,
-                    route);
+    if (r.err != RK_OK || strcmp(route_name(&r), route) != 0)
+        print_error("path \"%s\": err %d route %s, want route %s\n", path, r.err,
+                    route_name(&r), route);
     assert_int_equal(r.err, RK_OK);
-    assert_int_equal(r.m.route, route);
+    assert_string_equal(route_name(&r), route);
     assert_int_equal(r.m.table_len, strlen(table));
     assert_string_equal(r.m.table, table);
     assert_int_equal(r.m.key_len, strlen(key));
@@ -152,8 +159,8 @@ static void check_route_error(const char *path, const char *code)
 {
     matched r = match(path);
     if (r.err != RK_EINVAL)
-        print_error("path \"%.80s\": err %d route %d, want RK_EINVAL %s\n", path, r.err,
-                    r.m.route, code);
+        print_error("path \"%.80s\": err %d route %s, want RK_EINVAL %s\n", path, r.err,
+                    route_name(&r), code);
     assert_int_equal(r.err, RK_EINVAL);
     assert_non_null(r.code);
     assert_string_equal(r.code, code);
@@ -162,61 +169,61 @@ static void check_route_error(const char *path, const char *code)
 static void test_route_system(void **state)
 {
     (void)state;
-    check_route("/health", ROUTE_HEALTH, "", "");
-    check_route("/metrics", ROUTE_METRICS, "", "");
-    check_route("/membership", ROUTE_MEMBERSHIP, "", "");
-    check_route("/cluster", ROUTE_CLUSTER, "", "");
-    check_route("/cluster/leave", ROUTE_CLUSTER_LEAVE, "", "");
-    check_route("/cluster/remove", ROUTE_CLUSTER_REMOVE, "", "");
-    check_route("/cluster/repair", ROUTE_CLUSTER_REPAIR, "", "");
-    check_route("/cluster/hints/drop", ROUTE_HINTS_DROP, "", "");
+    check_route("/health", "health", "", "");
+    check_route("/metrics", "metrics", "", "");
+    check_route("/membership", "membership", "", "");
+    check_route("/cluster", "cluster", "", "");
+    check_route("/cluster/leave", "cluster_leave", "", "");
+    check_route("/cluster/remove", "cluster_remove", "", "");
+    check_route("/cluster/repair", "cluster_repair", "", "");
+    check_route("/cluster/hints/drop", "hints_drop", "", "");
     /* They shadow nothing: a table named "cluster" keeps its routes. */
-    check_route("/cluster/keys", ROUTE_KEYS, "cluster", "");
-    check_route("/cluster/key/leave", ROUTE_KEY, "cluster", "leave");
-    check_route("/auth/bob", ROUTE_AUTH, "", "bob");
-    check_route("/auth/b%C3%B6b", ROUTE_AUTH, "", "b\xc3\xb6" "b");
+    check_route("/cluster/keys", "keys_list", "cluster", "");
+    check_route("/cluster/key/leave", "key_get", "cluster", "leave");
+    check_route("/auth/bob", "auth", "", "bob");
+    check_route("/auth/b%C3%B6b", "auth", "", "b\xc3\xb6" "b");
 
+    /* "/ui" and "/" have no rest: the handler redirects them to /ui/. */
     matched r = match("/ui");
     assert_int_equal(r.err, RK_OK);
-    assert_int_equal(r.m.route, ROUTE_UI);
-    assert_string_equal(r.m.rest, "");
+    assert_string_equal(route_name(&r), "ui");
+    assert_null(r.m.rest);
     r = match("/ui/x.js");
-    assert_int_equal(r.m.route, ROUTE_UI);
+    assert_string_equal(route_name(&r), "ui");
     assert_string_equal(r.m.rest, "/x.js");
     r = match("/ui/");
-    assert_int_equal(r.m.route, ROUTE_UI);
+    assert_string_equal(route_name(&r), "ui");
     assert_string_equal(r.m.rest, "/");
     r = match("/");
     assert_int_equal(r.err, RK_OK);
-    assert_int_equal(r.m.route, ROUTE_UI);
-    assert_non_null(r.m.rest);
-    assert_string_equal(r.m.rest, "");
+    assert_string_equal(route_name(&r), "ui");
+    assert_null(r.m.rest);
 }
 
 static void test_route_records(void **state)
 {
     (void)state;
-    check_route("/key/abc", ROUTE_KEY, "default", "abc");
-    check_route("/key/a/b", ROUTE_KEY, "default", "a/b");
-    check_route("/t/key/abc", ROUTE_KEY, "t", "abc");
-    check_route("/t/key/a%2Fb", ROUTE_KEY, "t", "a/b");
-    check_route("/t/key/a/b", ROUTE_KEY, "t", "a/b");
-    check_route("/t/key/a+b", ROUTE_KEY, "t", "a+b");
-    check_route("/t/key/%20", ROUTE_KEY, "t", " ");
-    check_route("/t/key/key", ROUTE_KEY, "t", "key");
-    check_route("/key/key/key", ROUTE_KEY, "default", "key/key");
-    check_route("/t/key/caf%C3%A9", ROUTE_KEY, "t", "caf\xc3\xa9");
-    check_route("/t/key/caf\xc3\xa9", ROUTE_KEY, "t", "caf\xc3\xa9");
-    check_route("/A-z_0.9/key/k", ROUTE_KEY, "A-z_0.9", "k");
-    check_route("/_sys/key/k", ROUTE_KEY, "_sys", "k"); /* reserved is the caller's call */
-    check_route("/%74/key/k", ROUTE_KEY, "t", "k");     /* an escaped table is decoded */
-    check_route("/t/keys", ROUTE_KEYS, "t", "");
-    check_route("/t/store", ROUTE_STORE, "t", "");
-    check_route("/t/subscribe/k", ROUTE_SUBSCRIBE, "t", "k");
-    check_route("/t/subscribe/a%2Fb", ROUTE_SUBSCRIBE, "t", "a/b");
+    check_route("/key/abc", "key_get", "default", "abc");
+    check_route("/key/a/b", "key_get", "default", "a/b");
+    check_route("/t/key/abc", "key_get", "t", "abc");
+    check_route("/t/key/a%2Fb", "key_get", "t", "a/b");
+    check_route("/t/key/a/b", "key_get", "t", "a/b");
+    check_route("/t/key/a+b", "key_get", "t", "a+b");
+    check_route("/t/key/%20", "key_get", "t", " ");
+    check_route("/t/key/key", "key_get", "t", "key");
+    check_route("/key/key/key", "key_get", "default", "key/key");
+    check_route("/t/key/caf%C3%A9", "key_get", "t", "caf\xc3\xa9");
+    check_route("/t/key/caf\xc3\xa9", "key_get", "t", "caf\xc3\xa9");
+    check_route("/A-z_0.9/key/k", "key_get", "A-z_0.9", "k");
+    check_route("/_sys/key/k", "key_get", "_sys", "k"); /* reserved is the caller's call */
+    check_route("/%74/key/k", "key_get", "t", "k");     /* an escaped table is decoded */
+    check_route("/t/keys", "keys_list", "t", "");
+    check_route("/t/store", "store", "t", "");
+    check_route("/t/subscribe/k", "subscribe", "t", "k");
+    check_route("/t/subscribe/a%2Fb", "subscribe", "t", "a/b");
     /* Route words are table names too. */
-    check_route("/keys/keys", ROUTE_KEYS, "keys", "");
-    check_route("/health/key/x", ROUTE_KEY, "health", "x");
+    check_route("/keys/keys", "keys_list", "keys", "");
+    check_route("/health/key/x", "key_get", "health", "x");
 }
 
 static void test_route_unknown(void **state)
@@ -231,11 +238,11 @@ static void test_route_unknown(void **state)
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         matched r = match(paths[i]);
-        if (r.err != RK_OK || r.m.route != ROUTE_NONE)
-            print_error("path \"%s\": err %d route %d, want ROUTE_NONE\n", paths[i], r.err,
-                        r.m.route);
+        if (r.err != RK_OK || r.m.route != NULL)
+            print_error("path \"%s\": err %d route %s, want none\n", paths[i], r.err,
+                        route_name(&r));
         assert_int_equal(r.err, RK_OK);
-        assert_int_equal(r.m.route, ROUTE_NONE);
+        assert_null(r.m.route);
     }
 }
 
@@ -269,7 +276,7 @@ static void test_route_bad_names(void **state)
     char table64[65];
     memset(table64, 't', 64);
     table64[64] = '\0';
-    check_route(path, ROUTE_KEY, table64, "k");
+    check_route(path, "key_get", table64, "k");
     path[0] = '/';
     memset(path + 1, 't', 65);
     strcpy(path + 66, "/key/k");
@@ -284,15 +291,15 @@ static void test_route_key_length(void **state)
     key[1024] = '\0';
 
     snprintf(path, sizeof path, "/t/key/%s", key);
-    check_route(path, ROUTE_KEY, "t", key); /* 1024 bytes */
+    check_route(path, "key_get", "t", key); /* 1024 bytes */
     snprintf(path, sizeof path, "/key/%s", key);
-    check_route(path, ROUTE_KEY, "default", key);
+    check_route(path, "key_get", "default", key);
 
     /* 1024 bytes written as 3072 escaped ones: the decoded length counts. */
     strcpy(path, "/t/key/");
     for (int i = 0; i < 1024; i++)
         strcat(path, "%6B");
-    check_route(path, ROUTE_KEY, "t", key);
+    check_route(path, "key_get", "t", key);
 
     key[1024] = 'k';
     key[1025] = '\0';
@@ -306,7 +313,7 @@ static void test_route_key_length(void **state)
     memset(key, 'k', 1022);
     strcpy(key + 1022, "\xc3\xa9");
     snprintf(path, sizeof path, "/t/key/%s", key);
-    check_route(path, ROUTE_KEY, "t", key);
+    check_route(path, "key_get", "t", key);
     strcpy(key + 1022, "\xe2\x82\xac");
     snprintf(path, sizeof path, "/t/key/%s", key);
     check_route_error(path, "invalid_key");
@@ -648,22 +655,23 @@ static void test_metrics_render(void **state)
 {
     (void)state;
     http_metrics *m = NULL;
-    assert_int_equal(http_metrics_alloc(&m), RK_OK);
-    http_metrics_record(m, MR_KEY_GET, 200, 10 * 1000);           /* 10 us */
-    http_metrics_record(m, MR_KEY_GET, 200, 300 * 1000);          /* 300 us */
-    http_metrics_record(m, MR_KEY_GET, 404, 2 * 1000 * 1000);     /* 2 ms */
-    http_metrics_record(m, MR_KEY_GET, 503, 2000ull * 1000 * 1000); /* 2 s */
-    http_metrics_record(m, MR_KEY_PUT, 201, 40 * 1000);
-    http_metrics_record(m, MR_KEY_PUT, 412, 40 * 1000);
-    http_metrics_record(m, MR_KEY_PUT, 200, 40 * 1000);
+    assert_int_equal(http_metrics_alloc(http_routes, http_route_count, &m), RK_OK);
+    http_metrics_record(m, "key_get", 200, 10 * 1000);           /* 10 us */
+    http_metrics_record(m, "key_get", 200, 300 * 1000);          /* 300 us */
+    http_metrics_record(m, "key_get", 404, 2 * 1000 * 1000);     /* 2 ms */
+    http_metrics_record(m, "key_get", 503, 2000ull * 1000 * 1000); /* 2 s */
+    http_metrics_record(m, "key_put", 201, 40 * 1000);
+    http_metrics_record(m, "key_put", 412, 40 * 1000);
+    http_metrics_record(m, "key_put", 200, 40 * 1000);
 
-    rk_buf out = {0};
-    assert_int_equal(rk_buf_appends(&out, "# before\n"), RK_OK);
-    assert_int_equal(http_metrics_render(m, &out), RK_OK);
-    const char *t = out.data;
+    reply_buf out = {0};
+    reply_add_str(&out, "# before\n");
+    http_metrics_render(m, &out);
+    assert_int_equal(out.err, RK_OK);
+    const char *t = out.buf.data;
     assert_memory_equal(t, "# before\n", 9); /* appends */
-    assert_int_equal(strlen(t), out.len);
-    assert_int_equal(t[out.len - 1], '\n');
+    assert_int_equal(strlen(t), out.buf.len);
+    assert_int_equal(t[out.buf.len - 1], '\n');
 
     assert_non_null(strstr(t, "# TYPE ringkv_http_requests_total counter\n"));
     assert_non_null(strstr(t, "# TYPE ringkv_http_request_duration_seconds histogram\n"));
@@ -693,14 +701,15 @@ static void test_metrics_render(void **state)
     assert_true(sum > 2.00230 && sum < 2.00232);
 
     /* Counts go on from where they were. */
-    http_metrics_record(m, MR_KEY_GET, 200, 1000);
-    rk_buf_reset(&out);
-    assert_int_equal(http_metrics_render(m, &out), RK_OK);
+    http_metrics_record(m, "key_get", 200, 1000);
+    rk_buf_reset(&out.buf);
+    http_metrics_render(m, &out);
+    assert_int_equal(out.err, RK_OK);
     assert_true(
-        sample(out.data, "ringkv_http_requests_total{route=\"key_get\",status=\"2xx\"}") == 3);
-    check_histogram(out.data, "key_get", 5);
+        sample(out.buf.data, "ringkv_http_requests_total{route=\"key_get\",status=\"2xx\"}") == 3);
+    check_histogram(out.buf.data, "key_get", 5);
 
-    rk_buf_free(&out);
+    reply_buf_free(&out);
     http_metrics_free(m);
 }
 
@@ -709,21 +718,22 @@ static void test_metrics_odd_inputs(void **state)
 {
     (void)state;
     http_metrics *m = NULL;
-    assert_int_equal(http_metrics_alloc(&m), RK_OK);
-    http_metrics_record(m, MR_COUNT, 200, 1);            /* unknown route */
-    http_metrics_record(m, (metric_route)-1, 200, 1);
-    http_metrics_record(m, MR_HEALTH, 0, 1);            /* no status */
-    http_metrics_record(m, MR_HEALTH, 999, UINT64_MAX / 4);
-    http_metrics_record(m, MR_HEALTH, 101, 0);
-    rk_buf out = {0};
-    assert_int_equal(http_metrics_render(m, &out), RK_OK);
+    assert_int_equal(http_metrics_alloc(http_routes, http_route_count, &m), RK_OK);
+    http_metrics_record(m, "nonsense", 200, 1);         /* unknown route */
+    http_metrics_record(m, NULL, 200, 1);
+    http_metrics_record(m, "health", 0, 1);            /* no status */
+    http_metrics_record(m, "health", 999, UINT64_MAX / 4);
+    http_metrics_record(m, "health", 101, 0);
+    reply_buf out = {0};
+    http_metrics_render(m, &out);
+    assert_int_equal(out.err, RK_OK);
     assert_true(
-        sample(out.data, "ringkv_http_requests_total{route=\"unmatched\",status=\"2xx\"}") == 2);
-    assert_true(sample(out.data, "ringkv_http_requests_total{route=\"health\",status=\"1xx\"}") ==
+        sample(out.buf.data, "ringkv_http_requests_total{route=\"unmatched\",status=\"2xx\"}") == 2);
+    assert_true(sample(out.buf.data, "ringkv_http_requests_total{route=\"health\",status=\"1xx\"}") ==
                 1);
-    check_histogram(out.data, "unmatched", 2);
-    check_histogram(out.data, "health", 3);
-    rk_buf_free(&out);
+    check_histogram(out.buf.data, "unmatched", 2);
+    check_histogram(out.buf.data, "health", 3);
+    reply_buf_free(&out);
     http_metrics_free(m);
 }
 
@@ -734,16 +744,17 @@ static void test_metrics_bucket_bounds_are_exact(void **state)
 {
     (void)state;
     http_metrics *m = NULL;
-    assert_int_equal(http_metrics_alloc(&m), RK_OK);
-    http_metrics_record(m, MR_KEY_GET, 200, 50000);   /* 50 us: le 5e-05 */
-    http_metrics_record(m, MR_KEY_GET, 200, 50500);   /* 50.5 us: le 0.0001 */
-    http_metrics_record(m, MR_KEY_GET, 200, 1000000999); /* 1.000001 s: +Inf */
-    rk_buf out = {0};
-    assert_int_equal(http_metrics_render(m, &out), RK_OK);
-    double b50 = bucket(out.data, "key_get", "5e-05");
-    double b100 = bucket(out.data, "key_get", "0.0001");
-    double b1s = bucket(out.data, "key_get", "1");
-    rk_buf_free(&out);
+    assert_int_equal(http_metrics_alloc(http_routes, http_route_count, &m), RK_OK);
+    http_metrics_record(m, "key_get", 200, 50000);   /* 50 us: le 5e-05 */
+    http_metrics_record(m, "key_get", 200, 50500);   /* 50.5 us: le 0.0001 */
+    http_metrics_record(m, "key_get", 200, 1000000999); /* 1.000001 s: +Inf */
+    reply_buf out = {0};
+    http_metrics_render(m, &out);
+    assert_int_equal(out.err, RK_OK);
+    double b50 = bucket(out.buf.data, "key_get", "5e-05");
+    double b100 = bucket(out.buf.data, "key_get", "0.0001");
+    double b1s = bucket(out.buf.data, "key_get", "1");
+    reply_buf_free(&out);
     http_metrics_free(m);
     if (b50 != 1 || b1s != 2)
         print_error("le=5e-05 holds %.0f (want 1), le=1 holds %.0f (want 2)\n", b50, b1s);
@@ -788,11 +799,12 @@ static void test_sync_json(void **state)
 {
     (void)state;
     sync_stats st = numbered_stats();
-    rk_buf b = {0};
-    assert_int_equal(rk_buf_appends(&b, "x"), RK_OK);
-    assert_int_equal(http_sync_append_json(&st, &b), RK_OK);
-    assert_int_equal(b.data[0], 'x'); /* appends */
-    cJSON *j = cJSON_ParseWithLength(b.data + 1, b.len - 1);
+    reply_buf b = {0};
+    reply_add_str(&b, "x");
+    http_sync_append_json(&st, &b);
+    assert_int_equal(b.err, RK_OK);
+    assert_int_equal(b.buf.data[0], 'x'); /* appends */
+    cJSON *j = cJSON_ParseWithLength(b.buf.data + 1, b.buf.len - 1);
     assert_true(cJSON_IsObject(j));
     assert_int_equal(cJSON_GetArraySize(j), N_SYNC_FIELDS + 1);
     const cJSON *item = j->child;
@@ -807,12 +819,13 @@ static void test_sync_json(void **state)
     cJSON_Delete(j);
 
     /* All zero and not leaving. */
-    rk_buf_reset(&b);
+    rk_buf_reset(&b.buf);
     sync_stats zero = {0};
-    assert_int_equal(http_sync_append_json(&zero, &b), RK_OK);
-    assert_non_null(strstr(b.data, "\"ranges_pending\":0,"));
-    assert_non_null(strstr(b.data, "\"leaving\":false}"));
-    rk_buf_free(&b);
+    http_sync_append_json(&zero, &b);
+    assert_int_equal(b.err, RK_OK);
+    assert_non_null(strstr(b.buf.data, "\"ranges_pending\":0,"));
+    assert_non_null(strstr(b.buf.data, "\"leaving\":false}"));
+    reply_buf_free(&b);
 }
 
 static void test_sync_metrics(void **state)
@@ -837,11 +850,12 @@ static void test_sync_metrics(void **state)
     };
     sync_stats st = numbered_stats();
     const uint64_t *field = &st.ranges_pending;
-    rk_buf b = {0};
-    assert_int_equal(http_sync_render_metrics(&st, &b), RK_OK);
-    const char *t = b.data;
-    assert_int_equal(strlen(t), b.len);
-    assert_int_equal(t[b.len - 1], '\n');
+    reply_buf b = {0};
+    http_sync_render_metrics(&st, &b);
+    assert_int_equal(b.err, RK_OK);
+    const char *t = b.buf.data;
+    assert_int_equal(strlen(t), b.buf.len);
+    assert_int_equal(t[b.buf.len - 1], '\n');
     size_t samples = 0;
     for (const char *p = t; *p; p = strchr(p, '\n') + 1)
         samples += *p != '#';
@@ -857,7 +871,7 @@ static void test_sync_metrics(void **state)
                         (unsigned long long)field[want[i].field]);
         assert_true(sample(t, want[i].name) == (double)field[want[i].field]);
     }
-    rk_buf_free(&b);
+    reply_buf_free(&b);
 }
 
 /* ---- POST /cluster/remove: its body and the member it names ------------------------------ */
