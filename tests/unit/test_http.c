@@ -1014,6 +1014,325 @@ static void test_remove_find_member(void **state)
     assert_null(m);
 }
 
+/* ---- the route table --------------------------------------------------------------------- */
+
+/* The row that serves method on path, or NULL for a 405; *allow gets the
+ * Allow header's value. */
+static const http_route *route_of(const char *path, unsigned method, char *allow, size_t cap)
+{
+    matched r = match(path);
+    assert_int_equal(r.err, RK_OK);
+    assert_non_null(r.m.route);
+    const http_route *end = http_routes + http_route_count;
+    route_allow(r.m.route, end, allow, cap);
+    const http_route *row = route_for_method(r.m.route, end, method);
+    return row != NULL && row->handler != NULL ? row : NULL;
+}
+
+static void check_method(const char *path, unsigned method, http_handler *handler,
+                         const char *metric, const char *allow)
+{
+    char got_allow[64];
+    const http_route *row = route_of(path, method, got_allow, sizeof got_allow);
+    if ((row ? row->handler : NULL) != handler || strcmp(got_allow, allow) != 0)
+        print_error("%s (method bit %u): row %s, Allow \"%s\"; want %s, \"%s\"\n", path, method,
+                    row ? row->metric : "405", got_allow, metric ? metric : "405", allow);
+    assert_true((row ? row->handler : NULL) == handler);
+    if (row != NULL)
+        assert_string_equal(row->metric, metric);
+    assert_string_equal(got_allow, allow);
+}
+
+static void test_route_table_methods(void **state)
+{
+    (void)state;
+    const char *key_allow = "GET, PUT, POST, DELETE";
+    const char *key_paths[] = {"/t/key/k", "/key/k"};
+    for (size_t i = 0; i < 2; i++) {
+        check_method(key_paths[i], HTTP_M_GET, handle_key_get, "key_get", key_allow);
+        check_method(key_paths[i], HTTP_M_PUT, handle_key_put, "key_put", key_allow);
+        check_method(key_paths[i], HTTP_M_POST, handle_key_put, "key_put", key_allow);
+        check_method(key_paths[i], HTTP_M_DELETE, handle_key_delete, "key_delete", key_allow);
+        check_method(key_paths[i], HTTP_M_HEAD, NULL, NULL, key_allow);
+        check_method(key_paths[i], HTTP_M_OTHER, NULL, NULL, key_allow);
+    }
+    check_method("/t/keys", HTTP_M_GET, handle_keys_list, "keys_list", "GET, POST");
+    check_method("/t/keys", HTTP_M_POST, handle_keys_batch, "keys_batch", "GET, POST");
+    check_method("/t/keys", HTTP_M_DELETE, NULL, NULL, "GET, POST");
+    check_method("/t/store", HTTP_M_GET, handle_store, "store", "GET");
+    check_method("/t/store", HTTP_M_POST, NULL, NULL, "GET");
+    /* HEAD is served with GET where GET is, and never listed in Allow. */
+    check_method("/health", HTTP_M_HEAD, handle_health, "health", "GET");
+    check_method("/metrics", HTTP_M_GET, handle_metrics, "metrics", "GET");
+    check_method("/membership", HTTP_M_PUT, NULL, NULL, "GET");
+    check_method("/cluster", HTTP_M_GET, handle_cluster, "cluster", "GET");
+    check_method("/cluster/leave", HTTP_M_POST, handle_cluster_leave, "cluster_leave", "POST");
+    check_method("/cluster/remove", HTTP_M_GET, NULL, NULL, "POST");
+    check_method("/cluster/hints/drop", HTTP_M_POST, handle_hints_drop, "hints_drop", "POST");
+    check_method("/ui/app.js", HTTP_M_GET, handle_ui, "ui", "GET");
+    check_method("/", HTTP_M_DELETE, NULL, NULL, "GET");
+    /* Not built yet: every method reaches the 501. */
+    check_method("/t/subscribe/k", HTTP_M_OTHER, handle_subscribe, "subscribe",
+                 "GET, PUT, POST, DELETE");
+    check_method("/auth/bob", HTTP_M_PUT, handle_auth, "auth", "GET, PUT, POST, DELETE");
+
+    assert_int_equal(http_method_bit("GET"), HTTP_M_GET);
+    assert_int_equal(http_method_bit("DELETE"), HTTP_M_DELETE);
+    assert_int_equal(http_method_bit("get"), HTTP_M_OTHER); /* methods are case-sensitive */
+    assert_int_equal(http_method_bit("PATCH"), HTTP_M_OTHER);
+    assert_int_equal(http_method_bit(""), HTTP_M_OTHER);
+}
+
+/* What route_find relies on: a pattern's rows are adjacent, every pattern
+ * serves some method, every row names its metric. */
+static void test_route_table_shape(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < http_route_count; i++) {
+        const http_route *r = &http_routes[i];
+        assert_non_null(r->metric);
+        assert_true(r->methods != 0);
+        assert_true(r->pattern[0] == '/');
+        bool first = i == 0 || strcmp(http_routes[i - 1].pattern, r->pattern) != 0;
+        if (!first)
+            continue;
+        for (size_t j = 0; j + 1 < i; j++)
+            if (strcmp(http_routes[j].pattern, r->pattern) == 0)
+                fail_msg("rows of %s are not adjacent (%zu and %zu)", r->pattern, j, i);
+        bool serves = false;
+        for (size_t j = i; j < http_route_count && strcmp(http_routes[j].pattern, r->pattern) == 0;
+             j++)
+            serves |= http_routes[j].handler != NULL;
+        assert_true(serves);
+    }
+}
+
+/* Literal patterns win over "{table}" ones whatever their order, and a
+ * path is no route until its whole shape matches. */
+static void test_route_find_order(void **state)
+{
+    (void)state;
+    static const http_route table[] = {
+        {"/{table}/key/{key*}", HTTP_M_ANY, "table_key", NULL},
+        {"/{table}/x", HTTP_M_ANY, "table_x", NULL},
+        {"/key/{key*}", HTTP_M_ANY, "default_key", NULL},
+        {"/ui/{path*}", HTTP_M_ANY, "ui", NULL},
+    };
+    route_match m;
+    const char *code = NULL;
+    const char *path = "/key/key/a";
+    assert_int_equal(route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
+    assert_string_equal(m.route->metric, "default_key");
+    assert_string_equal(m.table, "default");
+    assert_string_equal(m.key, "key/a");
+    path = "/ui/key/a";
+    assert_int_equal(route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
+    assert_string_equal(m.route->metric, "ui");
+    assert_string_equal(m.rest, "/key/a");
+    path = "/t/key/a%2Fb";
+    assert_int_equal(route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
+    assert_string_equal(m.route->metric, "table_key");
+    assert_string_equal(m.key, "a/b");
+    /* A bad table only counts once the shape matched. */
+    path = "/b$d/y";
+    assert_int_equal(route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
+    assert_null(m.route);
+    path = "/b$d/x";
+    assert_int_equal(route_find(table, 4, path, strlen(path), &m, &code), RK_EINVAL);
+    assert_string_equal(code, "invalid_table");
+    assert_null(m.route);
+}
+
+/* ---- the reply buffer ------------------------------------------------------------------------ */
+
+static void test_reply_buf_appends(void **state)
+{
+    (void)state;
+    reply_buf r = {0};
+    reply_add_str(&r, "{\"n\":");
+    reply_add_u64(&r, UINT64_MAX);
+    reply_add_str(&r, ",\"s\":");
+    reply_add_json_string(&r, "a\"b\n", 4);
+    reply_add_str(&r, ",\"none\":");
+    reply_add_json_cstr(&r, NULL);
+    reply_addf(&r, ",\"f\":%d}", -7);
+    assert_int_equal(r.err, RK_OK);
+    assert_string_equal(r.buf.data,
+                        "{\"n\":18446744073709551615,\"s\":\"a\\\"b\\n\",\"none\":\"\",\"f\":-7}");
+    assert_int_equal(r.buf.len, strlen(r.buf.data));
+
+    /* reply_addf past its stack buffer prints straight into the buffer. */
+    rk_buf_reset(&r.buf);
+    char big[1000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    reply_addf(&r, "<%s>", big);
+    assert_int_equal(r.err, RK_OK);
+    assert_int_equal(r.buf.len, sizeof big + 1);
+    assert_int_equal(r.buf.data[0], '<');
+    assert_int_equal(r.buf.data[r.buf.len - 1], '>');
+    reply_buf_free(&r);
+    assert_null(r.buf.data);
+    assert_int_equal(r.err, RK_OK);
+}
+
+/* After the first failure nothing is appended and the error stays, so a
+ * caller checks once, at the end. */
+static void test_reply_buf_error_sticks(void **state)
+{
+    (void)state;
+    reply_buf r = {0};
+    reply_add_str(&r, "ab");
+    /* More than memory can hold: rk_buf_reserve refuses before copying. */
+    reply_add(&r, "x", SIZE_MAX - 1);
+    assert_int_equal(r.err, RK_ENOMEM);
+    reply_add_str(&r, "c");
+    reply_add(&r, "d", 1);
+    reply_add_u64(&r, 5);
+    reply_addf(&r, "%s", "e");
+    reply_add_json_string(&r, "f", 1);
+    reply_add_json_cstr(&r, "g");
+    assert_int_equal(r.err, RK_ENOMEM);
+    assert_int_equal(r.buf.len, 2);
+    assert_string_equal(r.buf.data, "ab");
+
+    /* Any error sticks the same way, whoever set it. */
+    reply_buf q = {0};
+    q.err = RK_EINVAL;
+    reply_add_str(&q, "nothing");
+    assert_int_equal(q.err, RK_EINVAL);
+    assert_int_equal(q.buf.len, 0);
+    reply_buf_free(&q);
+    reply_buf_free(&r);
+}
+
+/* ---- counter tables ------------------------------------------------------------------------ */
+
+typedef struct demo_stats {
+    uint32_t pad; /* the offsets are not all 0 */
+    uint64_t hits, misses, size;
+} demo_stats;
+
+static void test_counters_write(void **state)
+{
+    (void)state;
+    static const http_counter table[] = {
+        {.name = "demo_lookups_total", .labels = "result=\"hit\"", .type = "counter",
+         .help = "Lookups, by result.", .offset = offsetof(demo_stats, hits)},
+        {.name = "demo_lookups_total", .labels = "result=\"miss\"",
+         .offset = offsetof(demo_stats, misses)},
+        {.name = "demo_size", .type = "gauge", .help = "Entries held.",
+         .offset = offsetof(demo_stats, size)},
+    };
+    demo_stats st = {.pad = 9, .hits = 3, .misses = UINT64_MAX, .size = 0};
+    reply_buf out = {0};
+    reply_add_str(&out, "# before\n");
+    http_counters_write(&out, table, 3, &st);
+    assert_int_equal(out.err, RK_OK);
+    assert_string_equal(out.buf.data,
+                        "# before\n"
+                        "# HELP demo_lookups_total Lookups, by result.\n"
+                        "# TYPE demo_lookups_total counter\n"
+                        "demo_lookups_total{result=\"hit\"} 3\n"
+                        "demo_lookups_total{result=\"miss\"} 18446744073709551615\n"
+                        "# HELP demo_size Entries held.\n"
+                        "# TYPE demo_size gauge\n"
+                        "demo_size 0\n");
+    assert_true(http_counter_value(&table[0], &st) == 3);
+    reply_buf_free(&out);
+}
+
+/* The node's counters as /metrics has always printed them, with a
+ * distinct value in every field so that no two rows can trade places. */
+static void test_counters_node(void **state)
+{
+    (void)state;
+    kv_stats kv = {.reads = 1, .writes = 2, .deletes = 3, .siblings_dropped = 4,
+                   .max_clock_entries = 5, .max_siblings_seen = 6, .precondition_failures = 7,
+                   .quorum_failures = 8, .read_repairs = 9, .hints_stored = 10,
+                   .hints_delivered = 11, .hints_received = 12, .forwarded_writes = 13};
+    store_stats ss = {.keys_estimate = 21, .sst_bytes = 22, .memtable_bytes = 23,
+                      .live_data_bytes = 24, .hints_estimate = 25};
+    rpc_server_stats rs = {.requests = 31, .handler_errors = 32, .unknown_method = 33,
+                           .bad_input = 34, .expired = 35, .bad_frames = 36, .malformed = 37,
+                           .stale = 38, .replayed = 39, .send_errors = 40};
+    rpc_client_stats rc = {.calls = 41, .ok = 42, .errors = 43, .timeouts = 44, .failures = 45,
+                           .bad_replies = 46};
+    reply_buf out = {0};
+    http_counters_write_node(&out, &kv, &ss, &rs, &rc);
+    assert_int_equal(out.err, RK_OK);
+    assert_string_equal(out.buf.data,
+        "# HELP ringkv_kv_operations_total Record operations applied by this node.\n"
+        "# TYPE ringkv_kv_operations_total counter\n"
+        "ringkv_kv_operations_total{op=\"read\"} 1\n"
+        "ringkv_kv_operations_total{op=\"write\"} 2\n"
+        "ringkv_kv_operations_total{op=\"delete\"} 3\n"
+        "# HELP ringkv_kv_precondition_failures_total Conditional writes refused (412).\n"
+        "# TYPE ringkv_kv_precondition_failures_total counter\n"
+        "ringkv_kv_precondition_failures_total 7\n"
+        "# HELP ringkv_siblings_dropped_total Siblings dropped by the per-key cap.\n"
+        "# TYPE ringkv_siblings_dropped_total counter\n"
+        "ringkv_siblings_dropped_total 4\n"
+        "# HELP ringkv_siblings_max Most siblings one object held after a write.\n"
+        "# TYPE ringkv_siblings_max gauge\n"
+        "ringkv_siblings_max 6\n"
+        "# HELP ringkv_clock_entries_max Most entries one object's version vector held after a write.\n"
+        "# TYPE ringkv_clock_entries_max gauge\n"
+        "ringkv_clock_entries_max 5\n"
+        "# HELP ringkv_keys_estimate Records in this node's store (RocksDB estimate).\n"
+        "# TYPE ringkv_keys_estimate gauge\n"
+        "ringkv_keys_estimate 21\n"
+        "# HELP ringkv_store_bytes Size of this node's RocksDB, by part.\n"
+        "# TYPE ringkv_store_bytes gauge\n"
+        "ringkv_store_bytes{part=\"sst\"} 22\n"
+        "ringkv_store_bytes{part=\"memtable\"} 23\n"
+        "ringkv_store_bytes{part=\"live_data\"} 24\n"
+        "# HELP ringkv_quorum_failures_total Reads and writes answered 503: too few replicas in time.\n"
+        "# TYPE ringkv_quorum_failures_total counter\n"
+        "ringkv_quorum_failures_total 8\n"
+        "# HELP ringkv_read_repairs_total Stale or missing replicas sent the merged object by a read.\n"
+        "# TYPE ringkv_read_repairs_total counter\n"
+        "ringkv_read_repairs_total 9\n"
+        "# HELP ringkv_hints_total Writes held for replicas that missed them, by what became of them.\n"
+        "# TYPE ringkv_hints_total counter\n"
+        "ringkv_hints_total{event=\"stored\"} 10\n"
+        "ringkv_hints_total{event=\"delivered\"} 11\n"
+        "ringkv_hints_total{event=\"received\"} 12\n"
+        "# HELP ringkv_hints_held Hints this node holds (RocksDB estimate).\n"
+        "# TYPE ringkv_hints_held gauge\n"
+        "ringkv_hints_held 25\n"
+        "# HELP ringkv_forwarded_writes_total Client writes applied by another replica (Kv.Apply).\n"
+        "# TYPE ringkv_forwarded_writes_total counter\n"
+        "ringkv_forwarded_writes_total 13\n"
+        "# HELP ringkv_rpc_server_total RPC requests served, and frames dropped, by outcome.\n"
+        "# TYPE ringkv_rpc_server_total counter\n"
+        "ringkv_rpc_server_total{outcome=\"served\"} 31\n"
+        "ringkv_rpc_server_total{outcome=\"handler_error\"} 32\n"
+        "ringkv_rpc_server_total{outcome=\"unknown_method\"} 33\n"
+        "ringkv_rpc_server_total{outcome=\"bad_input\"} 34\n"
+        "ringkv_rpc_server_total{outcome=\"expired\"} 35\n"
+        "ringkv_rpc_server_total{outcome=\"bad_frame\"} 36\n"
+        "ringkv_rpc_server_total{outcome=\"malformed\"} 37\n"
+        "ringkv_rpc_server_total{outcome=\"stale\"} 38\n"
+        "ringkv_rpc_server_total{outcome=\"replayed\"} 39\n"
+        "ringkv_rpc_server_total{outcome=\"send_error\"} 40\n"
+        "# HELP ringkv_rpc_client_total RPC calls this node made, by outcome.\n"
+        "# TYPE ringkv_rpc_client_total counter\n"
+        "ringkv_rpc_client_total{outcome=\"started\"} 41\n"
+        "ringkv_rpc_client_total{outcome=\"ok\"} 42\n"
+        "ringkv_rpc_client_total{outcome=\"error\"} 43\n"
+        "ringkv_rpc_client_total{outcome=\"timeout\"} 44\n"
+        "ringkv_rpc_client_total{outcome=\"failure\"} 45\n"
+        "ringkv_rpc_client_total{outcome=\"bad_reply\"} 46\n");
+
+    /* A node without RPC (NULL stats) lists only the kv and store lines. */
+    rk_buf_reset(&out.buf);
+    http_counters_write_node(&out, &kv, &ss, NULL, NULL);
+    assert_null(strstr(out.buf.data, "ringkv_rpc_"));
+    assert_non_null(strstr(out.buf.data, "ringkv_forwarded_writes_total 13\n"));
+    reply_buf_free(&out);
+}
+
 /* ---- the gateway of a node outside a cluster, over a real store -------------------------- */
 
 /* A node with no cluster and no sync service (the NULL cluster and sync of
@@ -1148,6 +1467,47 @@ static void test_gateway_membership_needs_a_cluster(void **state)
     assert_null(strstr(m.body, "ringkv_sync_ranges_pending"));
 }
 
+/* True when head has the line "name: value", exactly. */
+static bool has_header(const char *head, const char *name, const char *value)
+{
+    char line[128];
+    snprintf(line, sizeof line, "\r\n%s: %s", name, value);
+    const char *p = strstr(head, line);
+    return p != NULL && (p[strlen(line)] == '\r' || p[strlen(line)] == '\0');
+}
+
+/* The 405s come from the route table: Allow lists what the route's rows
+ * serve, and the refusal is counted as the route's metric says. */
+static void test_gateway_method_not_allowed(void **state)
+{
+    gateway *g = *state;
+    reply r = call(g, "PATCH", "/t/key/k", NULL);
+    assert_int_equal(r.status, 405);
+    assert_true(has_header(r.head, "Allow", "GET, PUT, POST, DELETE"));
+    assert_string_equal(r.body,
+                        "{\"error\":\"method not allowed on this route\","
+                        "\"code\":\"method_not_allowed\"}\n");
+    r = call(g, "HEAD", "/key/k", NULL);
+    assert_int_equal(r.status, 405);
+    r = call(g, "DELETE", "/t/keys", NULL);
+    assert_int_equal(r.status, 405);
+    assert_true(has_header(r.head, "Allow", "GET, POST"));
+    r = call(g, "PUT", "/health", NULL);
+    assert_int_equal(r.status, 405);
+    assert_true(has_header(r.head, "Allow", "GET"));
+    check_call(g, "GET", "/nowhere", NULL, 404, "\"code\":\"no_route\"");
+    check_call(g, "GET", "/t/key/%zz", NULL, 400, "\"code\":\"invalid_key\"");
+
+    reply m = call(g, "GET", "/metrics", NULL);
+    assert_int_equal(m.status, 200);
+    /* PATCH on a key is counted as a write, HEAD as a read, as ever. */
+    assert_non_null(strstr(m.body, "route=\"key_put\",status=\"4xx\"} 1\n"));
+    assert_non_null(strstr(m.body, "route=\"key_get\",status=\"4xx\"} 1\n"));
+    assert_non_null(strstr(m.body, "route=\"keys_list\",status=\"4xx\"} 1\n"));
+    assert_non_null(strstr(m.body, "route=\"health\",status=\"4xx\"} 1\n"));
+    assert_non_null(strstr(m.body, "route=\"unmatched\",status=\"4xx\"} 2\n"));
+}
+
 static rk_err set_cb(void *arg, const char *old, size_t old_len, rk_buf *out)
 {
     (void)old;
@@ -1187,6 +1547,13 @@ int main(void)
         cmocka_unit_test(test_route_unknown),
         cmocka_unit_test(test_route_bad_names),
         cmocka_unit_test(test_route_key_length),
+        cmocka_unit_test(test_route_table_methods),
+        cmocka_unit_test(test_route_table_shape),
+        cmocka_unit_test(test_route_find_order),
+        cmocka_unit_test(test_reply_buf_appends),
+        cmocka_unit_test(test_reply_buf_error_sticks),
+        cmocka_unit_test(test_counters_write),
+        cmocka_unit_test(test_counters_node),
         cmocka_unit_test(test_write_body_spans),
         cmocka_unit_test(test_write_body_errors),
         cmocka_unit_test(test_write_body_random_values),
@@ -1207,6 +1574,7 @@ int main(void)
     const struct CMUnitTest gateway_tests[] = {
         cmocka_unit_test(test_gateway_membership_needs_a_cluster),
         cmocka_unit_test(test_gateway_hints_drop),
+        cmocka_unit_test(test_gateway_method_not_allowed),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     return failed + cmocka_run_group_tests(gateway_tests, gateway_setup, gateway_teardown);
