@@ -4,13 +4,17 @@
  *
  * Files, from the top down; a file calls only files below it:
  *
- *   server.c         civetweb start/stop
- *   dispatch.c       the route table and http_dispatch
+ *   server.c        civetweb start/stop
+ *   dispatch.c      the route table and http_dispatch
  *   key.c list.c admin.c cluster_admin.c      the route handlers
- *   request.c        query parameters and bodies (refuses bad input)
- *   respond.c        replies, the rk_err -> status table
- *   reply_buf.c      the sticky-error buffer replies are built in
- *   route.c json_scan.c metrics.c counters.c sync_report.c   pure pieces
+ *   request.c       query parameters and bodies (refuses bad input)
+ *   respond.c       replies, the rk_err -> status table
+ *   metrics.c counters.c sync_report.c        Prometheus and JSON reports
+ *   reply_buf.c     the sticky-error buffer replies are built in
+ *   route.c json_scan.c                       pure parsing: paths, bodies
+ *
+ * (dispatch.c names the handlers only in its table, and server.c passes
+ * http_dispatch to civetweb as a pointer: no call, but the same order.)
  *
  * The one convention for replies: every handler returns void and replies
  * exactly once, through respond.c, which records the status in rq->status
