@@ -70,8 +70,8 @@ static void add_member(reply_buf *b, const cluster_member *m, bool self, const r
                ",\"status\":\"%s\",\"liveness\":\"%s\",\"self\":%s,"
                "\"incarnation\":%llu,\"last_heard_ms_ago\":%llu,\"ownership\":%.4f}",
                cluster_status_name(e->status), cluster_liveness_name(m->liveness),
-               self ? "true" : "false", (unsigned long long)e->incarnation,
-               (unsigned long long)ago, share);
+               self ? "true" : "false", (unsigned long long)e->incarnation, (unsigned long long)ago,
+               share);
 }
 
 /* /cluster's "sync": the handoff and anti-entropy counters, null when this
@@ -188,7 +188,8 @@ void handle_ui(request *rq)
 
 void handle_auth(request *rq)
 {
-    reply_error(rq, 501, "unsupported", "authentication is not built yet: every write is anonymous");
+    reply_error(rq, 501, "unsupported",
+                "authentication is not built yet: every write is anonymous");
 }
 
 void handle_subscribe(request *rq)

@@ -8,10 +8,10 @@
 #define GET_HEAD (HTTP_M_GET | HTTP_M_HEAD)
 
 /* Every route, in one place. Rows are in the order /metrics lists the
- * routes; route_find tries literal patterns before "{table}" ones, so the
- * order does not decide a match. Key routes: HEAD is refused (and counted
- * as a read, the pattern's first row), and any other unknown method is
- * counted as a write, as before this table existed. */
+ * routes; http_route_find tries literal patterns before "{table}" ones, so
+ * the order does not decide a match. Key routes: HEAD is refused (and
+ * counted as a read, the pattern's first row), and any other unknown
+ * method is counted as a write, as before this table existed. */
 const http_route http_routes[] = {
     {"/{table}/key/{key*}", HTTP_M_GET, "key_get", handle_key_get},
     {"/{table}/key/{key*}", HTTP_M_PUT | HTTP_M_POST, "key_put", handle_key_put},
@@ -65,7 +65,7 @@ static const char *route_request(request *rq)
     size_t len;
     const char *path = raw_path(rq->ri, &len);
     const char *code = NULL;
-    if (route_find(http_routes, http_route_count, path, len, &rq->m, &code) != RK_OK) {
+    if (http_route_find(http_routes, http_route_count, path, len, &rq->m, &code) != RK_OK) {
         reply_error(rq, 400, code,
                     strcmp(code, "invalid_table") == 0
                         ? "table names are 1 to 64 of [A-Za-z0-9_.-]"
@@ -77,10 +77,10 @@ static const char *route_request(request *rq)
         return NULL;
     }
     const http_route *end = http_routes + http_route_count;
-    const http_route *row = route_for_method(rq->m.route, end, http_method_bit(rq->method));
+    const http_route *row = http_route_for_method(rq->m.route, end, http_method_bit(rq->method));
     if (row == NULL || row->handler == NULL) {
         char allow[64];
-        route_allow(rq->m.route, end, allow, sizeof allow);
+        http_route_allow(rq->m.route, end, allow, sizeof allow);
         reply_method_not_allowed(rq, allow);
         return row ? row->metric : rq->m.route->metric;
     }

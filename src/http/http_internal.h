@@ -89,19 +89,19 @@ typedef struct route_match {
  * Returns RK_OK with m filled (m->route NULL when nothing matches), or
  * RK_EINVAL with *code set ("invalid_table", "invalid_key") for a path
  * that has a route's shape but a table or key that is not acceptable. */
-rk_err route_find(const http_route *routes, size_t n, const char *path, size_t len,
-                  route_match *m, const char **code);
+rk_err http_route_find(const http_route *routes, size_t n, const char *path, size_t len,
+                       route_match *m, const char **code);
 
 /* The row of first's pattern that takes method (an HTTP_M_* bit), or NULL
- * when none does. first is a row route_find returned; end is one past the
+ * when none does. first is a row http_route_find returned; end is one past the
  * table. */
-const http_route *route_for_method(const http_route *first, const http_route *end,
-                                   unsigned method);
+const http_route *http_route_for_method(const http_route *first, const http_route *end,
+                                        unsigned method);
 
 /* "GET, PUT, POST, DELETE": the methods the rows of first's pattern serve,
  * for the Allow header of a 405, into dst (cap bytes, NUL added). HEAD is
  * not listed: where it is served, it comes with GET. */
-void route_allow(const http_route *first, const http_route *end, char *dst, size_t cap);
+void http_route_allow(const http_route *first, const http_route *end, char *dst, size_t cap);
 
 /* Percent-decodes src into dst (capacity cap, NUL added). RK_EINVAL on a
  * bad escape, RK_ETOOBIG if it does not fit. '+' is kept as is. */
@@ -226,8 +226,7 @@ int request_param(const request *rq, const char *name, char *dst, size_t cap);
 bool request_flag(const request *rq, const char *name);
 /* ?name= as an integer in [lo, hi]; absent leaves *out unchanged. RK_EINVAL
  * after replying 400 bad_param otherwise. */
-rk_err request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi,
-                          uint64_t *out);
+rk_err request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi, uint64_t *out);
 /* ?name= as true|1 or false|0; absent leaves *out unchanged. RK_EINVAL
  * after replying 400 bad_param otherwise. */
 rk_err request_bool_param(request *rq, const char *name, bool *out);

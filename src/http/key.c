@@ -62,8 +62,8 @@ static void add_quorum_headers(reply_buf *headers, const request *rq, const kv_r
 }
 
 /* Sends body with the ETag of obj (when given) and the quorum headers. */
-static void reply_with_headers(request *rq, int status, const rk_object *obj,
-                               const kv_result *res, reply_buf *body)
+static void reply_with_headers(request *rq, int status, const rk_object *obj, const kv_result *res,
+                               reply_buf *body)
 {
     reply_buf headers = {0};
     if (obj != NULL)
@@ -217,7 +217,8 @@ static rk_err parse_write_params(request *rq, const write_body *wb, write_params
     }
     wp->if_none_match = inm != NULL;
     if (kv_table_reserved(rq->m.table, rq->m.table_len)) {
-        reply_error(rq, 403, "reserved_table", "tables starting with _ are reserved for the system");
+        reply_error(rq, 403, "reserved_table",
+                    "tables starting with _ are reserved for the system");
         return RK_EPERM;
     }
     return RK_OK;
@@ -273,7 +274,8 @@ static void do_write(request *rq, const write_body *wb, bool tombstone)
     if (err == RK_ENOTFOUND)
         reply_not_found(rq, NULL, &res);
     else if (err == RK_EPRECOND)
-        reply_error(rq, 412, "precondition_failed", "the key changed since that context, or exists");
+        reply_error(rq, 412, "precondition_failed",
+                    "the key changed since that context, or exists");
     else if (err != RK_OK)
         reply_kv_error(rq, err, &res);
     else if (tombstone)

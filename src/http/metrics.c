@@ -103,7 +103,8 @@ static void render_counts(const http_metrics *m, reply_buf *out)
         "# HELP ringkv_http_errors_total HTTP requests answered with a 4xx or 5xx status.\n"
         "# TYPE ringkv_http_errors_total counter\n");
     for (size_t r = 0; r < m->count; r++) {
-        uint64_t v = atomic_load(&m->routes[r].by_class[3]) + atomic_load(&m->routes[r].by_class[4]);
+        const route_metrics *rm = &m->routes[r];
+        uint64_t v = atomic_load(&rm->by_class[3]) + atomic_load(&rm->by_class[4]);
         if (v)
             reply_addf(out, "ringkv_http_errors_total{route=\"%s\"} %llu\n", m->names[r],
                        (unsigned long long)v);

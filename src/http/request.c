@@ -15,8 +15,7 @@ int request_param(const request *rq, const char *name, char *dst, size_t cap)
     return n;
 }
 
-rk_err request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi,
-                          uint64_t *out)
+rk_err request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
 {
     char text[32];
     int n = request_param(rq, name, text, sizeof text);

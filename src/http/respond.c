@@ -90,8 +90,9 @@ void reply_send(request *rq, int status, const char *content_type, const char *e
         return;
     }
     reply_buf msg = {0};
-    reply_addf(&msg, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\n%s\r\n",
+    reply_addf(&msg,
+               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+               "Cache-Control: no-store\r\n%s\r\n",
                status, status_text(status), content_type, total,
                extra_headers ? extra_headers : "");
     reply_add(&msg, body, body_len);

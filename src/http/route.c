@@ -63,8 +63,7 @@ static rk_err take_table(const char *raw, size_t len, route_match *m, const char
 static rk_err take_key(const char *raw, size_t len, route_match *m, const char **code)
 {
     size_t n;
-    if (percent_decode(raw, len, m->key, sizeof m->key, &n) != RK_OK ||
-        !kv_key_valid(m->key, n)) {
+    if (percent_decode(raw, len, m->key, sizeof m->key, &n) != RK_OK || !kv_key_valid(m->key, n)) {
         *code = "invalid_key";
         return RK_EINVAL;
     }
@@ -153,8 +152,8 @@ static rk_err take_captures(const captures *c, route_match *m, const char **code
     return err;
 }
 
-rk_err route_find(const http_route *routes, size_t n, const char *path, size_t len,
-                  route_match *m, const char **code)
+rk_err http_route_find(const http_route *routes, size_t n, const char *path, size_t len,
+                       route_match *m, const char **code)
 {
     memset(m, 0, sizeof *m);
     /* Pass 0: patterns that start with a literal; pass 1: with "{table}". */
@@ -177,8 +176,8 @@ rk_err route_find(const http_route *routes, size_t n, const char *path, size_t l
     return RK_OK;
 }
 
-const http_route *route_for_method(const http_route *first, const http_route *end,
-                                   unsigned method)
+const http_route *http_route_for_method(const http_route *first, const http_route *end,
+                                        unsigned method)
 {
     for (const http_route *r = first; r < end && strcmp(r->pattern, first->pattern) == 0; r++)
         if (r->methods & method)
@@ -186,13 +185,16 @@ const http_route *route_for_method(const http_route *first, const http_route *en
     return NULL;
 }
 
-void route_allow(const http_route *first, const http_route *end, char *dst, size_t cap)
+void http_route_allow(const http_route *first, const http_route *end, char *dst, size_t cap)
 {
     static const struct {
         unsigned bit;
         const char *name;
     } listed[] = {
-        {HTTP_M_GET, "GET"}, {HTTP_M_PUT, "PUT"}, {HTTP_M_POST, "POST"}, {HTTP_M_DELETE, "DELETE"},
+        {HTTP_M_GET, "GET"},
+        {HTTP_M_PUT, "PUT"},
+        {HTTP_M_POST, "POST"},
+        {HTTP_M_DELETE, "DELETE"},
     };
     unsigned served = 0;
     for (const http_route *r = first; r < end && strcmp(r->pattern, first->pattern) == 0; r++)

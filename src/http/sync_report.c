@@ -20,7 +20,8 @@ static const http_counter counters[] = {
     COUNTER(handoff_keys_dropped, "ringkv_handoff_keys_dropped_total", "counter",
             "Local copies deleted once every new replica acknowledged them."),
     COUNTER(keys_received, "ringkv_sync_keys_received_total", "counter",
-            "Records pushed to or pulled by this node (handoff, anti-entropy) that changed its replica."),
+            "Records pushed to or pulled by this node (handoff, anti-entropy) that changed its "
+            "replica."),
     COUNTER(bytes_received, "ringkv_sync_bytes_received_total", "counter",
             "Bytes of sync messages this node received: pushes, and the replies to its own calls."),
     COUNTER(ae_exchanges, "ringkv_anti_entropy_exchanges_total", "counter",

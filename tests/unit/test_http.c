@@ -99,7 +99,7 @@ static void test_percent_decode_capacity(void **state)
     assert_int_equal(decode("abcdefghijkl", sizeof dst, dst, &n), RK_ETOOBIG);
 }
 
-/* ---- route_find --------------------------------------------------------- */
+/* ---- http_route_find --------------------------------------------------------- */
 
 typedef struct matched {
     rk_err err;
@@ -125,10 +125,11 @@ static matched match(const char *path)
     char *copy = exact_copy(path, len);
     route_match exact;
     const char *exact_code = NULL;
-    rk_err exact_err = route_find(http_routes, http_route_count, copy, len, &exact, &exact_code);
+    rk_err exact_err =
+        http_route_find(http_routes, http_route_count, copy, len, &exact, &exact_code);
     free(copy);
 
-    r.err = route_find(http_routes, http_route_count, path, len, &r.m, &r.code);
+    r.err = http_route_find(http_routes, http_route_count, path, len, &r.m, &r.code);
     assert_int_equal(exact_err, r.err);
     assert_int_equal(exact.route, r.m.route);
     assert_true(exact_code == r.code || strcmp(exact_code, r.code) == 0);
@@ -727,10 +728,9 @@ static void test_metrics_odd_inputs(void **state)
     reply_buf out = {0};
     http_metrics_render(m, &out);
     assert_int_equal(out.err, RK_OK);
-    assert_true(
-        sample(out.buf.data, "ringkv_http_requests_total{route=\"unmatched\",status=\"2xx\"}") == 2);
-    assert_true(sample(out.buf.data, "ringkv_http_requests_total{route=\"health\",status=\"1xx\"}") ==
-                1);
+    const char *t = out.buf.data;
+    assert_true(sample(t, "ringkv_http_requests_total{route=\"unmatched\",status=\"2xx\"}") == 2);
+    assert_true(sample(t, "ringkv_http_requests_total{route=\"health\",status=\"1xx\"}") == 1);
     check_histogram(out.buf.data, "unmatched", 2);
     check_histogram(out.buf.data, "health", 3);
     reply_buf_free(&out);
@@ -1024,8 +1024,8 @@ static const http_route *route_of(const char *path, unsigned method, char *allow
     assert_int_equal(r.err, RK_OK);
     assert_non_null(r.m.route);
     const http_route *end = http_routes + http_route_count;
-    route_allow(r.m.route, end, allow, cap);
-    const http_route *row = route_for_method(r.m.route, end, method);
+    http_route_allow(r.m.route, end, allow, cap);
+    const http_route *row = http_route_for_method(r.m.route, end, method);
     return row != NULL && row->handler != NULL ? row : NULL;
 }
 
@@ -1083,7 +1083,7 @@ static void test_route_table_methods(void **state)
     assert_int_equal(http_method_bit(""), HTTP_M_OTHER);
 }
 
-/* What route_find relies on: a pattern's rows are adjacent, every pattern
+/* What http_route_find relies on: a pattern's rows are adjacent, every pattern
  * serves some method, every row names its metric. */
 static void test_route_table_shape(void **state)
 {
@@ -1121,24 +1121,24 @@ static void test_route_find_order(void **state)
     route_match m;
     const char *code = NULL;
     const char *path = "/key/key/a";
-    assert_int_equal(route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
+    assert_int_equal(http_route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
     assert_string_equal(m.route->metric, "default_key");
     assert_string_equal(m.table, "default");
     assert_string_equal(m.key, "key/a");
     path = "/ui/key/a";
-    assert_int_equal(route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
+    assert_int_equal(http_route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
     assert_string_equal(m.route->metric, "ui");
     assert_string_equal(m.rest, "/key/a");
     path = "/t/key/a%2Fb";
-    assert_int_equal(route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
+    assert_int_equal(http_route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
     assert_string_equal(m.route->metric, "table_key");
     assert_string_equal(m.key, "a/b");
     /* A bad table only counts once the shape matched. */
     path = "/b$d/y";
-    assert_int_equal(route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
+    assert_int_equal(http_route_find(table, 4, path, strlen(path), &m, &code), RK_OK);
     assert_null(m.route);
     path = "/b$d/x";
-    assert_int_equal(route_find(table, 4, path, strlen(path), &m, &code), RK_EINVAL);
+    assert_int_equal(http_route_find(table, 4, path, strlen(path), &m, &code), RK_EINVAL);
     assert_string_equal(code, "invalid_table");
     assert_null(m.route);
 }
