@@ -11,6 +11,7 @@
 #include "http_internal.h"
 
 #define REMOVE_BODY_MAX 4096u /* {"node": "..."}: a name is at most 64 bytes */
+#define NO_SUCH_NODE "no node of that name or id in this node's view of the cluster"
 
 /* ---- pure parts ------------------------------------------------------------ */
 
@@ -92,33 +93,18 @@ rk_err admin_find_member(const cluster_view *view, const char *text,
 
 /* ---- handlers ---------------------------------------------------------------- */
 
-static bool only_post(request *rq, int *rc)
-{
-    if (strcmp(rq->method, "POST") == 0)
-        return true;
-    *rc = reply_method_not_allowed(rq, "POST");
-    return false;
-}
-
 /* Leave, remove and repair need the sync service, which only a node in a
  * cluster runs. 409 rather than GET /cluster's 503: nothing is unavailable
  * for a while, this node is in a state where the change makes no sense (and
- * the CLI would fail over on a 503 and ask another node instead). */
-static bool in_cluster(request *rq, int *rc)
+ * the CLI would fail over on a 503 and ask another node instead). Replies
+ * when it returns false. */
+static bool in_cluster(request *rq)
 {
     if (rq->srv->sync != NULL && rq->srv->cluster != NULL)
         return true;
-    *rc = reply_error(rq->conn, 409, "no_cluster",
-                      "this node is not part of a cluster: there is no membership to change");
+    reply_error(rq, 409, "no_cluster",
+                "this node is not part of a cluster: there is no membership to change");
     return false;
-}
-
-static int reply_other_error(request *rq, rk_err err)
-{
-    int status = http_status_of(err);
-    if (status >= 500)
-        RK_ERROR("http", "%s %s failed: %s", rq->method, rq->ri->local_uri, rk_strerror(err));
-    return reply_error(rq->conn, status, rk_errcode(err), rk_strerror(err));
 }
 
 /* This node's status in the view, to say why it cannot leave. */
@@ -133,32 +119,32 @@ static cluster_status self_status(cluster_node *cn)
     return st;
 }
 
-int handle_cluster_leave(request *rq)
+void handle_cluster_leave(request *rq)
 {
-    int rc;
-    if (!only_post(rq, &rc) || !in_cluster(rq, &rc))
-        return rc;
+    if (!in_cluster(rq))
+        return;
     const http_server *s = rq->srv;
     rk_err err = sync_leave(s->sync);
-    if (err == RK_EBUSY)
-        return reply_error(rq->conn, 409, "conflict",
-                           self_status(s->cluster) == CLUSTER_JOINING
-                               ? "this node is still joining: it can leave once it is a member"
-                               : "this node is the last member of the ring: there is nobody to "
-                                 "hand its data to");
-    if (err != RK_OK)
-        return reply_other_error(rq, err);
+    if (err == RK_EBUSY) {
+        reply_error(rq, 409, "conflict",
+                    self_status(s->cluster) == CLUSTER_JOINING
+                        ? "this node is still joining: it can leave once it is a member"
+                        : "this node is the last member of the ring: there is nobody to "
+                          "hand its data to");
+        return;
+    }
+    if (err != RK_OK) {
+        reply_err(rq, err);
+        return;
+    }
     RK_INFO("http", "leave requested by %s: this node hands off its ranges and stops",
             rq->ri->remote_addr);
-    rk_buf b = {0};
-    err = rk_buf_appends(&b, "{\"node\":");
-    if (err == RK_OK)
-        err = rk_buf_append_json_string(&b, s->name, strlen(s->name));
-    if (err == RK_OK)
-        err = rk_buf_appends(&b, ",\"status\":\"leaving\"}");
-    rc = err == RK_OK ? reply_json(rq->conn, 202, NULL, &b) : reply_other_error(rq, err);
-    rk_buf_free(&b);
-    return rc;
+    reply_buf b = {0};
+    reply_add_str(&b, "{\"node\":");
+    reply_add_json_cstr(&b, s->name);
+    reply_add_str(&b, ",\"status\":\"leaving\"}");
+    reply_json(rq, 202, NULL, &b);
+    reply_buf_free(&b);
 }
 
 /* What remove is about to act on, copied out of the view so that no view
@@ -169,30 +155,13 @@ typedef struct remove_target {
     cluster_liveness liveness;
 } remove_target;
 
-/* Reads the body and resolves it against this node's view. RK_OK with *t
- * filled, or the error already answered (*rc is the status). */
-static rk_err remove_target_of(request *rq, remove_target *t, int *rc)
+/* The node text names, from this node's view, into t; on failure it has
+ * replied (404, 409, or the error's status). */
+static rk_err resolve_target(request *rq, const char *text, remove_target *t)
 {
-    rk_buf body = {0};
-    rk_err err = request_body(rq, REMOVE_BODY_MAX, &body);
-    if (err != RK_OK) {
-        rk_buf_free(&body);
-        *rc = err == RK_ETOOBIG ? 413 : 400;
-        return err;
-    }
-    char text[CLUSTER_NAME_MAX + 1];
-    const char *code = NULL;
-    err = admin_parse_node_body(body.data, body.len, text, sizeof text, &code);
-    rk_buf_free(&body);
-    if (err == RK_EINVAL) {
-        *rc = reply_error(rq->conn, 400, code,
-                          "body must be {\"node\": \"NAME or 16-hex id\"} (see GET /cluster)");
-        return err;
-    }
     const cluster_view_member *m = NULL;
     cluster_view *v = cluster_node_view(rq->srv->cluster);
-    if (err == RK_OK)
-        err = admin_find_member(v, text, &m);
+    rk_err err = admin_find_member(v, text, &m);
     if (err == RK_OK) {
         t->id = m->id;
         snprintf(t->name, sizeof t->name, "%s", m->name);
@@ -200,18 +169,43 @@ static rk_err remove_target_of(request *rq, remove_target *t, int *rc)
     }
     cluster_view_unref(v);
     if (err == RK_ENOTFOUND)
-        *rc = reply_error(rq->conn, 404, "not_found",
-                          "no node of that name or id in this node's view of the cluster");
+        reply_error(rq, 404, "not_found", NO_SUCH_NODE);
     else if (err == RK_EEXIST)
-        *rc = reply_error(rq->conn, 409, "conflict",
-                          "several nodes carry that name: give the 16-hex id (see GET /cluster)");
+        reply_error(rq, 409, "conflict",
+                    "several nodes carry that name: give the 16-hex id (see GET /cluster)");
     else if (err != RK_OK)
-        *rc = reply_other_error(rq, err);
+        reply_err(rq, err);
     return err;
 }
 
+/* Reads the body and resolves it against this node's view. RK_OK with *t
+ * filled; otherwise it has replied. */
+static rk_err remove_target_of(request *rq, remove_target *t)
+{
+    rk_buf body = {0};
+    rk_err err = request_body(rq, REMOVE_BODY_MAX, &body);
+    if (err != RK_OK) {
+        rk_buf_free(&body);
+        return err;
+    }
+    char text[CLUSTER_NAME_MAX + 1];
+    const char *code = NULL;
+    err = admin_parse_node_body(body.data, body.len, text, sizeof text, &code);
+    rk_buf_free(&body);
+    if (err == RK_EINVAL) {
+        reply_error(rq, 400, code,
+                    "body must be {\"node\": \"NAME or 16-hex id\"} (see GET /cluster)");
+        return err;
+    }
+    if (err == RK_ENOTFOUND) { /* a name longer than any member's */
+        reply_error(rq, 404, "not_found", NO_SUCH_NODE);
+        return err;
+    }
+    return resolve_target(rq, text, t);
+}
+
 /* sync_remove's refusals, said so that the operator knows what to do. */
-static int reply_remove_refused(request *rq, rk_err err, const remove_target *t)
+static void reply_remove_refused(request *rq, rk_err err, const remove_target *t)
 {
     char msg[320]; /* room for the longest name */
     if (err == RK_EINVAL)
@@ -225,47 +219,46 @@ static int reply_remove_refused(request *rq, rk_err err, const remove_target *t)
                  "removed; a running one leaves (ringkv cluster leave, POST /cluster/leave, on "
                  "that node)",
                  t->name, cluster_liveness_name(t->liveness));
-    return reply_error(rq->conn, 409, "conflict", msg);
+    reply_error(rq, 409, "conflict", msg);
 }
 
-int handle_cluster_remove(request *rq)
+void handle_cluster_remove(request *rq)
 {
-    int rc;
-    if (!only_post(rq, &rc) || !in_cluster(rq, &rc))
-        return rc;
     remove_target t;
-    if (remove_target_of(rq, &t, &rc) != RK_OK)
-        return rc;
+    if (!in_cluster(rq) || remove_target_of(rq, &t) != RK_OK)
+        return;
     rk_err err = sync_remove(rq->srv->sync, t.id);
     /* RK_EINVAL is not a bad request here (the body was fine) but a node
      * that cannot be removed: a conflict, like RK_EBUSY. */
-    if (err == RK_EINVAL || err == RK_EBUSY)
-        return reply_remove_refused(rq, err, &t);
-    if (err == RK_ENOTFOUND)
-        return reply_error(rq->conn, 404, "not_found", "that node is no longer in the cluster");
-    if (err != RK_OK)
-        return reply_other_error(rq, err);
+    if (err == RK_EINVAL || err == RK_EBUSY) {
+        reply_remove_refused(rq, err, &t);
+        return;
+    }
+    if (err == RK_ENOTFOUND) {
+        reply_error(rq, 404, "not_found", "that node is no longer in the cluster");
+        return;
+    }
+    if (err != RK_OK) {
+        reply_err(rq, err);
+        return;
+    }
     RK_INFO("http", "remove of node %s (%016llx) requested by %s", t.name, (unsigned long long)t.id,
             rq->ri->remote_addr);
-    rk_buf b = {0};
-    err = rk_buf_appends(&b, "{\"removed\":");
-    if (err == RK_OK)
-        err = rk_buf_append_json_string(&b, t.name, strlen(t.name));
-    if (err == RK_OK)
-        err = rk_buf_appendf(&b, ",\"id\":\"%016llx\"}", (unsigned long long)t.id);
-    rc = err == RK_OK ? reply_json(rq->conn, 200, NULL, &b) : reply_other_error(rq, err);
-    rk_buf_free(&b);
-    return rc;
+    reply_buf b = {0};
+    reply_add_str(&b, "{\"removed\":");
+    reply_add_json_cstr(&b, t.name);
+    reply_addf(&b, ",\"id\":\"%016llx\"}", (unsigned long long)t.id);
+    reply_json(rq, 200, NULL, &b);
+    reply_buf_free(&b);
 }
 
-int handle_cluster_repair(request *rq)
+void handle_cluster_repair(request *rq)
 {
-    int rc;
-    if (!only_post(rq, &rc) || !in_cluster(rq, &rc))
-        return rc;
+    if (!in_cluster(rq))
+        return;
     sync_repair_now(rq->srv->sync);
     static const char body[] = "{\"repair\":\"started\"}";
-    return reply_send(rq->conn, 202, "application/json", NULL, body, sizeof body - 1);
+    reply_send(rq, 202, "application/json", NULL, body, sizeof body - 1);
 }
 
 /* Needs no sync service: hints live in the store, and a node outside a
@@ -273,18 +266,17 @@ int handle_cluster_repair(request *rq)
  * target (kv_drop_hints with id 0) rather than one per target: the same
  * result, and a hint written for a new target meanwhile goes too, which
  * is what "drop every hint" asks for. */
-int handle_hints_drop(request *rq)
+void handle_hints_drop(request *rq)
 {
-    int rc;
-    if (!only_post(rq, &rc))
-        return rc;
     uint64_t dropped = 0;
     rk_err err = kv_drop_hints(rq->srv->k, 0, &dropped);
-    if (err != RK_OK)
-        return reply_other_error(rq, err);
+    if (err != RK_OK) {
+        reply_err(rq, err);
+        return;
+    }
     RK_INFO("http", "%llu hints dropped, requested by %s", (unsigned long long)dropped,
             rq->ri->remote_addr);
     char body[64];
     int n = snprintf(body, sizeof body, "{\"dropped\":%llu}", (unsigned long long)dropped);
-    return reply_send(rq->conn, 200, "application/json", NULL, body, (size_t)n);
+    reply_send(rq, 200, "application/json", NULL, body, (size_t)n);
 }

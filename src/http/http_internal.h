@@ -1,5 +1,28 @@
-/* http_internal.h - what the gateway's files share: routes, write bodies,
- * replies, metrics. Nothing here is for other modules. */
+/* http_internal.h - what the gateway's files share: the route table, one
+ * request, replies, request input, metrics. Nothing here is for other
+ * modules.
+ *
+ * Files, from the top down; a file calls only files below it:
+ *
+ *   server.c        civetweb start/stop
+ *   dispatch.c      the route table and http_dispatch
+ *   key.c list.c admin.c cluster_admin.c      the route handlers
+ *   request.c       query parameters and bodies (refuses bad input)
+ *   respond.c       replies, the rk_err -> status table
+ *   metrics.c counters.c sync_report.c        Prometheus and JSON reports
+ *   reply_buf.c     the sticky-error buffer replies are built in
+ *   route.c json_scan.c                       pure parsing: paths, bodies
+ *
+ * (dispatch.c names the handlers only in its table, and server.c passes
+ * http_dispatch to civetweb as a pointer: no call, but the same order.)
+ *
+ * The one convention for replies: every handler returns void and replies
+ * exactly once, through respond.c, which records the status in rq->status
+ * (the dispatcher counts it in the metrics). A helper that can refuse its
+ * input (request_*, remove_target_of, ...) returns an rk_err, and when that
+ * is not RK_OK it has already replied: the caller only cleans up and
+ * returns. A handler that returns without replying is a bug; the
+ * dispatcher answers 500 for it and logs it. */
 #ifndef RINGKV_HTTP_INTERNAL_H
 #define RINGKV_HTTP_INTERNAL_H
 
@@ -7,40 +30,78 @@
 
 #include "ringkv/http.h"
 
-/* ---- routes (route.c; pure, unit-tested) ------------------------------- */
+/* ---- the route table (rows in dispatch.c; matching in route.c, pure) ----- */
 
-typedef enum http_route {
-    ROUTE_NONE = 0,
-    ROUTE_KEY,         /* /{table}/key/{key}, /key/{key} */
-    ROUTE_KEYS,        /* /{table}/keys */
-    ROUTE_STORE,       /* /{table}/store */
-    ROUTE_SUBSCRIBE,   /* /{table}/subscribe/{key} */
-    ROUTE_HEALTH,
-    ROUTE_METRICS,
-    ROUTE_MEMBERSHIP,
-    ROUTE_CLUSTER,
-    ROUTE_CLUSTER_LEAVE,   /* POST /cluster/leave */
-    ROUTE_CLUSTER_REMOVE,  /* POST /cluster/remove */
-    ROUTE_CLUSTER_REPAIR,  /* POST /cluster/repair */
-    ROUTE_HINTS_DROP,      /* POST /cluster/hints/drop */
-    ROUTE_AUTH,        /* /auth/{user} */
-    ROUTE_UI,          /* /ui, /ui/... and / */
+/* Methods as bits, so a row can take several. HTTP_M_OTHER is any method
+ * not named here (PATCH, OPTIONS...). */
+enum {
+    HTTP_M_GET = 1 << 0,
+    HTTP_M_HEAD = 1 << 1,
+    HTTP_M_PUT = 1 << 2,
+    HTTP_M_POST = 1 << 3,
+    HTTP_M_DELETE = 1 << 4,
+    HTTP_M_OTHER = 1 << 5,
+    HTTP_M_ANY = (1 << 6) - 1,
+};
+
+/* The bit of a request method ("GET" -> HTTP_M_GET; unknown -> OTHER). */
+unsigned http_method_bit(const char *method);
+
+typedef struct request request;
+typedef void http_handler(request *rq);
+
+/* One row: requests whose path matches pattern and whose method is in
+ * methods go to handler and are counted under metric.
+ *
+ * A pattern is '/'-separated segments: a literal (compared raw, so
+ * "/%6Bey" is not "/key"), "{table}" (one segment, decoded, a valid table
+ * name), or, last, a capture of the rest of the path: "{key*}" (decoded, a
+ * valid key; a pattern with a key and no table is the "default" table's),
+ * "{user*}" (decoded like a key) or "{path*}" (raw, kept in route_match's
+ * rest with the '/' before it). Rows of one pattern are adjacent; the first
+ * row whose methods hold the request's method wins. A row with no handler
+ * refuses its methods with 405 and counts them under its metric; a method
+ * that no row of the pattern takes is refused too, counted under the
+ * pattern's first row. */
+typedef struct http_route {
+    const char *pattern;
+    unsigned methods; /* HTTP_M_* bits */
+    const char *metric;
+    http_handler *handler;
 } http_route;
 
+extern const http_route http_routes[];
+extern const size_t http_route_count;
+
 typedef struct route_match {
-    http_route route;
+    const http_route *route;    /* first row of the matched pattern; NULL: none */
     char table[KV_TABLE_MAX + 1];
     size_t table_len;
     char key[KV_KEY_MAX + 1];   /* decoded; also the user of /auth */
     size_t key_len;
-    const char *rest;           /* ROUTE_UI: path after /ui (raw) */
+    const char *rest;           /* {path*}: the raw rest, with its leading '/' */
 } route_match;
 
-/* Matches a raw (percent-encoded) path without its query string. Returns
- * RK_OK with m filled (m->route may be ROUTE_NONE), or RK_EINVAL with
- * *code set ("invalid_table", "invalid_key") for a route whose table or key
- * is not acceptable. */
-rk_err route_match_path(const char *path, size_t len, route_match *m, const char **code);
+/* Finds the pattern of routes[0..n) that a raw (percent-encoded) path
+ * without its query string matches. Patterns that start with a literal are
+ * tried before those that start with "{table}", so "/ui/..." and
+ * "/key/..." are never taken for tables; otherwise rows are tried in order.
+ * Returns RK_OK with m filled (m->route NULL when nothing matches), or
+ * RK_EINVAL with *code set ("invalid_table", "invalid_key") for a path
+ * that has a route's shape but a table or key that is not acceptable. */
+rk_err http_route_find(const http_route *routes, size_t n, const char *path, size_t len,
+                       route_match *m, const char **code);
+
+/* The row of first's pattern that takes method (an HTTP_M_* bit), or NULL
+ * when none does. first is a row http_route_find returned; end is one past the
+ * table. */
+const http_route *http_route_for_method(const http_route *first, const http_route *end,
+                                        unsigned method);
+
+/* "GET, PUT, POST, DELETE": the methods the rows of first's pattern serve,
+ * for the Allow header of a 405, into dst (cap bytes, NUL added). HEAD is
+ * not listed: where it is served, it comes with GET. */
+void http_route_allow(const http_route *first, const http_route *end, char *dst, size_t cap);
 
 /* Percent-decodes src into dst (capacity cap, NUL added). RK_EINVAL on a
  * bad escape, RK_ETOOBIG if it does not fit. '+' is kept as is. */
@@ -63,59 +124,35 @@ typedef struct write_body {
 } write_body;
 rk_err json_scan_write_body(const char *body, size_t len, write_body *out, const char **code);
 
-/* ---- replies (respond.c) ------------------------------------------------ */
+/* ---- the reply buffer (reply_buf.c; pure, unit-tested) -------------------- */
 
-/* Sends status + headers + body with one write. extra_headers are complete
- * "Name: value\r\n" lines or NULL. Returns status (civetweb's "handled"). */
-int reply_send(struct mg_connection *conn, int status, const char *content_type,
-               const char *extra_headers, const char *body, size_t body_len);
-int reply_json(struct mg_connection *conn, int status, const char *extra_headers,
-               const rk_buf *body);
-/* {"error": message, "code": code} */
-int reply_error(struct mg_connection *conn, int status, const char *code, const char *message);
-/* The status an rk_err maps to, in one table. */
-int http_status_of(rk_err err);
+/* An rk_buf whose error is sticky: after the first failed append, appends
+ * do nothing and err keeps that failure, so a body is built with plain
+ * calls and checked once, at the end (reply_json does). Zero-initialise;
+ * free with reply_buf_free. */
+typedef struct reply_buf {
+    rk_buf buf;
+    rk_err err;
+} reply_buf;
 
-/* ---- metrics (metrics.c) ------------------------------------------------ */
+void reply_add(reply_buf *r, const void *data, size_t len);
+void reply_add_str(reply_buf *r, const char *s);
+void reply_addf(reply_buf *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void reply_add_u64(reply_buf *r, uint64_t v);
+/* s as a JSON string literal, quotes included; s NULL is "". */
+void reply_add_json_string(reply_buf *r, const char *s, size_t len);
+void reply_add_json_cstr(reply_buf *r, const char *s);
+/* The base64url context of clock (no quotes). */
+void reply_add_context(reply_buf *r, const vclock *clock);
+/* {"key"?, "value", "context", "timestamp", "owner", "siblings"} for
+ * sibling s of obj; key may be NULL. */
+void reply_add_record(reply_buf *r, const rk_object *obj, const sibling *s, const char *key,
+                      size_t key_len);
+void reply_buf_free(reply_buf *r);
 
-typedef enum metric_route {
-    MR_KEY_GET, MR_KEY_PUT, MR_KEY_DELETE, MR_KEYS_LIST, MR_KEYS_BATCH, MR_STORE,
-    MR_SUBSCRIBE, MR_HEALTH, MR_METRICS, MR_MEMBERSHIP, MR_CLUSTER, MR_CLUSTER_LEAVE,
-    MR_CLUSTER_REMOVE, MR_CLUSTER_REPAIR, MR_HINTS_DROP, MR_AUTH, MR_UI, MR_UNMATCHED, MR_COUNT
-} metric_route;
+/* ---- the server (server.c) -------------------------------------------------- */
 
 typedef struct http_metrics http_metrics;
-rk_err http_metrics_alloc(http_metrics **out);   /* free with http_metrics_free */
-void http_metrics_free(http_metrics *m);
-void http_metrics_record(http_metrics *m, metric_route route, int status, uint64_t elapsed_ns);
-/* Appends the Prometheus text of the HTTP counters. */
-rk_err http_metrics_render(const http_metrics *m, rk_buf *out);
-
-/* ---- what the sync service reports (sync_report.c; pure, unit-tested) ---- */
-
-/* Appends /cluster's "sync" object: struct sync_stats field for field, in
- * its order, numbers and one bool. */
-rk_err http_sync_append_json(const sync_stats *st, rk_buf *out);
-/* Appends the Prometheus text of the sync counters (ringkv_sync_*,
- * ringkv_handoff_*, ringkv_anti_entropy_*, ringkv_tombstones_purged_total). */
-rk_err http_sync_render_metrics(const sync_stats *st, rk_buf *out);
-
-/* ---- membership changes (cluster_admin.c) --------------------------------- */
-
-/* The node a POST /cluster/remove body {"node": "NAME or 16-hex id"} names,
- * copied to dst (capacity cap, NUL added). RK_EINVAL with *code "bad_json"
- * when the body is not a JSON object, "missing_node" when it has no
- * non-empty "node" string (or one longer than cap - 1). Pure. */
-rk_err admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap,
-                             const char **code);
-/* Finds the member text names in view: by name first, then, if text is 16
- * hex digits, by id. RK_OK with *out pointing into view; RK_ENOTFOUND;
- * RK_EEXIST when several members carry that name (the caller asks for the
- * id instead). Pure. */
-rk_err admin_find_member(const cluster_view *view, const char *text,
-                         const cluster_view_member **out);
-
-/* ---- the server (server.c) and handlers (handlers.c) --------------------- */
 
 struct http_server {
     struct mg_context *ctx;
@@ -137,61 +174,145 @@ struct http_server {
     uint64_t started_ms;
 };
 
-/* civetweb request handler for every path. */
+/* civetweb request handler for every path (dispatch.c). */
 int http_dispatch(struct mg_connection *conn, void *cbdata);
 
-/* ---- one request, as the handlers see it (handlers.c) -------------------- */
+/* ---- one request, as the handlers see it ----------------------------------- */
 
-typedef struct request {
+struct request {
     struct mg_connection *conn;
     const struct mg_request_info *ri;
     http_server *srv;
     route_match m;
     const char *method;
-    metric_route mr;          /* what the metrics count it as */
-} request;
+    int status; /* of the reply sent; 0 until then (respond.c sets it) */
+};
+
+/* ---- replies (respond.c) ------------------------------------------------------ */
+
+/* Each sends one reply and records its status in rq->status; a second
+ * reply to one request is a bug, logged and not sent. */
+
+/* status + headers + body with one write. extra_headers are complete
+ * "Name: value\r\n" lines or NULL. */
+void reply_send(request *rq, int status, const char *content_type, const char *extra_headers,
+                const char *body, size_t body_len);
+/* body as JSON, with headers' lines (headers may be NULL); if either buffer
+ * failed, a 500 with its error instead. */
+void reply_json(request *rq, int status, const reply_buf *headers, const reply_buf *body);
+/* {"error": message, "code": code} */
+void reply_error(request *rq, int status, const char *code, const char *message);
+/* err through the status table, with its code and text; logged when 5xx. */
+void reply_err(request *rq, rk_err err);
+/* A failed kv call: 503 with acks/needed for a quorum failure, otherwise
+ * as reply_err. */
+void reply_kv_error(request *rq, rk_err err, const kv_result *res);
+void reply_method_not_allowed(request *rq, const char *allow);
+/* A static file (civetweb picks the MIME type); counted as 200. */
+void reply_file(request *rq, const char *path);
+/* The client went away while we read: nothing can be sent. Counted as 400,
+ * the request never arrived whole. */
+void reply_gone(request *rq);
+/* The status an rk_err maps to, in one table. */
+int http_status_of(rk_err err);
+
+/* ---- request input (request.c) ------------------------------------------------- */
 
 /* Query parameter name into dst (decoded, NUL-terminated). Returns its
- * length, -1 when absent, -2 when longer than cap - 1. */
+ * length, -1 when absent, -2 when longer than cap - 1. Never replies. */
 int request_param(const request *rq, const char *name, char *dst, size_t cap);
-/* ?name= as an integer in [lo, hi]; absent leaves *out unchanged. RK_EINVAL
- * (after replying 400 bad_param) otherwise. */
-rk_err request_uint_param(const request *rq, const char *name, uint64_t lo, uint64_t hi,
-                          uint64_t *out);
-/* True when ?name=1|true. */
+/* True when ?name=1|true. Never replies. */
 bool request_flag(const request *rq, const char *name);
+/* ?name= as an integer in [lo, hi]; absent leaves *out unchanged. RK_EINVAL
+ * after replying 400 bad_param otherwise. */
+rk_err request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi, uint64_t *out);
 /* ?name= as true|1 or false|0; absent leaves *out unchanged. RK_EINVAL
- * (after replying 400 bad_param) otherwise. */
-rk_err request_bool_param(const request *rq, const char *name, bool *out);
-/* Reads the whole body (up to max bytes) into out. RK_ETOOBIG when larger
- * (413 already sent), RK_EIO when the client went away. */
-rk_err request_body(const request *rq, size_t max, rk_buf *out);
+ * after replying 400 bad_param otherwise. */
+rk_err request_bool_param(request *rq, const char *name, bool *out);
+/* Reads the whole body (up to max bytes) into out (the caller frees it).
+ * On failure it has replied: RK_ETOOBIG (413), RK_ENOMEM (500), RK_EIO
+ * (the client went away, reply_gone). */
+rk_err request_body(request *rq, size_t max, rk_buf *out);
 /* Who is writing: "" while auth is off. The hook for token auth. */
 rk_err request_owner(const request *rq, const char **owner);
 
-/* Replies for a failed kv call: 503 with acks/needed for a quorum failure,
- * otherwise the mapped status with a JSON error. */
-int reply_kv_error(const request *rq, rk_err err, const kv_result *res);
+/* ---- the route handlers ----------------------------------------------------------- */
 
-/* Appends {"key"?, "value", "context", "timestamp", "owner", "siblings"} for
- * sibling s of obj. key may be NULL. */
-rk_err append_record(rk_buf *b, const rk_object *obj, const sibling *s, const char *key,
-                     size_t key_len);
+void handle_key_get(request *rq);      /* key.c */
+void handle_key_put(request *rq);
+void handle_key_delete(request *rq);
+void handle_keys_list(request *rq);    /* list.c */
+void handle_keys_batch(request *rq);
+void handle_store(request *rq);
+void handle_health(request *rq);       /* admin.c */
+void handle_metrics(request *rq);
+void handle_membership(request *rq);
+void handle_cluster(request *rq);
+void handle_ui(request *rq);
+void handle_auth(request *rq);
+void handle_subscribe(request *rq);
+void handle_cluster_leave(request *rq);   /* cluster_admin.c */
+void handle_cluster_remove(request *rq);
+void handle_cluster_repair(request *rq);
+void handle_hints_drop(request *rq);
 
-int handle_key(request *rq);      /* key.c */
-int handle_keys(request *rq);     /* list.c */
-int handle_store(request *rq);    /* list.c */
-int handle_health(request *rq);   /* admin.c */
-int handle_metrics(request *rq);
-int handle_membership(request *rq);
-int handle_cluster(request *rq);
-int handle_cluster_leave(request *rq);   /* cluster_admin.c */
-int handle_cluster_remove(request *rq);
-int handle_cluster_repair(request *rq);
-int handle_hints_drop(request *rq);
-int handle_ui(request *rq);
-int handle_auth(request *rq);
-int handle_subscribe(request *rq);
-int reply_method_not_allowed(request *rq, const char *allow);
+/* ---- request metrics (metrics.c; pure, unit-tested) ------------------------------ */
+
+/* One slot per distinct metric name of routes[0..n), in the order they
+ * first appear, then "unmatched". Free with http_metrics_free. */
+rk_err http_metrics_alloc(const http_route *routes, size_t n, http_metrics **out);
+void http_metrics_free(http_metrics *m);
+/* Counts a request under metric (a name from the table; NULL or unknown
+ * is "unmatched"). Lock-free. */
+void http_metrics_record(http_metrics *m, const char *metric, int status, uint64_t elapsed_ns);
+/* Appends the Prometheus text of the HTTP counters. */
+void http_metrics_render(const http_metrics *m, reply_buf *out);
+
+/* ---- counters of a stats struct (counters.c; pure, unit-tested) ---------------- */
+
+/* One line of /metrics: a uint64_t at offset in some stats struct. help is
+ * set on a family's first row only: that row writes "# HELP" and "# TYPE",
+ * the rows after it add series (labels) to the family. */
+typedef struct http_counter {
+    const char *name;   /* Prometheus name */
+    const char *labels; /* e.g. "op=\"read\"", or NULL */
+    const char *type;   /* "counter" or "gauge" */
+    const char *help;   /* NULL: one more series of the family above */
+    size_t offset;      /* of the uint64_t in the stats struct */
+    const char *json;   /* its member in a JSON report (sync_report.c), or NULL */
+} http_counter;
+
+/* The value of c in stats. */
+uint64_t http_counter_value(const http_counter *c, const void *stats);
+/* Appends the Prometheus text of table[0..n) read from stats. */
+void http_counters_write(reply_buf *out, const http_counter *table, size_t n, const void *stats);
+/* Appends the kv and store counters, the RPC server's and client's (each
+ * NULL when the node has none). store_stats come from kv_get_storage_stats. */
+void http_counters_write_node(reply_buf *out, const kv_stats *kv, const store_stats *st,
+                              const rpc_server_stats *rpc, const rpc_client_stats *client);
+
+/* ---- what the sync service reports (sync_report.c; pure, unit-tested) ---- */
+
+/* Appends /cluster's "sync" object: struct sync_stats field for field, in
+ * its order, numbers and one bool. */
+void http_sync_append_json(const sync_stats *st, reply_buf *out);
+/* Appends the Prometheus text of the sync counters (ringkv_sync_*,
+ * ringkv_handoff_*, ringkv_anti_entropy_*, ringkv_tombstones_purged_total). */
+void http_sync_render_metrics(const sync_stats *st, reply_buf *out);
+
+/* ---- membership changes (cluster_admin.c; pure parts) ----------------------- */
+
+/* The node a POST /cluster/remove body {"node": "NAME or 16-hex id"} names,
+ * copied to dst (capacity cap, NUL added). RK_EINVAL with *code "bad_json"
+ * when the body is not a JSON object, "missing_node" when it has no
+ * non-empty "node" string (or one longer than cap - 1). Pure. */
+rk_err admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap,
+                             const char **code);
+/* Finds the member text names in view: by name first, then, if text is 16
+ * hex digits, by id. RK_OK with *out pointing into view; RK_ENOTFOUND;
+ * RK_EEXIST when several members carry that name (the caller asks for the
+ * id instead). Pure. */
+rk_err admin_find_member(const cluster_view *view, const char *text,
+                         const cluster_view_member **out);
 
 #endif

@@ -20,143 +20,113 @@ static kv_key request_key(const request *rq)
 }
 
 /* ETag: "<context>" so that HTTP clients can use If-Match as usual. */
-static rk_err etag_header(const rk_object *obj, rk_buf *headers)
+static void add_etag(reply_buf *headers, const rk_object *obj)
 {
-    rk_err err = rk_buf_appends(headers, "ETag: \"");
-    if (err == RK_OK)
-        err = context_encode(&obj->clock, headers);
-    if (err == RK_OK)
-        err = rk_buf_appends(headers, "\"\r\n");
-    return err;
+    reply_add_str(headers, "ETag: \"");
+    reply_add_context(headers, &obj->clock);
+    reply_add_str(headers, "\"\r\n");
 }
 
 /* Appends node id's name in view (its id in hex when unknown, or when the
  * node is not in a cluster), after sep. */
-static rk_err append_node_name(rk_buf *b, const cluster_view *view, uint64_t id, const char *sep)
+static void add_node_name(reply_buf *b, const cluster_view *view, uint64_t id, const char *sep)
 {
     const cluster_view_member *m = view != NULL ? cluster_view_find(view, id) : NULL;
     if (m != NULL)
-        return rk_buf_appendf(b, "%s%s", sep, m->name);
-    return rk_buf_appendf(b, "%s%016llx", sep, (unsigned long long)id);
+        reply_addf(b, "%s%s", sep, m->name);
+    else
+        reply_addf(b, "%s%016llx", sep, (unsigned long long)id);
 }
 
 /* X-Ringkv-Replicas (the nodes that answered or acked, by name) and, when
  * fallbacks stood in, X-Ringkv-Fallbacks (fallback=replica pairs). One view
  * serves every name. */
-static rk_err quorum_headers(const request *rq, const kv_result *res, rk_buf *headers)
+static void add_quorum_headers(reply_buf *headers, const request *rq, const kv_result *res)
 {
     if (res == NULL || res->answered_count == 0)
-        return RK_OK;
+        return;
     cluster_view *view = rq->srv->cluster ? cluster_node_view(rq->srv->cluster) : NULL;
-    rk_err err = rk_buf_appends(headers, "X-Ringkv-Replicas: ");
-    for (size_t i = 0; i < res->answered_count && err == RK_OK; i++)
-        err = append_node_name(headers, view, res->answered[i], i ? "," : "");
-    if (err == RK_OK)
-        err = rk_buf_appends(headers, "\r\n");
-    if (err == RK_OK && res->fallback_count > 0) {
-        err = rk_buf_appends(headers, "X-Ringkv-Fallbacks: ");
-        for (size_t i = 0; i < res->fallback_count && err == RK_OK; i++) {
-            err = append_node_name(headers, view, res->fallback[i], i ? "," : "");
-            if (err == RK_OK)
-                err = append_node_name(headers, view, res->fallback_for[i], "=");
+    reply_add_str(headers, "X-Ringkv-Replicas: ");
+    for (size_t i = 0; i < res->answered_count; i++)
+        add_node_name(headers, view, res->answered[i], i ? "," : "");
+    reply_add_str(headers, "\r\n");
+    if (res->fallback_count > 0) {
+        reply_add_str(headers, "X-Ringkv-Fallbacks: ");
+        for (size_t i = 0; i < res->fallback_count; i++) {
+            add_node_name(headers, view, res->fallback[i], i ? "," : "");
+            add_node_name(headers, view, res->fallback_for[i], "=");
         }
-        if (err == RK_OK)
-            err = rk_buf_appends(headers, "\r\n");
+        reply_add_str(headers, "\r\n");
     }
     cluster_view_unref(view);
     /* fewer ring members than N: the answer was acknowledged by all the
      * replicas the key has, which are fewer than N (DESIGN.md) */
-    if (err == RK_OK && res->under_replicated > 0)
-        err = rk_buf_appendf(headers, "X-Ringkv-Under-Replicated: replicas=%u; n=%u\r\n",
-                             res->under_replicated, kv_get_config(rq->srv->k)->n);
-    return err;
+    if (res->under_replicated > 0)
+        reply_addf(headers, "X-Ringkv-Under-Replicated: replicas=%u; n=%u\r\n",
+                   res->under_replicated, kv_get_config(rq->srv->k)->n);
 }
 
-static int reply_object(request *rq, int status, const rk_object *obj, const sibling *s,
-                        const kv_result *res)
+/* Sends body with the ETag of obj (when given) and the quorum headers. */
+static void reply_with_headers(request *rq, int status, const rk_object *obj, const kv_result *res,
+                               reply_buf *body)
 {
-    rk_buf body = {0}, headers = {0};
-    rk_err err = append_record(&body, obj, s, NULL, 0);
-    if (err == RK_OK)
-        err = etag_header(obj, &headers);
-    if (err == RK_OK)
-        err = quorum_headers(rq, res, &headers);
-    int rc = err == RK_OK ? reply_json(rq->conn, status, headers.data, &body)
-                          : reply_error(rq->conn, 500, rk_errcode(err), rk_strerror(err));
-    rk_buf_free(&body);
-    rk_buf_free(&headers);
-    return rc;
+    reply_buf headers = {0};
+    if (obj != NULL)
+        add_etag(&headers, obj);
+    add_quorum_headers(&headers, rq, res);
+    reply_json(rq, status, &headers, body);
+    reply_buf_free(&headers);
+    reply_buf_free(body);
+}
+
+static void reply_object(request *rq, int status, const rk_object *obj, const sibling *s,
+                         const kv_result *res)
+{
+    reply_buf body = {0};
+    reply_add_record(&body, obj, s, NULL, 0);
+    reply_with_headers(rq, status, obj, res, &body);
 }
 
 /* 300 Multiple Choices: every live sibling and the one context that
  * resolves them all. */
-static int reply_siblings(request *rq, const rk_object *obj, const kv_result *res)
+static void reply_siblings(request *rq, const rk_object *obj, const kv_result *res)
 {
-    rk_buf body = {0}, headers = {0};
-    rk_err err = rk_buf_appends(&body, "{\"siblings\":[");
+    reply_buf body = {0};
+    reply_add_str(&body, "{\"siblings\":[");
     bool first = true;
-    for (size_t i = 0; i < obj->len && err == RK_OK; i++) {
+    for (size_t i = 0; i < obj->len; i++) {
         const sibling *s = &obj->siblings[i];
         if (s->tombstone)
             continue;
-        err = rk_buf_appends(&body, first ? "{\"value\":" : ",{\"value\":");
+        reply_add_str(&body, first ? "{\"value\":" : ",{\"value\":");
         first = false;
-        if (err == RK_OK)
-            err = rk_buf_append(&body, s->value, s->value_len);
-        if (err == RK_OK)
-            err = rk_buf_appendf(&body, ",\"timestamp\":%llu,\"owner\":",
-                                 (unsigned long long)s->timestamp_ms);
-        if (err == RK_OK)
-            err = rk_buf_append_json_string(&body, s->owner, strlen(s->owner));
-        if (err == RK_OK)
-            err = rk_buf_appends(&body, "}");
+        reply_add(&body, s->value, s->value_len);
+        reply_addf(&body, ",\"timestamp\":%llu,\"owner\":", (unsigned long long)s->timestamp_ms);
+        reply_add_json_cstr(&body, s->owner);
+        reply_add_str(&body, "}");
     }
-    if (err == RK_OK)
-        err = rk_buf_appends(&body, "],\"context\":\"");
-    if (err == RK_OK)
-        err = context_encode(&obj->clock, &body);
-    if (err == RK_OK)
-        err = rk_buf_appends(&body, "\"}");
-    if (err == RK_OK)
-        err = etag_header(obj, &headers);
-    if (err == RK_OK)
-        err = quorum_headers(rq, res, &headers);
-    int rc = err == RK_OK ? reply_json(rq->conn, 300, headers.data, &body)
-                          : reply_error(rq->conn, 500, rk_errcode(err), rk_strerror(err));
-    rk_buf_free(&body);
-    rk_buf_free(&headers);
-    return rc;
+    reply_add_str(&body, "],\"context\":\"");
+    reply_add_context(&body, &obj->clock);
+    reply_add_str(&body, "\"}");
+    reply_with_headers(rq, 300, obj, res, &body);
 }
 
 /* 404 that still carries the tombstone's context, so a client can write
  * over a delete without resurrecting anything it has not seen. */
-static int reply_not_found(request *rq, const rk_object *obj, const kv_result *res)
+static void reply_not_found(request *rq, const rk_object *obj, const kv_result *res)
 {
-    rk_buf body = {0}, headers = {0};
-    rk_err err = quorum_headers(rq, res, &headers);
-    if (obj == NULL || obj->clock.len == 0) {
-        err = err == RK_OK ? rk_buf_appends(&body, "{\"error\":\"not found\",\"code\":\"not_found\"}")
-                           : err;
-        int rc = err == RK_OK ? reply_json(rq->conn, 404, headers.data, &body)
-                              : reply_error(rq->conn, 404, "not_found", "not found");
-        rk_buf_free(&body);
-        rk_buf_free(&headers);
-        return rc;
+    reply_buf body = {0};
+    reply_add_str(&body, "{\"error\":\"not found\",\"code\":\"not_found\"");
+    if (obj != NULL && obj->clock.len > 0) {
+        reply_add_str(&body, ",\"context\":\"");
+        reply_add_context(&body, &obj->clock);
+        reply_add_str(&body, "\"");
     }
-    if (err == RK_OK)
-        err = rk_buf_appends(&body, "{\"error\":\"not found\",\"code\":\"not_found\",\"context\":\"");
-    if (err == RK_OK)
-        err = context_encode(&obj->clock, &body);
-    if (err == RK_OK)
-        err = rk_buf_appends(&body, "\"}");
-    int rc = err == RK_OK ? reply_json(rq->conn, 404, headers.data, &body)
-                          : reply_error(rq->conn, 404, "not_found", "not found");
-    rk_buf_free(&body);
-    rk_buf_free(&headers);
-    return rc;
+    reply_add_str(&body, "}");
+    reply_with_headers(rq, 404, NULL, res, &body);
 }
 
-static int handle_get(request *rq)
+void handle_key_get(request *rq)
 {
     kv_read_opts opts = {.local = request_flag(rq, "local")};
     uint64_t r = 0, timeout = 0;
@@ -165,7 +135,7 @@ static int handle_get(request *rq)
     if (request_uint_param(rq, "r", 1, n, &r) != RK_OK ||
         request_uint_param(rq, "timeout_ms", 1, 3600000, &timeout) != RK_OK ||
         request_bool_param(rq, "sloppy", &sloppy) != RK_OK)
-        return 400;
+        return;
     opts.r = (unsigned)r;
     opts.strict = !sloppy;
     opts.timeout_ms = (uint32_t)timeout;
@@ -175,19 +145,17 @@ static int handle_get(request *rq)
     kv_key key = request_key(rq);
     kv_result res;
     rk_err err = kv_get(rq->srv->k, &key, &opts, &res);
-    int rc;
     if (err == RK_ENOTFOUND)
-        rc = reply_not_found(rq, NULL, &res);
+        reply_not_found(rq, NULL, &res);
     else if (err != RK_OK)
-        rc = reply_kv_error(rq, err, &res);
+        reply_kv_error(rq, err, &res);
     else if (object_live_count(&res.obj) == 0)
-        rc = reply_not_found(rq, &res.obj, &res);
+        reply_not_found(rq, &res.obj, &res);
     else if (all && object_live_count(&res.obj) > 1)
-        rc = reply_siblings(rq, &res.obj, &res);
+        reply_siblings(rq, &res.obj, &res);
     else
-        rc = reply_object(rq, 200, &res.obj, object_live_winner(&res.obj), &res);
+        reply_object(rq, 200, &res.obj, object_live_winner(&res.obj), &res);
     kv_result_free(&res);
-    return rc;
 }
 
 /* An If-Match value: the context, possibly quoted and weak-prefixed. */
@@ -225,43 +193,70 @@ static void write_params_free(write_params *wp)
     vclock_free(&wp->if_match);
 }
 
-/* Fills wp; on failure the reply has been sent and its status returned. */
-static int parse_write_params(request *rq, const write_body *wb, write_params *wp)
+/* Fills wp; RK_EINVAL (or RK_EPERM for a reserved table) after replying
+ * when the request asks for something it cannot have. */
+static rk_err parse_write_params(request *rq, const write_body *wb, write_params *wp)
 {
     unsigned n = kv_get_config(rq->srv->k)->n;
     wp->sloppy = true;
     if (request_uint_param(rq, "w", 1, n, &wp->w) != RK_OK ||
         request_uint_param(rq, "timeout_ms", 1, 3600000, &wp->timeout_ms) != RK_OK ||
         request_bool_param(rq, "sloppy", &wp->sloppy) != RK_OK)
-        return 400;
+        return RK_EINVAL;
     if (wb->context != NULL) {
         if (wb->context_len > CONTEXT_MAX_TEXT ||
-            context_decode(wb->context, wb->context_len, &wp->context) != RK_OK)
-            return reply_error(rq->conn, 400, "bad_context",
-                               "context is not one this cluster handed out");
+            context_decode(wb->context, wb->context_len, &wp->context) != RK_OK) {
+            reply_error(rq, 400, "bad_context", "context is not one this cluster handed out");
+            return RK_EINVAL;
+        }
         wp->has_context = true;
     }
-    if (if_match_context(rq, &wp->if_match, &wp->has_if_match) != RK_OK)
-        return reply_error(rq->conn, 400, "bad_context", "If-Match is not a valid context");
-    const char *inm = mg_get_header(rq->conn, "If-None-Match");
-    if (inm != NULL) {
-        if (strcmp(inm, "*") != 0)
-            return reply_error(rq->conn, 400, "bad_param", "If-None-Match supports only *");
-        wp->if_none_match = true;
+    if (if_match_context(rq, &wp->if_match, &wp->has_if_match) != RK_OK) {
+        reply_error(rq, 400, "bad_context", "If-Match is not a valid context");
+        return RK_EINVAL;
     }
-    if (replica_table_reserved(rq->m.table, rq->m.table_len))
-        return reply_error(rq->conn, 403, "reserved_table",
-                           "tables starting with _ are reserved for the system");
-    return 0;
+    const char *inm = mg_get_header(rq->conn, "If-None-Match");
+    if (inm != NULL && strcmp(inm, "*") != 0) {
+        reply_error(rq, 400, "bad_param", "If-None-Match supports only *");
+        return RK_EINVAL;
+    }
+    wp->if_none_match = inm != NULL;
+    if (replica_table_reserved(rq->m.table, rq->m.table_len)) {
+        reply_error(rq, 403, "reserved_table",
+                    "tables starting with _ are reserved for the system");
+        return RK_EPERM;
+    }
+    return RK_OK;
 }
 
-static int do_write(request *rq, const write_body *wb, bool tombstone)
+/* {"deleted": true, "context": ...}: the tombstone's context, to write
+ * over the delete later. */
+static void reply_deleted(request *rq, const kv_result *res)
+{
+    reply_buf body = {0};
+    reply_add_str(&body, "{\"deleted\":true,\"context\":\"");
+    reply_add_context(&body, &res->obj.clock);
+    reply_add_str(&body, "\"}");
+    reply_with_headers(rq, 200, NULL, res, &body);
+}
+
+/* The version this write made, among the object's siblings. */
+static const sibling *written_sibling(const kv_result *res)
+{
+    const sibling *mine = NULL;
+    for (size_t i = 0; i < res->obj.len; i++)
+        if (res->obj.siblings[i].dot.actor == res->dot.actor &&
+            res->obj.siblings[i].dot.counter == res->dot.counter)
+            mine = &res->obj.siblings[i];
+    return mine;
+}
+
+static void do_write(request *rq, const write_body *wb, bool tombstone)
 {
     write_params wp = {0};
-    int rc = parse_write_params(rq, wb, &wp);
-    if (rc != 0) {
+    if (parse_write_params(rq, wb, &wp) != RK_OK) {
         write_params_free(&wp);
-        return rc;
+        return;
     }
     const char *owner;
     request_owner(rq, &owner);
@@ -280,93 +275,59 @@ static int do_write(request *rq, const write_body *wb, bool tombstone)
     };
     kv_result res;
     rk_err err = kv_put(rq->srv->k, &w, &res);
+    const sibling *mine = err == RK_OK && !tombstone ? written_sibling(&res) : NULL;
     if (err == RK_ENOTFOUND)
-        rc = reply_not_found(rq, NULL, &res);
+        reply_not_found(rq, NULL, &res);
     else if (err == RK_EPRECOND)
-        rc = reply_error(rq->conn, 412, "precondition_failed",
-                         "the key changed since that context, or exists");
+        reply_error(rq, 412, "precondition_failed",
+                    "the key changed since that context, or exists");
     else if (err != RK_OK)
-        rc = reply_kv_error(rq, err, &res);
-    else if (tombstone) {
-        rk_buf body = {0}, headers = {0};
-        rk_err e = rk_buf_appends(&body, "{\"deleted\":true,\"context\":\"");
-        if (e == RK_OK)
-            e = context_encode(&res.obj.clock, &body);
-        if (e == RK_OK)
-            e = rk_buf_appends(&body, "\"}");
-        if (e == RK_OK)
-            e = quorum_headers(rq, &res, &headers);
-        rc = e == RK_OK ? reply_json(rq->conn, 200, headers.data, &body)
-                        : reply_error(rq->conn, 500, rk_errcode(e), rk_strerror(e));
-        rk_buf_free(&body);
-        rk_buf_free(&headers);
-    } else {
-        const sibling *mine = NULL;
-        for (size_t i = 0; i < res.obj.len; i++)
-            if (res.obj.siblings[i].dot.actor == res.dot.actor &&
-                res.obj.siblings[i].dot.counter == res.dot.counter)
-                mine = &res.obj.siblings[i];
-        rc = mine ? reply_object(rq, res.existed ? 200 : 201, &res.obj, mine, &res)
-                  : reply_error(rq->conn, 500, "internal", "written version not found");
-    }
+        reply_kv_error(rq, err, &res);
+    else if (tombstone)
+        reply_deleted(rq, &res);
+    else if (mine != NULL)
+        reply_object(rq, res.existed ? 200 : 201, &res.obj, mine, &res);
+    else
+        reply_error(rq, 500, "internal", "written version not found");
     kv_result_free(&res);
     write_params_free(&wp);
-    return rc;
 }
 
-static int handle_put(request *rq)
+void handle_key_put(request *rq)
 {
     size_t max_value = rq->srv->opts.max_value_bytes;
     rk_buf body = {0};
-    rk_err err = request_body(rq, max_value + BODY_OVERHEAD, &body);
-    if (err != RK_OK) {
+    if (request_body(rq, max_value + BODY_OVERHEAD, &body) != RK_OK) {
         rk_buf_free(&body);
-        return err == RK_ETOOBIG ? 413 : 400;
+        return;
     }
     write_body wb;
     const char *code;
-    int rc;
     if (json_scan_write_body(body.data ? body.data : "", body.len, &wb, &code) != RK_OK)
-        rc = reply_error(rq->conn, 400, code,
-                         strcmp(code, "bad_context") == 0 ? "context must be a string"
-                                                          : "body must be a JSON object");
+        reply_error(rq, 400, code,
+                    strcmp(code, "bad_context") == 0 ? "context must be a string"
+                                                     : "body must be a JSON object");
     else if (wb.value_len == 0)
-        rc = reply_error(rq->conn, 400, "missing_value", "body needs a \"value\" member");
+        reply_error(rq, 400, "missing_value", "body needs a \"value\" member");
     else if (wb.value_len > max_value)
-        rc = reply_error(rq->conn, 413, "too_large", "value is over the size limit");
+        reply_error(rq, 413, "too_large", "value is over the size limit");
     else
-        rc = do_write(rq, &wb, false);
+        do_write(rq, &wb, false);
     rk_buf_free(&body);
-    return rc;
 }
 
-static int handle_delete(request *rq)
+void handle_key_delete(request *rq)
 {
     rk_buf body = {0};
-    rk_err err = request_body(rq, BODY_OVERHEAD, &body);
-    if (err != RK_OK) {
+    if (request_body(rq, BODY_OVERHEAD, &body) != RK_OK) {
         rk_buf_free(&body);
-        return err == RK_ETOOBIG ? 413 : 400;
+        return;
     }
     write_body wb = {0};
     const char *code;
-    int rc;
     if (body.len > 0 && json_scan_write_body(body.data, body.len, &wb, &code) != RK_OK)
-        rc = reply_error(rq->conn, 400, code, "body must be a JSON object");
+        reply_error(rq, 400, code, "body must be a JSON object");
     else
-        rc = do_write(rq, &wb, true);
+        do_write(rq, &wb, true);
     rk_buf_free(&body);
-    return rc;
-}
-
-int handle_key(request *rq)
-{
-    const char *m = rq->method;
-    if (strcmp(m, "GET") == 0)
-        return handle_get(rq);
-    if (strcmp(m, "PUT") == 0 || strcmp(m, "POST") == 0)
-        return handle_put(rq);
-    if (strcmp(m, "DELETE") == 0)
-        return handle_delete(rq);
-    return reply_method_not_allowed(rq, "GET, PUT, POST, DELETE");
 }

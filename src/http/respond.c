@@ -1,5 +1,5 @@
-/* respond.c - HTTP replies written with one call, and the rk_err -> status
- * table. */
+/* respond.c - HTTP replies written with one call, each request's one
+ * reply, and the rk_err -> status table. */
 #include <stdio.h>
 #include <string.h>
 
@@ -50,15 +50,28 @@ static const char *status_text(int status)
     }
 }
 
+/* Every reply passes here, so "exactly once" is checked in one place. */
+static bool first_reply(request *rq, int status)
+{
+    if (rq->status != 0) {
+        RK_ERROR("http", "%s %s: a second reply (%d after %d) was not sent", rq->method,
+                 rq->ri->local_uri, status, rq->status);
+        return false;
+    }
+    rq->status = status;
+    return true;
+}
+
 /* Headers and body go out in one mg_write: two small writes would meet
  * Nagle and delayed ACKs on keep-alive connections (~40 ms each). JSON
  * bodies end with a newline, so curl output does not run into the prompt. */
-int reply_send(struct mg_connection *conn, int status, const char *content_type,
-               const char *extra_headers, const char *body, size_t body_len)
+void reply_send(request *rq, int status, const char *content_type, const char *extra_headers,
+                const char *body, size_t body_len)
 {
+    if (!first_reply(rq, status))
+        return;
     bool newline = strcmp(content_type, "application/json") == 0;
     size_t total = body_len + (newline ? 1 : 0);
-    rk_buf msg = {0};
     char stack[4608];
     char head[512];
     int n = snprintf(head, sizeof head,
@@ -73,40 +86,91 @@ int reply_send(struct mg_connection *conn, int status, const char *content_type,
             memcpy(stack + n, body, body_len);
         if (newline)
             stack[(size_t)n + body_len] = '\n';
-        mg_write(conn, stack, (size_t)n + total);
-        return status;
+        mg_write(rq->conn, stack, (size_t)n + total);
+        return;
     }
-    if (rk_buf_appendf(&msg, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                             "Cache-Control: no-store\r\n%s\r\n",
-                       status, status_text(status), content_type, total,
-                       extra_headers ? extra_headers : "") == RK_OK &&
-        rk_buf_append(&msg, body, body_len) == RK_OK &&
-        rk_buf_append(&msg, "\n", newline ? 1 : 0) == RK_OK)
-        mg_write(conn, msg.data, msg.len);
-    rk_buf_free(&msg);
-    return status;
+    reply_buf msg = {0};
+    reply_addf(&msg,
+               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+               "Cache-Control: no-store\r\n%s\r\n",
+               status, status_text(status), content_type, total,
+               extra_headers ? extra_headers : "");
+    reply_add(&msg, body, body_len);
+    reply_add(&msg, "\n", newline ? 1 : 0);
+    if (msg.err == RK_OK)
+        mg_write(rq->conn, msg.buf.data, msg.buf.len);
+    reply_buf_free(&msg);
 }
 
-int reply_json(struct mg_connection *conn, int status, const char *extra_headers,
-               const rk_buf *body)
+void reply_json(request *rq, int status, const reply_buf *headers, const reply_buf *body)
 {
-    return reply_send(conn, status, "application/json", extra_headers, body->data ? body->data : "",
-                      body->len);
+    rk_err err = headers != NULL && headers->err != RK_OK ? headers->err : body->err;
+    if (err != RK_OK) {
+        /* Building the reply failed (out of memory, most likely): whatever
+         * the error, the fault is ours, so 500. */
+        RK_ERROR("http", "%s %s: reply not built: %s", rq->method, rq->ri->local_uri,
+                 rk_strerror(err));
+        reply_error(rq, 500, rk_errcode(err), rk_strerror(err));
+        return;
+    }
+    reply_send(rq, status, "application/json", headers ? headers->buf.data : NULL,
+               body->buf.data ? body->buf.data : "", body->buf.len);
 }
 
-int reply_error(struct mg_connection *conn, int status, const char *code, const char *message)
+void reply_error(request *rq, int status, const char *code, const char *message)
 {
-    rk_buf b = {0};
-    int rc = status;
-    if (rk_buf_appends(&b, "{\"error\":") == RK_OK &&
-        rk_buf_append_json_string(&b, message, strlen(message)) == RK_OK &&
-        rk_buf_appends(&b, ",\"code\":") == RK_OK &&
-        rk_buf_append_json_string(&b, code, strlen(code)) == RK_OK &&
-        rk_buf_appends(&b, "}") == RK_OK)
-        rc = reply_json(conn, status, NULL, &b);
+    reply_buf b = {0};
+    reply_add_str(&b, "{\"error\":");
+    reply_add_json_cstr(&b, message);
+    reply_add_str(&b, ",\"code\":");
+    reply_add_json_cstr(&b, code);
+    reply_add_str(&b, "}");
+    if (b.err == RK_OK)
+        reply_send(rq, status, "application/json", NULL, b.buf.data, b.buf.len);
     else
-        rc = reply_send(conn, 500, "application/json", NULL,
-                        "{\"error\":\"out of memory\",\"code\":\"no_memory\"}", 44);
-    rk_buf_free(&b);
-    return rc;
+        reply_send(rq, 500, "application/json", NULL,
+                   "{\"error\":\"out of memory\",\"code\":\"no_memory\"}", 44);
+    reply_buf_free(&b);
+}
+
+void reply_err(request *rq, rk_err err)
+{
+    int status = http_status_of(err);
+    if (status >= 500)
+        RK_ERROR("http", "%s %s failed: %s", rq->method, rq->ri->local_uri, rk_strerror(err));
+    reply_error(rq, status, rk_errcode(err), rk_strerror(err));
+}
+
+void reply_kv_error(request *rq, rk_err err, const kv_result *res)
+{
+    if (err != RK_EQUORUM) {
+        reply_err(rq, err);
+        return;
+    }
+    char body[192];
+    int n = snprintf(body, sizeof body,
+                     "{\"error\":\"quorum not reached: %u of %u replicas answered\","
+                     "\"code\":\"quorum\",\"acks\":%u,\"needed\":%u}",
+                     res->acks, res->needed, res->acks, res->needed);
+    reply_send(rq, 503, "application/json", NULL, body, (size_t)n);
+}
+
+void reply_method_not_allowed(request *rq, const char *allow)
+{
+    char headers[128];
+    snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
+    static const char body[] =
+        "{\"error\":\"method not allowed on this route\",\"code\":\"method_not_allowed\"}";
+    reply_send(rq, 405, "application/json", headers, body, sizeof body - 1);
+}
+
+void reply_file(request *rq, const char *path)
+{
+    if (first_reply(rq, 200))
+        mg_send_mime_file(rq->conn, path, NULL);
+}
+
+void reply_gone(request *rq)
+{
+    first_reply(rq, 400);
 }

@@ -25,7 +25,7 @@ rk_err http_start(const http_options *opts, const http_node_info *node, kv *k,
     http_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL)
         return RK_ENOMEM;
-    rk_err err = http_metrics_alloc(&srv->metrics);
+    rk_err err = http_metrics_alloc(http_routes, http_route_count, &srv->metrics);
     if (err != RK_OK) {
         free(srv);
         return err;

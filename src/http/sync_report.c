@@ -4,21 +4,13 @@
 
 #include "http_internal.h"
 
-/* One counter of struct sync_stats: its JSON member, its metric and where
- * it lives. One table, so the JSON and the metrics cannot drift apart and a
- * new counter is one line. */
-typedef struct sync_counter {
-    const char *json;   /* member of /cluster's "sync" */
-    const char *metric; /* Prometheus name */
-    const char *type;   /* "counter" or "gauge" */
-    const char *help;
-    size_t offset;      /* of the uint64_t in sync_stats */
-} sync_counter;
+/* One table, so the JSON and the metrics cannot drift apart and a new
+ * counter is one line: its JSON member is the field's name. */
+#define COUNTER(field, metric, kind, text)                                              \
+    {.name = metric, .type = kind, .help = text, .offset = offsetof(sync_stats, field), \
+     .json = #field}
 
-#define COUNTER(field, name, kind, text) \
-    {#field, name, kind, text, offsetof(sync_stats, field)}
-
-static const sync_counter counters[] = {
+static const http_counter counters[] = {
     COUNTER(ranges_pending, "ringkv_sync_ranges_pending", "gauge",
             "Ring ranges this node still has to hand off."),
     COUNTER(handoff_keys_sent, "ringkv_handoff_keys_sent_total", "counter",
@@ -28,7 +20,8 @@ static const sync_counter counters[] = {
     COUNTER(handoff_keys_dropped, "ringkv_handoff_keys_dropped_total", "counter",
             "Local copies deleted once every new replica acknowledged them."),
     COUNTER(keys_received, "ringkv_sync_keys_received_total", "counter",
-            "Records pushed to or pulled by this node (handoff, anti-entropy) that changed its replica."),
+            "Records pushed to or pulled by this node (handoff, anti-entropy) that changed its "
+            "replica."),
     COUNTER(bytes_received, "ringkv_sync_bytes_received_total", "counter",
             "Bytes of sync messages this node received: pushes, and the replies to its own calls."),
     COUNTER(ae_exchanges, "ringkv_anti_entropy_exchanges_total", "counter",
@@ -47,28 +40,16 @@ static const sync_counter counters[] = {
 
 #define N_COUNTERS (sizeof counters / sizeof counters[0])
 
-static unsigned long long value_of(const sync_stats *st, const sync_counter *c)
+void http_sync_append_json(const sync_stats *st, reply_buf *out)
 {
-    return (unsigned long long)*(const uint64_t *)((const char *)st + c->offset);
+    reply_add_str(out, "{");
+    for (size_t i = 0; i < N_COUNTERS; i++)
+        reply_addf(out, "\"%s\":%llu,", counters[i].json,
+                   (unsigned long long)http_counter_value(&counters[i], st));
+    reply_addf(out, "\"leaving\":%s}", st->leaving ? "true" : "false");
 }
 
-rk_err http_sync_append_json(const sync_stats *st, rk_buf *out)
+void http_sync_render_metrics(const sync_stats *st, reply_buf *out)
 {
-    rk_err err = rk_buf_appends(out, "{");
-    for (size_t i = 0; i < N_COUNTERS && err == RK_OK; i++)
-        err = rk_buf_appendf(out, "\"%s\":%llu,", counters[i].json, value_of(st, &counters[i]));
-    if (err == RK_OK)
-        err = rk_buf_appendf(out, "\"leaving\":%s}", st->leaving ? "true" : "false");
-    return err;
-}
-
-rk_err http_sync_render_metrics(const sync_stats *st, rk_buf *out)
-{
-    rk_err err = RK_OK;
-    for (size_t i = 0; i < N_COUNTERS && err == RK_OK; i++) {
-        const sync_counter *c = &counters[i];
-        err = rk_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", c->metric, c->help,
-                             c->metric, c->type, c->metric, value_of(st, c));
-    }
-    return err;
+    http_counters_write(out, counters, N_COUNTERS, st);
 }
