@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ringkv/cluster.h"
+#include "ringkv/cluster_node.h"
 #include "ringkv/common.h"
 #include "ringkv/http.h"
 #include "ringkv/kv.h"

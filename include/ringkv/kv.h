@@ -14,7 +14,7 @@
 #define RINGKV_KV_H
 
 #include "ringkv/clock.h"
-#include "ringkv/cluster.h"
+#include "ringkv/cluster_node.h"
 #include "ringkv/common.h"
 #include "ringkv/replica.h"
 #include "ringkv/rpc.h"

@@ -174,7 +174,7 @@ rk_err merkle_diff_level(const merkle_tree *tree, const merkle_level *remote, si
  *   bucket of rate_bytes_per_sec, and one batch is in flight per peer, so
  *   a join does not starve client traffic. */
 
-#include "ringkv/cluster.h"
+#include "ringkv/cluster_node.h"
 #include "ringkv/replica.h"
 #include "ringkv/rpc.h"
 #include "ringkv/store.h"

@@ -6,7 +6,7 @@
 
 #include <stdatomic.h>
 
-#include "ringkv/cluster.h"
+#include "ringkv/cluster_node.h"
 
 /* A view and its members in one allocation, behind a reference count that
  * the public cluster_view does not show. */

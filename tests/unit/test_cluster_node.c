@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ringkv/cluster.h"
+#include "ringkv/cluster_node.h"
 #include "ringkv.pb-c.h"
 #include "support.h"
 
