@@ -1,5 +1,5 @@
 /* http.c - the CLI's HTTP requests through one reused libcurl easy handle. */
-#include "http.h"
+#include "cli_internal.h"
 
 #include <curl/curl.h>
 #include <pthread.h>

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "cli_internal.h"
 #include "ringkv/common.h"
 
 #ifndef RINGKV_VERSION

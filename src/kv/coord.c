@@ -3,7 +3,7 @@
  *
  * A read asks R replicas (this node's own copy first), and the others only
  * when one fails or has not answered within the speculative delay, drawn
- * from recent replica latencies (latency.h); a configurable share of reads
+ * from recent replica latencies (latency_internal.h); a configurable share of reads
  * asks every replica so read repair reaches them all. A write is applied
  * by one replica and sent to every target at once.
  *
@@ -23,7 +23,7 @@
 #include <sodium.h>
 
 #include "kv_internal.h"
-#include "quorum.h"
+#include "quorum_internal.h"
 #include "ringkv.pb-c.h"
 
 typedef struct coord_req coord_req;

@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 
 #include "ringkv/kv.h"
-#include "latency.h"
+#include "latency_internal.h"
 
 struct kv {
     replica *rp;

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "latency.h"
+#include "latency_internal.h"
 
 void latency_window_init(latency_window *w)
 {

@@ -40,7 +40,7 @@
  * final verdict and, by the merge laws, the merged object and the repair
  * set do not depend on the order in which replies arrive
  * (tests/unit/test_quorum.c checks this on random orders). */
-#include "quorum.h"
+#include "quorum_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cli/http.h"
+#include "cli/cli_internal.h"
 
 #define STEP_MS 5000 /* deadline of one server step */
 

@@ -15,8 +15,8 @@
 #include <time.h>
 
 #include "inputs.h"
-#include "kv/latency.h"
-#include "kv/quorum.h"
+#include "kv/latency_internal.h"
+#include "kv/quorum_internal.h"
 
 /* Node ids: small and readable. */
 enum { A = 101, B = 102, C = 103, D = 104, E = 105, F = 106, X = 999 };

@@ -1,4 +1,4 @@
-/* latency.h - a window of recent replica latencies, and the speculative
+/* latency_internal.h - a window of recent replica latencies, and the speculative
  * delay drawn from it (private to src/kv).
  *
  * A targeted read asks R replicas; when one of them has not answered
@@ -11,8 +11,8 @@
  * from any thread without a lock. Samples are stored with relaxed atomics;
  * a percentile computed while another thread writes may mix two
  * generations of samples, which only moves the estimate by one sample. */
-#ifndef RINGKV_KV_LATENCY_H
-#define RINGKV_KV_LATENCY_H
+#ifndef RINGKV_KV_LATENCY_INTERNAL_H
+#define RINGKV_KV_LATENCY_INTERNAL_H
 
 #include <stdatomic.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
-/* http.h - HTTP requests through libcurl, private to the ringkv CLI. */
-#ifndef RINGKV_CLI_HTTP_H
-#define RINGKV_CLI_HTTP_H
+/* cli_internal.h - HTTP requests through libcurl, private to the ringkv CLI. */
+#ifndef RINGKV_CLI_INTERNAL_H
+#define RINGKV_CLI_INTERNAL_H
 
 #include <stddef.h>
 

@@ -1,4 +1,4 @@
-/* quorum.h - the coordinator's pure quorum decisions (private to src/kv).
+/* quorum_internal.h - the coordinator's pure quorum decisions (private to src/kv).
  *
  * What a get or put waits for, when it has succeeded or can no longer
  * succeed, what the answers merge to and which replicas read repair must
@@ -11,8 +11,8 @@
  * Cores are plain structs the caller owns (no allocation by init), so a
  * request's state can live inside the request. Node ids are the 64-bit
  * member ids of include/ringkv/ring.h. */
-#ifndef RINGKV_KV_QUORUM_H
-#define RINGKV_KV_QUORUM_H
+#ifndef RINGKV_KV_QUORUM_INTERNAL_H
+#define RINGKV_KV_QUORUM_INTERNAL_H
 
 #include "ringkv/clock.h"
 #include "ringkv/common.h"
