@@ -55,6 +55,12 @@ struct coord_req {
     cluster_view *view;
 };
 
+void kv_result_free(kv_result *res)
+{
+    object_free(&res->obj);
+    memset(res, 0, sizeof *res);
+}
+
 /* ---- request life ---------------------------------------------------------- */
 
 /* The request outlives the caller's key (late replies, read repair), so it

@@ -81,12 +81,6 @@ rk_actor kv_node_id(const kv *k)
     return k->node_id;
 }
 
-void kv_result_free(kv_result *res)
-{
-    object_free(&res->obj);
-    memset(res, 0, sizeof *res);
-}
-
 /* This node's replica alone: ?local=1. */
 static rk_err local_get(kv *k, const replica_key *key, kv_result *res)
 {
