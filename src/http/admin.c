@@ -165,6 +165,12 @@ static rk_err render_kv_metrics(const http_server *s, rk_buf *out)
 {
     kv_stats ks;
     kv_get_stats(s->k, &ks);
+    /* kv stores hints and the replica takes them; the sync service
+     * delivers them (none without one), so the three events of one family
+     * come from two places. */
+    sync_stats sy = {0};
+    if (s->sync != NULL)
+        sync_get_stats(s->sync, &sy);
     store_stats ss = {0};
     rk_err err = kv_get_storage_stats(s->k, &ss);
     if (err != RK_OK)
@@ -222,7 +228,7 @@ static rk_err render_kv_metrics(const http_server *s, rk_buf *out)
         "# TYPE ringkv_forwarded_writes_total counter\n"
         "ringkv_forwarded_writes_total %llu\n",
         (unsigned long long)ks.quorum_failures, (unsigned long long)ks.read_repairs,
-        (unsigned long long)ks.hints_stored, (unsigned long long)ks.hints_delivered,
+        (unsigned long long)ks.hints_stored, (unsigned long long)sy.hints_delivered,
         (unsigned long long)ks.hints_received, (unsigned long long)ss.hints_estimate,
         (unsigned long long)ks.forwarded_writes);
 }

@@ -97,7 +97,9 @@ rk_err http_metrics_render(const http_metrics *m, rk_buf *out);
  * its order, numbers and one bool. */
 rk_err http_sync_append_json(const sync_stats *st, rk_buf *out);
 /* Appends the Prometheus text of the sync counters (ringkv_sync_*,
- * ringkv_handoff_*, ringkv_anti_entropy_*, ringkv_tombstones_purged_total). */
+ * ringkv_handoff_*, ringkv_anti_entropy_*, ringkv_tombstones_purged_total,
+ * ringkv_hint_bytes_sent_total). hints_delivered is not among them: it is
+ * ringkv_hints_total{event="delivered"}, printed with kv's metrics. */
 rk_err http_sync_render_metrics(const sync_stats *st, rk_buf *out);
 
 /* ---- membership changes (cluster_admin.c) --------------------------------- */

@@ -9,7 +9,7 @@
  * new counter is one line. */
 typedef struct sync_counter {
     const char *json;   /* member of /cluster's "sync" */
-    const char *metric; /* Prometheus name */
+    const char *metric; /* Prometheus name; NULL: printed elsewhere (admin.c) */
     const char *type;   /* "counter" or "gauge" */
     const char *help;
     size_t offset;      /* of the uint64_t in sync_stats */
@@ -41,6 +41,11 @@ static const sync_counter counters[] = {
             "Tree, digest and record bytes sent by anti-entropy."),
     COUNTER(tombstones_purged, "ringkv_tombstones_purged_total", "counter",
             "Tombstones purged after the grace period, once every holder had them."),
+    /* /metrics says it as ringkv_hints_total{event="delivered"}, beside the
+     * hints stored and received, which are kv's and the replica's. */
+    COUNTER(hints_delivered, NULL, "counter", NULL),
+    COUNTER(hint_bytes_sent, "ringkv_hint_bytes_sent_total", "counter",
+            "Bytes of held writes (hints) sent to the replicas they were meant for."),
 };
 
 #undef COUNTER
@@ -67,6 +72,8 @@ rk_err http_sync_render_metrics(const sync_stats *st, rk_buf *out)
     rk_err err = RK_OK;
     for (size_t i = 0; i < N_COUNTERS && err == RK_OK; i++) {
         const sync_counter *c = &counters[i];
+        if (c->metric == NULL)
+            continue;
         err = rk_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", c->metric, c->help,
                              c->metric, c->type, c->metric, value_of(st, c));
     }

@@ -760,7 +760,8 @@ static void test_metrics_bucket_bounds_are_exact(void **state)
 static const char *const sync_fields[] = {
     "ranges_pending", "handoff_keys_sent", "handoff_bytes_sent", "handoff_keys_dropped",
     "keys_received",  "bytes_received",    "ae_exchanges",       "ae_keys_compared",
-    "ae_keys_repaired", "ae_bytes_sent",   "tombstones_purged",
+    "ae_keys_repaired", "ae_bytes_sent",   "tombstones_purged",  "hints_delivered",
+    "hint_bytes_sent",
 };
 #define N_SYNC_FIELDS (sizeof sync_fields / sizeof sync_fields[0])
 
@@ -781,7 +782,7 @@ static void test_sync_stats_layout(void **state)
     /* If this fails, struct sync_stats changed: sync_report.c's table (and
      * sync_fields above, and docs/api.md) must follow. */
     assert_int_equal(offsetof(sync_stats, leaving), N_SYNC_FIELDS * sizeof(uint64_t));
-    assert_int_equal(offsetof(sync_stats, tombstones_purged),
+    assert_int_equal(offsetof(sync_stats, hint_bytes_sent),
                      (N_SYNC_FIELDS - 1) * sizeof(uint64_t));
 }
 
@@ -835,6 +836,8 @@ static void test_sync_metrics(void **state)
         {"ringkv_anti_entropy_keys_repaired_total", "counter", 8},
         {"ringkv_anti_entropy_bytes_sent_total", "counter", 9},
         {"ringkv_tombstones_purged_total", "counter", 10},
+        /* 11, hints_delivered, is ringkv_hints_total{event="delivered"} */
+        {"ringkv_hint_bytes_sent_total", "counter", 12},
     };
     sync_stats st = numbered_stats();
     const uint64_t *field = &st.ranges_pending;
@@ -1024,7 +1027,7 @@ static int gateway_setup(void **state)
     http_node_info node = {.name = "gw", .id = 0x77, .http_addr = "127.0.0.1:0",
                            .rpc_addr = "", .cluster_id = "", .partitions = 64};
     struct mg_server_port ports[2];
-    test_node_up(&g->node, 0, &cfg, NULL);
+    test_node_up(&g->node, 0, &cfg, NULL, NULL);
     if (http_start(&ho, &node, g->node.k, &g->srv) != RK_OK ||
         mg_get_server_ports(g->srv->ctx, 2, ports) < 1 || ports[0].port <= 0) {
         http_stop(g->srv);
