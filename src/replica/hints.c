@@ -16,8 +16,8 @@ rk_err replica_take_hint(replica *rp, const char *dbkey, size_t dbkey_len, const
     uint64_t position;
     const char *table, *key;
     size_t table_len, key_len;
-    if (store_data_key_parse(dbkey, dbkey_len, &position, &table, &table_len, &key,
-                             &key_len) != RK_OK ||
+    if (store_data_key_parse(dbkey, dbkey_len, &position, &table, &table_len, &key, &key_len) !=
+            RK_OK ||
         !replica_table_valid(table, table_len) || !replica_key_valid(key, key_len) ||
         ring_position(table, table_len, key, key_len) != position)
         return RK_EINVAL;

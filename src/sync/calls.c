@@ -141,8 +141,7 @@ rk_err sync_push(sync_service *s, const sync_rings *r, uint64_t peer, const sync
     return RK_OK;
 }
 
-rk_err sync_push_hints(sync_service *s, const sync_rings *r, uint64_t peer,
-                       const sync_records *rs)
+rk_err sync_push_hints(sync_service *s, const sync_rings *r, uint64_t peer, const sync_records *rs)
 {
     return push_batch(s, r, peer, rs, NULL, rs->count, peer, &s->hint_bytes_sent, NULL);
 }

@@ -112,8 +112,8 @@ rk_err sync_hint_pass(sync_service *s, const sync_rings *r)
         rk_err err = deliver_to(s, r, m, &delivered);
         if (delivered > 0) {
             atomic_fetch_add_explicit(&s->hints_delivered, delivered, memory_order_relaxed);
-            RK_INFO("handoff", "handed %llu held writes to %s (%s)",
-                    (unsigned long long)delivered, m->name, m->rpc_addr);
+            RK_INFO("handoff", "handed %llu held writes to %s (%s)", (unsigned long long)delivered,
+                    m->name, m->rpc_addr);
         }
         if (err == RK_ECLOSED)
             return err;

@@ -219,8 +219,8 @@ static rk_err take_hints(sync_service *s, const Ringkv__SyncPushRequest *in, uin
 }
 
 /* Records of ranges this node holds (range handoff, anti-entropy). */
-static rk_err take_records(sync_service *s, const sync_rings *r,
-                           const Ringkv__SyncPushRequest *in, uint32_t *changed)
+static rk_err take_records(sync_service *s, const sync_rings *r, const Ringkv__SyncPushRequest *in,
+                           uint32_t *changed)
 {
     rk_err err = RK_OK;
     /* A record of a range this node does not hold under its view would be
@@ -249,8 +249,8 @@ static void answer_push(sync_service *s, const sync_rings *r, rpc_request *rq,
                         const Ringkv__SyncPushRequest *in)
 {
     uint32_t changed = 0;
-    rk_err err = in->hints_for != 0 ? take_hints(s, in, &changed)
-                                    : take_records(s, r, in, &changed);
+    rk_err err =
+        in->hints_for != 0 ? take_hints(s, in, &changed) : take_records(s, r, in, &changed);
     atomic_fetch_add_explicit(&s->keys_received, changed, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->bytes_received, protobuf_c_message_get_packed_size(&in->base),
                               memory_order_relaxed);

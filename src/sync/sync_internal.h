@@ -200,8 +200,7 @@ rk_err sync_push(sync_service *s, const sync_rings *r, uint64_t peer, const sync
 /* Pushes every record of rs to peer in one call as hints held for it
  * (hints_for). The caller keeps the batch within SYNC_BATCH_RECORDS and
  * SYNC_BATCH_BYTES. */
-rk_err sync_push_hints(sync_service *s, const sync_rings *r, uint64_t peer,
-                       const sync_records *rs);
+rk_err sync_push_hints(sync_service *s, const sync_rings *r, uint64_t peer, const sync_records *rs);
 
 /* ---- the parts ---------------------------------------------------------------- */
 

@@ -327,8 +327,8 @@ static bool hint_handed_over(void *arg)
 {
     const hint_gone *g = arg;
     rk_buf held = {0};
-    rk_err err = replica_read(g->f->nodes[0].rp, g->key->dbkey, g->key->dbkey_len,
-                              g->f->nodes[2].id, &held);
+    rk_err err =
+        replica_read(g->f->nodes[0].rp, g->key->dbkey, g->key->dbkey_len, g->f->nodes[2].id, &held);
     rk_buf_free(&held);
     kv_stats ks;
     kv_get_stats(g->f->nodes[2].k, &ks);

@@ -758,9 +758,9 @@ static void test_metrics_bucket_bounds_are_exact(void **state)
 
 /* The counters of struct sync_stats, in its order, as /cluster names them. */
 static const char *const sync_fields[] = {
-    "ranges_pending", "handoff_keys_sent", "handoff_bytes_sent", "handoff_keys_dropped",
-    "keys_received",  "bytes_received",    "ae_exchanges",       "ae_keys_compared",
-    "ae_keys_repaired", "ae_bytes_sent",   "tombstones_purged",  "hints_delivered",
+    "ranges_pending",   "handoff_keys_sent", "handoff_bytes_sent", "handoff_keys_dropped",
+    "keys_received",    "bytes_received",    "ae_exchanges",       "ae_keys_compared",
+    "ae_keys_repaired", "ae_bytes_sent",     "tombstones_purged",  "hints_delivered",
     "hint_bytes_sent",
 };
 #define N_SYNC_FIELDS (sizeof sync_fields / sizeof sync_fields[0])
@@ -782,8 +782,7 @@ static void test_sync_stats_layout(void **state)
     /* If this fails, struct sync_stats changed: sync_report.c's table (and
      * sync_fields above, and docs/api.md) must follow. */
     assert_int_equal(offsetof(sync_stats, leaving), N_SYNC_FIELDS * sizeof(uint64_t));
-    assert_int_equal(offsetof(sync_stats, hint_bytes_sent),
-                     (N_SYNC_FIELDS - 1) * sizeof(uint64_t));
+    assert_int_equal(offsetof(sync_stats, hint_bytes_sent), (N_SYNC_FIELDS - 1) * sizeof(uint64_t));
 }
 
 static void test_sync_json(void **state)
