@@ -70,12 +70,13 @@ static void usage(FILE *out)
         "                      reads, 2..50 ms)                           [0]\n"
         "  --read-repair-percent P  share of reads that ask all N replicas [10]\n"
         "  --handoff on|off    take and hand over hinted writes           [on]\n"
-        "  --handoff-interval-ms MS  how often held hints are offered     [1000]\n"
+        "  --handoff-interval-ms MS  how often the sync service offers held\n"
+        "                      hints to their nodes                       [1000]\n"
         "  --sync-interval-ms MS     how often range handoff work is sought [1000]\n"
         "  --anti-entropy-interval-ms MS  Merkle comparison with each peer  [60000]\n"
         "                      (0: only on `ringkv cluster repair` and a peer's return)\n"
-        "  --sync-rate-mb MB   cap on handoff + anti-entropy sends, MiB/s  [32]\n"
-        "                      (0: no cap)\n"
+        "  --sync-rate-mb MB   cap on handoff + anti-entropy + hint sends,\n"
+        "                      MiB/s (0: no cap)                          [32]\n"
         "  --tombstone-grace-ms MS  age before a delete's tombstone may go [600000]\n"
         "  --webclient DIR     static web client served at /ui/\n"
         "  -h, --help          this help\n"
@@ -158,10 +159,12 @@ static bool set_number(node_config *c, int opt, const char *flag, const char *te
     case OPT_AE_INTERVAL: if (!parse_or_zero(flag, text, 86400000, &v)) return false; c->sync_cfg.anti_entropy_interval_ms = (uint32_t)v; return true;
     case OPT_SYNC_RATE: if (!parse_or_zero(flag, text, 1u << 20, &v)) return false; c->sync_cfg.rate_bytes_per_sec = (uint64_t)v << 20; return true;
     case OPT_TOMBSTONE_GRACE: if (!parse_unsigned(flag, text, 30ull * 86400000ull, &v)) return false; c->sync_cfg.tombstone_grace_ms = v; return true;
-    case OPT_HANDOFF_INTERVAL: if (!parse_unsigned(flag, text, 3600000, &v)) return false; c->kv.handoff_interval_ms = (uint32_t)v; return true;
+    case OPT_HANDOFF_INTERVAL: if (!parse_unsigned(flag, text, 3600000, &v)) return false; c->sync_cfg.hint_interval_ms = (uint32_t)v; return true;
     case OPT_HANDOFF:
         if (text != NULL && (strcmp(text, "on") == 0 || strcmp(text, "off") == 0)) {
+            /* off: this node neither stores nor takes nor delivers hints */
             c->kv.handoff = strcmp(text, "on") == 0;
+            c->sync_cfg.deliver_hints = c->kv.handoff;
             return true;
         }
         fprintf(stderr, "ringkvd: %s wants on or off, got '%s'\n", flag, text ? text : "");
@@ -532,7 +535,7 @@ static void stop_node(node *nd)
         RK_INFO("ringkvd", "RPC stopped");
     }
     sync_close(nd->sync);
-    kv_close(nd->k); /* stops the handoff thread, a user of cn and client */
+    kv_close(nd->k);
     cluster_node_close(nd->cn);
     rpc_client_close(nd->client);
     replica_close(nd->rp);

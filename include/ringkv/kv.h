@@ -30,8 +30,10 @@ typedef struct kv_config {
     size_t max_siblings;         /* cap per key (default 16) */
     size_t max_value_bytes;      /* compact JSON text (default 1 MiB) */
     uint32_t timeout_ms;         /* default quorum wait (1000) */
-    bool handoff;                /* accept and hand off hints (true) */
-    uint32_t handoff_interval_ms;/* how often held hints are offered (1000) */
+    /* Store hints for replicas that missed a write, and take the ones held
+     * for this node (true; false: --handoff off). Their delivery is the
+     * sync service's (sync_config.deliver_hints, hint_interval_ms). */
+    bool handoff;
     /* Reads ask R replicas; the others are asked when one of those has
      * not answered within the speculative delay (drawn from recent replica
      * latencies) or failed. 0 = derive it; see docs/architecture.md. */
@@ -47,12 +49,11 @@ void kv_config_default(kv_config *cfg);
 void kv_config_replica(const kv_config *cfg, replica_config *out);
 
 /* Opens the service: rp is this node's copy, cn the membership, client
- * the RPC client to the other nodes (all borrowed: close kv before them),
- * and starts the thread that hands off held hints every
- * handoff_interval_ms. Free with kv_close, before closing cn and client.
- * RK_EINVAL for a bad config. */
+ * the RPC client to the other nodes (all borrowed: close kv before them).
+ * No thread. Free with kv_close, before closing cn and client. RK_EINVAL
+ * for a bad config. */
 rk_err kv_open(replica *rp, cluster_node *cn, rpc_client *client, const kv_config *cfg, kv **out);
-/* Stops the handoff thread and frees k. Gets and puts must have stopped. */
+/* Frees k. Gets and puts must have stopped. NULL is a no-op. */
 void kv_close(kv *k);
 const kv_config *kv_get_config(const kv *k);
 rk_actor kv_node_id(const kv *k);
@@ -144,8 +145,8 @@ typedef struct kv_stats {
     uint64_t precondition_failures;
     uint64_t quorum_failures;      /* reads and writes answered 503 */
     uint64_t read_repairs;         /* stale or missing replicas sent the merged object */
-    uint64_t hints_stored;         /* writes held for a replica that missed them */
-    uint64_t hints_delivered;      /* held writes a replica acknowledged */
+    uint64_t hints_stored;         /* writes held for a replica that missed them
+                                      (delivered: sync_stats.hints_delivered) */
     uint64_t hints_received;       /* handed-off writes merged here */
     uint64_t forwarded_writes;     /* applied by another replica (Kv.Apply) */
     uint64_t speculative_reads;    /* reads that asked more replicas after the delay */

@@ -62,7 +62,7 @@ typedef struct replica replica;
 typedef struct replica_config {
     size_t max_siblings;    /* cap per key on client writes (default 16) */
     size_t max_value_bytes; /* compact JSON text (default 1 MiB) */
-    bool accept_hints;      /* take hints handed to this node (true; --handoff off) */
+    bool accept_hints;      /* take hints handed to this node (true; false: --handoff off) */
 } replica_config;
 
 void replica_config_default(replica_config *cfg);
@@ -144,6 +144,15 @@ rk_err replica_hint_remove_if(replica *rp, uint64_t intended, const char *dbkey,
 /* Deletes every hint held for intended (0: for every node); *out_count
  * (may be NULL) says how many. */
 rk_err replica_hint_drop(replica *rp, uint64_t intended, uint64_t *out_count);
+/* Takes a write another node held for this one (hinted handoff, delivered
+ * by that node's sync service): merges the encoded object into this
+ * node's replica of dbkey and counts it in hints_received. *changed (may
+ * be NULL) as replica_merge. RK_EUNSUPPORTED when this node takes no hints
+ * (accept_hints false: --handoff off; nothing merged, the sender keeps
+ * it), RK_EINVAL for a malformed data key, RK_ECORRUPT for an object that
+ * does not decode. */
+rk_err replica_take_hint(replica *rp, const char *dbkey, size_t dbkey_len, const void *object,
+                         size_t object_len, bool *changed);
 
 /* Visits this node's records of table in ring order, starting after
  * `after` (NULL = from the beginning), skipping keys whose siblings are all
@@ -155,8 +164,8 @@ rk_err replica_scan_table(replica *rp, const char *table, size_t table_len, cons
                           size_t after_len, replica_visit_cb visit_cb, void *arg);
 
 /* The Kv service (Get, Put, Apply: what other coordinators ask of this
- * replica) and the Handoff service (Hint: a write held for this node while
- * it was away), for rpc_server_open. Writes up to cap handlers to out;
+ * replica), for rpc_server_open. (Hints held for this node come through
+ * the sync service, which calls replica_take_hint.) Writes up to cap handlers to out;
  * returns how many there are. */
 size_t replica_rpc_handlers(replica *rp, rpc_handler *out, size_t cap);
 

@@ -1,4 +1,6 @@
-/* sync.h - anti-entropy between the replicas of a ring range. */
+/* sync.h - what moves records between nodes in the background: range
+ * handoff, anti-entropy between the replicas of a ring range, tombstone
+ * purge and the delivery of hints. */
 #ifndef RINGKV_SYNC_H
 #define RINGKV_SYNC_H
 
@@ -138,7 +140,8 @@ rk_err merkle_decode_level(const void *data, size_t len, merkle_level *out);
 rk_err merkle_diff_level(const merkle_tree *tree, const merkle_level *remote, size_t *out_nodes,
                          size_t cap, size_t *out_count);
 
-/* ==== the sync service: range handoff, anti-entropy, tombstone purge ======
+/* ==== the sync service: range handoff, anti-entropy, tombstone purge, =====
+ * ==== hint delivery ========================================================
  *
  * One per node (src/sync/service.c and friends), on its own thread.
  * docs/anti-entropy.md and docs/membership.md ("Changing the ring") say how
@@ -170,9 +173,15 @@ rk_err merkle_diff_level(const merkle_tree *tree, const merkle_level *remote, si
  *   one is older than tombstone_grace_ms is purged once every other holder
  *   of its range holds the same tombstone or nothing; an unreachable holder
  *   blocks the purge, so a replica that missed the delete learns it first.
- * - Every byte sent for handoff and anti-entropy goes through one token
- *   bucket of rate_bytes_per_sec, and one batch is in flight per peer, so
- *   a join does not starve client traffic. */
+ * - Hints. Every hint_interval_ms, the writes this node holds for a
+ *   replica that missed them (the coordinator, kv, stores them) go to that
+ *   replica once the view says it is alive, a batch per Sync.Push marked
+ *   hints_for; each is deleted after the ack, only if it did not change
+ *   meanwhile. A node that takes no hints (--handoff off) refuses them and
+ *   the sender keeps them.
+ * - Every byte sent for handoff, anti-entropy and hints goes through one
+ *   token bucket of rate_bytes_per_sec, and one batch is in flight per
+ *   peer, so a join does not starve client traffic. */
 
 #include "ringkv/cluster_node.h"
 #include "ringkv/replica.h"
@@ -185,12 +194,16 @@ typedef struct sync_service sync_service;
 #define SYNC_DEFAULT_ANTI_ENTROPY_INTERVAL_MS 60000u
 #define SYNC_DEFAULT_RATE_BYTES (32u * 1024u * 1024u)
 #define SYNC_DEFAULT_TOMBSTONE_GRACE_MS (10u * 60u * 1000u)
+#define SYNC_DEFAULT_HINT_INTERVAL_MS 1000u
 
 typedef struct sync_config {
     uint32_t interval_ms;              /* how often handoff work is looked for */
     uint32_t anti_entropy_interval_ms; /* periodic exchanges; 0 = only on demand */
     uint64_t rate_bytes_per_sec;       /* cap on bytes sent; 0 = none */
     uint64_t tombstone_grace_ms;       /* age before a tombstone may be purged */
+    bool deliver_hints;                /* hand held hints to their nodes (true;
+                                          false: --handoff off) */
+    uint32_t hint_interval_ms;         /* how often held hints are offered (1000) */
     /* Called once, from the sync thread, after a LEAVING node has handed
      * everything off and marked itself REMOVED: ringkvd stops the process. */
     void (*on_left)(void *arg);
@@ -244,6 +257,8 @@ typedef struct sync_stats {
     uint64_t ae_keys_repaired;    /* keys sent or fetched because they differed */
     uint64_t ae_bytes_sent;       /* tree, digest and record bytes sent */
     uint64_t tombstones_purged;
+    uint64_t hints_delivered;     /* held writes their replica acknowledged */
+    uint64_t hint_bytes_sent;     /* bytes of Sync.Push calls carrying hints */
     bool leaving;                 /* sync_leave was called */
 } sync_stats;
 void sync_get_stats(sync_service *s, sync_stats *out);

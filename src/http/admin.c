@@ -137,6 +137,12 @@ void handle_metrics(request *rq)
     http_metrics_render(s->metrics, &b);
     kv_stats ks;
     kv_get_stats(s->k, &ks);
+    /* kv stores hints and the replica takes them; the sync service
+     * delivers them (none without one), so the three events of one family
+     * come from two places. */
+    sync_stats sy = {0};
+    if (s->sync != NULL)
+        sync_get_stats(s->sync, &sy);
     store_stats ss = {0};
     if (b.err == RK_OK)
         b.err = kv_get_storage_stats(s->k, &ss);
@@ -146,12 +152,10 @@ void handle_metrics(request *rq)
         rpc_server_get_stats(s->rpc, &rs);
     if (s->rpc_client != NULL)
         rpc_client_get_stats(s->rpc_client, &rc);
-    http_counters_write_node(&b, &ks, &ss, s->rpc ? &rs : NULL, s->rpc_client ? &rc : NULL);
-    if (s->sync != NULL) {
-        sync_stats st;
-        sync_get_stats(s->sync, &st);
-        http_sync_render_metrics(&st, &b);
-    }
+    http_counters_write_node(&b, &ks, &ss, sy.hints_delivered, s->rpc ? &rs : NULL,
+                             s->rpc_client ? &rc : NULL);
+    if (s->sync != NULL)
+        http_sync_render_metrics(&sy, &b);
     if (b.err == RK_OK)
         reply_send(rq, 200, "text/plain; version=0.0.4", NULL, b.buf.data, b.buf.len);
     else

@@ -17,6 +17,8 @@ void http_counters_write(reply_buf *out, const http_counter *table, size_t n, co
 {
     for (size_t i = 0; i < n; i++) {
         const http_counter *c = &table[i];
+        if (c->name == NULL)
+            continue; /* a JSON-only row: its metric is printed elsewhere */
         if (c->help != NULL)
             reply_addf(out, "# HELP %s %s\n# TYPE %s %s\n", c->name, c->help, c->name, c->type);
         reply_addf(out, "%s%s%s%s %llu\n", c->name, c->labels ? "{" : "",
@@ -37,6 +39,7 @@ void http_counters_write(reply_buf *out, const http_counter *table, size_t n, co
 typedef struct data_stats {
     kv_stats kv;
     store_stats store;
+    uint64_t hints_delivered; /* the sync service's: it hands hints over */
 } data_stats;
 
 static const http_counter data_counters[] = {
@@ -64,7 +67,7 @@ static const http_counter data_counters[] = {
            "Stale or missing replicas sent the merged object by a read."),
     FAMILY("counter", data_stats, kv.hints_stored, "ringkv_hints_total", "event=\"stored\"",
            "Writes held for replicas that missed them, by what became of them."),
-    SERIES(data_stats, kv.hints_delivered, "ringkv_hints_total", "event=\"delivered\""),
+    SERIES(data_stats, hints_delivered, "ringkv_hints_total", "event=\"delivered\""),
     SERIES(data_stats, kv.hints_received, "ringkv_hints_total", "event=\"received\""),
     FAMILY("gauge", data_stats, store.hints_estimate, "ringkv_hints_held", NULL,
            "Hints this node holds (RocksDB estimate)."),
@@ -111,9 +114,10 @@ static const http_counter rpc_client_counters[] = {
 #define COUNT(table) (sizeof table / sizeof table[0])
 
 void http_counters_write_node(reply_buf *out, const kv_stats *kv, const store_stats *st,
-                              const rpc_server_stats *rpc, const rpc_client_stats *client)
+                              uint64_t hints_delivered, const rpc_server_stats *rpc,
+                              const rpc_client_stats *client)
 {
-    data_stats data = {.kv = *kv, .store = *st};
+    data_stats data = {.kv = *kv, .store = *st, .hints_delivered = hints_delivered};
     http_counters_write(out, data_counters, COUNT(data_counters), &data);
     if (rpc != NULL)
         http_counters_write(out, rpc_server_counters, COUNT(rpc_server_counters), rpc);

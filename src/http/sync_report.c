@@ -34,6 +34,11 @@ static const http_counter counters[] = {
             "Tree, digest and record bytes sent by anti-entropy."),
     COUNTER(tombstones_purged, "ringkv_tombstones_purged_total", "counter",
             "Tombstones purged after the grace period, once every holder had them."),
+    /* /metrics says it as ringkv_hints_total{event="delivered"}, beside the
+     * hints stored and received, which are kv's and the replica's. */
+    COUNTER(hints_delivered, NULL, "counter", NULL),
+    COUNTER(hint_bytes_sent, "ringkv_hint_bytes_sent_total", "counter",
+            "Bytes of held writes (hints) sent to the replicas they were meant for."),
 };
 
 #undef COUNTER

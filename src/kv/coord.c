@@ -524,7 +524,7 @@ static void put_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
 
 /* Replicas that no target acked for (down, silent, or no fallback to stand
  * in) get the object as a hint held here, handed off when they are seen
- * alive again (handoff.c). The coordinator keeps these hints itself, so a
+ * alive again (the sync service: src/sync/hints.c). The coordinator keeps these hints itself, so a
  * write missed by a replica reaches it even in a cluster with no spare node
  * to act as a fallback (3 nodes, N = 3). */
 static void store_hints(coord_req *req)

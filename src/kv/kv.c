@@ -17,7 +17,6 @@ void kv_config_default(kv_config *cfg)
         .max_value_bytes = 1u << 20,
         .timeout_ms = 1000,
         .handoff = true,
-        .handoff_interval_ms = 1000,
         .speculative_ms = 0,
         .read_repair_percent = 10,
     };
@@ -47,27 +46,13 @@ rk_err kv_open(replica *rp, cluster_node *cn, rpc_client *client, const kv_confi
     k->cfg = *cfg;
     if (k->cfg.timeout_ms == 0)
         k->cfg.timeout_ms = 1000;
-    if (k->cfg.handoff_interval_ms == 0)
-        k->cfg.handoff_interval_ms = 1000;
     latency_window_init(&k->read_latency);
-    pthread_mutex_init(&k->handoff_mu, NULL);
-    rk_cond_init_monotonic(&k->handoff_cv); /* waits until rk_monotonic_ms deadlines */
-    rk_err err = handoff_start(k);
-    if (err != RK_OK) {
-        kv_close(k);
-        return err;
-    }
     *out = k;
     return RK_OK;
 }
 
 void kv_close(kv *k)
 {
-    if (k == NULL)
-        return;
-    handoff_stop(k);
-    pthread_mutex_destroy(&k->handoff_mu);
-    pthread_cond_destroy(&k->handoff_cv);
     free(k);
 }
 
@@ -152,7 +137,6 @@ void kv_get_stats(const kv *k, kv_stats *out)
         .quorum_failures = atomic_load(&k->quorum_failures),
         .read_repairs = atomic_load(&k->read_repairs),
         .hints_stored = atomic_load(&k->hints_stored),
-        .hints_delivered = atomic_load(&k->hints_delivered),
         .hints_received = rs.hints_received,
         .forwarded_writes = atomic_load(&k->forwarded_writes),
         .speculative_reads = atomic_load(&k->speculative_reads),

@@ -17,18 +17,11 @@ struct kv {
     rpc_client *client;
     /* recent replica read latencies, for the speculative delay */
     latency_window read_latency;
-    /* The handoff thread (handoff.c). */
-    pthread_t handoff_thread;
-    bool handoff_running;
-    pthread_mutex_t handoff_mu;
-    pthread_cond_t handoff_cv;
-    bool stopping;
 
     _Atomic uint64_t reads;
     _Atomic uint64_t quorum_failures;
     _Atomic uint64_t read_repairs;
     _Atomic uint64_t hints_stored;
-    _Atomic uint64_t hints_delivered;
     _Atomic uint64_t forwarded_writes;
     _Atomic uint64_t speculative_reads;
     _Atomic uint64_t full_reads;
@@ -38,10 +31,5 @@ struct kv {
 
 rk_err coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_result *res);
 rk_err coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result *res);
-
-/* ---- hinted handoff (handoff.c) ------------------------------------------- */
-
-rk_err handoff_start(kv *k);
-void handoff_stop(kv *k);
 
 #endif

@@ -1,7 +1,8 @@
 /* service.c - what a replica does when another node's coordinator calls
  * it: the Kv service (read its copy, merge an object, apply a client
- * write) and the Handoff service (take a write held for it while it was
- * away).
+ * write). Hints held for this node arrive through the sync service
+ * (Sync.Push with hints_for, src/sync/rpc.c), which merges them with
+ * replica_take_hint.
  *
  * Handlers run on the RPC server's threads and answer before returning,
  * after at most one RocksDB call. */
@@ -112,30 +113,12 @@ static void handle_apply(rpc_request *rq, const ProtobufCMessage *input, void *a
     rk_buf_free(&encoded);
 }
 
-/* A fallback or a coordinator hands over a write this node missed. With
- * --handoff off the node refuses, and the sender keeps the hint. */
-static void handle_hint(rpc_request *rq, const ProtobufCMessage *input, void *arg)
-{
-    replica *rp = arg;
-    const Ringkv__HintRequest *in = (const Ringkv__HintRequest *)input;
-    rk_err err = RK_EUNSUPPORTED;
-    if (rp->cfg.accept_hints)
-        err = in->intended == rp->node_id
-                  ? merge_incoming(rp, in->table, &in->key, &in->object, 0)
-                  : RK_EINVAL;
-    if (err == RK_OK)
-        atomic_fetch_add_explicit(&rp->hints_received, 1, memory_order_relaxed);
-    Ringkv__HintReply out = RINGKV__HINT_REPLY__INIT;
-    rpc_respond(rq, err, &out.base);
-}
-
 size_t replica_rpc_handlers(replica *rp, rpc_handler *out, size_t cap)
 {
     const rpc_handler handlers[] = {
         {&ringkv__kv__descriptor, "Get", 0, handle_get, rp},
         {&ringkv__kv__descriptor, "Put", 0, handle_put, rp},
         {&ringkv__kv__descriptor, "Apply", 0, handle_apply, rp},
-        {&ringkv__handoff__descriptor, "Hint", 0, handle_hint, rp},
     };
     size_t n = sizeof handlers / sizeof handlers[0];
     for (size_t i = 0; i < n && i < cap; i++)

@@ -1,5 +1,5 @@
 /* calls.c - what the sync parts send to peers: every call goes through
- * one token bucket, so handoff and anti-entropy together stay under
+ * one token bucket, so handoff, anti-entropy and hints together stay under
  * rate_bytes_per_sec, and is counted for /metrics. */
 #include <stdlib.h>
 #include <string.h>
@@ -82,10 +82,11 @@ rk_err sync_call_digests(sync_service *s, const sync_rings *r, uint64_t peer,
     return err;
 }
 
-/* Sends records[first..last) of idx as one Push. */
+/* Sends records idx[0..count) of rs (idx NULL: the first count) as one
+ * Push; hints_for 0 for replicas, else the peer the records are hints for. */
 static rk_err push_batch(sync_service *s, const sync_rings *r, uint64_t peer,
                          const sync_records *rs, const size_t *idx, size_t count,
-                         _Atomic uint64_t *sent, uint64_t *changed)
+                         uint64_t hints_for, _Atomic uint64_t *sent, uint64_t *changed)
 {
     Ringkv__SyncRecord *recs = calloc(count, sizeof *recs);
     Ringkv__SyncRecord **ptrs = calloc(count, sizeof *ptrs);
@@ -95,11 +96,12 @@ static rk_err push_batch(sync_service *s, const sync_rings *r, uint64_t peer,
         return RK_ENOMEM;
     }
     for (size_t i = 0; i < count; i++) {
-        const sync_record *it = &rs->items[idx[i]];
+        size_t at = idx != NULL ? idx[i] : i;
+        const sync_record *it = &rs->items[at];
         ringkv__sync_record__init(&recs[i]);
-        recs[i].dbkey.data = (uint8_t *)sync_record_key(rs, idx[i]);
+        recs[i].dbkey.data = (uint8_t *)sync_record_key(rs, at);
         recs[i].dbkey.len = it->key_len;
-        recs[i].object.data = (uint8_t *)sync_record_value(rs, idx[i]);
+        recs[i].object.data = (uint8_t *)sync_record_value(rs, at);
         recs[i].object.len = it->val_len;
         ptrs[i] = &recs[i];
     }
@@ -109,6 +111,7 @@ static rk_err push_batch(sync_service *s, const sync_rings *r, uint64_t peer,
     req.rings = &rings;
     req.n_records = count;
     req.records = ptrs;
+    req.hints_for = hints_for;
     ProtobufCMessage *reply = NULL;
     rk_err err = sync_call(s, r, peer, "Push", &req.base, &reply, sent);
     if (err == RK_OK && changed != NULL)
@@ -130,10 +133,15 @@ rk_err sync_push(sync_service *s, const sync_rings *r, uint64_t peer, const sync
             bytes += rs->items[idx[last]].key_len + rs->items[idx[last]].val_len;
             last++;
         }
-        rk_err err = push_batch(s, r, peer, rs, idx + first, last - first, sent, changed);
+        rk_err err = push_batch(s, r, peer, rs, idx + first, last - first, 0, sent, changed);
         if (err != RK_OK)
             return err;
         first = last;
     }
     return RK_OK;
+}
+
+rk_err sync_push_hints(sync_service *s, const sync_rings *r, uint64_t peer, const sync_records *rs)
+{
+    return push_batch(s, r, peer, rs, NULL, rs->count, peer, &s->hint_bytes_sent, NULL);
 }

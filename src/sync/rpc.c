@@ -196,8 +196,31 @@ static void answer_pull(sync_service *s, rpc_request *rq, const Ringkv__SyncPull
 
 /* ---- Push -------------------------------------------------------------------------- */
 
-static void answer_push(sync_service *s, const sync_rings *r, rpc_request *rq,
-                        const Ringkv__SyncPushRequest *in)
+/* Hints held for this node (hints_for): merged whatever the rings say -
+ * the coordinator chose this node as a replica of each key when it wrote
+ * it, and a ring that changed since leaves the record to range handoff
+ * like any other - unless this node takes no hints (--handoff off), and
+ * then none of them, so the sender keeps them all. */
+static rk_err take_hints(sync_service *s, const Ringkv__SyncPushRequest *in, uint32_t *changed)
+{
+    if (in->hints_for != s->self)
+        return RK_EINVAL; /* meant for a node that had this address before */
+    if (!replica_get_config(s->rp)->accept_hints)
+        return RK_EUNSUPPORTED;
+    rk_err err = RK_OK;
+    for (size_t i = 0; err == RK_OK && i < in->n_records; i++) {
+        const Ringkv__SyncRecord *rec = in->records[i];
+        bool c = false;
+        err = replica_take_hint(s->rp, (const char *)rec->dbkey.data, rec->dbkey.len,
+                                rec->object.data, rec->object.len, &c);
+        *changed += c;
+    }
+    return err;
+}
+
+/* Records of ranges this node holds (range handoff, anti-entropy). */
+static rk_err take_records(sync_service *s, const sync_rings *r, const Ringkv__SyncPushRequest *in,
+                           uint32_t *changed)
 {
     rk_err err = RK_OK;
     /* A record of a range this node does not hold under its view would be
@@ -212,14 +235,22 @@ static void answer_push(sync_service *s, const sync_rings *r, rpc_request *rq,
         if (!sync_holds(r, sync_range_of(r, sync_key_position(key->data)), s->self))
             err = RK_EBUSY;
     }
-    uint32_t changed = 0;
     for (size_t i = 0; err == RK_OK && i < in->n_records; i++) {
         const Ringkv__SyncRecord *rec = in->records[i];
         bool c = false;
         err = replica_merge_encoded(s->rp, (const char *)rec->dbkey.data, rec->dbkey.len, 0,
                                     rec->object.data, rec->object.len, &c);
-        changed += c;
+        *changed += c;
     }
+    return err;
+}
+
+static void answer_push(sync_service *s, const sync_rings *r, rpc_request *rq,
+                        const Ringkv__SyncPushRequest *in)
+{
+    uint32_t changed = 0;
+    rk_err err =
+        in->hints_for != 0 ? take_hints(s, in, &changed) : take_records(s, r, in, &changed);
     atomic_fetch_add_explicit(&s->keys_received, changed, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->bytes_received, protobuf_c_message_get_packed_size(&in->base),
                               memory_order_relaxed);

@@ -1,7 +1,8 @@
-/* service.c - the sync service's life and its thread: handoff passes,
- * status moves (JOINING -> MEMBER, LEAVING -> REMOVED), anti-entropy
- * rounds and tombstone purges, in that order, every interval_ms or when
- * woken. */
+/* service.c - the sync service's life and its thread: rounds of handoff
+ * passes, status moves (JOINING -> MEMBER, LEAVING -> REMOVED),
+ * anti-entropy exchanges and tombstone purges, in that order, every
+ * interval_ms or when woken; and between them a hint delivery pass every
+ * hint_interval_ms. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ void sync_config_default(sync_config *cfg)
         .anti_entropy_interval_ms = SYNC_DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
         .rate_bytes_per_sec = SYNC_DEFAULT_RATE_BYTES,
         .tombstone_grace_ms = SYNC_DEFAULT_TOMBSTONE_GRACE_MS,
+        .deliver_hints = true,
+        .hint_interval_ms = SYNC_DEFAULT_HINT_INTERVAL_MS,
     };
 }
 
@@ -47,6 +50,7 @@ typedef struct loop_state {
     peer_state peers[PEERS_MAX];
     size_t peer_count;
     uint64_t next_periodic_ms, next_purge_ms;
+    uint64_t next_round_ms, next_hints_ms;
     uint64_t ring_seen; /* sync_rings_id of the last round */
     bool first;
 } loop_state;
@@ -225,15 +229,33 @@ static uint64_t rings_now(sync_service *s, bool *changing)
     return id;
 }
 
-/* Sleeps until the next round: interval_ms, or sooner when woken, when the
- * rings change (a join or leave should not wait a whole interval to start)
- * or, while one is in progress, every WATCH_MS (a joiner polls the others
- * until they are done). */
-static void wait_for_work(sync_service *s)
+/* One hint delivery pass, when one is due. */
+static void maybe_deliver_hints(sync_service *s, loop_state *ls)
+{
+    if (!s->cfg.deliver_hints || rk_monotonic_ms() < ls->next_hints_ms)
+        return;
+    sync_rings r;
+    if (sync_rings_take(s, &r) == RK_OK) {
+        rk_err err = sync_hint_pass(s, &r);
+        if (err != RK_OK && err != RK_ECLOSED)
+            RK_WARN("handoff", "hint delivery: %s", rk_strerror(err));
+        sync_rings_release(&r);
+    }
+    ls->next_hints_ms = rk_monotonic_ms() + s->cfg.hint_interval_ms;
+}
+
+/* Sleeps until the next round is due (next_round_ms), or sooner when
+ * woken, when the rings change (a join or leave should not wait a whole
+ * interval to start), or until the next hint pass is due. Returns whether
+ * a round is due; false means only the hint pass is. */
+static bool wait_for_work(sync_service *s, const loop_state *ls)
 {
     bool changing = false;
     uint64_t rings = rings_now(s, &changing);
-    uint64_t until = rk_monotonic_ms() + (changing ? WATCH_MS : s->cfg.interval_ms);
+    uint64_t until = ls->next_round_ms;
+    if (s->cfg.deliver_hints && ls->next_hints_ms < until)
+        until = ls->next_hints_ms;
+    bool round = false;
     pthread_mutex_lock(&s->mu);
     while (!s->stopping && !s->repair_requested && rk_monotonic_ms() < until) {
         uint64_t slice = rk_monotonic_ms() + WATCH_MS;
@@ -242,10 +264,14 @@ static void wait_for_work(sync_service *s)
         bool now_changing = false;
         bool changed = rings_now(s, &now_changing) != rings;
         pthread_mutex_lock(&s->mu);
-        if (changed)
+        if (changed) {
+            round = true;
             break;
+        }
     }
+    round = round || s->stopping || s->repair_requested;
     pthread_mutex_unlock(&s->mu);
+    return round || rk_monotonic_ms() >= ls->next_round_ms;
 }
 
 static void *sync_main(void *arg)
@@ -253,14 +279,28 @@ static void *sync_main(void *arg)
     sync_service *s = arg;
     loop_state *ls = calloc(1, sizeof *ls);
     if (ls == NULL) {
-        RK_ERROR(MOD, "out of memory: no handoff or anti-entropy on this node");
+        RK_ERROR(MOD, "out of memory: no handoff, anti-entropy or hints on this node");
         return NULL;
     }
     ls->first = true;
-    ls->next_periodic_ms = rk_monotonic_ms() + s->cfg.anti_entropy_interval_ms;
-    ls->next_purge_ms = rk_monotonic_ms();
-    while (!sync_stopping(s) && round_once(s, ls))
-        wait_for_work(s);
+    uint64_t now = rk_monotonic_ms();
+    ls->next_periodic_ms = now + s->cfg.anti_entropy_interval_ms;
+    ls->next_purge_ms = now;
+    ls->next_hints_ms = now + s->cfg.hint_interval_ms;
+    bool round_due = true;
+    while (!sync_stopping(s)) {
+        if (round_due) {
+            if (!round_once(s, ls))
+                break;
+            /* While a member joins or leaves, a round every WATCH_MS: a
+             * joiner polls the others until they are done. */
+            bool changing = false;
+            rings_now(s, &changing);
+            ls->next_round_ms = rk_monotonic_ms() + (changing ? WATCH_MS : s->cfg.interval_ms);
+        }
+        maybe_deliver_hints(s, ls);
+        round_due = wait_for_work(s, ls);
+    }
     free(ls);
     return NULL;
 }
@@ -293,7 +333,7 @@ rk_err sync_open(replica *rp, store *st, cluster_node *cn, rpc_client *client, c
                  sync_service **out)
 {
     if (rp == NULL || st == NULL || cn == NULL || client == NULL || cfg == NULL || out == NULL ||
-        cfg->interval_ms == 0)
+        cfg->interval_ms == 0 || (cfg->deliver_hints && cfg->hint_interval_ms == 0))
         return RK_EINVAL;
     sync_service *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -435,6 +475,8 @@ void sync_get_stats(sync_service *s, sync_stats *out)
         .ae_keys_repaired = atomic_load(&s->ae_keys_repaired),
         .ae_bytes_sent = atomic_load(&s->ae_bytes_sent),
         .tombstones_purged = atomic_load(&s->tombstones_purged),
+        .hints_delivered = atomic_load(&s->hints_delivered),
+        .hint_bytes_sent = atomic_load(&s->hint_bytes_sent),
     };
     pthread_mutex_lock(&s->mu);
     out->leaving = s->leaving;

@@ -1,6 +1,7 @@
 /* sync_internal.h - what the sync service's files share (private to
  * src/sync): the service struct, ownership under the two rings, the rate
- * limiter, record batches and the RPC calls. */
+ * limiter, record batches, the RPC calls and the parts (handoff,
+ * anti-entropy, purge, hints). */
 #ifndef RINGKV_SYNC_INTERNAL_H
 #define RINGKV_SYNC_INTERNAL_H
 
@@ -101,6 +102,7 @@ struct sync_service {
     _Atomic uint64_t keys_received, bytes_received;
     _Atomic uint64_t ae_exchanges, ae_keys_compared, ae_keys_repaired, ae_bytes_sent;
     _Atomic uint64_t tombstones_purged;
+    _Atomic uint64_t hints_delivered, hint_bytes_sent;
 };
 
 /* ---- rings and ownership (own.c) ------------------------------------------ */
@@ -195,6 +197,10 @@ rk_err sync_call_digests(sync_service *s, const sync_rings *r, uint64_t peer,
  * NULL) gets how many changed the peer's copy. */
 rk_err sync_push(sync_service *s, const sync_rings *r, uint64_t peer, const sync_records *rs,
                  const size_t *idx, size_t n, _Atomic uint64_t *sent, uint64_t *changed);
+/* Pushes every record of rs to peer in one call as hints held for it
+ * (hints_for). The caller keeps the batch within SYNC_BATCH_RECORDS and
+ * SYNC_BATCH_BYTES. */
+rk_err sync_push_hints(sync_service *s, const sync_rings *r, uint64_t peer, const sync_records *rs);
 
 /* ---- the parts ---------------------------------------------------------------- */
 
@@ -207,6 +213,9 @@ rk_err sync_exchange(sync_service *s, const sync_rings *r, uint64_t peer);
 rk_err sync_build_tree(sync_service *s, const sync_rings *r, uint64_t peer, merkle_tree **out);
 /* One tombstone purge pass (purge.c). */
 rk_err sync_purge_pass(sync_service *s, const sync_rings *r);
+/* One hint delivery pass (hints.c): every alive node this node holds
+ * hints for gets them. RK_ECLOSED when stopping. */
+rk_err sync_hint_pass(sync_service *s, const sync_rings *r);
 
 /* The handlers (rpc.c). */
 void sync_answer(sync_service *s, sync_job *job);

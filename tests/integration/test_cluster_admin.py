@@ -27,7 +27,7 @@ from harness import Cluster, Node, show, wait_for  # noqa: E402
 SYNC_FIELDS = [
     "ranges_pending", "handoff_keys_sent", "handoff_bytes_sent", "handoff_keys_dropped",
     "keys_received", "bytes_received", "ae_exchanges", "ae_keys_compared", "ae_keys_repaired",
-    "ae_bytes_sent", "tombstones_purged",
+    "ae_bytes_sent", "tombstones_purged", "hints_delivered", "hint_bytes_sent",
 ]
 
 SYNC_METRICS = {
@@ -42,6 +42,8 @@ SYNC_METRICS = {
     "ringkv_anti_entropy_keys_repaired_total": "counter",
     "ringkv_anti_entropy_bytes_sent_total": "counter",
     "ringkv_tombstones_purged_total": "counter",
+    "ringkv_hint_bytes_sent_total": "counter",
+    # hints_delivered is ringkv_hints_total{event="delivered"}, with kv's hints
 }
 
 

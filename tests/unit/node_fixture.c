@@ -31,7 +31,8 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-void test_node_up(test_node *tn, size_t index, const kv_config *kc, const char *seed_rpc_addr)
+void test_node_up(test_node *tn, size_t index, const kv_config *kc, const sync_config *sc,
+                  const char *seed_rpc_addr)
 {
     if (tn->dir[0] == '\0') {
         strcpy(tn->dir, "/tmp/ringkv-test-node-XXXXXX");
@@ -64,9 +65,14 @@ void test_node_up(test_node *tn, size_t index, const kv_config *kc, const char *
         .config = {.suspect_after_ms = 300, .down_after_ms = 800},
     };
     assert_int_equal(cluster_node_open(&co, &tn->cn), RK_OK);
-    rpc_handler handlers[16];
-    size_t n = cluster_node_handlers(tn->cn, handlers, 16);
-    n += replica_rpc_handlers(tn->rp, handlers + n, 16 - n);
+    tn->sync = NULL;
+    if (sc != NULL)
+        assert_int_equal(sync_open(tn->rp, tn->st, tn->cn, tn->client, sc, &tn->sync), RK_OK);
+    rpc_handler handlers[24];
+    size_t n = cluster_node_handlers(tn->cn, handlers, 24);
+    n += replica_rpc_handlers(tn->rp, handlers + n, 24 - n);
+    if (tn->sync != NULL)
+        n += sync_rpc_handlers(tn->sync, handlers + n, 24 - n);
     assert_int_equal(rpc_server_open(tn->rpc_addr, &ro, handlers, n, &tn->srv), RK_OK);
     assert_int_equal(cluster_node_start(tn->cn), RK_OK);
     cluster_view *v = cluster_node_view(tn->cn);
@@ -74,6 +80,8 @@ void test_node_up(test_node *tn, size_t index, const kv_config *kc, const char *
     cluster_view_unref(v);
     assert_int_equal(cluster_node_set_status(tn->cn, self, CLUSTER_MEMBER), RK_OK);
     assert_int_equal(kv_open(tn->rp, tn->cn, tn->client, kc, &tn->k), RK_OK);
+    if (tn->sync != NULL)
+        assert_int_equal(sync_start(tn->sync), RK_OK);
     tn->up = true;
 }
 
@@ -81,7 +89,10 @@ void test_node_down(test_node *tn)
 {
     if (!tn->up)
         return;
+    sync_stop(tn->sync);
     rpc_server_close(tn->srv);
+    sync_close(tn->sync);
+    tn->sync = NULL;
     kv_close(tn->k);
     cluster_node_close(tn->cn);
     rpc_client_close(tn->client);

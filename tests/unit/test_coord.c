@@ -1,6 +1,8 @@
-/* test_coord.c - the coordinator (src/kv/coord.c, replica.c, handoff.c)
- * with real nodes in one process: a RocksDB store, a kv service, the
- * membership and sealed RPC on 127.0.0.1 per node, short timings. This is
+/* test_coord.c - the coordinator (src/kv/coord.c) and the hints it keeps,
+ * delivered by the sync service (src/sync/hints.c), with real nodes in one
+ * process: a RocksDB store, a kv service, the membership, sealed RPC on
+ * 127.0.0.1 and (where a test needs it) the sync service per node, short
+ * timings. This is
  * where the coordinator's threads, callbacks and reference counts run under
  * ASan and UBSan (the integration tests run the normal build). Every wait
  * polls with a generous deadline; no timing is asserted. */
@@ -23,6 +25,7 @@
 #include "ringkv/kv.h"
 #include "node_fixture.h"
 #include "support.h"
+#include "sync/sync_internal.h" /* sync_hint_pass, sync_push_hints */
 
 #define MAX_NODES 4
 #define WAIT_MS 15000u
@@ -43,6 +46,11 @@ typedef struct fixture {
     tnode nodes[MAX_NODES];
     size_t count;
     bool handoff;
+    /* Each node runs its sync service: hints are delivered (and a node
+     * that comes back starts anti-entropy, so tests of read repair alone
+     * run without it). */
+    bool sync;
+    bool refuses_hints[MAX_NODES]; /* started with handoff off, whatever handoff says */
 } fixture;
 
 /* Starts (or restarts from its dir) node i; seed is the node to join
@@ -52,9 +60,14 @@ static void node_up(fixture *f, size_t i, int seed)
     kv_config kc;
     kv_config_default(&kc);
     kc.timeout_ms = 500;
-    kc.handoff = f->handoff;
-    kc.handoff_interval_ms = 50;
-    test_node_up(&f->nodes[i], i, &kc, seed >= 0 ? f->nodes[seed].rpc_addr : NULL);
+    kc.handoff = f->handoff && !f->refuses_hints[i];
+    sync_config sc;
+    sync_config_default(&sc);
+    sc.anti_entropy_interval_ms = 0; /* only when a peer returns */
+    sc.deliver_hints = kc.handoff;   /* as ringkvd's --handoff */
+    sc.hint_interval_ms = 50;
+    test_node_up(&f->nodes[i], i, &kc, f->sync ? &sc : NULL,
+                 seed >= 0 ? f->nodes[seed].rpc_addr : NULL);
 }
 
 static void node_down(fixture *f, size_t i)
@@ -81,16 +94,23 @@ static bool converged(void *arg)
     return true;
 }
 
-static fixture *cluster_up(size_t count, bool handoff)
+static fixture *cluster_up_with(size_t count, bool handoff, bool sync)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
     f->count = count;
     f->handoff = handoff;
+    f->sync = sync;
     for (size_t i = 0; i < count; i++)
         node_up(f, i, i == 0 ? -1 : 0);
     assert_true(wait_for(converged, f, WAIT_MS));
     return f;
+}
+
+/* No sync service: hints are stored, never delivered. */
+static fixture *cluster_up(size_t count, bool handoff)
+{
+    return cluster_up_with(count, handoff, false);
 }
 
 static void cluster_down(fixture *f)
@@ -139,6 +159,15 @@ static bool holds_locally(void *arg)
     const local_want *w = arg;
     const char *v = read_value(&w->f->nodes[w->node], w->key, true, 0);
     return v != NULL && strcmp(v, w->value) == 0;
+}
+
+/* Node 0 has kept at least 1 hint. */
+static bool one_hint_kept(void *arg)
+{
+    fixture *f = arg;
+    kv_stats ks;
+    kv_get_stats(f->nodes[0].k, &ks);
+    return ks.hints_stored >= 1;
 }
 
 /* Node 0 has kept at least 2 hints. */
@@ -237,13 +266,26 @@ static void test_non_replica_fails_over_to_the_next_replica(void **state)
     cluster_down(f);
 }
 
+/* Node 2 took at least 3 hints and nodes 0 and 1 delivered at least 3. */
+static bool three_hints_delivered(void *arg)
+{
+    fixture *f = arg;
+    kv_stats ks;
+    kv_get_stats(f->nodes[2].k, &ks);
+    sync_stats a, b;
+    sync_get_stats(f->nodes[0].sync, &a);
+    sync_get_stats(f->nodes[1].sync, &b);
+    return ks.hints_received >= 3 && a.hints_delivered + b.hints_delivered >= 3;
+}
+
 /* One replica down: W=2 writes succeed and leave a hint on the
  * coordinator, a strict W=3 fails with 2 acks, and the restarted replica
- * gets the writes by handoff alone. */
+ * gets the writes by handoff alone: the coordinators' sync services hand
+ * them over, without any read. */
 static void test_down_replica_gets_its_hints(void **state)
 {
     (void)state;
-    fixture *f = cluster_up(3, true);
+    fixture *f = cluster_up_with(3, true, true);
     node_down(f, 2);
     assert_true(wait_for(converged, f, WAIT_MS));
     kv_result res;
@@ -264,6 +306,85 @@ static void test_down_replica_gets_its_hints(void **state)
     local_want wants[] = {{f, 2, "h1", "1"}, {f, 2, "h2", "2"}, {f, 2, "h3", "3"}};
     for (size_t i = 0; i < 3; i++)
         assert_true(wait_for(holds_locally, &wants[i], WAIT_MS));
+    /* by hints, not only by the anti-entropy its return starts */
+    assert_true(wait_for(three_hints_delivered, f, WAIT_MS));
+    cluster_down(f);
+}
+
+static bool collect_hint_cb(void *arg, const char *dbkey, size_t dbkey_len, const char *val,
+                            size_t val_len)
+{
+    return sync_records_add(arg, dbkey, dbkey_len, val, val_len) == RK_OK;
+}
+
+typedef struct hint_gone {
+    fixture *f;
+    const replica_key *key;
+} hint_gone;
+
+/* Node 0 no longer holds the hint for node 2, and node 2 took it. */
+static bool hint_handed_over(void *arg)
+{
+    const hint_gone *g = arg;
+    rk_buf held = {0};
+    rk_err err =
+        replica_read(g->f->nodes[0].rp, g->key->dbkey, g->key->dbkey_len, g->f->nodes[2].id, &held);
+    rk_buf_free(&held);
+    kv_stats ks;
+    kv_get_stats(g->f->nodes[2].k, &ks);
+    return err == RK_ENOTFOUND && ks.hints_received >= 1;
+}
+
+/* A node started with handoff off (--handoff off) refuses hints pushed to
+ * it, and the node that holds them keeps them; once it takes hints again,
+ * it gets them. */
+static void test_handoff_off_refuses_hints_and_the_sender_keeps_them(void **state)
+{
+    (void)state;
+    fixture *f = cluster_up_with(3, true, true);
+    node_down(f, 2);
+    assert_true(wait_for(converged, f, WAIT_MS));
+    kv_result res;
+    assert_int_equal(put(&f->nodes[0], "k", "1", 2, false, &res), RK_OK);
+    kv_result_free(&res);
+    assert_true(wait_for(one_hint_kept, f, WAIT_MS));
+
+    f->refuses_hints[2] = true;
+    node_up(f, 2, -1);
+    assert_true(wait_for(converged, f, WAIT_MS));
+    tnode *sender = &f->nodes[0], *refuser = &f->nodes[2];
+    replica_key key;
+    assert_int_equal(replica_key_init(&key, "t", 1, "k", 1), RK_OK);
+
+    /* The push itself is refused, as unsupported... */
+    sync_records held = {0};
+    assert_int_equal(replica_hint_scan(sender->rp, refuser->id, NULL, 0, collect_hint_cb, &held),
+                     RK_OK);
+    assert_int_equal(held.count, 1);
+    sync_rings r;
+    assert_int_equal(sync_rings_take(sender->sync, &r), RK_OK);
+    assert_int_equal(sync_push_hints(sender->sync, &r, refuser->id, &held), RK_EUNSUPPORTED);
+    /* ...and a whole pass (the one the sync thread runs) keeps the hint. */
+    assert_int_equal(sync_hint_pass(sender->sync, &r), RK_OK);
+    sync_rings_release(&r);
+    sync_records_free(&held);
+    rk_buf still = {0};
+    assert_int_equal(replica_read(sender->rp, key.dbkey, key.dbkey_len, refuser->id, &still),
+                     RK_OK);
+    rk_buf_free(&still);
+    kv_stats ks;
+    kv_get_stats(refuser->k, &ks);
+    assert_int_equal(ks.hints_received, 0);
+    sync_stats ss;
+    sync_get_stats(sender->sync, &ss);
+    assert_int_equal(ss.hints_delivered, 0);
+
+    /* Back with hints on: the kept hint is handed over and deleted. */
+    node_down(f, 2);
+    f->refuses_hints[2] = false;
+    node_up(f, 2, -1);
+    hint_gone g = {f, &key};
+    assert_true(wait_for(hint_handed_over, &g, WAIT_MS));
     cluster_down(f);
 }
 
@@ -365,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_write_from_a_non_replica_is_applied_by_a_replica),
         cmocka_unit_test(test_non_replica_fails_over_to_the_next_replica),
         cmocka_unit_test(test_down_replica_gets_its_hints),
+        cmocka_unit_test(test_handoff_off_refuses_hints_and_the_sender_keeps_them),
         cmocka_unit_test(test_read_repair_fixes_a_stale_replica),
         cmocka_unit_test(test_same_context_through_two_nodes_makes_siblings),
         cmocka_unit_test(test_delete_through_a_stale_replica),

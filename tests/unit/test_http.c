@@ -769,9 +769,10 @@ static void test_metrics_bucket_bounds_are_exact(void **state)
 
 /* The counters of struct sync_stats, in its order, as /cluster names them. */
 static const char *const sync_fields[] = {
-    "ranges_pending", "handoff_keys_sent", "handoff_bytes_sent", "handoff_keys_dropped",
-    "keys_received",  "bytes_received",    "ae_exchanges",       "ae_keys_compared",
-    "ae_keys_repaired", "ae_bytes_sent",   "tombstones_purged",
+    "ranges_pending",   "handoff_keys_sent", "handoff_bytes_sent", "handoff_keys_dropped",
+    "keys_received",    "bytes_received",    "ae_exchanges",       "ae_keys_compared",
+    "ae_keys_repaired", "ae_bytes_sent",     "tombstones_purged",  "hints_delivered",
+    "hint_bytes_sent",
 };
 #define N_SYNC_FIELDS (sizeof sync_fields / sizeof sync_fields[0])
 
@@ -792,8 +793,7 @@ static void test_sync_stats_layout(void **state)
     /* If this fails, struct sync_stats changed: sync_report.c's table (and
      * sync_fields above, and docs/api.md) must follow. */
     assert_int_equal(offsetof(sync_stats, leaving), N_SYNC_FIELDS * sizeof(uint64_t));
-    assert_int_equal(offsetof(sync_stats, tombstones_purged),
-                     (N_SYNC_FIELDS - 1) * sizeof(uint64_t));
+    assert_int_equal(offsetof(sync_stats, hint_bytes_sent), (N_SYNC_FIELDS - 1) * sizeof(uint64_t));
 }
 
 static void test_sync_json(void **state)
@@ -848,6 +848,8 @@ static void test_sync_metrics(void **state)
         {"ringkv_anti_entropy_keys_repaired_total", "counter", 8},
         {"ringkv_anti_entropy_bytes_sent_total", "counter", 9},
         {"ringkv_tombstones_purged_total", "counter", 10},
+        /* 11, hints_delivered, is ringkv_hints_total{event="delivered"} */
+        {"ringkv_hint_bytes_sent_total", "counter", 12},
     };
     sync_stats st = numbered_stats();
     const uint64_t *field = &st.ranges_pending;
@@ -1251,7 +1253,7 @@ static void test_counters_node(void **state)
     kv_stats kv = {.reads = 1, .writes = 2, .deletes = 3, .siblings_dropped = 4,
                    .max_clock_entries = 5, .max_siblings_seen = 6, .precondition_failures = 7,
                    .quorum_failures = 8, .read_repairs = 9, .hints_stored = 10,
-                   .hints_delivered = 11, .hints_received = 12, .forwarded_writes = 13,
+                   .hints_received = 12, .forwarded_writes = 13,
                    .speculative_reads = 14, .full_reads = 15};
     store_stats ss = {.keys_estimate = 21, .sst_bytes = 22, .memtable_bytes = 23,
                       .live_data_bytes = 24, .hints_estimate = 25};
@@ -1261,7 +1263,7 @@ static void test_counters_node(void **state)
     rpc_client_stats rc = {.calls = 41, .ok = 42, .errors = 43, .timeouts = 44, .failures = 45,
                            .bad_replies = 46};
     reply_buf out = {0};
-    http_counters_write_node(&out, &kv, &ss, &rs, &rc);
+    http_counters_write_node(&out, &kv, &ss, 11, &rs, &rc);
     assert_int_equal(out.err, RK_OK);
     assert_string_equal(out.buf.data,
         "# HELP ringkv_kv_operations_total Record operations applied by this node.\n"
@@ -1334,7 +1336,7 @@ static void test_counters_node(void **state)
 
     /* A node without RPC (NULL stats) lists only the kv and store lines. */
     rk_buf_reset(&out.buf);
-    http_counters_write_node(&out, &kv, &ss, NULL, NULL);
+    http_counters_write_node(&out, &kv, &ss, 11, NULL, NULL);
     assert_null(strstr(out.buf.data, "ringkv_rpc_"));
     assert_non_null(strstr(out.buf.data, "ringkv_forwarded_writes_total 13\n"));
     reply_buf_free(&out);
@@ -1363,7 +1365,7 @@ static int gateway_setup(void **state)
     http_node_info node = {.name = "gw", .id = 0x77, .http_addr = "127.0.0.1:0",
                            .rpc_addr = "", .cluster_id = "", .partitions = 64};
     struct mg_server_port ports[2];
-    test_node_up(&g->node, 0, &cfg, NULL);
+    test_node_up(&g->node, 0, &cfg, NULL, NULL);
     if (http_start(&ho, &node, g->node.k, &g->srv) != RK_OK ||
         mg_get_server_ports(g->srv->ctx, 2, ports) < 1 || ports[0].port <= 0) {
         http_stop(g->srv);

@@ -30,7 +30,7 @@ static int open_fixture(void **state, const kv_config *cfg)
     fixture *f = calloc(1, sizeof *f);
     if (f == NULL)
         return -1;
-    test_node_up(&f->node, 0, cfg, NULL);
+    test_node_up(&f->node, 0, cfg, NULL, NULL);
     f->k = f->node.k;
     *state = f;
     return 0;
@@ -749,7 +749,7 @@ static void test_survives_reopen(void **state)
     kv_config cfg = *kv_get_config(f->k);
     test_node_down(&f->node);
     f->k = NULL;
-    test_node_up(&f->node, 0, &cfg, NULL);
+    test_node_up(&f->node, 0, &cfg, NULL, NULL);
     f->k = f->node.k;
 
     char buf[256];

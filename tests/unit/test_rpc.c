@@ -139,7 +139,7 @@ static const rpc_handler HANDLERS[] = {
     /* by index: Kv's methods in .proto order are Get (0), Put (1) */
     {.service = &ringkv__kv__descriptor, .method_index = 0, .handler_cb = get_cb},
     {.service = &ringkv__kv__descriptor, .method = "Put", .handler_cb = put_cb},
-    /* Handoff.Hint deliberately has no handler */
+    /* Membership.Join deliberately has no handler */
 };
 #define N_HANDLERS (sizeof HANDLERS / sizeof HANDLERS[0])
 
@@ -549,8 +549,8 @@ static void test_handler_error(void **state)
                      RK_ENOTFOUND);
     assert_null(reply);
     /* a method the server has no handler for */
-    Ringkv__HintRequest h = RINGKV__HINT_REQUEST__INIT;
-    assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__handoff__descriptor, "Hint", &h.base,
+    Ringkv__JoinRequest h = RINGKV__JOIN_REQUEST__INIT;
+    assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__membership__descriptor, "Join", &h.base,
                               rk_deadline_after_ms(2000), &reply),
                      RK_EUNSUPPORTED);
     rpc_server_stats s = server_stats(f);
