@@ -6,6 +6,14 @@
 
 #include "sync_internal.h"
 
+bool sync_stopping(sync_service *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool stopping = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    return stopping;
+}
+
 void sync_rate_wait(sync_service *s, size_t bytes)
 {
     double rate = (double)s->cfg.rate_bytes_per_sec;

@@ -30,14 +30,6 @@ void sync_config_default(sync_config *cfg)
     };
 }
 
-bool sync_stopping(sync_service *s)
-{
-    pthread_mutex_lock(&s->mu);
-    bool stopping = s->stopping;
-    pthread_mutex_unlock(&s->mu);
-    return stopping;
-}
-
 /* ---- the loop's state, sync thread only ---------------------------------------- */
 
 typedef struct peer_state {

@@ -209,7 +209,13 @@ rk_err sync_push_hints(sync_service *s, const sync_rings *r, uint64_t peer, cons
 rk_err sync_handoff_pass(sync_service *s, const sync_rings *r, uint64_t *pending);
 /* One anti-entropy exchange with peer (exchange.c). */
 rk_err sync_exchange(sync_service *s, const sync_rings *r, uint64_t peer);
-/* Builds this node's tree over the ranges both it and peer hold. */
+/* shared[i]: both this node and peer hold range i (tree.c). malloc'd:
+ * free() it. NULL when out of memory. */
+uint8_t *sync_shared_ranges(const sync_service *s, const sync_rings *r, uint64_t peer);
+/* The tree over this node's records of the ranges marked in shared. */
+rk_err sync_tree_of_ranges(sync_service *s, const sync_rings *r, const uint8_t *shared,
+                           merkle_tree **out);
+/* Builds this node's tree over the ranges both it and peer hold (tree.c). */
 rk_err sync_build_tree(sync_service *s, const sync_rings *r, uint64_t peer, merkle_tree **out);
 /* One tombstone purge pass (purge.c). */
 rk_err sync_purge_pass(sync_service *s, const sync_rings *r);

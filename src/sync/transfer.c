@@ -12,42 +12,6 @@
 
 #include "sync_internal.h"
 
-static int key_cmp(const void *a, size_t a_len, const void *b, size_t b_len)
-{
-    int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
-    if (c != 0)
-        return c;
-    return (a_len > b_len) - (a_len < b_len);
-}
-
-rk_err sync_compare(const sync_records *rs, const Ringkv__SyncDigestsReply *remote,
-                    sync_compare_cb cb, void *arg)
-{
-    size_t i = 0, j = 0;
-    while (i < rs->count || j < remote->n_digests) {
-        const Ringkv__SyncDigest *d = j < remote->n_digests ? remote->digests[j] : NULL;
-        int c = d == NULL ? -1
-                : i == rs->count
-                    ? 1
-                    : key_cmp(sync_record_key(rs, i), rs->items[i].key_len, d->dbkey.data,
-                              d->dbkey.len);
-        rk_err err;
-        if (c < 0)
-            err = cb(arg, i++, NULL);
-        else if (c > 0)
-            err = cb(arg, SIZE_MAX, remote->digests[j++]);
-        else {
-            bool same = d->digest.len == SYNC_DIGEST_BYTES &&
-                        memcmp(d->digest.data, rs->items[i].digest, SYNC_DIGEST_BYTES) == 0;
-            err = same ? RK_OK : cb(arg, i, d);
-            i++, j++;
-        }
-        if (err != RK_OK)
-            return err;
-    }
-    return RK_OK;
-}
-
 typedef struct need_ctx {
     size_t *idx;
     size_t count;

@@ -1,4 +1,4 @@
-/* test_sync.c - unit tests of the anti-entropy Merkle trees. */
+/* test_merkle.c - unit tests of the anti-entropy Merkle trees (src/merkle). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ringkv/sync.h"
+#include "ringkv/merkle.h"
 
 #include "inputs.h"
 

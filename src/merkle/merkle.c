@@ -4,7 +4,7 @@
 
 #include <sodium.h>
 
-#include "ringkv/sync.h"
+#include "ringkv/merkle.h"
 
 /* Positions are 64-bit and a range may be the whole ring (width 2^64), so
  * bucket arithmetic needs 128 bits: offset * 2^depth < 2^84. */
