@@ -11,30 +11,30 @@
 /* Sends a built JSON body (a 500 if building it failed) and frees it. */
 static void reply_built(request *rq, reply_buf *body)
 {
-    reply_json(rq, 200, NULL, body);
-    reply_buf_free(body);
+    http_reply_json(rq, 200, NULL, body);
+    http_reply_buf_free(body);
 }
 
-void handle_health(request *rq)
+void http_handle_health(request *rq)
 {
     const http_server *s = rq->srv;
     reply_buf b = {0};
-    reply_add_str(&b, "{\"status\":\"ok\",\"node\":");
-    reply_add_json_cstr(&b, s->name);
-    reply_addf(&b, ",\"id\":\"%016llx\",\"uptime_ms\":%llu}", (unsigned long long)s->node_id,
+    http_reply_add_str(&b, "{\"status\":\"ok\",\"node\":");
+    http_reply_add_json_cstr(&b, s->name);
+    http_reply_addf(&b, ",\"id\":\"%016llx\",\"uptime_ms\":%llu}", (unsigned long long)s->node_id,
                (unsigned long long)(rk_now_ms() - s->started_ms));
     reply_built(rq, &b);
 }
 
 /* The ring members' HTTP addresses (a lone node: its own). */
-void handle_membership(request *rq)
+void http_handle_membership(request *rq)
 {
     const http_server *s = rq->srv;
     reply_buf b = {0};
-    reply_add_str(&b, "[");
+    http_reply_add_str(&b, "[");
     cluster_table *t = NULL;
     if (s->cluster == NULL)
-        reply_add_json_cstr(&b, s->http_addr);
+        http_reply_add_json_cstr(&b, s->http_addr);
     else if (b.err == RK_OK)
         b.err = cluster_node_table(s->cluster, &t);
     bool first = true;
@@ -42,12 +42,12 @@ void handle_membership(request *rq)
         const cluster_entry *e = &cluster_member_at(t, i)->entry;
         if (!cluster_status_in_ring(e->status))
             continue;
-        reply_add_str(&b, first ? "" : ",");
+        http_reply_add_str(&b, first ? "" : ",");
         first = false;
-        reply_add_json_cstr(&b, e->http_addr);
+        http_reply_add_json_cstr(&b, e->http_addr);
     }
     cluster_table_free(t);
-    reply_add_str(&b, "]");
+    http_reply_add_str(&b, "]");
     reply_built(rq, &b);
 }
 
@@ -59,14 +59,14 @@ static void add_member(reply_buf *b, const cluster_member *m, bool self, const r
     double share = 0;
     if (ring != NULL && ring_owner_share(ring, e->id, NULL, &share) != RK_OK)
         share = 0;
-    reply_addf(b, "{\"id\":\"%016llx\",\"name\":", (unsigned long long)e->id);
-    reply_add_json_cstr(b, e->name);
-    reply_add_str(b, ",\"http\":");
-    reply_add_json_cstr(b, e->http_addr);
-    reply_add_str(b, ",\"rpc\":");
-    reply_add_json_cstr(b, e->rpc_addr);
+    http_reply_addf(b, "{\"id\":\"%016llx\",\"name\":", (unsigned long long)e->id);
+    http_reply_add_json_cstr(b, e->name);
+    http_reply_add_str(b, ",\"http\":");
+    http_reply_add_json_cstr(b, e->http_addr);
+    http_reply_add_str(b, ",\"rpc\":");
+    http_reply_add_json_cstr(b, e->rpc_addr);
     uint64_t ago = self || now_ms < m->last_heard_ms ? 0 : now_ms - m->last_heard_ms;
-    reply_addf(b,
+    http_reply_addf(b,
                ",\"status\":\"%s\",\"liveness\":\"%s\",\"self\":%s,"
                "\"incarnation\":%llu,\"last_heard_ms_ago\":%llu,\"ownership\":%.4f}",
                cluster_status_name(e->status), cluster_liveness_name(m->liveness),
@@ -78,9 +78,9 @@ static void add_member(reply_buf *b, const cluster_member *m, bool self, const r
  * node runs no sync service. */
 static void add_sync(reply_buf *b, sync_service *sync)
 {
-    reply_add_str(b, "],\"sync\":");
+    http_reply_add_str(b, "],\"sync\":");
     if (sync == NULL) {
-        reply_add_str(b, "null");
+        http_reply_add_str(b, "null");
         return;
     }
     sync_stats st;
@@ -95,11 +95,11 @@ static size_t replicas_per_key(const cluster_view *v)
     return v->ring ? ring_replica_count(v->ring) : 0;
 }
 
-void handle_cluster(request *rq)
+void http_handle_cluster(request *rq)
 {
     const http_server *s = rq->srv;
     if (s->cluster == NULL) {
-        reply_error(rq, 503, "no_cluster", "this node is not part of a cluster");
+        http_reply_error(rq, 503, "no_cluster", "this node is not part of a cluster");
         return;
     }
     const kv_config *cfg = kv_get_config(s->k);
@@ -107,9 +107,9 @@ void handle_cluster(request *rq)
     cluster_view *v = cluster_node_view(s->cluster);
     reply_buf b = {0};
     b.err = cluster_node_table(s->cluster, &t);
-    reply_addf(&b, "{\"cluster_id\":\"%016llx\",\"node\":", (unsigned long long)v->cluster_id);
-    reply_add_json_cstr(&b, s->name);
-    reply_addf(&b,
+    http_reply_addf(&b, "{\"cluster_id\":\"%016llx\",\"node\":", (unsigned long long)v->cluster_id);
+    http_reply_add_json_cstr(&b, s->name);
+    http_reply_addf(&b,
                ",\"id\":\"%016llx\",\"n\":%u,\"r\":%u,\"w\":%u,\"partitions\":%u,"
                "\"replicas_per_key\":%zu,\"under_replicated\":%s,"
                "\"ring_version\":\"%016llx\",\"members\":[",
@@ -119,18 +119,18 @@ void handle_cluster(request *rq)
     uint64_t now = rk_monotonic_ms();
     for (size_t i = 0; t != NULL && i < cluster_member_count(t); i++) {
         const cluster_member *m = cluster_member_at(t, i);
-        reply_add_str(&b, i ? "," : "");
+        http_reply_add_str(&b, i ? "," : "");
         add_member(&b, m, m->entry.id == s->node_id, v->ring, now);
     }
     add_sync(&b, s->sync);
-    reply_add_str(&b, "}");
+    http_reply_add_str(&b, "}");
     cluster_table_free(t);
     cluster_view_unref(v);
     reply_built(rq, &b);
 }
 
 /* Every module's counters, each from its table (counters.c). */
-void handle_metrics(request *rq)
+void http_handle_metrics(request *rq)
 {
     const http_server *s = rq->srv;
     reply_buf b = {0};
@@ -157,22 +157,22 @@ void handle_metrics(request *rq)
     if (s->sync != NULL)
         http_sync_render_metrics(&sy, &b);
     if (b.err == RK_OK)
-        reply_send(rq, 200, "text/plain; version=0.0.4", NULL, b.buf.data, b.buf.len);
+        http_reply_send(rq, 200, "text/plain; version=0.0.4", NULL, b.buf.data, b.buf.len);
     else
-        reply_error(rq, 500, rk_errcode(b.err), rk_strerror(b.err));
-    reply_buf_free(&b);
+        http_reply_error(rq, 500, rk_errcode(b.err), rk_strerror(b.err));
+    http_reply_buf_free(&b);
 }
 
 static void redirect(request *rq, const char *to)
 {
     char headers[256];
     snprintf(headers, sizeof headers, "Location: %s\r\n", to);
-    reply_send(rq, 302, "text/plain", headers, "", 0);
+    http_reply_send(rq, 302, "text/plain", headers, "", 0);
 }
 
 /* Static files of the web client. Paths with "..", "%" or a backslash are
  * refused outright rather than normalised. */
-void handle_ui(request *rq)
+void http_handle_ui(request *rq)
 {
     const char *rest = rq->m.rest;
     if (rest == NULL || *rest == '\0' || strcmp(rq->ri->local_uri, "/") == 0) {
@@ -180,13 +180,13 @@ void handle_ui(request *rq)
         return;
     }
     if (rq->srv->webclient_dir[0] == '\0') {
-        reply_error(rq, 404, "not_found", "this node serves no web client (--webclient)");
+        http_reply_error(rq, 404, "not_found", "this node serves no web client (--webclient)");
         return;
     }
     size_t len = strcspn(rest, "?");
     if (strstr(rest, "..") != NULL || memchr(rest, '%', len) != NULL ||
         memchr(rest, '\\', len) != NULL) {
-        reply_error(rq, 404, "not_found", "no such file");
+        http_reply_error(rq, 404, "not_found", "no such file");
         return;
     }
     char path[2048];
@@ -194,18 +194,18 @@ void handle_ui(request *rq)
                      rest[len - 1] == '/' ? "index.html" : "");
     struct stat st;
     if (n < 0 || (size_t)n >= sizeof path || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-        reply_error(rq, 404, "not_found", "no such file");
+        http_reply_error(rq, 404, "not_found", "no such file");
     else
-        reply_file(rq, path);
+        http_reply_file(rq, path);
 }
 
-void handle_auth(request *rq)
+void http_handle_auth(request *rq)
 {
-    reply_error(rq, 501, "unsupported",
+    http_reply_error(rq, 501, "unsupported",
                 "authentication is not built yet: every write is anonymous");
 }
 
-void handle_subscribe(request *rq)
+void http_handle_subscribe(request *rq)
 {
-    reply_error(rq, 501, "unsupported", "live updates (SSE) are not built yet");
+    http_reply_error(rq, 501, "unsupported", "live updates (SSE) are not built yet");
 }

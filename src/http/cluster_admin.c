@@ -15,7 +15,7 @@
 
 /* ---- pure parts ------------------------------------------------------------ */
 
-rk_err admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap, const char **code)
+rk_err http_admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap, const char **code)
 {
     /* Our scanner first: it bounds nesting, while cJSON recurses deep
      * enough on "[[[[..." to overflow a civetweb worker's stack. */
@@ -71,7 +71,7 @@ static rk_err find_by_name(const cluster_view *view, const char *name,
     return *out != NULL ? RK_OK : RK_ENOTFOUND;
 }
 
-rk_err admin_find_member(const cluster_view *view, const char *text,
+rk_err http_admin_find_member(const cluster_view *view, const char *text,
                          const cluster_view_member **out)
 {
     const cluster_view_member *m = NULL;
@@ -102,7 +102,7 @@ static bool in_cluster(request *rq)
 {
     if (rq->srv->sync != NULL && rq->srv->cluster != NULL)
         return true;
-    reply_error(rq, 409, "no_cluster",
+    http_reply_error(rq, 409, "no_cluster",
                 "this node is not part of a cluster: there is no membership to change");
     return false;
 }
@@ -119,14 +119,14 @@ static cluster_status self_status(cluster_node *cn)
     return st;
 }
 
-void handle_cluster_leave(request *rq)
+void http_handle_cluster_leave(request *rq)
 {
     if (!in_cluster(rq))
         return;
     const http_server *s = rq->srv;
     rk_err err = sync_leave(s->sync);
     if (err == RK_EBUSY) {
-        reply_error(rq, 409, "conflict",
+        http_reply_error(rq, 409, "conflict",
                     self_status(s->cluster) == CLUSTER_JOINING
                         ? "this node is still joining: it can leave once it is a member"
                         : "this node is the last member of the ring: there is nobody to "
@@ -134,17 +134,17 @@ void handle_cluster_leave(request *rq)
         return;
     }
     if (err != RK_OK) {
-        reply_err(rq, err);
+        http_reply_err(rq, err);
         return;
     }
     RK_INFO("http", "leave requested by %s: this node hands off its ranges and stops",
             rq->ri->remote_addr);
     reply_buf b = {0};
-    reply_add_str(&b, "{\"node\":");
-    reply_add_json_cstr(&b, s->name);
-    reply_add_str(&b, ",\"status\":\"leaving\"}");
-    reply_json(rq, 202, NULL, &b);
-    reply_buf_free(&b);
+    http_reply_add_str(&b, "{\"node\":");
+    http_reply_add_json_cstr(&b, s->name);
+    http_reply_add_str(&b, ",\"status\":\"leaving\"}");
+    http_reply_json(rq, 202, NULL, &b);
+    http_reply_buf_free(&b);
 }
 
 /* What remove is about to act on, copied out of the view so that no view
@@ -161,7 +161,7 @@ static rk_err resolve_target(request *rq, const char *text, remove_target *t)
 {
     const cluster_view_member *m = NULL;
     cluster_view *v = cluster_node_view(rq->srv->cluster);
-    rk_err err = admin_find_member(v, text, &m);
+    rk_err err = http_admin_find_member(v, text, &m);
     if (err == RK_OK) {
         t->id = m->id;
         snprintf(t->name, sizeof t->name, "%s", m->name);
@@ -169,12 +169,12 @@ static rk_err resolve_target(request *rq, const char *text, remove_target *t)
     }
     cluster_view_unref(v);
     if (err == RK_ENOTFOUND)
-        reply_error(rq, 404, "not_found", NO_SUCH_NODE);
+        http_reply_error(rq, 404, "not_found", NO_SUCH_NODE);
     else if (err == RK_EEXIST)
-        reply_error(rq, 409, "conflict",
+        http_reply_error(rq, 409, "conflict",
                     "several nodes carry that name: give the 16-hex id (see GET /cluster)");
     else if (err != RK_OK)
-        reply_err(rq, err);
+        http_reply_err(rq, err);
     return err;
 }
 
@@ -183,22 +183,22 @@ static rk_err resolve_target(request *rq, const char *text, remove_target *t)
 static rk_err remove_target_of(request *rq, remove_target *t)
 {
     rk_buf body = {0};
-    rk_err err = request_body(rq, REMOVE_BODY_MAX, &body);
+    rk_err err = http_request_body(rq, REMOVE_BODY_MAX, &body);
     if (err != RK_OK) {
         rk_buf_free(&body);
         return err;
     }
     char text[CLUSTER_NAME_MAX + 1];
     const char *code = NULL;
-    err = admin_parse_node_body(body.data, body.len, text, sizeof text, &code);
+    err = http_admin_parse_node_body(body.data, body.len, text, sizeof text, &code);
     rk_buf_free(&body);
     if (err == RK_EINVAL) {
-        reply_error(rq, 400, code,
+        http_reply_error(rq, 400, code,
                     "body must be {\"node\": \"NAME or 16-hex id\"} (see GET /cluster)");
         return err;
     }
     if (err == RK_ENOTFOUND) { /* a name longer than any member's */
-        reply_error(rq, 404, "not_found", NO_SUCH_NODE);
+        http_reply_error(rq, 404, "not_found", NO_SUCH_NODE);
         return err;
     }
     return resolve_target(rq, text, t);
@@ -219,10 +219,10 @@ static void reply_remove_refused(request *rq, rk_err err, const remove_target *t
                  "removed; a running one leaves (ringkv cluster leave, POST /cluster/leave, on "
                  "that node)",
                  t->name, cluster_liveness_name(t->liveness));
-    reply_error(rq, 409, "conflict", msg);
+    http_reply_error(rq, 409, "conflict", msg);
 }
 
-void handle_cluster_remove(request *rq)
+void http_handle_cluster_remove(request *rq)
 {
     remove_target t;
     if (!in_cluster(rq) || remove_target_of(rq, &t) != RK_OK)
@@ -235,30 +235,30 @@ void handle_cluster_remove(request *rq)
         return;
     }
     if (err == RK_ENOTFOUND) {
-        reply_error(rq, 404, "not_found", "that node is no longer in the cluster");
+        http_reply_error(rq, 404, "not_found", "that node is no longer in the cluster");
         return;
     }
     if (err != RK_OK) {
-        reply_err(rq, err);
+        http_reply_err(rq, err);
         return;
     }
     RK_INFO("http", "remove of node %s (%016llx) requested by %s", t.name, (unsigned long long)t.id,
             rq->ri->remote_addr);
     reply_buf b = {0};
-    reply_add_str(&b, "{\"removed\":");
-    reply_add_json_cstr(&b, t.name);
-    reply_addf(&b, ",\"id\":\"%016llx\"}", (unsigned long long)t.id);
-    reply_json(rq, 200, NULL, &b);
-    reply_buf_free(&b);
+    http_reply_add_str(&b, "{\"removed\":");
+    http_reply_add_json_cstr(&b, t.name);
+    http_reply_addf(&b, ",\"id\":\"%016llx\"}", (unsigned long long)t.id);
+    http_reply_json(rq, 200, NULL, &b);
+    http_reply_buf_free(&b);
 }
 
-void handle_cluster_repair(request *rq)
+void http_handle_cluster_repair(request *rq)
 {
     if (!in_cluster(rq))
         return;
     sync_repair_now(rq->srv->sync);
     static const char body[] = "{\"repair\":\"started\"}";
-    reply_send(rq, 202, "application/json", NULL, body, sizeof body - 1);
+    http_reply_send(rq, 202, "application/json", NULL, body, sizeof body - 1);
 }
 
 /* Needs no sync service: hints live in the store, and a node outside a
@@ -266,17 +266,17 @@ void handle_cluster_repair(request *rq)
  * target (kv_drop_hints with id 0) rather than one per target: the same
  * result, and a hint written for a new target meanwhile goes too, which
  * is what "drop every hint" asks for. */
-void handle_hints_drop(request *rq)
+void http_handle_hints_drop(request *rq)
 {
     uint64_t dropped = 0;
     rk_err err = kv_drop_hints(rq->srv->k, 0, &dropped);
     if (err != RK_OK) {
-        reply_err(rq, err);
+        http_reply_err(rq, err);
         return;
     }
     RK_INFO("http", "%llu hints dropped, requested by %s", (unsigned long long)dropped,
             rq->ri->remote_addr);
     char body[64];
     int n = snprintf(body, sizeof body, "{\"dropped\":%llu}", (unsigned long long)dropped);
-    reply_send(rq, 200, "application/json", NULL, body, (size_t)n);
+    http_reply_send(rq, 200, "application/json", NULL, body, (size_t)n);
 }

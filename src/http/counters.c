@@ -20,8 +20,8 @@ void http_counters_write(reply_buf *out, const http_counter *table, size_t n, co
         if (c->name == NULL)
             continue; /* a JSON-only row: its metric is printed elsewhere */
         if (c->help != NULL)
-            reply_addf(out, "# HELP %s %s\n# TYPE %s %s\n", c->name, c->help, c->name, c->type);
-        reply_addf(out, "%s%s%s%s %llu\n", c->name, c->labels ? "{" : "",
+            http_reply_addf(out, "# HELP %s %s\n# TYPE %s %s\n", c->name, c->help, c->name, c->type);
+        http_reply_addf(out, "%s%s%s%s %llu\n", c->name, c->labels ? "{" : "",
                    c->labels ? c->labels : "", c->labels ? "}" : "",
                    (unsigned long long)http_counter_value(c, stats));
     }

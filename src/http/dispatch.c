@@ -13,34 +13,34 @@
  * counted as a read, the pattern's first row), and any other unknown
  * method is counted as a write, as before this table existed. */
 const http_route http_routes[] = {
-    {"/{table}/key/{key*}", HTTP_M_GET, "key_get", handle_key_get},
-    {"/{table}/key/{key*}", HTTP_M_PUT | HTTP_M_POST, "key_put", handle_key_put},
-    {"/{table}/key/{key*}", HTTP_M_DELETE, "key_delete", handle_key_delete},
+    {"/{table}/key/{key*}", HTTP_M_GET, "key_get", http_handle_key_get},
+    {"/{table}/key/{key*}", HTTP_M_PUT | HTTP_M_POST, "key_put", http_handle_key_put},
+    {"/{table}/key/{key*}", HTTP_M_DELETE, "key_delete", http_handle_key_delete},
     {"/{table}/key/{key*}", HTTP_M_OTHER, "key_put", NULL},
-    {"/key/{key*}", HTTP_M_GET, "key_get", handle_key_get},
-    {"/key/{key*}", HTTP_M_PUT | HTTP_M_POST, "key_put", handle_key_put},
-    {"/key/{key*}", HTTP_M_DELETE, "key_delete", handle_key_delete},
+    {"/key/{key*}", HTTP_M_GET, "key_get", http_handle_key_get},
+    {"/key/{key*}", HTTP_M_PUT | HTTP_M_POST, "key_put", http_handle_key_put},
+    {"/key/{key*}", HTTP_M_DELETE, "key_delete", http_handle_key_delete},
     {"/key/{key*}", HTTP_M_OTHER, "key_put", NULL},
-    {"/{table}/keys", HTTP_M_GET, "keys_list", handle_keys_list},
-    {"/{table}/keys", HTTP_M_POST, "keys_batch", handle_keys_batch},
-    {"/{table}/store", HTTP_M_GET, "store", handle_store},
+    {"/{table}/keys", HTTP_M_GET, "keys_list", http_handle_keys_list},
+    {"/{table}/keys", HTTP_M_POST, "keys_batch", http_handle_keys_batch},
+    {"/{table}/store", HTTP_M_GET, "store", http_handle_store},
     /* Not built yet: every method gets the 501. */
-    {"/{table}/subscribe/{key*}", HTTP_M_ANY, "subscribe", handle_subscribe},
-    {"/health", GET_HEAD, "health", handle_health},
-    {"/metrics", GET_HEAD, "metrics", handle_metrics},
-    {"/membership", GET_HEAD, "membership", handle_membership},
-    {"/cluster", GET_HEAD, "cluster", handle_cluster},
+    {"/{table}/subscribe/{key*}", HTTP_M_ANY, "subscribe", http_handle_subscribe},
+    {"/health", GET_HEAD, "health", http_handle_health},
+    {"/metrics", GET_HEAD, "metrics", http_handle_metrics},
+    {"/membership", GET_HEAD, "membership", http_handle_membership},
+    {"/cluster", GET_HEAD, "cluster", http_handle_cluster},
     /* Membership changes. None of them has the shape of a /{table}/...
      * route, so they shadow nothing: a table named "cluster" still has
      * /cluster/keys and /cluster/key/k. */
-    {"/cluster/leave", HTTP_M_POST, "cluster_leave", handle_cluster_leave},
-    {"/cluster/remove", HTTP_M_POST, "cluster_remove", handle_cluster_remove},
-    {"/cluster/repair", HTTP_M_POST, "cluster_repair", handle_cluster_repair},
-    {"/cluster/hints/drop", HTTP_M_POST, "hints_drop", handle_hints_drop},
-    {"/auth/{user*}", HTTP_M_ANY, "auth", handle_auth},
-    {"/", GET_HEAD, "ui", handle_ui},
-    {"/ui", GET_HEAD, "ui", handle_ui},
-    {"/ui/{path*}", GET_HEAD, "ui", handle_ui},
+    {"/cluster/leave", HTTP_M_POST, "cluster_leave", http_handle_cluster_leave},
+    {"/cluster/remove", HTTP_M_POST, "cluster_remove", http_handle_cluster_remove},
+    {"/cluster/repair", HTTP_M_POST, "cluster_repair", http_handle_cluster_repair},
+    {"/cluster/hints/drop", HTTP_M_POST, "hints_drop", http_handle_hints_drop},
+    {"/auth/{user*}", HTTP_M_ANY, "auth", http_handle_auth},
+    {"/", GET_HEAD, "ui", http_handle_ui},
+    {"/ui", GET_HEAD, "ui", http_handle_ui},
+    {"/ui/{path*}", GET_HEAD, "ui", http_handle_ui},
 };
 
 const size_t http_route_count = sizeof http_routes / sizeof http_routes[0];
@@ -66,14 +66,14 @@ static const char *route_request(request *rq)
     const char *path = raw_path(rq->ri, &len);
     const char *code = NULL;
     if (http_route_find(http_routes, http_route_count, path, len, &rq->m, &code) != RK_OK) {
-        reply_error(rq, 400, code,
+        http_reply_error(rq, 400, code,
                     strcmp(code, "invalid_table") == 0
                         ? "table names are 1 to 64 of [A-Za-z0-9_.-]"
                         : "keys are 1 to 1024 bytes of UTF-8 without NUL");
         return NULL;
     }
     if (rq->m.route == NULL) {
-        reply_error(rq, 404, "no_route", "no such route; see docs/api.md");
+        http_reply_error(rq, 404, "no_route", "no such route; see docs/api.md");
         return NULL;
     }
     const http_route *end = http_routes + http_route_count;
@@ -81,13 +81,13 @@ static const char *route_request(request *rq)
     if (row == NULL || row->handler == NULL) {
         char allow[64];
         http_route_allow(rq->m.route, end, allow, sizeof allow);
-        reply_method_not_allowed(rq, allow);
+        http_reply_method_not_allowed(rq, allow);
         return row ? row->metric : rq->m.route->metric;
     }
     row->handler(rq);
     if (rq->status == 0) {
         RK_ERROR("http", "%s %s: the handler sent no reply", rq->method, rq->ri->local_uri);
-        reply_error(rq, 500, "internal", "no reply");
+        http_reply_error(rq, 500, "internal", "no reply");
     }
     return row->metric;
 }

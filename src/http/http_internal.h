@@ -105,7 +105,7 @@ void http_route_allow(const http_route *first, const http_route *end, char *dst,
 
 /* Percent-decodes src into dst (capacity cap, NUL added). RK_EINVAL on a
  * bad escape, RK_ETOOBIG if it does not fit. '+' is kept as is. */
-rk_err percent_decode(const char *src, size_t len, char *dst, size_t cap, size_t *out_len);
+rk_err http_percent_decode(const char *src, size_t len, char *dst, size_t cap, size_t *out_len);
 
 /* ---- write bodies (json_scan.c; pure, unit-tested) ----------------------- */
 
@@ -122,33 +122,33 @@ typedef struct write_body {
     const char *context;
     size_t context_len;
 } write_body;
-rk_err json_scan_write_body(const char *body, size_t len, write_body *out, const char **code);
+rk_err http_json_scan_write_body(const char *body, size_t len, write_body *out, const char **code);
 
 /* ---- the reply buffer (reply_buf.c; pure, unit-tested) -------------------- */
 
 /* An rk_buf whose error is sticky: after the first failed append, appends
  * do nothing and err keeps that failure, so a body is built with plain
- * calls and checked once, at the end (reply_json does). Zero-initialise;
- * free with reply_buf_free. */
+ * calls and checked once, at the end (http_reply_json does). Zero-initialise;
+ * free with http_reply_buf_free. */
 typedef struct reply_buf {
     rk_buf buf;
     rk_err err;
 } reply_buf;
 
-void reply_add(reply_buf *r, const void *data, size_t len);
-void reply_add_str(reply_buf *r, const char *s);
-void reply_addf(reply_buf *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void reply_add_u64(reply_buf *r, uint64_t v);
+void http_reply_add(reply_buf *r, const void *data, size_t len);
+void http_reply_add_str(reply_buf *r, const char *s);
+void http_reply_addf(reply_buf *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void http_reply_add_u64(reply_buf *r, uint64_t v);
 /* s as a JSON string literal, quotes included; s NULL is "". */
-void reply_add_json_string(reply_buf *r, const char *s, size_t len);
-void reply_add_json_cstr(reply_buf *r, const char *s);
+void http_reply_add_json_string(reply_buf *r, const char *s, size_t len);
+void http_reply_add_json_cstr(reply_buf *r, const char *s);
 /* The base64url context of clock (no quotes). */
-void reply_add_context(reply_buf *r, const vclock *clock);
+void http_reply_add_context(reply_buf *r, const vclock *clock);
 /* {"key"?, "value", "context", "timestamp", "owner", "siblings"} for
  * sibling s of obj; key may be NULL. */
-void reply_add_record(reply_buf *r, const rk_object *obj, const sibling *s, const char *key,
+void http_reply_add_record(reply_buf *r, const rk_object *obj, const sibling *s, const char *key,
                       size_t key_len);
-void reply_buf_free(reply_buf *r);
+void http_reply_buf_free(reply_buf *r);
 
 /* ---- the server (server.c) -------------------------------------------------- */
 
@@ -195,24 +195,24 @@ struct request {
 
 /* status + headers + body with one write. extra_headers are complete
  * "Name: value\r\n" lines or NULL. */
-void reply_send(request *rq, int status, const char *content_type, const char *extra_headers,
+void http_reply_send(request *rq, int status, const char *content_type, const char *extra_headers,
                 const char *body, size_t body_len);
 /* body as JSON, with headers' lines (headers may be NULL); if either buffer
  * failed, a 500 with its error instead. */
-void reply_json(request *rq, int status, const reply_buf *headers, const reply_buf *body);
+void http_reply_json(request *rq, int status, const reply_buf *headers, const reply_buf *body);
 /* {"error": message, "code": code} */
-void reply_error(request *rq, int status, const char *code, const char *message);
+void http_reply_error(request *rq, int status, const char *code, const char *message);
 /* err through the status table, with its code and text; logged when 5xx. */
-void reply_err(request *rq, rk_err err);
+void http_reply_err(request *rq, rk_err err);
 /* A failed kv call: 503 with acks/needed for a quorum failure, otherwise
- * as reply_err. */
-void reply_kv_error(request *rq, rk_err err, const kv_result *res);
-void reply_method_not_allowed(request *rq, const char *allow);
+ * as http_reply_err. */
+void http_reply_kv_error(request *rq, rk_err err, const kv_result *res);
+void http_reply_method_not_allowed(request *rq, const char *allow);
 /* A static file (civetweb picks the MIME type); counted as 200. */
-void reply_file(request *rq, const char *path);
+void http_reply_file(request *rq, const char *path);
 /* The client went away while we read: nothing can be sent. Counted as 400,
  * the request never arrived whole. */
-void reply_gone(request *rq);
+void http_reply_gone(request *rq);
 /* The status an rk_err maps to, in one table. */
 int http_status_of(rk_err err);
 
@@ -220,41 +220,41 @@ int http_status_of(rk_err err);
 
 /* Query parameter name into dst (decoded, NUL-terminated). Returns its
  * length, -1 when absent, -2 when longer than cap - 1. Never replies. */
-int request_param(const request *rq, const char *name, char *dst, size_t cap);
+int http_request_param(const request *rq, const char *name, char *dst, size_t cap);
 /* True when ?name=1|true. Never replies. */
-bool request_flag(const request *rq, const char *name);
+bool http_request_flag(const request *rq, const char *name);
 /* ?name= as an integer in [lo, hi]; absent leaves *out unchanged. RK_EINVAL
  * after replying 400 bad_param otherwise. */
-rk_err request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi, uint64_t *out);
+rk_err http_request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi, uint64_t *out);
 /* ?name= as true|1 or false|0; absent leaves *out unchanged. RK_EINVAL
  * after replying 400 bad_param otherwise. */
-rk_err request_bool_param(request *rq, const char *name, bool *out);
+rk_err http_request_bool_param(request *rq, const char *name, bool *out);
 /* Reads the whole body (up to max bytes) into out (the caller frees it).
  * On failure it has replied: RK_ETOOBIG (413), RK_ENOMEM (500), RK_EIO
- * (the client went away, reply_gone). */
-rk_err request_body(request *rq, size_t max, rk_buf *out);
+ * (the client went away, http_reply_gone). */
+rk_err http_request_body(request *rq, size_t max, rk_buf *out);
 /* Who is writing: "" while auth is off. The hook for token auth. */
-rk_err request_owner(const request *rq, const char **owner);
+rk_err http_request_owner(const request *rq, const char **owner);
 
 /* ---- the route handlers ----------------------------------------------------------- */
 
-void handle_key_get(request *rq);      /* key.c */
-void handle_key_put(request *rq);
-void handle_key_delete(request *rq);
-void handle_keys_list(request *rq);    /* list.c */
-void handle_keys_batch(request *rq);
-void handle_store(request *rq);
-void handle_health(request *rq);       /* admin.c */
-void handle_metrics(request *rq);
-void handle_membership(request *rq);
-void handle_cluster(request *rq);
-void handle_ui(request *rq);
-void handle_auth(request *rq);
-void handle_subscribe(request *rq);
-void handle_cluster_leave(request *rq);   /* cluster_admin.c */
-void handle_cluster_remove(request *rq);
-void handle_cluster_repair(request *rq);
-void handle_hints_drop(request *rq);
+void http_handle_key_get(request *rq);      /* key.c */
+void http_handle_key_put(request *rq);
+void http_handle_key_delete(request *rq);
+void http_handle_keys_list(request *rq);    /* list.c */
+void http_handle_keys_batch(request *rq);
+void http_handle_store(request *rq);
+void http_handle_health(request *rq);       /* admin.c */
+void http_handle_metrics(request *rq);
+void http_handle_membership(request *rq);
+void http_handle_cluster(request *rq);
+void http_handle_ui(request *rq);
+void http_handle_auth(request *rq);
+void http_handle_subscribe(request *rq);
+void http_handle_cluster_leave(request *rq);   /* cluster_admin.c */
+void http_handle_cluster_remove(request *rq);
+void http_handle_cluster_repair(request *rq);
+void http_handle_hints_drop(request *rq);
 
 /* ---- request metrics (metrics.c; pure, unit-tested) ------------------------------ */
 
@@ -309,13 +309,13 @@ void http_sync_render_metrics(const sync_stats *st, reply_buf *out);
  * copied to dst (capacity cap, NUL added). RK_EINVAL with *code "bad_json"
  * when the body is not a JSON object, "missing_node" when it has no
  * non-empty "node" string (or one longer than cap - 1). Pure. */
-rk_err admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap,
+rk_err http_admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap,
                              const char **code);
 /* Finds the member text names in view: by name first, then, if text is 16
  * hex digits, by id. RK_OK with *out pointing into view; RK_ENOTFOUND;
  * RK_EEXIST when several members carry that name (the caller asks for the
  * id instead). Pure. */
-rk_err admin_find_member(const cluster_view *view, const char *text,
+rk_err http_admin_find_member(const cluster_view *view, const char *text,
                          const cluster_view_member **out);
 
 #endif

@@ -20,7 +20,7 @@ static bool plain_string(const char *v, size_t len)
 
 /* Members are taken in order, so a bad context is reported as soon as it is
  * reached, and a later "context": null does not undo an earlier one. */
-rk_err json_scan_write_body(const char *body, size_t len, write_body *out, const char **code)
+rk_err http_json_scan_write_body(const char *body, size_t len, write_body *out, const char **code)
 {
     memset(out, 0, sizeof *out);
     *code = "bad_json";

@@ -22,9 +22,9 @@ static kv_key request_key(const request *rq)
 /* ETag: "<context>" so that HTTP clients can use If-Match as usual. */
 static void add_etag(reply_buf *headers, const rk_object *obj)
 {
-    reply_add_str(headers, "ETag: \"");
-    reply_add_context(headers, &obj->clock);
-    reply_add_str(headers, "\"\r\n");
+    http_reply_add_str(headers, "ETag: \"");
+    http_reply_add_context(headers, &obj->clock);
+    http_reply_add_str(headers, "\"\r\n");
 }
 
 /* Appends node id's name in view (its id in hex when unknown, or when the
@@ -33,9 +33,9 @@ static void add_node_name(reply_buf *b, const cluster_view *view, uint64_t id, c
 {
     const cluster_view_member *m = view != NULL ? cluster_view_find(view, id) : NULL;
     if (m != NULL)
-        reply_addf(b, "%s%s", sep, m->name);
+        http_reply_addf(b, "%s%s", sep, m->name);
     else
-        reply_addf(b, "%s%016llx", sep, (unsigned long long)id);
+        http_reply_addf(b, "%s%016llx", sep, (unsigned long long)id);
 }
 
 /* X-Ringkv-Replicas (the nodes that answered or acked, by name) and, when
@@ -46,23 +46,23 @@ static void add_quorum_headers(reply_buf *headers, const request *rq, const kv_r
     if (res == NULL || res->answered_count == 0)
         return;
     cluster_view *view = rq->srv->cluster ? cluster_node_view(rq->srv->cluster) : NULL;
-    reply_add_str(headers, "X-Ringkv-Replicas: ");
+    http_reply_add_str(headers, "X-Ringkv-Replicas: ");
     for (size_t i = 0; i < res->answered_count; i++)
         add_node_name(headers, view, res->answered[i], i ? "," : "");
-    reply_add_str(headers, "\r\n");
+    http_reply_add_str(headers, "\r\n");
     if (res->fallback_count > 0) {
-        reply_add_str(headers, "X-Ringkv-Fallbacks: ");
+        http_reply_add_str(headers, "X-Ringkv-Fallbacks: ");
         for (size_t i = 0; i < res->fallback_count; i++) {
             add_node_name(headers, view, res->fallback[i], i ? "," : "");
             add_node_name(headers, view, res->fallback_for[i], "=");
         }
-        reply_add_str(headers, "\r\n");
+        http_reply_add_str(headers, "\r\n");
     }
     cluster_view_unref(view);
     /* fewer ring members than N: the answer was acknowledged by all the
      * replicas the key has, which are fewer than N (DESIGN.md) */
     if (res->under_replicated > 0)
-        reply_addf(headers, "X-Ringkv-Under-Replicated: replicas=%u; n=%u\r\n",
+        http_reply_addf(headers, "X-Ringkv-Under-Replicated: replicas=%u; n=%u\r\n",
                    res->under_replicated, kv_get_config(rq->srv->k)->n);
 }
 
@@ -74,16 +74,16 @@ static void reply_with_headers(request *rq, int status, const rk_object *obj, co
     if (obj != NULL)
         add_etag(&headers, obj);
     add_quorum_headers(&headers, rq, res);
-    reply_json(rq, status, &headers, body);
-    reply_buf_free(&headers);
-    reply_buf_free(body);
+    http_reply_json(rq, status, &headers, body);
+    http_reply_buf_free(&headers);
+    http_reply_buf_free(body);
 }
 
 static void reply_object(request *rq, int status, const rk_object *obj, const sibling *s,
                          const kv_result *res)
 {
     reply_buf body = {0};
-    reply_add_record(&body, obj, s, NULL, 0);
+    http_reply_add_record(&body, obj, s, NULL, 0);
     reply_with_headers(rq, status, obj, res, &body);
 }
 
@@ -92,22 +92,22 @@ static void reply_object(request *rq, int status, const rk_object *obj, const si
 static void reply_siblings(request *rq, const rk_object *obj, const kv_result *res)
 {
     reply_buf body = {0};
-    reply_add_str(&body, "{\"siblings\":[");
+    http_reply_add_str(&body, "{\"siblings\":[");
     bool first = true;
     for (size_t i = 0; i < obj->len; i++) {
         const sibling *s = &obj->siblings[i];
         if (s->tombstone)
             continue;
-        reply_add_str(&body, first ? "{\"value\":" : ",{\"value\":");
+        http_reply_add_str(&body, first ? "{\"value\":" : ",{\"value\":");
         first = false;
-        reply_add(&body, s->value, s->value_len);
-        reply_addf(&body, ",\"timestamp\":%llu,\"owner\":", (unsigned long long)s->timestamp_ms);
-        reply_add_json_cstr(&body, s->owner);
-        reply_add_str(&body, "}");
+        http_reply_add(&body, s->value, s->value_len);
+        http_reply_addf(&body, ",\"timestamp\":%llu,\"owner\":", (unsigned long long)s->timestamp_ms);
+        http_reply_add_json_cstr(&body, s->owner);
+        http_reply_add_str(&body, "}");
     }
-    reply_add_str(&body, "],\"context\":\"");
-    reply_add_context(&body, &obj->clock);
-    reply_add_str(&body, "\"}");
+    http_reply_add_str(&body, "],\"context\":\"");
+    http_reply_add_context(&body, &obj->clock);
+    http_reply_add_str(&body, "\"}");
     reply_with_headers(rq, 300, obj, res, &body);
 }
 
@@ -116,31 +116,31 @@ static void reply_siblings(request *rq, const rk_object *obj, const kv_result *r
 static void reply_not_found(request *rq, const rk_object *obj, const kv_result *res)
 {
     reply_buf body = {0};
-    reply_add_str(&body, "{\"error\":\"not found\",\"code\":\"not_found\"");
+    http_reply_add_str(&body, "{\"error\":\"not found\",\"code\":\"not_found\"");
     if (obj != NULL && obj->clock.len > 0) {
-        reply_add_str(&body, ",\"context\":\"");
-        reply_add_context(&body, &obj->clock);
-        reply_add_str(&body, "\"");
+        http_reply_add_str(&body, ",\"context\":\"");
+        http_reply_add_context(&body, &obj->clock);
+        http_reply_add_str(&body, "\"");
     }
-    reply_add_str(&body, "}");
+    http_reply_add_str(&body, "}");
     reply_with_headers(rq, 404, NULL, res, &body);
 }
 
-void handle_key_get(request *rq)
+void http_handle_key_get(request *rq)
 {
-    kv_read_opts opts = {.local = request_flag(rq, "local")};
+    kv_read_opts opts = {.local = http_request_flag(rq, "local")};
     uint64_t r = 0, timeout = 0;
     bool sloppy = true;
     unsigned n = kv_get_config(rq->srv->k)->n;
-    if (request_uint_param(rq, "r", 1, n, &r) != RK_OK ||
-        request_uint_param(rq, "timeout_ms", 1, 3600000, &timeout) != RK_OK ||
-        request_bool_param(rq, "sloppy", &sloppy) != RK_OK)
+    if (http_request_uint_param(rq, "r", 1, n, &r) != RK_OK ||
+        http_request_uint_param(rq, "timeout_ms", 1, 3600000, &timeout) != RK_OK ||
+        http_request_bool_param(rq, "sloppy", &sloppy) != RK_OK)
         return;
     opts.r = (unsigned)r;
     opts.strict = !sloppy;
     opts.timeout_ms = (uint32_t)timeout;
     char mode[8];
-    bool all = request_param(rq, "siblings", mode, sizeof mode) > 0 && strcmp(mode, "all") == 0;
+    bool all = http_request_param(rq, "siblings", mode, sizeof mode) > 0 && strcmp(mode, "all") == 0;
 
     kv_key key = request_key(rq);
     kv_result res;
@@ -148,7 +148,7 @@ void handle_key_get(request *rq)
     if (err == RK_ENOTFOUND)
         reply_not_found(rq, NULL, &res);
     else if (err != RK_OK)
-        reply_kv_error(rq, err, &res);
+        http_reply_kv_error(rq, err, &res);
     else if (object_live_count(&res.obj) == 0)
         reply_not_found(rq, &res.obj, &res);
     else if (all && object_live_count(&res.obj) > 1)
@@ -199,30 +199,30 @@ static rk_err parse_write_params(request *rq, const write_body *wb, write_params
 {
     unsigned n = kv_get_config(rq->srv->k)->n;
     wp->sloppy = true;
-    if (request_uint_param(rq, "w", 1, n, &wp->w) != RK_OK ||
-        request_uint_param(rq, "timeout_ms", 1, 3600000, &wp->timeout_ms) != RK_OK ||
-        request_bool_param(rq, "sloppy", &wp->sloppy) != RK_OK)
+    if (http_request_uint_param(rq, "w", 1, n, &wp->w) != RK_OK ||
+        http_request_uint_param(rq, "timeout_ms", 1, 3600000, &wp->timeout_ms) != RK_OK ||
+        http_request_bool_param(rq, "sloppy", &wp->sloppy) != RK_OK)
         return RK_EINVAL;
     if (wb->context != NULL) {
         if (wb->context_len > CONTEXT_MAX_TEXT ||
             context_decode(wb->context, wb->context_len, &wp->context) != RK_OK) {
-            reply_error(rq, 400, "bad_context", "context is not one this cluster handed out");
+            http_reply_error(rq, 400, "bad_context", "context is not one this cluster handed out");
             return RK_EINVAL;
         }
         wp->has_context = true;
     }
     if (if_match_context(rq, &wp->if_match, &wp->has_if_match) != RK_OK) {
-        reply_error(rq, 400, "bad_context", "If-Match is not a valid context");
+        http_reply_error(rq, 400, "bad_context", "If-Match is not a valid context");
         return RK_EINVAL;
     }
     const char *inm = mg_get_header(rq->conn, "If-None-Match");
     if (inm != NULL && strcmp(inm, "*") != 0) {
-        reply_error(rq, 400, "bad_param", "If-None-Match supports only *");
+        http_reply_error(rq, 400, "bad_param", "If-None-Match supports only *");
         return RK_EINVAL;
     }
     wp->if_none_match = inm != NULL;
     if (replica_table_reserved(rq->m.table, rq->m.table_len)) {
-        reply_error(rq, 403, "reserved_table",
+        http_reply_error(rq, 403, "reserved_table",
                     "tables starting with _ are reserved for the system");
         return RK_EPERM;
     }
@@ -234,9 +234,9 @@ static rk_err parse_write_params(request *rq, const write_body *wb, write_params
 static void reply_deleted(request *rq, const kv_result *res)
 {
     reply_buf body = {0};
-    reply_add_str(&body, "{\"deleted\":true,\"context\":\"");
-    reply_add_context(&body, &res->obj.clock);
-    reply_add_str(&body, "\"}");
+    http_reply_add_str(&body, "{\"deleted\":true,\"context\":\"");
+    http_reply_add_context(&body, &res->obj.clock);
+    http_reply_add_str(&body, "\"}");
     reply_with_headers(rq, 200, NULL, res, &body);
 }
 
@@ -259,7 +259,7 @@ static void do_write(request *rq, const write_body *wb, bool tombstone)
         return;
     }
     const char *owner;
-    request_owner(rq, &owner);
+    http_request_owner(rq, &owner);
     kv_write w = {
         .key = request_key(rq),
         .value = wb->value,
@@ -279,54 +279,54 @@ static void do_write(request *rq, const write_body *wb, bool tombstone)
     if (err == RK_ENOTFOUND)
         reply_not_found(rq, NULL, &res);
     else if (err == RK_EPRECOND)
-        reply_error(rq, 412, "precondition_failed",
+        http_reply_error(rq, 412, "precondition_failed",
                     "the key changed since that context, or exists");
     else if (err != RK_OK)
-        reply_kv_error(rq, err, &res);
+        http_reply_kv_error(rq, err, &res);
     else if (tombstone)
         reply_deleted(rq, &res);
     else if (mine != NULL)
         reply_object(rq, res.existed ? 200 : 201, &res.obj, mine, &res);
     else
-        reply_error(rq, 500, "internal", "written version not found");
+        http_reply_error(rq, 500, "internal", "written version not found");
     kv_result_free(&res);
     write_params_free(&wp);
 }
 
-void handle_key_put(request *rq)
+void http_handle_key_put(request *rq)
 {
     size_t max_value = rq->srv->opts.max_value_bytes;
     rk_buf body = {0};
-    if (request_body(rq, max_value + BODY_OVERHEAD, &body) != RK_OK) {
+    if (http_request_body(rq, max_value + BODY_OVERHEAD, &body) != RK_OK) {
         rk_buf_free(&body);
         return;
     }
     write_body wb;
     const char *code;
-    if (json_scan_write_body(body.data ? body.data : "", body.len, &wb, &code) != RK_OK)
-        reply_error(rq, 400, code,
+    if (http_json_scan_write_body(body.data ? body.data : "", body.len, &wb, &code) != RK_OK)
+        http_reply_error(rq, 400, code,
                     strcmp(code, "bad_context") == 0 ? "context must be a string"
                                                      : "body must be a JSON object");
     else if (wb.value_len == 0)
-        reply_error(rq, 400, "missing_value", "body needs a \"value\" member");
+        http_reply_error(rq, 400, "missing_value", "body needs a \"value\" member");
     else if (wb.value_len > max_value)
-        reply_error(rq, 413, "too_large", "value is over the size limit");
+        http_reply_error(rq, 413, "too_large", "value is over the size limit");
     else
         do_write(rq, &wb, false);
     rk_buf_free(&body);
 }
 
-void handle_key_delete(request *rq)
+void http_handle_key_delete(request *rq)
 {
     rk_buf body = {0};
-    if (request_body(rq, BODY_OVERHEAD, &body) != RK_OK) {
+    if (http_request_body(rq, BODY_OVERHEAD, &body) != RK_OK) {
         rk_buf_free(&body);
         return;
     }
     write_body wb = {0};
     const char *code;
-    if (body.len > 0 && json_scan_write_body(body.data, body.len, &wb, &code) != RK_OK)
-        reply_error(rq, 400, code, "body must be a JSON object");
+    if (body.len > 0 && http_json_scan_write_body(body.data, body.len, &wb, &code) != RK_OK)
+        http_reply_error(rq, 400, code, "body must be a JSON object");
     else
         do_write(rq, &wb, true);
     rk_buf_free(&body);

@@ -29,11 +29,11 @@ static bool page_visit_cb(void *arg, const char *key, size_t key_len, const rk_o
         return false;
     }
     if (p->count > 0)
-        reply_add_str(p->body, ",");
+        http_reply_add_str(p->body, ",");
     if (p->with_values)
-        reply_add_record(p->body, obj, object_live_winner(obj), key, key_len);
+        http_reply_add_record(p->body, obj, object_live_winner(obj), key, key_len);
     else
-        reply_add_json_string(p->body, key, key_len);
+        http_reply_add_json_string(p->body, key, key_len);
     rk_buf_reset(&p->last_key);
     p->err = rk_buf_append(&p->last_key, key, key_len);
     p->count++;
@@ -44,42 +44,42 @@ static bool page_visit_cb(void *arg, const char *key, size_t key_len, const rk_o
 static void walk_table(request *rq, const char *array_name, bool with_values)
 {
     uint64_t limit = LIST_DEFAULT_LIMIT;
-    if (request_uint_param(rq, "limit", 1, LIST_MAX_LIMIT, &limit) != RK_OK)
+    if (http_request_uint_param(rq, "limit", 1, LIST_MAX_LIMIT, &limit) != RK_OK)
         return;
     char after[KV_KEY_MAX * 3 + 1];
-    int after_len = request_param(rq, "after", after, sizeof after);
+    int after_len = http_request_param(rq, "after", after, sizeof after);
     if (after_len == -2 || (after_len >= 0 && !replica_key_valid(after, (size_t)after_len))) {
-        reply_error(rq, 400, "invalid_key", "after must be a valid key");
+        http_reply_error(rq, 400, "invalid_key", "after must be a valid key");
         return;
     }
     reply_buf body = {0};
     page p = {.body = &body, .with_values = with_values, .limit = limit};
-    reply_addf(&body, "{\"%s\":[", array_name);
+    http_reply_addf(&body, "{\"%s\":[", array_name);
     rk_err err = kv_scan(rq->srv->k, rq->m.table, rq->m.table_len, after_len >= 0 ? after : NULL,
                          after_len >= 0 ? (size_t)after_len : 0, page_visit_cb, &p);
     if (err == RK_OK)
         err = p.err;
-    reply_add_str(&body, "],\"next\":");
+    http_reply_add_str(&body, "],\"next\":");
     if (p.more)
-        reply_add_json_string(&body, p.last_key.data, p.last_key.len);
+        http_reply_add_json_string(&body, p.last_key.data, p.last_key.len);
     else
-        reply_add_str(&body, "null");
-    reply_add_str(&body, "}");
+        http_reply_add_str(&body, "null");
+    http_reply_add_str(&body, "}");
     kv_result none = {0};
     if (err != RK_OK)
-        reply_kv_error(rq, err, &none);
+        http_reply_kv_error(rq, err, &none);
     else
-        reply_json(rq, 200, NULL, &body);
-    reply_buf_free(&body);
+        http_reply_json(rq, 200, NULL, &body);
+    http_reply_buf_free(&body);
     rk_buf_free(&p.last_key);
 }
 
-void handle_keys_list(request *rq)
+void http_handle_keys_list(request *rq)
 {
     walk_table(rq, "keys", false);
 }
 
-void handle_store(request *rq)
+void http_handle_store(request *rq)
 {
     walk_table(rq, "items", true);
 }
@@ -89,9 +89,9 @@ void handle_store(request *rq)
 static void add_batch_error(reply_buf *out, const char *key, size_t key_len, const char *message,
                             const char *code)
 {
-    reply_add_str(out, "{\"key\":");
-    reply_add_json_string(out, key, key_len);
-    reply_addf(out, ",\"error\":\"%s\",\"code\":\"%s\"}", message, code);
+    http_reply_add_str(out, "{\"key\":");
+    http_reply_add_json_string(out, key, key_len);
+    http_reply_addf(out, ",\"error\":\"%s\",\"code\":\"%s\"}", message, code);
 }
 
 static void add_batch_item(request *rq, reply_buf *out, const char *key, size_t key_len)
@@ -105,7 +105,7 @@ static void add_batch_item(request *rq, reply_buf *out, const char *key, size_t 
     kv_result res;
     rk_err err = kv_get(rq->srv->k, &k, &opts, &res);
     if (err == RK_OK && object_live_count(&res.obj) > 0)
-        reply_add_record(out, &res.obj, object_live_winner(&res.obj), key, key_len);
+        http_reply_add_record(out, &res.obj, object_live_winner(&res.obj), key, key_len);
     else if (err == RK_OK || err == RK_ENOTFOUND)
         add_batch_error(out, key, key_len, "not found", "not_found");
     else
@@ -118,7 +118,7 @@ static void add_batch_item(request *rq, reply_buf *out, const char *key, size_t 
 static cJSON *batch_keys(request *rq)
 {
     rk_buf body = {0};
-    if (request_body(rq, (size_t)BATCH_MAX_KEYS * (KV_KEY_MAX * 6 + 8), &body) != RK_OK) {
+    if (http_request_body(rq, (size_t)BATCH_MAX_KEYS * (KV_KEY_MAX * 6 + 8), &body) != RK_OK) {
         rk_buf_free(&body);
         return NULL;
     }
@@ -132,24 +132,24 @@ static cJSON *batch_keys(request *rq)
     rk_buf_free(&body);
     if (!cJSON_IsArray(keys)) {
         cJSON_Delete(keys);
-        reply_error(rq, 400, "bad_json", "body must be a JSON array of keys");
+        http_reply_error(rq, 400, "bad_json", "body must be a JSON array of keys");
         return NULL;
     }
     if (cJSON_GetArraySize(keys) > BATCH_MAX_KEYS) {
         cJSON_Delete(keys);
-        reply_error(rq, 413, "too_large", "at most 1000 keys per batch");
+        http_reply_error(rq, 413, "too_large", "at most 1000 keys per batch");
         return NULL;
     }
     return keys;
 }
 
-void handle_keys_batch(request *rq)
+void http_handle_keys_batch(request *rq)
 {
     cJSON *keys = batch_keys(rq);
     if (keys == NULL)
         return;
     reply_buf out = {0};
-    reply_add_str(&out, "{\"results\":[");
+    http_reply_add_str(&out, "{\"results\":[");
     int i = 0;
     const cJSON *item;
     cJSON_ArrayForEach(item, keys)
@@ -158,21 +158,21 @@ void handle_keys_batch(request *rq)
             break;
         if (!cJSON_IsString(item)) {
             cJSON_Delete(keys);
-            reply_buf_free(&out);
-            reply_error(rq, 400, "bad_json", "every key must be a string");
+            http_reply_buf_free(&out);
+            http_reply_error(rq, 400, "bad_json", "every key must be a string");
             return;
         }
         if (i++ > 0)
-            reply_add_str(&out, ",");
+            http_reply_add_str(&out, ",");
         add_batch_item(rq, &out, item->valuestring, strlen(item->valuestring));
     }
     cJSON_Delete(keys);
-    reply_add_str(&out, "]}");
+    http_reply_add_str(&out, "]}");
     if (out.err != RK_OK) {
         kv_result none = {0};
-        reply_kv_error(rq, out.err, &none);
+        http_reply_kv_error(rq, out.err, &none);
     } else {
-        reply_json(rq, 200, NULL, &out);
+        http_reply_json(rq, 200, NULL, &out);
     }
-    reply_buf_free(&out);
+    http_reply_buf_free(&out);
 }

@@ -89,24 +89,24 @@ void http_metrics_record(http_metrics *m, const char *metric, int status, uint64
 
 static void render_counts(const http_metrics *m, reply_buf *out)
 {
-    reply_add_str(out,
+    http_reply_add_str(out,
         "# HELP ringkv_http_requests_total HTTP requests answered, by route and status class.\n"
         "# TYPE ringkv_http_requests_total counter\n");
     for (size_t r = 0; r < m->count; r++)
         for (int c = 0; c < NCLASSES; c++) {
             uint64_t v = atomic_load_explicit(&m->routes[r].by_class[c], memory_order_relaxed);
             if (v)
-                reply_addf(out, "ringkv_http_requests_total{route=\"%s\",status=\"%dxx\"} %llu\n",
+                http_reply_addf(out, "ringkv_http_requests_total{route=\"%s\",status=\"%dxx\"} %llu\n",
                            m->names[r], c + 1, (unsigned long long)v);
         }
-    reply_add_str(out,
+    http_reply_add_str(out,
         "# HELP ringkv_http_errors_total HTTP requests answered with a 4xx or 5xx status.\n"
         "# TYPE ringkv_http_errors_total counter\n");
     for (size_t r = 0; r < m->count; r++) {
         const route_metrics *rm = &m->routes[r];
         uint64_t v = atomic_load(&rm->by_class[3]) + atomic_load(&rm->by_class[4]);
         if (v)
-            reply_addf(out, "ringkv_http_errors_total{route=\"%s\"} %llu\n", m->names[r],
+            http_reply_addf(out, "ringkv_http_errors_total{route=\"%s\"} %llu\n", m->names[r],
                        (unsigned long long)v);
     }
 }
@@ -122,15 +122,15 @@ static void render_histogram(const char *name, const route_metrics *rm, reply_bu
     for (size_t b = 0; b <= NBUCKETS; b++) {
         cum += atomic_load_explicit(&rm->buckets[b], memory_order_relaxed);
         if (b < NBUCKETS)
-            reply_addf(out,
+            http_reply_addf(out,
                 "ringkv_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                 name, (double)bucket_us[b] / 1e6, (unsigned long long)cum);
         else
-            reply_addf(out,
+            http_reply_addf(out,
                 "ringkv_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
                 name, (unsigned long long)cum);
     }
-    reply_addf(out,
+    http_reply_addf(out,
         "ringkv_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
         "ringkv_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
         name, (double)atomic_load(&rm->sum_ns) / 1e9, name, (unsigned long long)cum);
@@ -139,7 +139,7 @@ static void render_histogram(const char *name, const route_metrics *rm, reply_bu
 void http_metrics_render(const http_metrics *m, reply_buf *out)
 {
     render_counts(m, out);
-    reply_add_str(out,
+    http_reply_add_str(out,
         "# HELP ringkv_http_request_duration_seconds Time from request to reply, by route.\n"
         "# TYPE ringkv_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r < m->count; r++)

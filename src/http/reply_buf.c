@@ -7,18 +7,18 @@
 
 #include "http_internal.h"
 
-void reply_add(reply_buf *r, const void *data, size_t len)
+void http_reply_add(reply_buf *r, const void *data, size_t len)
 {
     if (r->err == RK_OK)
         r->err = rk_buf_append(&r->buf, data, len);
 }
 
-void reply_add_str(reply_buf *r, const char *s)
+void http_reply_add_str(reply_buf *r, const char *s)
 {
-    reply_add(r, s, strlen(s));
+    http_reply_add(r, s, strlen(s));
 }
 
-void reply_addf(reply_buf *r, const char *fmt, ...)
+void http_reply_addf(reply_buf *r, const char *fmt, ...)
 {
     if (r->err != RK_OK)
         return;
@@ -32,7 +32,7 @@ void reply_addf(reply_buf *r, const char *fmt, ...)
         return;
     }
     if ((size_t)n < sizeof small) {
-        reply_add(r, small, (size_t)n);
+        http_reply_add(r, small, (size_t)n);
         return;
     }
     /* Longer than the stack buffer: print again straight into the buffer. */
@@ -45,50 +45,50 @@ void reply_addf(reply_buf *r, const char *fmt, ...)
     r->buf.len += (size_t)n;
 }
 
-void reply_add_u64(reply_buf *r, uint64_t v)
+void http_reply_add_u64(reply_buf *r, uint64_t v)
 {
-    reply_addf(r, "%llu", (unsigned long long)v);
+    http_reply_addf(r, "%llu", (unsigned long long)v);
 }
 
-void reply_add_json_string(reply_buf *r, const char *s, size_t len)
+void http_reply_add_json_string(reply_buf *r, const char *s, size_t len)
 {
     if (r->err == RK_OK)
         r->err = rk_buf_append_json_string(&r->buf, s ? s : "", s ? len : 0);
 }
 
-void reply_add_json_cstr(reply_buf *r, const char *s)
+void http_reply_add_json_cstr(reply_buf *r, const char *s)
 {
-    reply_add_json_string(r, s, s ? strlen(s) : 0);
+    http_reply_add_json_string(r, s, s ? strlen(s) : 0);
 }
 
-void reply_add_context(reply_buf *r, const vclock *clock)
+void http_reply_add_context(reply_buf *r, const vclock *clock)
 {
     if (r->err == RK_OK)
         r->err = context_encode(clock, &r->buf);
 }
 
-void reply_add_record(reply_buf *r, const rk_object *obj, const sibling *s, const char *key,
+void http_reply_add_record(reply_buf *r, const rk_object *obj, const sibling *s, const char *key,
                       size_t key_len)
 {
-    reply_add_str(r, "{");
+    http_reply_add_str(r, "{");
     if (key != NULL) {
-        reply_add_str(r, "\"key\":");
-        reply_add_json_string(r, key, key_len);
-        reply_add_str(r, ",");
+        http_reply_add_str(r, "\"key\":");
+        http_reply_add_json_string(r, key, key_len);
+        http_reply_add_str(r, ",");
     }
-    reply_add_str(r, "\"value\":");
+    http_reply_add_str(r, "\"value\":");
     if (s->tombstone)
-        reply_add_str(r, "null");
+        http_reply_add_str(r, "null");
     else
-        reply_add(r, s->value, s->value_len);
-    reply_add_str(r, ",\"context\":\"");
-    reply_add_context(r, &obj->clock);
-    reply_addf(r, "\",\"timestamp\":%llu,\"owner\":", (unsigned long long)s->timestamp_ms);
-    reply_add_json_cstr(r, s->owner);
-    reply_addf(r, ",\"siblings\":%zu}", object_live_count(obj));
+        http_reply_add(r, s->value, s->value_len);
+    http_reply_add_str(r, ",\"context\":\"");
+    http_reply_add_context(r, &obj->clock);
+    http_reply_addf(r, "\",\"timestamp\":%llu,\"owner\":", (unsigned long long)s->timestamp_ms);
+    http_reply_add_json_cstr(r, s->owner);
+    http_reply_addf(r, ",\"siblings\":%zu}", object_live_count(obj));
 }
 
-void reply_buf_free(reply_buf *r)
+void http_reply_buf_free(reply_buf *r)
 {
     rk_buf_free(&r->buf);
     r->err = RK_OK;

@@ -6,7 +6,7 @@
 
 #include "http_internal.h"
 
-int request_param(const request *rq, const char *name, char *dst, size_t cap)
+int http_request_param(const request *rq, const char *name, char *dst, size_t cap)
 {
     const char *qs = rq->ri->query_string;
     if (qs == NULL)
@@ -15,10 +15,10 @@ int request_param(const request *rq, const char *name, char *dst, size_t cap)
     return n;
 }
 
-rk_err request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
+rk_err http_request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
 {
     char text[32];
-    int n = request_param(rq, name, text, sizeof text);
+    int n = http_request_param(rq, name, text, sizeof text);
     if (n == -1)
         return RK_OK;
     uint64_t v;
@@ -26,24 +26,24 @@ rk_err request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t h
         char msg[160];
         snprintf(msg, sizeof msg, "%s must be a whole number from %llu to %llu", name,
                  (unsigned long long)lo, (unsigned long long)hi);
-        reply_error(rq, 400, "bad_param", msg);
+        http_reply_error(rq, 400, "bad_param", msg);
         return RK_EINVAL;
     }
     *out = v;
     return RK_OK;
 }
 
-bool request_flag(const request *rq, const char *name)
+bool http_request_flag(const request *rq, const char *name)
 {
     char text[8];
-    int n = request_param(rq, name, text, sizeof text);
+    int n = http_request_param(rq, name, text, sizeof text);
     return n > 0 && (strcmp(text, "1") == 0 || strcmp(text, "true") == 0);
 }
 
-rk_err request_bool_param(request *rq, const char *name, bool *out)
+rk_err http_request_bool_param(request *rq, const char *name, bool *out)
 {
     char text[8];
-    int n = request_param(rq, name, text, sizeof text);
+    int n = http_request_param(rq, name, text, sizeof text);
     if (n == -1)
         return RK_OK;
     if (n >= 0 && (strcmp(text, "1") == 0 || strcmp(text, "true") == 0))
@@ -53,21 +53,21 @@ rk_err request_bool_param(request *rq, const char *name, bool *out)
     else {
         char msg[96];
         snprintf(msg, sizeof msg, "%s must be true or false", name);
-        reply_error(rq, 400, "bad_param", msg);
+        http_reply_error(rq, 400, "bad_param", msg);
         return RK_EINVAL;
     }
     return RK_OK;
 }
 
-rk_err request_body(request *rq, size_t max, rk_buf *out)
+rk_err http_request_body(request *rq, size_t max, rk_buf *out)
 {
     long long declared = rq->ri->content_length;
     if (declared > 0 && (unsigned long long)declared > max) {
-        reply_error(rq, 413, "too_large", "request body is over the size limit");
+        http_reply_error(rq, 413, "too_large", "request body is over the size limit");
         return RK_ETOOBIG;
     }
     if (declared > 0 && rk_buf_reserve(out, (size_t)declared) != RK_OK) {
-        reply_error(rq, 500, "no_memory", "out of memory");
+        http_reply_error(rq, 500, "no_memory", "out of memory");
         return RK_ENOMEM;
     }
     char chunk[16384];
@@ -76,21 +76,21 @@ rk_err request_body(request *rq, size_t max, rk_buf *out)
         if (n == 0)
             return RK_OK;
         if (n < 0) {
-            reply_gone(rq);
+            http_reply_gone(rq);
             return RK_EIO;
         }
         if (out->len + (size_t)n > max) {
-            reply_error(rq, 413, "too_large", "request body is over the size limit");
+            http_reply_error(rq, 413, "too_large", "request body is over the size limit");
             return RK_ETOOBIG;
         }
         if (rk_buf_append(out, chunk, (size_t)n) != RK_OK) {
-            reply_error(rq, 500, "no_memory", "out of memory");
+            http_reply_error(rq, 500, "no_memory", "out of memory");
             return RK_ENOMEM;
         }
     }
 }
 
-rk_err request_owner(const request *rq, const char **owner)
+rk_err http_request_owner(const request *rq, const char **owner)
 {
     (void)rq;
     /* Token auth arrives with its own issue; until then every write is

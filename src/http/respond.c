@@ -65,7 +65,7 @@ static bool first_reply(request *rq, int status)
 /* Headers and body go out in one mg_write: two small writes would meet
  * Nagle and delayed ACKs on keep-alive connections (~40 ms each). JSON
  * bodies end with a newline, so curl output does not run into the prompt. */
-void reply_send(request *rq, int status, const char *content_type, const char *extra_headers,
+void http_reply_send(request *rq, int status, const char *content_type, const char *extra_headers,
                 const char *body, size_t body_len)
 {
     if (!first_reply(rq, status))
@@ -90,19 +90,19 @@ void reply_send(request *rq, int status, const char *content_type, const char *e
         return;
     }
     reply_buf msg = {0};
-    reply_addf(&msg,
+    http_reply_addf(&msg,
                "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                "Cache-Control: no-store\r\n%s\r\n",
                status, status_text(status), content_type, total,
                extra_headers ? extra_headers : "");
-    reply_add(&msg, body, body_len);
-    reply_add(&msg, "\n", newline ? 1 : 0);
+    http_reply_add(&msg, body, body_len);
+    http_reply_add(&msg, "\n", newline ? 1 : 0);
     if (msg.err == RK_OK)
         mg_write(rq->conn, msg.buf.data, msg.buf.len);
-    reply_buf_free(&msg);
+    http_reply_buf_free(&msg);
 }
 
-void reply_json(request *rq, int status, const reply_buf *headers, const reply_buf *body)
+void http_reply_json(request *rq, int status, const reply_buf *headers, const reply_buf *body)
 {
     rk_err err = headers != NULL && headers->err != RK_OK ? headers->err : body->err;
     if (err != RK_OK) {
@@ -110,41 +110,41 @@ void reply_json(request *rq, int status, const reply_buf *headers, const reply_b
          * the error, the fault is ours, so 500. */
         RK_ERROR("http", "%s %s: reply not built: %s", rq->method, rq->ri->local_uri,
                  rk_strerror(err));
-        reply_error(rq, 500, rk_errcode(err), rk_strerror(err));
+        http_reply_error(rq, 500, rk_errcode(err), rk_strerror(err));
         return;
     }
-    reply_send(rq, status, "application/json", headers ? headers->buf.data : NULL,
+    http_reply_send(rq, status, "application/json", headers ? headers->buf.data : NULL,
                body->buf.data ? body->buf.data : "", body->buf.len);
 }
 
-void reply_error(request *rq, int status, const char *code, const char *message)
+void http_reply_error(request *rq, int status, const char *code, const char *message)
 {
     reply_buf b = {0};
-    reply_add_str(&b, "{\"error\":");
-    reply_add_json_cstr(&b, message);
-    reply_add_str(&b, ",\"code\":");
-    reply_add_json_cstr(&b, code);
-    reply_add_str(&b, "}");
+    http_reply_add_str(&b, "{\"error\":");
+    http_reply_add_json_cstr(&b, message);
+    http_reply_add_str(&b, ",\"code\":");
+    http_reply_add_json_cstr(&b, code);
+    http_reply_add_str(&b, "}");
     if (b.err == RK_OK)
-        reply_send(rq, status, "application/json", NULL, b.buf.data, b.buf.len);
+        http_reply_send(rq, status, "application/json", NULL, b.buf.data, b.buf.len);
     else
-        reply_send(rq, 500, "application/json", NULL,
+        http_reply_send(rq, 500, "application/json", NULL,
                    "{\"error\":\"out of memory\",\"code\":\"no_memory\"}", 44);
-    reply_buf_free(&b);
+    http_reply_buf_free(&b);
 }
 
-void reply_err(request *rq, rk_err err)
+void http_reply_err(request *rq, rk_err err)
 {
     int status = http_status_of(err);
     if (status >= 500)
         RK_ERROR("http", "%s %s failed: %s", rq->method, rq->ri->local_uri, rk_strerror(err));
-    reply_error(rq, status, rk_errcode(err), rk_strerror(err));
+    http_reply_error(rq, status, rk_errcode(err), rk_strerror(err));
 }
 
-void reply_kv_error(request *rq, rk_err err, const kv_result *res)
+void http_reply_kv_error(request *rq, rk_err err, const kv_result *res)
 {
     if (err != RK_EQUORUM) {
-        reply_err(rq, err);
+        http_reply_err(rq, err);
         return;
     }
     char body[192];
@@ -152,25 +152,25 @@ void reply_kv_error(request *rq, rk_err err, const kv_result *res)
                      "{\"error\":\"quorum not reached: %u of %u replicas answered\","
                      "\"code\":\"quorum\",\"acks\":%u,\"needed\":%u}",
                      res->acks, res->needed, res->acks, res->needed);
-    reply_send(rq, 503, "application/json", NULL, body, (size_t)n);
+    http_reply_send(rq, 503, "application/json", NULL, body, (size_t)n);
 }
 
-void reply_method_not_allowed(request *rq, const char *allow)
+void http_reply_method_not_allowed(request *rq, const char *allow)
 {
     char headers[128];
     snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
     static const char body[] =
         "{\"error\":\"method not allowed on this route\",\"code\":\"method_not_allowed\"}";
-    reply_send(rq, 405, "application/json", headers, body, sizeof body - 1);
+    http_reply_send(rq, 405, "application/json", headers, body, sizeof body - 1);
 }
 
-void reply_file(request *rq, const char *path)
+void http_reply_file(request *rq, const char *path)
 {
     if (first_reply(rq, 200))
         mg_send_mime_file(rq->conn, path, NULL);
 }
 
-void reply_gone(request *rq)
+void http_reply_gone(request *rq)
 {
     first_reply(rq, 400);
 }

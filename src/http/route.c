@@ -5,7 +5,7 @@
 
 #include "http_internal.h"
 
-rk_err percent_decode(const char *src, size_t len, char *dst, size_t cap, size_t *out_len)
+rk_err http_percent_decode(const char *src, size_t len, char *dst, size_t cap, size_t *out_len)
 {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
@@ -39,7 +39,7 @@ static bool segment_is(const char *s, size_t len, const char *word)
 static rk_err take_table(const char *raw, size_t len, route_match *m, const char **code)
 {
     size_t n;
-    if (percent_decode(raw, len, m->table, sizeof m->table, &n) != RK_OK ||
+    if (http_percent_decode(raw, len, m->table, sizeof m->table, &n) != RK_OK ||
         !replica_table_valid(m->table, n)) {
         *code = "invalid_table";
         return RK_EINVAL;
@@ -52,7 +52,7 @@ static rk_err take_table(const char *raw, size_t len, route_match *m, const char
 static rk_err take_key(const char *raw, size_t len, route_match *m, const char **code)
 {
     size_t n;
-    if (percent_decode(raw, len, m->key, sizeof m->key, &n) != RK_OK || !replica_key_valid(m->key, n)) {
+    if (http_percent_decode(raw, len, m->key, sizeof m->key, &n) != RK_OK || !replica_key_valid(m->key, n)) {
         *code = "invalid_key";
         return RK_EINVAL;
     }

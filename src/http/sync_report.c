@@ -47,11 +47,11 @@ static const http_counter counters[] = {
 
 void http_sync_append_json(const sync_stats *st, reply_buf *out)
 {
-    reply_add_str(out, "{");
+    http_reply_add_str(out, "{");
     for (size_t i = 0; i < N_COUNTERS; i++)
-        reply_addf(out, "\"%s\":%llu,", counters[i].json,
+        http_reply_addf(out, "\"%s\":%llu,", counters[i].json,
                    (unsigned long long)http_counter_value(&counters[i], st));
-    reply_addf(out, "\"leaving\":%s}", st->leaving ? "true" : "false");
+    http_reply_addf(out, "\"leaving\":%s}", st->leaving ? "true" : "false");
 }
 
 void http_sync_render_metrics(const sync_stats *st, reply_buf *out)

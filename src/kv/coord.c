@@ -98,7 +98,7 @@ static void req_unref(coord_req *req)
     if (atomic_fetch_sub(&req->refs, 1) != 1)
         return;
     if (!req->is_put)
-        get_core_fini(&req->gc);
+        kv_get_core_fini(&req->gc);
     rk_buf_free(&req->encoded);
     cluster_view_unref(req->view);
     pthread_mutex_destroy(&req->mu);
@@ -108,12 +108,12 @@ static void req_unref(coord_req *req)
 
 static quorum_verdict req_verdict(const coord_req *req)
 {
-    return req->is_put ? put_core_verdict(&req->pc) : get_core_verdict(&req->gc);
+    return req->is_put ? kv_put_core_verdict(&req->pc) : kv_get_core_verdict(&req->gc);
 }
 
 static bool req_done(const coord_req *req)
 {
-    return req->is_put ? put_core_done(&req->pc) : get_core_done(&req->gc);
+    return req->is_put ? kv_put_core_done(&req->pc) : kv_get_core_done(&req->gc);
 }
 
 /* Whether the waiter has its answer: a quorum reached, or one that failed
@@ -140,9 +140,9 @@ static void req_wait(coord_req *req, uint64_t deadline_ms)
     if (req_verdict(req) != QUORUM_PENDING)
         return;
     if (req->is_put)
-        put_core_tick(&req->pc, deadline_ms);
+        kv_put_core_tick(&req->pc, deadline_ms);
     else
-        get_core_tick(&req->gc, deadline_ms);
+        kv_get_core_tick(&req->gc, deadline_ms);
 }
 
 /* True for the one caller that sees the last reply in (req->mu held). */
@@ -169,7 +169,7 @@ static bool alive_cb(void *arg, uint64_t node)
 
 /* The replicas and targets of the key in the current view: while members
  * join or leave (view->next_ring), the union of the key's replicas in both
- * rings (quorum_plan). */
+ * rings (kv_quorum_plan). */
 static rk_err plan_targets(coord_req *req, bool sloppy)
 {
     const ring_t *ring = req->view->ring, *next = req->view->next_ring;
@@ -184,13 +184,13 @@ static rk_err plan_targets(coord_req *req, bool sloppy)
         p.next_count = ring_preference_list(next, req->key.position, npref,
                                             p.next_replicas + QUORUM_MAX_FALLBACKS);
     }
-    return quorum_plan(&p, alive_cb, req->view, sloppy, &req->plan);
+    return kv_quorum_plan(&p, alive_cb, req->view, sloppy, &req->plan);
 }
 
 /* The answers a quorum of q needs from this request's targets. */
 static unsigned needed_of(const coord_req *req, unsigned q)
 {
-    return quorum_needed(q, req->plan.old_count, req->plan.pending);
+    return kv_quorum_needed(q, req->plan.old_count, req->plan.pending);
 }
 
 /* Fills res->under_replicated when the ring has fewer members than N. */
@@ -205,11 +205,11 @@ static void note_short_ring(const coord_req *req, kv_result *res)
 
 static void get_feed(coord_req *req, uint64_t node, quorum_reply reply, const rk_object *obj)
 {
-    if (reply == QUORUM_REPLY_OK && get_core_reply(&req->gc, node, reply, obj, NULL) == RK_OK)
+    if (reply == QUORUM_REPLY_OK && kv_get_core_reply(&req->gc, node, reply, obj, NULL) == RK_OK)
         return;
     /* out of memory merging: count the replica as failed rather than lose
      * track of it */
-    get_core_reply(&req->gc, node, reply == QUORUM_REPLY_OK ? QUORUM_REPLY_ERROR : reply, NULL,
+    kv_get_core_reply(&req->gc, node, reply == QUORUM_REPLY_OK ? QUORUM_REPLY_ERROR : reply, NULL,
                    NULL);
 }
 
@@ -231,7 +231,7 @@ static void get_answered(coord_req *req, uint64_t node, quorum_reply kind, const
     pthread_mutex_lock(&req->mu);
     get_feed(req, node, kind, obj);
     req_replied(req);
-    size_t from, more = get_core_to_ask(&req->gc, &from);
+    size_t from, more = kv_get_core_to_ask(&req->gc, &from);
     req->outstanding += more;
     bool finish = req_take_finish(req);
     pthread_mutex_unlock(&req->mu);
@@ -250,7 +250,7 @@ static void get_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
     rk_object obj = {0};
     if (err == RK_OK) {
         uint64_t took = rk_mono_ns() / 1000u - req->sent_us[call->index];
-        latency_window_add(&req->k->read_latency, took > UINT32_MAX ? UINT32_MAX : (uint32_t)took);
+        kv_latency_window_add(&req->k->read_latency, took > UINT32_MAX ? UINT32_MAX : (uint32_t)took);
         const Ringkv__ReplicaGetReply *r = (const Ringkv__ReplicaGetReply *)reply;
         if (!r->found)
             kind = QUORUM_REPLY_NOTFOUND;
@@ -343,14 +343,14 @@ static void send_object(coord_req *req, const quorum_target *t, uint64_t deadlin
 }
 
 /* Every target has answered (or the deadline passed): send the merged
- * object to each replica that answered with less (get_core_repairs). */
+ * object to each replica that answered with less (kv_get_core_repairs). */
 static void read_repair(coord_req *req)
 {
     uint64_t stale[QUORUM_MAX_TARGETS];
     size_t count = 0;
     pthread_mutex_lock(&req->mu);
-    const rk_object *merged = get_core_object(&req->gc);
-    rk_err err = merged == NULL ? RK_ENOTFOUND : get_core_repairs(&req->gc, stale, &count);
+    const rk_object *merged = kv_get_core_object(&req->gc);
+    rk_err err = merged == NULL ? RK_ENOTFOUND : kv_get_core_repairs(&req->gc, stale, &count);
     if (err == RK_OK && count > 0)
         err = object_encode(merged, &req->encoded);
     rk_object copy = {0};
@@ -401,12 +401,12 @@ static void note_answered(const coord_req *req, const uint64_t *nodes, size_t co
 /* The verdict, as kv_get reports it (req->mu held). */
 static rk_err get_result(coord_req *req, kv_result *res)
 {
-    rk_err err = get_core_result(&req->gc, &res->acks, &res->needed);
+    rk_err err = kv_get_core_result(&req->gc, &res->acks, &res->needed);
     uint64_t answered[QUORUM_MAX_TARGETS];
-    note_answered(req, answered, get_core_answered(&req->gc, answered), res);
+    note_answered(req, answered, kv_get_core_answered(&req->gc, answered), res);
     if (err == RK_EQUORUM)
         return err;
-    const rk_object *merged = get_core_object(&req->gc);
+    const rk_object *merged = kv_get_core_object(&req->gc);
     if (merged == NULL)
         return RK_ENOTFOUND;
     /* Tombstones only: kv.h hands them out with RK_OK so a 404 can carry
@@ -432,16 +432,16 @@ static void get_wait(coord_req *req)
 {
     kv *k = req->k;
     uint32_t delay_us = k->cfg.speculative_ms ? k->cfg.speculative_ms * 1000u
-                                              : latency_window_delay_us(&k->read_latency);
+                                              : kv_latency_window_delay_us(&k->read_latency);
     uint64_t speculate_at = rk_monotonic_ms() + (delay_us + 999) / 1000;
     while (!req_answered(req)) {
         uint64_t now = rk_monotonic_ms();
         if (now >= req->deadline_ms)
             break;
-        bool may_speculate = get_core_waiting_on_asked(&req->gc) && !get_core_speculated(&req->gc);
+        bool may_speculate = kv_get_core_waiting_on_asked(&req->gc) && !kv_get_core_speculated(&req->gc);
         if (may_speculate && now >= speculate_at) {
-            get_core_speculate(&req->gc);
-            size_t from, more = get_core_to_ask(&req->gc, &from);
+            kv_get_core_speculate(&req->gc);
+            size_t from, more = kv_get_core_to_ask(&req->gc, &from);
             req->outstanding += more;
             atomic_fetch_add_explicit(&k->speculative_reads, 1, memory_order_relaxed);
             pthread_mutex_unlock(&req->mu);
@@ -453,11 +453,11 @@ static void get_wait(coord_req *req)
                                                                           : req->deadline_ms;
         rk_cond_wait_until(&req->cv, &req->mu, until);
     }
-    if (get_core_verdict(&req->gc) == QUORUM_PENDING)
-        get_core_tick(&req->gc, req->deadline_ms);
+    if (kv_get_core_verdict(&req->gc) == QUORUM_PENDING)
+        kv_get_core_tick(&req->gc, req->deadline_ms);
 }
 
-rk_err coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_result *res)
+rk_err kv_coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_result *res)
 {
     cluster_view *view = cluster_node_view(k->cn);
     coord_req *req = req_alloc(k, key, view, false);
@@ -471,13 +471,13 @@ rk_err coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_res
     rk_err err = plan_targets(req, !opts->strict);
     uint64_t nodes[QUORUM_MAX_TARGETS];
     if (err == RK_OK) {
-        quorum_read_order(req->plan.targets, req->plan.target_count, k->node_id);
+        kv_quorum_read_order(req->plan.targets, req->plan.target_count, k->node_id);
         for (size_t i = 0; i < req->plan.target_count; i++)
             nodes[i] = req->plan.targets[i].node;
         r = needed_of(req, r);
         res->needed = r;
         note_short_ring(req, res);
-        err = get_core_init(&req->gc, nodes, req->plan.target_count, r, req->deadline_ms);
+        err = kv_get_core_init(&req->gc, nodes, req->plan.target_count, r, req->deadline_ms);
     }
     if (err != RK_OK) {
         req_unref(req);
@@ -486,8 +486,8 @@ rk_err coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_res
     if (read_asks_all(k))
         atomic_fetch_add_explicit(&k->full_reads, 1, memory_order_relaxed);
     else
-        get_core_target(&req->gc, r);
-    size_t first = get_core_asked(&req->gc);
+        kv_get_core_target(&req->gc, r);
+    size_t first = kv_get_core_asked(&req->gc);
     req->outstanding = first;
     ask(req, 0, first);
     pthread_mutex_lock(&req->mu);
@@ -513,7 +513,7 @@ static void put_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
     coord_req *req = call->req;
     rpc_reply_free(reply);
     pthread_mutex_lock(&req->mu);
-    put_core_reply(&req->pc, req->plan.targets[call->index].node, err == RK_OK, NULL);
+    kv_put_core_reply(&req->pc, req->plan.targets[call->index].node, err == RK_OK, NULL);
     req_replied(req);
     bool finish = req_take_finish(req);
     pthread_mutex_unlock(&req->mu);
@@ -532,7 +532,7 @@ static void store_hints(coord_req *req)
     kv *k = req->k;
     uint64_t missed[QUORUM_MAX_TARGETS];
     pthread_mutex_lock(&req->mu);
-    size_t count = put_core_missed(&req->pc, req->plan.replicas, req->plan.replica_count, missed);
+    size_t count = kv_put_core_missed(&req->pc, req->plan.replicas, req->plan.replica_count, missed);
     pthread_mutex_unlock(&req->mu);
     if (count == 0 || !k->cfg.handoff)
         return;
@@ -694,7 +694,7 @@ static rk_err apply_local(coord_req *req, const kv_write *w, kv_result *res)
 }
 
 /* Applies the write on the first replica target that takes it
- * (quorum_applier_order: this node first when it is one), after bringing
+ * (kv_quorum_applier_order: this node first when it is one), after bringing
  * it up to date with seen. *applier is the one that did; failed[] marks
  * replicas that could not be reached. */
 static rk_err apply_write(coord_req *req, const kv_write *w, seen_state *seen, kv_result *res,
@@ -702,7 +702,7 @@ static rk_err apply_write(coord_req *req, const kv_write *w, seen_state *seen, k
 {
     kv *k = req->k;
     size_t order[QUORUM_MAX_TARGETS];
-    size_t count = quorum_applier_order(req->plan.targets, req->plan.target_count, k->node_id,
+    size_t count = kv_quorum_applier_order(req->plan.targets, req->plan.target_count, k->node_id,
                                         order);
     for (size_t o = 0; o < count; o++) {
         size_t i = order[o];
@@ -710,7 +710,7 @@ static rk_err apply_write(coord_req *req, const kv_write *w, seen_state *seen, k
         bool remote = t->node != k->node_id;
         /* (A call that was sent and is only slow may be applied twice, as
          * two siblings of the same value: rarer, and it loses nothing.) */
-        uint64_t attempt = quorum_attempt_deadline(rk_monotonic_ms(), req->deadline_ms, remote,
+        uint64_t attempt = kv_quorum_attempt_deadline(rk_monotonic_ms(), req->deadline_ms, remote,
                                                    o + 1 < count);
         rk_err err = bring_up_to_date(req, t, seen, attempt);
         if (err == RK_OK && !remote)
@@ -746,7 +746,7 @@ static void put_fan_out(coord_req *req, uint64_t applier, const bool *failed, ui
             continue;
         if (failed[i]) {
             pthread_mutex_lock(&req->mu);
-            put_core_reply(&req->pc, t->node, false, NULL);
+            kv_put_core_reply(&req->pc, t->node, false, NULL);
             req_replied(req);
             pthread_mutex_unlock(&req->mu);
         } else if (t->node == k->node_id) {
@@ -756,7 +756,7 @@ static void put_fan_out(coord_req *req, uint64_t applier, const bool *failed, ui
             bool ok = decoded &&
                       replica_merge(k->rp, req->key.dbkey, req->key.dbkey_len, t->intended, &obj, NULL) == RK_OK;
             pthread_mutex_lock(&req->mu);
-            put_core_reply(&req->pc, t->node, ok, NULL);
+            kv_put_core_reply(&req->pc, t->node, ok, NULL);
             req_replied(req);
             pthread_mutex_unlock(&req->mu);
         } else {
@@ -775,13 +775,13 @@ static rk_err read_before_write(kv *k, const replica_key *key, const kv_write *w
                                 kv_result *read, seen_state *seen)
 {
     kv_read_opts ro = {.timeout_ms = w->timeout_ms, .strict = w->strict};
-    rk_err err = coord_get(k, key, &ro, read);
+    rk_err err = kv_coord_get(k, key, &ro, read);
     if (err == RK_OK)
         seen->obj = &read->obj;
     return err == RK_ENOTFOUND ? RK_OK : err;
 }
 
-rk_err coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result *res)
+rk_err kv_coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result *res)
 {
     cluster_view *view = cluster_node_view(k->cn);
     coord_req *req = req_alloc(k, key, view, true);
@@ -814,7 +814,7 @@ rk_err coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result *re
     kv_result_free(&read);
     rk_buf_free(&seen.encoded);
     if (err == RK_OK)
-        err = put_core_init(&req->pc, req->plan.targets, req->plan.target_count, applier, wq,
+        err = kv_put_core_init(&req->pc, req->plan.targets, req->plan.target_count, applier, wq,
                             req->deadline_ms);
     if (err != RK_OK) {
         if (err == RK_EQUORUM)
@@ -827,9 +827,9 @@ rk_err coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result *re
 
     pthread_mutex_lock(&req->mu);
     req_wait(req, req->deadline_ms);
-    err = put_core_result(&req->pc, &res->acks, &res->needed);
+    err = kv_put_core_result(&req->pc, &res->acks, &res->needed);
     quorum_target acked[QUORUM_MAX_TARGETS];
-    size_t n_acked = put_core_acked(&req->pc, acked);
+    size_t n_acked = kv_put_core_acked(&req->pc, acked);
     uint64_t nodes[QUORUM_MAX_TARGETS];
     for (size_t i = 0; i < n_acked; i++)
         nodes[i] = acked[i].node;

@@ -46,7 +46,7 @@ rk_err kv_open(replica *rp, cluster_node *cn, rpc_client *client, const kv_confi
     k->cfg = *cfg;
     if (k->cfg.timeout_ms == 0)
         k->cfg.timeout_ms = 1000;
-    latency_window_init(&k->read_latency);
+    kv_latency_window_init(&k->read_latency);
     *out = k;
     return RK_OK;
 }
@@ -89,7 +89,7 @@ rk_err kv_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *res
     atomic_fetch_add_explicit(&k->reads, 1, memory_order_relaxed);
     if (opts->local)
         return local_get(k, &rk, res);
-    return coord_get(k, &rk, opts, res);
+    return kv_coord_get(k, &rk, opts, res);
 }
 
 static rk_err check_write(const kv *k, const kv_write *w)
@@ -113,7 +113,7 @@ rk_err kv_put(kv *k, const kv_write *w, kv_result *res)
     rk_err err = check_write(k, w);
     if (err != RK_OK)
         return err;
-    return coord_put(k, &rk, w, res);
+    return kv_coord_put(k, &rk, w, res);
 }
 
 rk_err kv_scan(kv *k, const char *table, size_t table_len, const char *after, size_t after_len,

@@ -29,7 +29,7 @@ struct kv {
 
 /* ---- the coordinator (coord.c) -------------------------------------------- */
 
-rk_err coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_result *res);
-rk_err coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result *res);
+rk_err kv_coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_result *res);
+rk_err kv_coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result *res);
 
 #endif

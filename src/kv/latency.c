@@ -4,7 +4,7 @@
 
 #include "latency_internal.h"
 
-void latency_window_init(latency_window *w)
+void kv_latency_window_init(latency_window *w)
 {
     memset(w, 0, sizeof *w);
     atomic_store(&w->delay_us, LATENCY_DELAY_FLOOR_US);
@@ -16,7 +16,7 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-uint32_t latency_percentile(uint32_t *values, size_t count, unsigned p)
+uint32_t kv_latency_percentile(uint32_t *values, size_t count, unsigned p)
 {
     if (count == 0)
         return 0;
@@ -35,7 +35,7 @@ static uint32_t clamp_delay(uint32_t us)
     return us > LATENCY_DELAY_CEIL_US ? LATENCY_DELAY_CEIL_US : us;
 }
 
-void latency_window_add(latency_window *w, uint32_t us)
+void kv_latency_window_add(latency_window *w, uint32_t us)
 {
     uint64_t n = atomic_fetch_add_explicit(&w->count, 1, memory_order_relaxed);
     atomic_store_explicit(&w->samples_us[n % LATENCY_WINDOW], us, memory_order_relaxed);
@@ -47,11 +47,11 @@ void latency_window_add(latency_window *w, uint32_t us)
     size_t have = n + 1 < LATENCY_WINDOW ? (size_t)(n + 1) : LATENCY_WINDOW;
     for (size_t i = 0; i < have; i++)
         copy[i] = atomic_load_explicit(&w->samples_us[i], memory_order_relaxed);
-    atomic_store_explicit(&w->delay_us, clamp_delay(latency_percentile(copy, have, 99)),
+    atomic_store_explicit(&w->delay_us, clamp_delay(kv_latency_percentile(copy, have, 99)),
                           memory_order_relaxed);
 }
 
-uint32_t latency_window_delay_us(const latency_window *w)
+uint32_t kv_latency_window_delay_us(const latency_window *w)
 {
     return atomic_load_explicit(&w->delay_us, memory_order_relaxed);
 }

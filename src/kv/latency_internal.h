@@ -7,7 +7,7 @@
  * replicas' recent answer times, so a healthy replica is almost never
  * second-guessed and a slow one costs a read about that much.
  *
- * Threads: latency_window_add and latency_window_delay_us may be called
+ * Threads: kv_latency_window_add and kv_latency_window_delay_us may be called
  * from any thread without a lock. Samples are stored with relaxed atomics;
  * a percentile computed while another thread writes may mix two
  * generations of samples, which only moves the estimate by one sample. */
@@ -33,18 +33,18 @@ typedef struct latency_window {
 #define LATENCY_DELAY_FLOOR_US 2000u
 #define LATENCY_DELAY_CEIL_US 50000u
 
-void latency_window_init(latency_window *w);
+void kv_latency_window_init(latency_window *w);
 
 /* Records one replica's answer time. */
-void latency_window_add(latency_window *w, uint32_t us);
+void kv_latency_window_add(latency_window *w, uint32_t us);
 
 /* The speculative delay in microseconds: the 99th percentile of the
  * window, clamped to [LATENCY_DELAY_FLOOR_US, LATENCY_DELAY_CEIL_US]; the
  * floor until LATENCY_REFRESH samples have been seen. */
-uint32_t latency_window_delay_us(const latency_window *w);
+uint32_t kv_latency_window_delay_us(const latency_window *w);
 
 /* The p-th percentile (0..100) of values[0..count), nearest rank; sorts
  * values in place. 0 when count is 0. Pure: what the window uses. */
-uint32_t latency_percentile(uint32_t *values, size_t count, unsigned p);
+uint32_t kv_latency_percentile(uint32_t *values, size_t count, unsigned p);
 
 #endif

@@ -26,15 +26,15 @@
  * quorum larger than the number of targets.)
  *
  * Transitions:
- *   PENDING -> REACHED  get_core_reply (ok or not found), put_core_reply
- *                       (ack), put_core_init (w == 1)
- *   PENDING -> FAILED   get_core_reply / put_core_reply (an error leaves too
- *                       few unanswered), get_core_tick / put_core_tick (the
- *                       deadline), get_core_init / put_core_init (q > targets)
+ *   PENDING -> REACHED  kv_get_core_reply (ok or not found), kv_put_core_reply
+ *                       (ack), kv_put_core_init (w == 1)
+ *   PENDING -> FAILED   kv_get_core_reply / kv_put_core_reply (an error leaves too
+ *                       few unanswered), kv_get_core_tick / kv_put_core_tick (the
+ *                       deadline), kv_get_core_init / kv_put_core_init (q > targets)
  *   REACHED, FAILED -> DONE
- *                       get_core_reply / put_core_reply (the last target),
- *                       get_core_tick / put_core_tick (the deadline);
- *                       get_core_repairs answers from here on
+ *                       kv_get_core_reply / kv_put_core_reply (the last target),
+ *                       kv_get_core_tick / kv_put_core_tick (the deadline);
+ *                       kv_get_core_repairs answers from here on
  *
  * Since "acks >= q" and "errors > targets - q" only ever become true, the
  * final verdict and, by the merge laws, the merged object and the repair
@@ -71,7 +71,7 @@ static bool contains(const uint64_t *ids, size_t count, uint64_t id)
 
 /* ---- target selection ---------------------------------------------------- */
 
-rk_err quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n, bool sloppy,
+rk_err kv_quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n, bool sloppy,
                      quorum_target *out, size_t *out_count)
 {
     if (n == 0 || n > count || n > QUORUM_MAX_TARGETS || has_duplicate(pref, n))
@@ -99,7 +99,7 @@ rk_err quorum_select(const uint64_t *pref, const bool *alive, size_t count, size
     return RK_OK;
 }
 
-rk_err quorum_join_union(const uint64_t *old_replicas, size_t old_count,
+rk_err kv_quorum_join_union(const uint64_t *old_replicas, size_t old_count,
                          const uint64_t *new_replicas, size_t new_count, uint64_t *out,
                          size_t *out_count, size_t *out_pending)
 {
@@ -182,7 +182,7 @@ static void get_settle(get_core *gc)
         gc->verdict = QUORUM_FAILED;
 }
 
-rk_err get_core_init(get_core *gc, const uint64_t *nodes, size_t count, unsigned r,
+rk_err kv_get_core_init(get_core *gc, const uint64_t *nodes, size_t count, unsigned r,
                      uint64_t deadline_ms)
 {
     if (r == 0 || count > QUORUM_MAX_TARGETS || has_duplicate(nodes, count))
@@ -194,7 +194,7 @@ rk_err get_core_init(get_core *gc, const uint64_t *nodes, size_t count, unsigned
     return RK_OK;
 }
 
-void get_core_fini(get_core *gc)
+void kv_get_core_fini(get_core *gc)
 {
     for (size_t i = 0; i < gc->count; i++)
         answer_fini(&gc->answers[i]);
@@ -202,7 +202,7 @@ void get_core_fini(get_core *gc)
     gc->has_object = false;
 }
 
-rk_err get_core_reply(get_core *gc, uint64_t node, quorum_reply reply, const rk_object *obj,
+rk_err kv_get_core_reply(get_core *gc, uint64_t node, quorum_reply reply, const rk_object *obj,
                       bool *counted)
 {
     if (counted)
@@ -246,7 +246,7 @@ rk_err get_core_reply(get_core *gc, uint64_t node, quorum_reply reply, const rk_
     return RK_OK;
 }
 
-void get_core_tick(get_core *gc, uint64_t now_ms)
+void kv_get_core_tick(get_core *gc, uint64_t now_ms)
 {
     if (now_ms < gc->deadline_ms)
         return;
@@ -254,12 +254,12 @@ void get_core_tick(get_core *gc, uint64_t now_ms)
     get_settle(gc);
 }
 
-quorum_verdict get_core_verdict(const get_core *gc)
+quorum_verdict kv_get_core_verdict(const get_core *gc)
 {
     return gc->verdict;
 }
 
-bool get_core_done(const get_core *gc)
+bool kv_get_core_done(const get_core *gc)
 {
     if (gc->expired)
         return true;
@@ -269,18 +269,18 @@ bool get_core_done(const get_core *gc)
            (answered == gc->asked && gc->verdict != QUORUM_PENDING);
 }
 
-void get_core_target(get_core *gc, size_t first)
+void kv_get_core_target(get_core *gc, size_t first)
 {
     size_t ask = first < gc->r ? gc->r : first;
     gc->asked = ask < gc->count ? ask : gc->count;
 }
 
-void get_core_speculate(get_core *gc)
+void kv_get_core_speculate(get_core *gc)
 {
     gc->speculated = true;
 }
 
-size_t get_core_to_ask(get_core *gc, size_t *from)
+size_t kv_get_core_to_ask(get_core *gc, size_t *from)
 {
     *from = gc->asked;
     if (gc->verdict != QUORUM_PENDING || gc->expired)
@@ -297,22 +297,22 @@ size_t get_core_to_ask(get_core *gc, size_t *from)
     return n;
 }
 
-size_t get_core_asked(const get_core *gc)
+size_t kv_get_core_asked(const get_core *gc)
 {
     return gc->asked;
 }
 
-bool get_core_speculated(const get_core *gc)
+bool kv_get_core_speculated(const get_core *gc)
 {
     return gc->speculated;
 }
 
-bool get_core_waiting_on_asked(const get_core *gc)
+bool kv_get_core_waiting_on_asked(const get_core *gc)
 {
     return gc->verdict == QUORUM_PENDING && !gc->expired && gc->asked < gc->count;
 }
 
-rk_err get_core_result(const get_core *gc, unsigned *acks, unsigned *needed)
+rk_err kv_get_core_result(const get_core *gc, unsigned *acks, unsigned *needed)
 {
     if (acks)
         *acks = gc->ok + gc->notfound;
@@ -326,12 +326,12 @@ rk_err get_core_result(const get_core *gc, unsigned *acks, unsigned *needed)
     return gc->has_object && object_live_count(&gc->merged) > 0 ? RK_OK : RK_ENOTFOUND;
 }
 
-const rk_object *get_core_object(const get_core *gc)
+const rk_object *kv_get_core_object(const get_core *gc)
 {
     return gc->has_object ? &gc->merged : NULL;
 }
 
-size_t get_core_answered(const get_core *gc, uint64_t *out)
+size_t kv_get_core_answered(const get_core *gc, uint64_t *out)
 {
     size_t len = 0;
     for (size_t i = 0; i < gc->count; i++)
@@ -341,9 +341,9 @@ size_t get_core_answered(const get_core *gc, uint64_t *out)
     return len;
 }
 
-rk_err get_core_repairs(const get_core *gc, uint64_t *out, size_t *out_count)
+rk_err kv_get_core_repairs(const get_core *gc, uint64_t *out, size_t *out_count)
 {
-    if (!get_core_done(gc))
+    if (!kv_get_core_done(gc))
         return RK_EINVAL;
     size_t len = 0;
     if (gc->has_object) {
@@ -373,7 +373,7 @@ static void put_settle(put_core *pc)
         pc->verdict = QUORUM_FAILED;
 }
 
-rk_err put_core_init(put_core *pc, const quorum_target *targets, size_t count, uint64_t coordinator,
+rk_err kv_put_core_init(put_core *pc, const quorum_target *targets, size_t count, uint64_t coordinator,
                      unsigned w, uint64_t deadline_ms)
 {
     if (w == 0 || count > QUORUM_MAX_TARGETS)
@@ -396,7 +396,7 @@ rk_err put_core_init(put_core *pc, const quorum_target *targets, size_t count, u
     return RK_OK;
 }
 
-void put_core_reply(put_core *pc, uint64_t node, bool ok, bool *counted)
+void kv_put_core_reply(put_core *pc, uint64_t node, bool ok, bool *counted)
 {
     if (counted)
         *counted = false;
@@ -417,7 +417,7 @@ void put_core_reply(put_core *pc, uint64_t node, bool ok, bool *counted)
         *counted = true;
 }
 
-void put_core_tick(put_core *pc, uint64_t now_ms)
+void kv_put_core_tick(put_core *pc, uint64_t now_ms)
 {
     if (now_ms < pc->deadline_ms)
         return;
@@ -425,17 +425,17 @@ void put_core_tick(put_core *pc, uint64_t now_ms)
     put_settle(pc);
 }
 
-quorum_verdict put_core_verdict(const put_core *pc)
+quorum_verdict kv_put_core_verdict(const put_core *pc)
 {
     return pc->verdict;
 }
 
-bool put_core_done(const put_core *pc)
+bool kv_put_core_done(const put_core *pc)
 {
     return pc->expired || pc->acks + pc->errors == pc->count;
 }
 
-rk_err put_core_result(const put_core *pc, unsigned *acks, unsigned *needed)
+rk_err kv_put_core_result(const put_core *pc, unsigned *acks, unsigned *needed)
 {
     if (acks)
         *acks = pc->acks;
@@ -449,7 +449,7 @@ rk_err put_core_result(const put_core *pc, unsigned *acks, unsigned *needed)
     return RK_OK;
 }
 
-size_t put_core_acked(const put_core *pc, quorum_target *out)
+size_t kv_put_core_acked(const put_core *pc, quorum_target *out)
 {
     size_t len = 0;
     for (size_t i = 0; i < pc->count; i++)
@@ -458,7 +458,7 @@ size_t put_core_acked(const put_core *pc, quorum_target *out)
     return len;
 }
 
-size_t put_core_fallbacks(const put_core *pc, quorum_target *out)
+size_t kv_put_core_fallbacks(const put_core *pc, quorum_target *out)
 {
     size_t len = 0;
     for (size_t i = 0; i < pc->count; i++)
@@ -469,7 +469,7 @@ size_t put_core_fallbacks(const put_core *pc, quorum_target *out)
 
 /* ---- the coordinator's other decisions ------------------------------------ */
 
-unsigned quorum_needed(unsigned q, size_t replicas, size_t pending)
+unsigned kv_quorum_needed(unsigned q, size_t replicas, size_t pending)
 {
     /* fewer members than N: each has the key and all of them are the quorum */
     unsigned have = replicas < q ? (unsigned)replicas : q;
@@ -488,7 +488,7 @@ static size_t add_missing(uint64_t *list, size_t have, const uint64_t *pref, siz
     return n;
 }
 
-rk_err quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, bool sloppy,
+rk_err kv_quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, bool sloppy,
                    quorum_plan_result *out)
 {
     if (p->replicas == 0 || p->replicas > RING_MAX_N || p->count < p->replicas ||
@@ -503,7 +503,7 @@ rk_err quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, b
         memcpy(list, p->pref, p->count * sizeof list[0]);
         total = p->count;
     } else {
-        rk_err err = quorum_join_union(p->pref, p->replicas, p->next, p->next_replicas, list, &n,
+        rk_err err = kv_quorum_join_union(p->pref, p->replicas, p->next, p->next_replicas, list, &n,
                                        &pending);
         if (err != RK_OK)
             return err;
@@ -516,7 +516,7 @@ rk_err quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, b
         alive[i] = alive_cb(arg, list[i]);
     quorum_target targets[QUORUM_MAX_TARGETS];
     size_t target_count;
-    rk_err err = quorum_select(list, alive, total, n, sloppy, targets, &target_count);
+    rk_err err = kv_quorum_select(list, alive, total, n, sloppy, targets, &target_count);
     if (err != RK_OK)
         return err;
     /* set on success only */
@@ -529,7 +529,7 @@ rk_err quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, b
     return RK_OK;
 }
 
-void quorum_read_order(quorum_target *targets, size_t count, uint64_t self)
+void kv_quorum_read_order(quorum_target *targets, size_t count, uint64_t self)
 {
     for (size_t i = 1; i < count; i++) {
         if (targets[i].node != self || quorum_target_is_fallback(&targets[i]))
@@ -541,7 +541,7 @@ void quorum_read_order(quorum_target *targets, size_t count, uint64_t self)
     }
 }
 
-size_t quorum_applier_order(const quorum_target *targets, size_t count, uint64_t self,
+size_t kv_quorum_applier_order(const quorum_target *targets, size_t count, uint64_t self,
                             size_t *out)
 {
     size_t n = 0;
@@ -554,7 +554,7 @@ size_t quorum_applier_order(const quorum_target *targets, size_t count, uint64_t
     return n;
 }
 
-uint64_t quorum_attempt_deadline(uint64_t now_ms, uint64_t deadline_ms, bool remote,
+uint64_t kv_quorum_attempt_deadline(uint64_t now_ms, uint64_t deadline_ms, bool remote,
                                  bool others_left)
 {
     /* with a millisecond or less left, halving would leave nothing */
@@ -563,7 +563,7 @@ uint64_t quorum_attempt_deadline(uint64_t now_ms, uint64_t deadline_ms, bool rem
     return now_ms + (deadline_ms - now_ms) / 2;
 }
 
-size_t put_core_missed(const put_core *pc, const uint64_t *replicas, size_t replica_count,
+size_t kv_put_core_missed(const put_core *pc, const uint64_t *replicas, size_t replica_count,
                        uint64_t *out)
 {
     size_t n = 0;

@@ -52,7 +52,7 @@ static inline bool quorum_target_is_fallback(const quorum_target *t)
  * order of the replicas they serve; *out_count (<= n) is how many.
  * out needs room for n targets. RK_EINVAL if n is 0, over count or over
  * QUORUM_MAX_TARGETS, or an id repeats among pref[0..n). */
-rk_err quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n, bool sloppy,
+rk_err kv_quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n, bool sloppy,
                      quorum_target *out, size_t *out_count);
 
 /* The replicas of a range that is moving (DESIGN "Join"): until the new
@@ -67,13 +67,13 @@ rk_err quorum_select(const uint64_t *pref, const bool *alive, size_t count, size
  * acknowledged write among the old replicas, which hold the range
  * (Cassandra's pending-range rule, applied to reads as well as writes so
  * the pending replicas also receive read repair). For a sloppy quorum
- * during a move, give quorum_select the union as its replicas (n = the
+ * during a move, give kv_quorum_select the union as its replicas (n = the
  * union's size) followed by the new ring's fallbacks outside the union.
  * Pass the replicas only (the first ring_replica_count ids of each
  * preference list), not the fallbacks. out needs room for
  * old_count + new_count ids. RK_EINVAL if either list is empty, over
  * RING_MAX_N, or repeats an id. */
-rk_err quorum_join_union(const uint64_t *old_replicas, size_t old_count,
+rk_err kv_quorum_join_union(const uint64_t *old_replicas, size_t old_count,
                          const uint64_t *new_replicas, size_t new_count, uint64_t *out,
                          size_t *out_count, size_t *out_pending);
 
@@ -101,8 +101,8 @@ typedef struct get_core_answer {
 } get_core_answer;
 
 /* A read fanned out to count targets, r of which must answer ok or not
- * found. Zero-initialise, get_core_init, feed get_core_reply and
- * get_core_tick, read the verdict and results; free with get_core_fini. */
+ * found. Zero-initialise, kv_get_core_init, feed kv_get_core_reply and
+ * kv_get_core_tick, read the verdict and results; free with kv_get_core_fini. */
 typedef struct get_core {
     uint64_t nodes[QUORUM_MAX_TARGETS];
     get_core_answer answers[QUORUM_MAX_TARGETS];
@@ -119,14 +119,14 @@ typedef struct get_core {
 } get_core;
 
 /* Starts a read of nodes[0..count) needing r answers by deadline_ms (the
- * caller's clock; only compared with what get_core_tick is given). r over
+ * caller's clock; only compared with what kv_get_core_tick is given). r over
  * count is allowed and fails at once (too few targets, e.g. every replica
  * down): the coordinator then answers RK_EQUORUM like any other failure.
  * RK_EINVAL if r is 0, count over QUORUM_MAX_TARGETS, or an id repeats.
- * Allocates nothing; get_core_fini frees what replies add. */
-rk_err get_core_init(get_core *gc, const uint64_t *nodes, size_t count, unsigned r,
+ * Allocates nothing; kv_get_core_fini frees what replies add. */
+rk_err kv_get_core_init(get_core *gc, const uint64_t *nodes, size_t count, unsigned r,
                      uint64_t deadline_ms);
-void get_core_fini(get_core *gc);
+void kv_get_core_fini(get_core *gc);
 
 /* Feeds node's reply; obj is its object for QUORUM_REPLY_OK (read, not
  * kept: the core copies what it needs) and ignored otherwise. A second
@@ -135,63 +135,63 @@ void get_core_fini(get_core *gc);
  * after the verdict: they still merge and decide read repair. RK_ENOMEM
  * leaves the core as it was (the caller may feed an error reply instead);
  * RK_EINVAL for an ok reply without an object. counted may be NULL. */
-rk_err get_core_reply(get_core *gc, uint64_t node, quorum_reply reply, const rk_object *obj,
+rk_err kv_get_core_reply(get_core *gc, uint64_t node, quorum_reply reply, const rk_object *obj,
                       bool *counted);
 
 /* Tells the core the time. At or past the deadline it stops taking
  * replies, and a pending verdict becomes QUORUM_FAILED. */
-void get_core_tick(get_core *gc, uint64_t now_ms);
+void kv_get_core_tick(get_core *gc, uint64_t now_ms);
 
-quorum_verdict get_core_verdict(const get_core *gc);
+quorum_verdict kv_get_core_verdict(const get_core *gc);
 
 /* Targeted reads (Cassandra's speculative retry). By default every target
- * is asked at once. get_core_target(gc, first) says only the first
+ * is asked at once. kv_get_core_target(gc, first) says only the first
  * max(first, r) targets are asked for now; order the targets so the best
- * come first (quorum_read_order). Then, after every reply and after
- * get_core_speculate, get_core_to_ask says which targets to ask next: one
+ * come first (kv_quorum_read_order). Then, after every reply and after
+ * kv_get_core_speculate, kv_get_core_to_ask says which targets to ask next: one
  * more for each error, and all of the rest once the speculative delay
  * passed without a verdict. It returns how many, from index *from, and
  * counts them as asked; 0 once the verdict is known or the deadline
- * passed. Call get_core_target right after init, before any reply. */
-void get_core_target(get_core *gc, size_t first);
-void get_core_speculate(get_core *gc);
-size_t get_core_to_ask(get_core *gc, size_t *from);
+ * passed. Call kv_get_core_target right after init, before any reply. */
+void kv_get_core_target(get_core *gc, size_t first);
+void kv_get_core_speculate(get_core *gc);
+size_t kv_get_core_to_ask(get_core *gc, size_t *from);
 /* How many targets are asked so far (the first ones, in target order). */
-size_t get_core_asked(const get_core *gc);
-/* Whether get_core_speculate was called. */
-bool get_core_speculated(const get_core *gc);
+size_t kv_get_core_asked(const get_core *gc);
+/* Whether kv_get_core_speculate was called. */
+bool kv_get_core_speculated(const get_core *gc);
 /* Pending, with targets not asked yet: what the speculative timer is for. */
-bool get_core_waiting_on_asked(const get_core *gc);
+bool kv_get_core_waiting_on_asked(const get_core *gc);
 
 /* Every target asked answered and no more will be asked, or the deadline
  * passed: read repair may run (for the targets that answered). */
-bool get_core_done(const get_core *gc);
+bool kv_get_core_done(const get_core *gc);
 
 /* The outcome for the client once the verdict is final: RK_OK when the
  * merged object has a live sibling; RK_ENOTFOUND when the quorum answered
- * nothing or only tombstones (get_core_object still gives a tombstone-only
+ * nothing or only tombstones (kv_get_core_object still gives a tombstone-only
  * object, whose context a 404 carries); RK_EQUORUM when failed. *acks (ok
  * and not-found replies so far) and *needed (r) are set in every case, and
  * either may be NULL. RK_EINVAL while pending. */
-rk_err get_core_result(const get_core *gc, unsigned *acks, unsigned *needed);
+rk_err kv_get_core_result(const get_core *gc, unsigned *acks, unsigned *needed);
 
 /* The merge of every ok answer so far (no sibling cap: replica merges pass
  * none, docs/causality.md), or NULL if none. Owned by the core; valid until
- * the next get_core_reply or get_core_fini. */
-const rk_object *get_core_object(const get_core *gc);
+ * the next kv_get_core_reply or kv_get_core_fini. */
+const rk_object *kv_get_core_object(const get_core *gc);
 
 /* The nodes that answered ok or not found, in target order, for
  * X-Ringkv-Replicas. out needs room for gc->count ids. Returns how many. */
-size_t get_core_answered(const get_core *gc, uint64_t *out);
+size_t kv_get_core_answered(const get_core *gc, uint64_t *out);
 
-/* Read repair, once get_core_done: the targets that answered with an
+/* Read repair, once kv_get_core_done: the targets that answered with an
  * object strictly behind the merged one, or not found while the merge
  * holds an object (tombstones included: a replica that missed a delete
- * must learn it). Each is to receive get_core_object. Error replies and
+ * must learn it). Each is to receive kv_get_core_object. Error replies and
  * silent nodes are left to hinted handoff and anti-entropy. out needs room
  * for gc->count ids; *out_count is how many, in target order. RK_EINVAL
- * before get_core_done. */
-rk_err get_core_repairs(const get_core *gc, uint64_t *out, size_t *out_count);
+ * before kv_get_core_done. */
+rk_err kv_get_core_repairs(const get_core *gc, uint64_t *out, size_t *out_count);
 
 /* ---- put ----------------------------------------------------------------- */
 
@@ -208,43 +208,43 @@ typedef struct put_core {
     quorum_verdict verdict;
 } put_core;
 
-/* Starts a write to targets[0..count) (quorum_select's output), of which
+/* Starts a write to targets[0..count) (kv_quorum_select's output), of which
  * coordinator is one and has acked. w over count fails at once. RK_EINVAL
  * if w is 0, count over QUORUM_MAX_TARGETS, a node repeats, or coordinator
  * is not a target (a node outside the preference list forwards the write
  * instead of coordinating it). Allocates nothing. */
-rk_err put_core_init(put_core *pc, const quorum_target *targets, size_t count, uint64_t coordinator,
+rk_err kv_put_core_init(put_core *pc, const quorum_target *targets, size_t count, uint64_t coordinator,
                      unsigned w, uint64_t deadline_ms);
 
 /* Feeds node's answer: ok true for an ack, false for an error. Duplicate,
  * unknown and late replies are ignored (*counted false; counted may be
  * NULL). */
-void put_core_reply(put_core *pc, uint64_t node, bool ok, bool *counted);
+void kv_put_core_reply(put_core *pc, uint64_t node, bool ok, bool *counted);
 
 /* At or past the deadline: stop taking replies; pending becomes failed. */
-void put_core_tick(put_core *pc, uint64_t now_ms);
+void kv_put_core_tick(put_core *pc, uint64_t now_ms);
 
-quorum_verdict put_core_verdict(const put_core *pc);
+quorum_verdict kv_put_core_verdict(const put_core *pc);
 
 /* Every target answered or the deadline passed. */
-bool put_core_done(const put_core *pc);
+bool kv_put_core_done(const put_core *pc);
 
 /* RK_OK when reached, RK_EQUORUM when failed; *acks and *needed (w) set in
  * every case, either may be NULL. RK_EINVAL while pending. */
-rk_err put_core_result(const put_core *pc, unsigned *acks, unsigned *needed);
+rk_err kv_put_core_result(const put_core *pc, unsigned *acks, unsigned *needed);
 
 /* The targets that acked, in target order (X-Ringkv-Replicas); out needs
  * room for pc->count. Returns how many. */
-size_t put_core_acked(const put_core *pc, quorum_target *out);
+size_t kv_put_core_acked(const put_core *pc, quorum_target *out);
 
 /* The fallbacks that acked, each with the replica it stands in for
  * (X-Ringkv-Fallbacks); out needs room for pc->count. Returns how many. */
-size_t put_core_fallbacks(const put_core *pc, quorum_target *out);
+size_t kv_put_core_fallbacks(const put_core *pc, quorum_target *out);
 
 /* The replicas of pc's write that no target acked for, its own or a
  * fallback standing in (so the coordinator keeps a hint for each). out
  * needs room for replica_count ids; returns how many. */
-size_t put_core_missed(const put_core *pc, const uint64_t *replicas, size_t replica_count,
+size_t kv_put_core_missed(const put_core *pc, const uint64_t *replicas, size_t replica_count,
                        uint64_t *out);
 
 /* ---- the coordinator's other decisions ------------------------------------ */
@@ -257,7 +257,7 @@ size_t put_core_missed(const put_core *pc, const uint64_t *replicas, size_t repl
  * replicas there are (a ring with fewer members than N: each member holds
  * the key and all of them make the quorum, DESIGN.md), plus one per
  * pending replica (quorum_join_needed). */
-unsigned quorum_needed(unsigned q, size_t replicas, size_t pending);
+unsigned kv_quorum_needed(unsigned q, size_t replicas, size_t pending);
 
 /* A key's preference lists as ring_preference_list gives them: the read
  * ring's pref[0..count), its replicas first, and while members join or
@@ -284,21 +284,21 @@ typedef struct quorum_plan_result {
 } quorum_plan_result;
 
 /* Plans a request: the replicas (the union of both rings while a range
- * moves, quorum_join_union) and the targets among them and the fallbacks
- * (quorum_select, with alive_cb asked about each). RK_EINVAL for lists
+ * moves, kv_quorum_join_union) and the targets among them and the fallbacks
+ * (kv_quorum_select, with alive_cb asked about each). RK_EINVAL for lists
  * out of bounds or with repeated replicas. */
-rk_err quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, bool sloppy,
+rk_err kv_quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, bool sloppy,
                    quorum_plan_result *out);
 
 /* Orders a read's targets: this node's own replica copy first (no round
  * trip), the others after it in preference order. */
-void quorum_read_order(quorum_target *targets, size_t count, uint64_t self);
+void kv_quorum_read_order(quorum_target *targets, size_t count, uint64_t self);
 
 /* The order in which replicas are asked to apply a client's write (only a
  * replica may be a clock's actor): this node first when it is a replica
  * target, then the other replica targets in order; fallbacks never. out
  * gets indexes into targets (room for count); returns how many. */
-size_t quorum_applier_order(const quorum_target *targets, size_t count, uint64_t self,
+size_t kv_quorum_applier_order(const quorum_target *targets, size_t count, uint64_t self,
                             size_t *out);
 
 /* The deadline of one attempt to apply a write: the request's, or half of
@@ -306,7 +306,7 @@ size_t quorum_applier_order(const quorum_target *targets, size_t count, uint64_t
  * try. A replica that died a moment ago (not yet called down) takes no
  * connection and its call waits, unsent, until its deadline: the next
  * replica must still have time. */
-uint64_t quorum_attempt_deadline(uint64_t now_ms, uint64_t deadline_ms, bool remote,
+uint64_t kv_quorum_attempt_deadline(uint64_t now_ms, uint64_t deadline_ms, bool remote,
                                  bool others_left);
 
 #endif

@@ -28,13 +28,13 @@
 #include "node_fixture.h"
 #include "support.h"
 
-/* ---- percent_decode --------------------------------------------------------- */
+/* ---- http_percent_decode --------------------------------------------------------- */
 
 static rk_err decode(const char *src, size_t cap, char *dst, size_t *n)
 {
     size_t len = strlen(src);
     char *copy = exact_copy(src, len);
-    rk_err err = percent_decode(copy, len, dst, cap, n);
+    rk_err err = http_percent_decode(copy, len, dst, cap, n);
     free(copy);
     return err;
 }
@@ -116,7 +116,7 @@ static const char *route_name(const matched *r)
     return r->m.route ? r->m.route->metric : "none";
 }
 
-/* rest is a C string into the request's URI (handle_ui reads it up to the
+/* rest is a C string into the request's URI (http_handle_ui reads it up to the
  * NUL), so the path handed over is NUL-terminated; a second run on an
  * exact-length copy checks that nothing else reads past len. */
 static matched match(const char *path)
@@ -321,7 +321,7 @@ static void test_route_key_length(void **state)
     check_route_error(path, "invalid_key");
 }
 
-/* ---- json_scan_write_body ------------------------------------------------------------ */
+/* ---- http_json_scan_write_body ------------------------------------------------------------ */
 
 typedef struct body_scan {
     rk_err err;
@@ -340,7 +340,7 @@ static body_scan scan_body(const char *body)
     size_t len = strlen(body);
     char *copy = exact_copy(body, len);
     write_body wb;
-    r.err = json_scan_write_body(copy, len, &wb, &r.code);
+    r.err = http_json_scan_write_body(copy, len, &wb, &r.code);
     if (r.err == RK_OK) {
         r.has_value = wb.value != NULL;
         r.value_len = wb.value_len;
@@ -475,7 +475,7 @@ static void test_write_body_random_values(void **state)
         char *copy = exact_copy(body.data, body.len);
         write_body wb;
         const char *code = NULL;
-        rk_err err = json_scan_write_body(copy, body.len, &wb, &code);
+        rk_err err = http_json_scan_write_body(copy, body.len, &wb, &code);
         if (err != RK_OK)
             print_error("body %d rejected (%s): %s\n", i, code, body.data);
         assert_int_equal(err, RK_OK);
@@ -507,7 +507,7 @@ static void test_write_body_random_mutations(void **state)
         char *copy = exact_copy(body.data, body.len);
         write_body wb;
         const char *code = NULL;
-        if (json_scan_write_body(copy, body.len, &wb, &code) == RK_OK) {
+        if (http_json_scan_write_body(copy, body.len, &wb, &code) == RK_OK) {
             assert_true(wb.value == NULL ||
                         (wb.value >= copy && wb.value + wb.value_len <= copy + body.len));
             accepted++;
@@ -667,7 +667,7 @@ static void test_metrics_render(void **state)
     http_metrics_record(m, "key_put", 200, 40 * 1000);
 
     reply_buf out = {0};
-    reply_add_str(&out, "# before\n");
+    http_reply_add_str(&out, "# before\n");
     http_metrics_render(m, &out);
     assert_int_equal(out.err, RK_OK);
     const char *t = out.buf.data;
@@ -711,7 +711,7 @@ static void test_metrics_render(void **state)
         sample(out.buf.data, "ringkv_http_requests_total{route=\"key_get\",status=\"2xx\"}") == 3);
     check_histogram(out.buf.data, "key_get", 5);
 
-    reply_buf_free(&out);
+    http_reply_buf_free(&out);
     http_metrics_free(m);
 }
 
@@ -734,7 +734,7 @@ static void test_metrics_odd_inputs(void **state)
     assert_true(sample(t, "ringkv_http_requests_total{route=\"health\",status=\"1xx\"}") == 1);
     check_histogram(out.buf.data, "unmatched", 2);
     check_histogram(out.buf.data, "health", 3);
-    reply_buf_free(&out);
+    http_reply_buf_free(&out);
     http_metrics_free(m);
 }
 
@@ -755,7 +755,7 @@ static void test_metrics_bucket_bounds_are_exact(void **state)
     double b50 = bucket(out.buf.data, "key_get", "5e-05");
     double b100 = bucket(out.buf.data, "key_get", "0.0001");
     double b1s = bucket(out.buf.data, "key_get", "1");
-    reply_buf_free(&out);
+    http_reply_buf_free(&out);
     http_metrics_free(m);
     if (b50 != 1 || b1s != 2)
         print_error("le=5e-05 holds %.0f (want 1), le=1 holds %.0f (want 2)\n", b50, b1s);
@@ -801,7 +801,7 @@ static void test_sync_json(void **state)
     (void)state;
     sync_stats st = numbered_stats();
     reply_buf b = {0};
-    reply_add_str(&b, "x");
+    http_reply_add_str(&b, "x");
     http_sync_append_json(&st, &b);
     assert_int_equal(b.err, RK_OK);
     assert_int_equal(b.buf.data[0], 'x'); /* appends */
@@ -826,7 +826,7 @@ static void test_sync_json(void **state)
     assert_int_equal(b.err, RK_OK);
     assert_non_null(strstr(b.buf.data, "\"ranges_pending\":0,"));
     assert_non_null(strstr(b.buf.data, "\"leaving\":false}"));
-    reply_buf_free(&b);
+    http_reply_buf_free(&b);
 }
 
 static void test_sync_metrics(void **state)
@@ -874,7 +874,7 @@ static void test_sync_metrics(void **state)
                         (unsigned long long)field[want[i].field]);
         assert_true(sample(t, want[i].name) == (double)field[want[i].field]);
     }
-    reply_buf_free(&b);
+    http_reply_buf_free(&b);
 }
 
 /* ---- POST /cluster/remove: its body and the member it names ------------------------------ */
@@ -883,7 +883,7 @@ static rk_err parse_node(const char *body, char *dst, size_t cap, const char **c
 {
     size_t len = strlen(body);
     char *copy = len ? exact_copy(body, len) : NULL;
-    rk_err err = admin_parse_node_body(copy, len, dst, cap, code);
+    rk_err err = http_admin_parse_node_body(copy, len, dst, cap, code);
     free(copy);
     return err;
 }
@@ -970,7 +970,7 @@ static rk_err find(const char *text, uint64_t *id)
         .members = view_members,
     };
     const cluster_view_member *m = NULL;
-    rk_err err = admin_find_member(&v, text, &m);
+    rk_err err = http_admin_find_member(&v, text, &m);
     assert_true((err == RK_OK) == (m != NULL)); /* set on success only */
     if (m != NULL)
         *id = m->id;
@@ -1013,7 +1013,7 @@ static void test_remove_find_member(void **state)
 
     cluster_view empty = {.self_id = 1};
     const cluster_view_member *m = NULL;
-    assert_int_equal(admin_find_member(&empty, "a", &m), RK_ENOTFOUND);
+    assert_int_equal(http_admin_find_member(&empty, "a", &m), RK_ENOTFOUND);
     assert_null(m);
 }
 
@@ -1052,32 +1052,32 @@ static void test_route_table_methods(void **state)
     const char *key_allow = "GET, PUT, POST, DELETE";
     const char *key_paths[] = {"/t/key/k", "/key/k"};
     for (size_t i = 0; i < 2; i++) {
-        check_method(key_paths[i], HTTP_M_GET, handle_key_get, "key_get", key_allow);
-        check_method(key_paths[i], HTTP_M_PUT, handle_key_put, "key_put", key_allow);
-        check_method(key_paths[i], HTTP_M_POST, handle_key_put, "key_put", key_allow);
-        check_method(key_paths[i], HTTP_M_DELETE, handle_key_delete, "key_delete", key_allow);
+        check_method(key_paths[i], HTTP_M_GET, http_handle_key_get, "key_get", key_allow);
+        check_method(key_paths[i], HTTP_M_PUT, http_handle_key_put, "key_put", key_allow);
+        check_method(key_paths[i], HTTP_M_POST, http_handle_key_put, "key_put", key_allow);
+        check_method(key_paths[i], HTTP_M_DELETE, http_handle_key_delete, "key_delete", key_allow);
         check_method(key_paths[i], HTTP_M_HEAD, NULL, NULL, key_allow);
         check_method(key_paths[i], HTTP_M_OTHER, NULL, NULL, key_allow);
     }
-    check_method("/t/keys", HTTP_M_GET, handle_keys_list, "keys_list", "GET, POST");
-    check_method("/t/keys", HTTP_M_POST, handle_keys_batch, "keys_batch", "GET, POST");
+    check_method("/t/keys", HTTP_M_GET, http_handle_keys_list, "keys_list", "GET, POST");
+    check_method("/t/keys", HTTP_M_POST, http_handle_keys_batch, "keys_batch", "GET, POST");
     check_method("/t/keys", HTTP_M_DELETE, NULL, NULL, "GET, POST");
-    check_method("/t/store", HTTP_M_GET, handle_store, "store", "GET");
+    check_method("/t/store", HTTP_M_GET, http_handle_store, "store", "GET");
     check_method("/t/store", HTTP_M_POST, NULL, NULL, "GET");
     /* HEAD is served with GET where GET is, and never listed in Allow. */
-    check_method("/health", HTTP_M_HEAD, handle_health, "health", "GET");
-    check_method("/metrics", HTTP_M_GET, handle_metrics, "metrics", "GET");
+    check_method("/health", HTTP_M_HEAD, http_handle_health, "health", "GET");
+    check_method("/metrics", HTTP_M_GET, http_handle_metrics, "metrics", "GET");
     check_method("/membership", HTTP_M_PUT, NULL, NULL, "GET");
-    check_method("/cluster", HTTP_M_GET, handle_cluster, "cluster", "GET");
-    check_method("/cluster/leave", HTTP_M_POST, handle_cluster_leave, "cluster_leave", "POST");
+    check_method("/cluster", HTTP_M_GET, http_handle_cluster, "cluster", "GET");
+    check_method("/cluster/leave", HTTP_M_POST, http_handle_cluster_leave, "cluster_leave", "POST");
     check_method("/cluster/remove", HTTP_M_GET, NULL, NULL, "POST");
-    check_method("/cluster/hints/drop", HTTP_M_POST, handle_hints_drop, "hints_drop", "POST");
-    check_method("/ui/app.js", HTTP_M_GET, handle_ui, "ui", "GET");
+    check_method("/cluster/hints/drop", HTTP_M_POST, http_handle_hints_drop, "hints_drop", "POST");
+    check_method("/ui/app.js", HTTP_M_GET, http_handle_ui, "ui", "GET");
     check_method("/", HTTP_M_DELETE, NULL, NULL, "GET");
     /* Not built yet: every method reaches the 501. */
-    check_method("/t/subscribe/k", HTTP_M_OTHER, handle_subscribe, "subscribe",
+    check_method("/t/subscribe/k", HTTP_M_OTHER, http_handle_subscribe, "subscribe",
                  "GET, PUT, POST, DELETE");
-    check_method("/auth/bob", HTTP_M_PUT, handle_auth, "auth", "GET, PUT, POST, DELETE");
+    check_method("/auth/bob", HTTP_M_PUT, http_handle_auth, "auth", "GET, PUT, POST, DELETE");
 
     assert_int_equal(http_method_bit("GET"), HTTP_M_GET);
     assert_int_equal(http_method_bit("DELETE"), HTTP_M_DELETE);
@@ -1152,29 +1152,29 @@ static void test_reply_buf_appends(void **state)
 {
     (void)state;
     reply_buf r = {0};
-    reply_add_str(&r, "{\"n\":");
-    reply_add_u64(&r, UINT64_MAX);
-    reply_add_str(&r, ",\"s\":");
-    reply_add_json_string(&r, "a\"b\n", 4);
-    reply_add_str(&r, ",\"none\":");
-    reply_add_json_cstr(&r, NULL);
-    reply_addf(&r, ",\"f\":%d}", -7);
+    http_reply_add_str(&r, "{\"n\":");
+    http_reply_add_u64(&r, UINT64_MAX);
+    http_reply_add_str(&r, ",\"s\":");
+    http_reply_add_json_string(&r, "a\"b\n", 4);
+    http_reply_add_str(&r, ",\"none\":");
+    http_reply_add_json_cstr(&r, NULL);
+    http_reply_addf(&r, ",\"f\":%d}", -7);
     assert_int_equal(r.err, RK_OK);
     assert_string_equal(r.buf.data,
                         "{\"n\":18446744073709551615,\"s\":\"a\\\"b\\n\",\"none\":\"\",\"f\":-7}");
     assert_int_equal(r.buf.len, strlen(r.buf.data));
 
-    /* reply_addf past its stack buffer prints straight into the buffer. */
+    /* http_reply_addf past its stack buffer prints straight into the buffer. */
     rk_buf_reset(&r.buf);
     char big[1000];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    reply_addf(&r, "<%s>", big);
+    http_reply_addf(&r, "<%s>", big);
     assert_int_equal(r.err, RK_OK);
     assert_int_equal(r.buf.len, sizeof big + 1);
     assert_int_equal(r.buf.data[0], '<');
     assert_int_equal(r.buf.data[r.buf.len - 1], '>');
-    reply_buf_free(&r);
+    http_reply_buf_free(&r);
     assert_null(r.buf.data);
     assert_int_equal(r.err, RK_OK);
 }
@@ -1185,16 +1185,16 @@ static void test_reply_buf_error_sticks(void **state)
 {
     (void)state;
     reply_buf r = {0};
-    reply_add_str(&r, "ab");
+    http_reply_add_str(&r, "ab");
     /* More than memory can hold: rk_buf_reserve refuses before copying. */
-    reply_add(&r, "x", SIZE_MAX - 1);
+    http_reply_add(&r, "x", SIZE_MAX - 1);
     assert_int_equal(r.err, RK_ENOMEM);
-    reply_add_str(&r, "c");
-    reply_add(&r, "d", 1);
-    reply_add_u64(&r, 5);
-    reply_addf(&r, "%s", "e");
-    reply_add_json_string(&r, "f", 1);
-    reply_add_json_cstr(&r, "g");
+    http_reply_add_str(&r, "c");
+    http_reply_add(&r, "d", 1);
+    http_reply_add_u64(&r, 5);
+    http_reply_addf(&r, "%s", "e");
+    http_reply_add_json_string(&r, "f", 1);
+    http_reply_add_json_cstr(&r, "g");
     assert_int_equal(r.err, RK_ENOMEM);
     assert_int_equal(r.buf.len, 2);
     assert_string_equal(r.buf.data, "ab");
@@ -1202,11 +1202,11 @@ static void test_reply_buf_error_sticks(void **state)
     /* Any error sticks the same way, whoever set it. */
     reply_buf q = {0};
     q.err = RK_EINVAL;
-    reply_add_str(&q, "nothing");
+    http_reply_add_str(&q, "nothing");
     assert_int_equal(q.err, RK_EINVAL);
     assert_int_equal(q.buf.len, 0);
-    reply_buf_free(&q);
-    reply_buf_free(&r);
+    http_reply_buf_free(&q);
+    http_reply_buf_free(&r);
 }
 
 /* ---- counter tables ------------------------------------------------------------------------ */
@@ -1229,7 +1229,7 @@ static void test_counters_write(void **state)
     };
     demo_stats st = {.pad = 9, .hits = 3, .misses = UINT64_MAX, .size = 0};
     reply_buf out = {0};
-    reply_add_str(&out, "# before\n");
+    http_reply_add_str(&out, "# before\n");
     http_counters_write(&out, table, 3, &st);
     assert_int_equal(out.err, RK_OK);
     assert_string_equal(out.buf.data,
@@ -1242,7 +1242,7 @@ static void test_counters_write(void **state)
                         "# TYPE demo_size gauge\n"
                         "demo_size 0\n");
     assert_true(http_counter_value(&table[0], &st) == 3);
-    reply_buf_free(&out);
+    http_reply_buf_free(&out);
 }
 
 /* The node's counters as /metrics has always printed them, with a
@@ -1339,7 +1339,7 @@ static void test_counters_node(void **state)
     http_counters_write_node(&out, &kv, &ss, 11, NULL, NULL);
     assert_null(strstr(out.buf.data, "ringkv_rpc_"));
     assert_non_null(strstr(out.buf.data, "ringkv_forwarded_writes_total 13\n"));
-    reply_buf_free(&out);
+    http_reply_buf_free(&out);
 }
 
 /* ---- the gateway of a node outside a cluster, over a real store -------------------------- */
