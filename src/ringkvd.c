@@ -44,46 +44,46 @@ typedef struct node_config {
 static void usage(FILE *out)
 {
     fprintf(out,
-        "usage: ringkvd [options]\n"
-        "\n"
-        "Runs one ringkv node: a Dynamo-style key-value store with a REST/JSON API.\n"
-        "\n"
-        "  --data DIR          data directory (RocksDB, node identity)    [./ringkv-data]\n"
-        "  --http HOST:PORT    HTTP API and web client                    [127.0.0.1:8001]\n"
-        "  --rpc HOST:PORT     node-to-node RPC address                   [127.0.0.1:9001]\n"
-        "  --join HOST:PORT[,HOST:PORT]  RPC addresses of seeds of a cluster to join\n"
-        "                      (first start only; a restart rejoins its stored members)\n"
-        "  --n N               replicas per key                           [3]\n"
-        "  --r R               default read quorum                        [2]\n"
-        "  --w W               default write quorum                       [2]\n"
-        "  --partitions Q      fixed ring ranges, a power of two          [65536]\n"
-        "  --name NAME         node name shown in /cluster                [node-<id>]\n"
-        "  --secret-file FILE  cluster secret (else env CLUSTER_SECRET)\n"
-        "  --insecure          run without a cluster secret (tests, experiments)\n"
-        "  --sync              fsync every write (survive power loss, not just kill -9)\n"
-        "  --max-value-bytes B largest value accepted, as JSON text      [1048576]\n"
-        "  --max-siblings S    siblings kept per key                      [16]\n"
-        "  --http-threads T    HTTP workers = max open connections        [64]\n"
-        "  --timeout-ms MS     how long a quorum read or write waits      [1000]\n"
-        "  --speculative-ms MS a read asks R replicas, and the others when one\n"
-        "                      has not answered in MS (0: p99 of recent replica\n"
-        "                      reads, 2..50 ms)                           [0]\n"
-        "  --read-repair-percent P  share of reads that ask all N replicas [10]\n"
-        "  --handoff on|off    take and hand over hinted writes           [on]\n"
-        "  --handoff-interval-ms MS  how often the sync service offers held\n"
-        "                      hints to their nodes                       [1000]\n"
-        "  --sync-interval-ms MS     how often range handoff work is sought [1000]\n"
-        "  --anti-entropy-interval-ms MS  Merkle comparison with each peer  [60000]\n"
-        "                      (0: only on `ringkv cluster repair` and a peer's return)\n"
-        "  --sync-rate-mb MB   cap on handoff + anti-entropy + hint sends,\n"
-        "                      MiB/s (0: no cap)                          [32]\n"
-        "  --tombstone-grace-ms MS  age before a delete's tombstone may go [600000]\n"
-        "  --webclient DIR     static web client served at /ui/\n"
-        "  -h, --help          this help\n"
-        "\n"
-        "Each flag falls back to an environment variable RINGKV_<FLAG> (e.g.\n"
-        "RINGKV_DATA, RINGKV_HTTP, RINGKV_MAX_VALUE_BYTES). RINGKV_LOG=debug logs more.\n"
-        "A restarted node finds its identity and settings in its data directory.\n");
+            "usage: ringkvd [options]\n"
+            "\n"
+            "Runs one ringkv node: a Dynamo-style key-value store with a REST/JSON API.\n"
+            "\n"
+            "  --data DIR          data directory (RocksDB, node identity)    [./ringkv-data]\n"
+            "  --http HOST:PORT    HTTP API and web client                    [127.0.0.1:8001]\n"
+            "  --rpc HOST:PORT     node-to-node RPC address                   [127.0.0.1:9001]\n"
+            "  --join HOST:PORT[,HOST:PORT]  RPC addresses of seeds of a cluster to join\n"
+            "                      (first start only; a restart rejoins its stored members)\n"
+            "  --n N               replicas per key                           [3]\n"
+            "  --r R               default read quorum                        [2]\n"
+            "  --w W               default write quorum                       [2]\n"
+            "  --partitions Q      fixed ring ranges, a power of two          [65536]\n"
+            "  --name NAME         node name shown in /cluster                [node-<id>]\n"
+            "  --secret-file FILE  cluster secret (else env CLUSTER_SECRET)\n"
+            "  --insecure          run without a cluster secret (tests, experiments)\n"
+            "  --sync              fsync every write (survive power loss, not just kill -9)\n"
+            "  --max-value-bytes B largest value accepted, as JSON text      [1048576]\n"
+            "  --max-siblings S    siblings kept per key                      [16]\n"
+            "  --http-threads T    HTTP workers = max open connections        [64]\n"
+            "  --timeout-ms MS     how long a quorum read or write waits      [1000]\n"
+            "  --speculative-ms MS a read asks R replicas, and the others when one\n"
+            "                      has not answered in MS (0: p99 of recent replica\n"
+            "                      reads, 2..50 ms)                           [0]\n"
+            "  --read-repair-percent P  share of reads that ask all N replicas [10]\n"
+            "  --handoff on|off    take and hand over hinted writes           [on]\n"
+            "  --handoff-interval-ms MS  how often the sync service offers held\n"
+            "                      hints to their nodes                       [1000]\n"
+            "  --sync-interval-ms MS     how often range handoff work is sought [1000]\n"
+            "  --anti-entropy-interval-ms MS  Merkle comparison with each peer  [60000]\n"
+            "                      (0: only on `ringkv cluster repair` and a peer's return)\n"
+            "  --sync-rate-mb MB   cap on handoff + anti-entropy + hint sends,\n"
+            "                      MiB/s (0: no cap)                          [32]\n"
+            "  --tombstone-grace-ms MS  age before a delete's tombstone may go [600000]\n"
+            "  --webclient DIR     static web client served at /ui/\n"
+            "  -h, --help          this help\n"
+            "\n"
+            "Each flag falls back to an environment variable RINGKV_<FLAG> (e.g.\n"
+            "RINGKV_DATA, RINGKV_HTTP, RINGKV_MAX_VALUE_BYTES). RINGKV_LOG=debug logs more.\n"
+            "A restarted node finds its identity and settings in its data directory.\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -92,7 +92,8 @@ static const char *env_or(const char *name, const char *dflt)
     return v && *v ? v : dflt;
 }
 
-static bool parse_unsigned(const char *flag, const char *text, unsigned long max, unsigned long *out)
+static bool parse_unsigned(const char *flag, const char *text, unsigned long max,
+                           unsigned long *out)
 {
     uint64_t v;
     if (text == NULL || rk_parse_u64(text, strlen(text), &v) != RK_OK || v == 0 || v > max) {
@@ -105,8 +106,7 @@ static bool parse_unsigned(const char *flag, const char *text, unsigned long max
 }
 
 /* As parse_unsigned, for flags where 0 means "off". */
-static bool parse_or_zero(const char *flag, const char *text, unsigned long max,
-                          unsigned long *out)
+static bool parse_or_zero(const char *flag, const char *text, unsigned long max, unsigned long *out)
 {
     if (text != NULL && strcmp(text, "0") == 0) {
         *out = 0;
@@ -119,8 +119,8 @@ static bool valid_hostport(const char *flag, const char *s)
 {
     const char *colon = strrchr(s, ':');
     uint64_t port;
-    if (colon == NULL || colon == s ||
-        rk_parse_u64(colon + 1, strlen(colon + 1), &port) != RK_OK || port == 0 || port > 65535) {
+    if (colon == NULL || colon == s || rk_parse_u64(colon + 1, strlen(colon + 1), &port) != RK_OK ||
+        port == 0 || port > 65535) {
         fprintf(stderr, "ringkvd: %s wants HOST:PORT, got '%s'\n", flag, s);
         return false;
     }
@@ -128,10 +128,31 @@ static bool valid_hostport(const char *flag, const char *s)
 }
 
 enum {
-    OPT_DATA = 1000, OPT_HTTP, OPT_RPC, OPT_JOIN, OPT_N, OPT_R, OPT_W, OPT_PARTITIONS, OPT_NAME,
-    OPT_SECRET_FILE, OPT_INSECURE, OPT_SYNC, OPT_MAX_VALUE, OPT_MAX_SIBLINGS, OPT_THREADS,
-    OPT_WEBCLIENT, OPT_TIMEOUT, OPT_HANDOFF, OPT_HANDOFF_INTERVAL, OPT_SYNC_INTERVAL,
-    OPT_AE_INTERVAL, OPT_SYNC_RATE, OPT_TOMBSTONE_GRACE, OPT_SPECULATIVE, OPT_READ_REPAIR,
+    OPT_DATA = 1000,
+    OPT_HTTP,
+    OPT_RPC,
+    OPT_JOIN,
+    OPT_N,
+    OPT_R,
+    OPT_W,
+    OPT_PARTITIONS,
+    OPT_NAME,
+    OPT_SECRET_FILE,
+    OPT_INSECURE,
+    OPT_SYNC,
+    OPT_MAX_VALUE,
+    OPT_MAX_SIBLINGS,
+    OPT_THREADS,
+    OPT_WEBCLIENT,
+    OPT_TIMEOUT,
+    OPT_HANDOFF,
+    OPT_HANDOFF_INTERVAL,
+    OPT_SYNC_INTERVAL,
+    OPT_AE_INTERVAL,
+    OPT_SYNC_RATE,
+    OPT_TOMBSTONE_GRACE,
+    OPT_SPECULATIVE,
+    OPT_READ_REPAIR,
 };
 
 /* Numeric flags: where each lands and its bounds. */
@@ -139,27 +160,87 @@ static bool set_number(node_config *c, int opt, const char *flag, const char *te
 {
     unsigned long v;
     switch (opt) {
-    case OPT_N: if (!parse_unsigned(flag, text, 16, &v)) return false; c->kv.n = (unsigned)v; c->n_given = true; return true;
-    case OPT_R: if (!parse_unsigned(flag, text, 16, &v)) return false; c->kv.r = (unsigned)v; return true;
-    case OPT_W: if (!parse_unsigned(flag, text, 16, &v)) return false; c->kv.w = (unsigned)v; return true;
+    case OPT_N:
+        if (!parse_unsigned(flag, text, 16, &v))
+            return false;
+        c->kv.n = (unsigned)v;
+        c->n_given = true;
+        return true;
+    case OPT_R:
+        if (!parse_unsigned(flag, text, 16, &v))
+            return false;
+        c->kv.r = (unsigned)v;
+        return true;
+    case OPT_W:
+        if (!parse_unsigned(flag, text, 16, &v))
+            return false;
+        c->kv.w = (unsigned)v;
+        return true;
     case OPT_PARTITIONS:
-        if (!parse_unsigned(flag, text, RING_MAX_PARTITIONS, &v)) return false;
+        if (!parse_unsigned(flag, text, RING_MAX_PARTITIONS, &v))
+            return false;
         if ((v & (v - 1)) != 0) {
             fprintf(stderr, "ringkvd: %s must be a power of two, got %lu\n", flag, v);
             return false;
         }
-        c->partitions = (unsigned)v; c->partitions_given = true; return true;
-    case OPT_MAX_VALUE: if (!parse_unsigned(flag, text, 64ul << 20, &v)) return false; c->kv.max_value_bytes = v; return true;
-    case OPT_MAX_SIBLINGS: if (!parse_unsigned(flag, text, 1024, &v)) return false; c->kv.max_siblings = v; return true;
-    case OPT_THREADS: if (!parse_unsigned(flag, text, 20000, &v)) return false; c->http_threads = (unsigned)v; return true;
-    case OPT_SPECULATIVE: if (!parse_or_zero(flag, text, 60000, &v)) return false; c->kv.speculative_ms = (uint32_t)v; return true;
-    case OPT_READ_REPAIR: if (!parse_or_zero(flag, text, 100, &v)) return false; c->kv.read_repair_percent = (unsigned)v; return true;
-    case OPT_TIMEOUT: if (!parse_unsigned(flag, text, 3600000, &v)) return false; c->kv.timeout_ms = (uint32_t)v; return true;
-    case OPT_SYNC_INTERVAL: if (!parse_unsigned(flag, text, 3600000, &v) || v == 0) return false; c->sync_cfg.interval_ms = (uint32_t)v; return true;
-    case OPT_AE_INTERVAL: if (!parse_or_zero(flag, text, 86400000, &v)) return false; c->sync_cfg.anti_entropy_interval_ms = (uint32_t)v; return true;
-    case OPT_SYNC_RATE: if (!parse_or_zero(flag, text, 1u << 20, &v)) return false; c->sync_cfg.rate_bytes_per_sec = (uint64_t)v << 20; return true;
-    case OPT_TOMBSTONE_GRACE: if (!parse_unsigned(flag, text, 30ull * 86400000ull, &v)) return false; c->sync_cfg.tombstone_grace_ms = v; return true;
-    case OPT_HANDOFF_INTERVAL: if (!parse_unsigned(flag, text, 3600000, &v)) return false; c->sync_cfg.hint_interval_ms = (uint32_t)v; return true;
+        c->partitions = (unsigned)v;
+        c->partitions_given = true;
+        return true;
+    case OPT_MAX_VALUE:
+        if (!parse_unsigned(flag, text, 64ul << 20, &v))
+            return false;
+        c->kv.max_value_bytes = v;
+        return true;
+    case OPT_MAX_SIBLINGS:
+        if (!parse_unsigned(flag, text, 1024, &v))
+            return false;
+        c->kv.max_siblings = v;
+        return true;
+    case OPT_THREADS:
+        if (!parse_unsigned(flag, text, 20000, &v))
+            return false;
+        c->http_threads = (unsigned)v;
+        return true;
+    case OPT_SPECULATIVE:
+        if (!parse_or_zero(flag, text, 60000, &v))
+            return false;
+        c->kv.speculative_ms = (uint32_t)v;
+        return true;
+    case OPT_READ_REPAIR:
+        if (!parse_or_zero(flag, text, 100, &v))
+            return false;
+        c->kv.read_repair_percent = (unsigned)v;
+        return true;
+    case OPT_TIMEOUT:
+        if (!parse_unsigned(flag, text, 3600000, &v))
+            return false;
+        c->kv.timeout_ms = (uint32_t)v;
+        return true;
+    case OPT_SYNC_INTERVAL:
+        if (!parse_unsigned(flag, text, 3600000, &v) || v == 0)
+            return false;
+        c->sync_cfg.interval_ms = (uint32_t)v;
+        return true;
+    case OPT_AE_INTERVAL:
+        if (!parse_or_zero(flag, text, 86400000, &v))
+            return false;
+        c->sync_cfg.anti_entropy_interval_ms = (uint32_t)v;
+        return true;
+    case OPT_SYNC_RATE:
+        if (!parse_or_zero(flag, text, 1u << 20, &v))
+            return false;
+        c->sync_cfg.rate_bytes_per_sec = (uint64_t)v << 20;
+        return true;
+    case OPT_TOMBSTONE_GRACE:
+        if (!parse_unsigned(flag, text, 30ull * 86400000ull, &v))
+            return false;
+        c->sync_cfg.tombstone_grace_ms = v;
+        return true;
+    case OPT_HANDOFF_INTERVAL:
+        if (!parse_unsigned(flag, text, 3600000, &v))
+            return false;
+        c->sync_cfg.hint_interval_ms = (uint32_t)v;
+        return true;
     case OPT_HANDOFF:
         if (text != NULL && (strcmp(text, "on") == 0 || strcmp(text, "off") == 0)) {
             /* off: this node neither stores nor takes nor delivers hints */
@@ -215,9 +296,15 @@ static bool apply_env(node_config *c)
     c->webclient = env_or("RINGKV_WEBCLIENT", RINGKV_DEFAULT_WEBCLIENT);
     c->insecure = getenv("RINGKV_INSECURE") && strcmp(getenv("RINGKV_INSECURE"), "0") != 0;
     c->sync = getenv("RINGKV_SYNC") && strcmp(getenv("RINGKV_SYNC"), "0") != 0;
-    static const struct { const char *env; int opt; const char *flag; } numeric[] = {
-        {"RINGKV_N", OPT_N, "RINGKV_N"}, {"RINGKV_R", OPT_R, "RINGKV_R"},
-        {"RINGKV_W", OPT_W, "RINGKV_W"}, {"RINGKV_PARTITIONS", OPT_PARTITIONS, "RINGKV_PARTITIONS"},
+    static const struct {
+        const char *env;
+        int opt;
+        const char *flag;
+    } numeric[] = {
+        {"RINGKV_N", OPT_N, "RINGKV_N"},
+        {"RINGKV_R", OPT_R, "RINGKV_R"},
+        {"RINGKV_W", OPT_W, "RINGKV_W"},
+        {"RINGKV_PARTITIONS", OPT_PARTITIONS, "RINGKV_PARTITIONS"},
         {"RINGKV_MAX_VALUE_BYTES", OPT_MAX_VALUE, "RINGKV_MAX_VALUE_BYTES"},
         {"RINGKV_MAX_SIBLINGS", OPT_MAX_SIBLINGS, "RINGKV_MAX_SIBLINGS"},
         {"RINGKV_HTTP_THREADS", OPT_THREADS, "RINGKV_HTTP_THREADS"},
@@ -292,7 +379,8 @@ static int load_secret(const node_config *c, rk_buf *secret)
     if (c->secret_file != NULL) {
         FILE *f = fopen(c->secret_file, "rb");
         if (f == NULL) {
-            RK_ERROR("ringkvd", "cannot read --secret-file %s: %s", c->secret_file, strerror(errno));
+            RK_ERROR("ringkvd", "cannot read --secret-file %s: %s", c->secret_file,
+                     strerror(errno));
             return 2;
         }
         char chunk[4096];
@@ -308,8 +396,9 @@ static int load_secret(const node_config *c, rk_buf *secret)
         rk_buf_appends(secret, getenv("CLUSTER_SECRET"));
     }
     if (secret->len < 16) {
-        RK_ERROR("ringkvd", "a cluster secret of at least 16 bytes is required: set CLUSTER_SECRET, "
-                            "or --secret-file FILE, or run with --insecure");
+        RK_ERROR("ringkvd",
+                 "a cluster secret of at least 16 bytes is required: set CLUSTER_SECRET, "
+                 "or --secret-file FILE, or run with --insecure");
         return 2;
     }
     RK_INFO("ringkvd", "cluster secret loaded");
@@ -357,13 +446,15 @@ static int check_params(store *st, node_config *c)
     }
     unsigned n = 0, partitions = 0;
     if (sscanf(have.data, "n=%u partitions=%u", &n, &partitions) != 2) {
-        RK_ERROR("ringkvd", "cannot read the stored parameters '%s' (made by an older build?)", have.data);
+        RK_ERROR("ringkvd", "cannot read the stored parameters '%s' (made by an older build?)",
+                 have.data);
         rk_buf_free(&have);
         return 1;
     }
     rk_buf_free(&have);
     if ((c->n_given && n != c->kv.n) || (c->partitions_given && partitions != c->partitions)) {
-        RK_ERROR("ringkvd", "this data dir was made with n=%u partitions=%u; refusing --n %u --partitions %u",
+        RK_ERROR("ringkvd",
+                 "this data dir was made with n=%u partitions=%u; refusing --n %u --partitions %u",
                  n, partitions, c->kv.n, c->partitions);
         return 2;
     }
@@ -396,10 +487,11 @@ static void log_ring_size(cluster_node *cn, unsigned n)
     size_t members = v->ring ? ring_member_count(v->ring) : 0;
     cluster_view_unref(v);
     if (members < n)
-        RK_INFO("ringkvd", "the ring has %zu member%s, fewer than n=%u: each key is kept on %zu "
+        RK_INFO("ringkvd",
+                "the ring has %zu member%s, fewer than n=%u: each key is kept on %zu "
                 "replica%s and reads and writes are acknowledged by all of them until the ring "
-                "has %u members", members, members == 1 ? "" : "s", n, members,
-                members == 1 ? "" : "s", n);
+                "has %u members",
+                members, members == 1 ? "" : "s", n, members, members == 1 ? "" : "s", n);
 }
 
 /* Everything a running node holds, in start-up order; stopped in reverse. */
@@ -507,7 +599,7 @@ static int serve_http(node_config *c, node *nd, uint64_t id, const char *name)
         .max_value_bytes = c->kv.max_value_bytes,
     };
     http_node_info info = {name,          id,     c->http_addr, c->rpc_addr, cid,
-                           c->partitions, nd->cn, nd->rpc,      nd->client, nd->sync};
+                           c->partitions, nd->cn, nd->rpc,      nd->client,  nd->sync};
     if (http_start(&ho, &info, nd->k, &nd->http) != RK_OK)
         return 1;
     char index[4096];

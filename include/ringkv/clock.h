@@ -27,21 +27,21 @@ typedef struct vclock {
 
 typedef enum vclock_order {
     VCLOCK_EQUAL,
-    VCLOCK_BEFORE,      /* a < b: b has seen everything a has, and more */
-    VCLOCK_AFTER,       /* a > b */
+    VCLOCK_BEFORE, /* a < b: b has seen everything a has, and more */
+    VCLOCK_AFTER,  /* a > b */
     VCLOCK_CONCURRENT,
 } vclock_order;
 
 void vclock_free(vclock *c);
 rk_err vclock_copy(vclock *dst, const vclock *src);   /* dst is overwritten */
-uint64_t vclock_get(const vclock *c, rk_actor actor);  /* 0 when absent */
+uint64_t vclock_get(const vclock *c, rk_actor actor); /* 0 when absent */
 /* Sets actor's counter to max(current, counter). */
 rk_err vclock_advance(vclock *c, rk_actor actor, uint64_t counter);
 /* Increments actor's counter by one and returns the new value in *out. */
 rk_err vclock_increment(vclock *c, rk_actor actor, uint64_t *out);
-rk_err vclock_join(vclock *dst, const vclock *src);   /* pointwise max */
+rk_err vclock_join(vclock *dst, const vclock *src); /* pointwise max */
 vclock_order vclock_compare(const vclock *a, const vclock *b);
-bool vclock_covers(const vclock *c, clock_dot dot);    /* c[dot.actor] >= dot.counter */
+bool vclock_covers(const vclock *c, clock_dot dot); /* c[dot.actor] >= dot.counter */
 void vclock_remove(vclock *c, rk_actor actor);
 
 /* One concurrent version of a key. The object owns value and owner. */
@@ -49,9 +49,9 @@ typedef struct sibling {
     clock_dot dot;
     uint64_t timestamp_ms;
     bool tombstone;
-    char *value;          /* JSON text, NUL-terminated; NULL for a tombstone */
+    char *value; /* JSON text, NUL-terminated; NULL for a tombstone */
     size_t value_len;
-    char *owner;          /* NUL-terminated, "" when unknown */
+    char *owner; /* NUL-terminated, "" when unknown */
 } sibling;
 
 typedef struct rk_object {
@@ -59,7 +59,7 @@ typedef struct rk_object {
     sibling *siblings;
     size_t len;
     size_t cap;
-    uint64_t siblings_dropped;   /* total dropped by the cap, ever */
+    uint64_t siblings_dropped; /* total dropped by the cap, ever */
 } rk_object;
 
 /* What a write puts into an object. value is JSON text (ignored for a
@@ -82,14 +82,12 @@ rk_err object_copy(rk_object *dst, const rk_object *src);
  * (max_siblings; oldest by timestamp dropped, counted in
  * obj->siblings_dropped and *dropped if not NULL). On error obj is
  * unchanged. */
-rk_err object_update(rk_object *obj, const vclock *ctx, rk_actor actor,
-                     const object_write *w, size_t max_siblings,
-                     size_t *dropped, clock_dot *new_dot);
+rk_err object_update(rk_object *obj, const vclock *ctx, rk_actor actor, const object_write *w,
+                     size_t max_siblings, size_t *dropped, clock_dot *new_dot);
 
 /* Merges other into obj (replicas, read repair, handoff, anti-entropy).
  * Commutative, associative, idempotent; then applies the cap. */
-rk_err object_merge(rk_object *obj, const rk_object *other,
-                    size_t max_siblings, size_t *dropped);
+rk_err object_merge(rk_object *obj, const rk_object *other, size_t max_siblings, size_t *dropped);
 
 /* The default read's winner: greatest (timestamp, actor, counter) among
  * all siblings, tombstones included. NULL if obj has no sibling. */

@@ -29,10 +29,10 @@ typedef struct cluster_node_options {
      * restarted node rejoins through its stored members and ignores them
      * (logged). */
     const char *seeds;
-    uint32_t join_timeout_ms;   /* how long to keep trying the seeds; 0 = 10 s */
-    uint32_t gossip_interval_ms;/* 0 = CLUSTER_DEFAULT_GOSSIP_INTERVAL_MS */
-    unsigned fanout;            /* 0 = CLUSTER_DEFAULT_FANOUT */
-    cluster_config config;      /* zero = cluster_config_default */
+    uint32_t join_timeout_ms;    /* how long to keep trying the seeds; 0 = 10 s */
+    uint32_t gossip_interval_ms; /* 0 = CLUSTER_DEFAULT_GOSSIP_INTERVAL_MS */
+    unsigned fanout;             /* 0 = CLUSTER_DEFAULT_FANOUT */
+    cluster_config config;       /* zero = cluster_config_default */
 } cluster_node_options;
 
 /* Loads or creates this node's membership; no network yet. With members
@@ -95,7 +95,7 @@ typedef struct cluster_view {
      * writes also go to; NULL when it is the same as ring. A range's
      * holders are its replicas in both. */
     ring_t *next_ring;
-    size_t count;                /* every member, removed ones included */
+    size_t count;                       /* every member, removed ones included */
     const cluster_view_member *members; /* in increasing id order */
 } cluster_view;
 

@@ -13,20 +13,20 @@
  * through out-parameters, which it sets on success only. */
 typedef enum rk_err {
     RK_OK = 0,
-    RK_ENOTFOUND,   /* no such key, or only tombstones */
-    RK_EINVAL,      /* bad input from a caller or client */
+    RK_ENOTFOUND, /* no such key, or only tombstones */
+    RK_EINVAL,    /* bad input from a caller or client */
     RK_ENOMEM,
-    RK_EIO,         /* storage or file system failure */
+    RK_EIO, /* storage or file system failure */
     RK_ETIMEDOUT,
-    RK_EQUORUM,     /* fewer replicas answered than R or W asked for */
-    RK_EPRECOND,    /* If-Match / If-None-Match did not hold */
-    RK_ETOOBIG,     /* value or request over a configured limit */
-    RK_ECORRUPT,    /* stored or received bytes do not decode */
-    RK_ECLOSED,     /* the component is shutting down */
+    RK_EQUORUM,  /* fewer replicas answered than R or W asked for */
+    RK_EPRECOND, /* If-Match / If-None-Match did not hold */
+    RK_ETOOBIG,  /* value or request over a configured limit */
+    RK_ECORRUPT, /* stored or received bytes do not decode */
+    RK_ECLOSED,  /* the component is shutting down */
     RK_EEXIST,
     RK_EPERM,
     RK_EUNSUPPORTED,
-    RK_EBUSY,       /* not now: the state does not allow it (a conflict) */
+    RK_EBUSY, /* not now: the state does not allow it (a conflict) */
     RK_ERR_COUNT
 } rk_err;
 
@@ -52,16 +52,19 @@ bool rk_log_enabled(rk_log_level level);
 void rk_log(rk_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define RK_DEBUG(mod, ...) \
-    do { if (rk_log_enabled(RK_LOG_DEBUG)) rk_log(RK_LOG_DEBUG, mod, __VA_ARGS__); } while (0)
+#define RK_DEBUG(mod, ...)                                                                         \
+    do {                                                                                           \
+        if (rk_log_enabled(RK_LOG_DEBUG))                                                          \
+            rk_log(RK_LOG_DEBUG, mod, __VA_ARGS__);                                                \
+    } while (0)
 #define RK_INFO(mod, ...) rk_log(RK_LOG_INFO, mod, __VA_ARGS__)
 #define RK_WARN(mod, ...) rk_log(RK_LOG_WARN, mod, __VA_ARGS__)
 #define RK_ERROR(mod, ...) rk_log(RK_LOG_ERROR, mod, __VA_ARGS__)
 
 /* ---- time ------------------------------------------------------------- */
 
-uint64_t rk_now_ms(void);   /* wall clock, ms since the epoch */
-uint64_t rk_mono_ns(void);  /* monotonic, for durations */
+uint64_t rk_now_ms(void);  /* wall clock, ms since the epoch */
+uint64_t rk_mono_ns(void); /* monotonic, for durations */
 /* Monotonic (CLOCK_MONOTONIC), in ms: the one clock of every timeout and
  * deadline in the project, so that a step of the wall clock moves none. */
 uint64_t rk_monotonic_ms(void);
@@ -91,11 +94,10 @@ typedef struct rk_buf {
 rk_err rk_buf_reserve(rk_buf *b, size_t extra);
 rk_err rk_buf_append(rk_buf *b, const void *data, size_t len);
 rk_err rk_buf_appends(rk_buf *b, const char *s);
-rk_err rk_buf_appendf(rk_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+rk_err rk_buf_appendf(rk_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal, quotes included. */
 rk_err rk_buf_append_json_string(rk_buf *b, const char *s, size_t len);
-void rk_buf_reset(rk_buf *b);   /* len = 0, keeps the memory */
+void rk_buf_reset(rk_buf *b); /* len = 0, keeps the memory */
 void rk_buf_free(rk_buf *b);
 
 /* ---- dynamic arrays ------------------------------------------------------ */

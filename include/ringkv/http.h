@@ -13,15 +13,15 @@ typedef struct http_server http_server;
 typedef struct http_node_info {
     const char *name;
     uint64_t id;
-    const char *http_addr;     /* host:port as given to --http */
+    const char *http_addr; /* host:port as given to --http */
     const char *rpc_addr;
     const char *cluster_id;
-    unsigned partitions;      /* fixed ring ranges */
-    cluster_node *cluster;     /* borrowed; NULL for a node outside a cluster */
-    rpc_server *rpc;           /* borrowed, for /metrics; may be NULL */
-    rpc_client *rpc_client;    /* borrowed, for /metrics; may be NULL */
-    sync_service *sync;        /* borrowed: leave, remove, repair, /cluster's "sync";
-                                  NULL for a node outside a cluster */
+    unsigned partitions;    /* fixed ring ranges */
+    cluster_node *cluster;  /* borrowed; NULL for a node outside a cluster */
+    rpc_server *rpc;        /* borrowed, for /metrics; may be NULL */
+    rpc_client *rpc_client; /* borrowed, for /metrics; may be NULL */
+    sync_service *sync;     /* borrowed: leave, remove, repair, /cluster's "sync";
+                               NULL for a node outside a cluster */
 } http_node_info;
 
 typedef struct http_options {
@@ -33,8 +33,7 @@ typedef struct http_options {
 
 /* Starts serving; kv and st are borrowed and must outlive the server.
  * Free with http_stop, which waits for requests in flight to finish. */
-rk_err http_start(const http_options *opts, const http_node_info *node, kv *k,
-                  http_server **out);
+rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, http_server **out);
 void http_stop(http_server *srv);
 
 #endif

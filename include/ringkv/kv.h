@@ -26,10 +26,10 @@
 typedef struct kv kv;
 
 typedef struct kv_config {
-    unsigned n, r, w;            /* replicas, default read / write quorum */
-    size_t max_siblings;         /* cap per key (default 16) */
-    size_t max_value_bytes;      /* compact JSON text (default 1 MiB) */
-    uint32_t timeout_ms;         /* default quorum wait (1000) */
+    unsigned n, r, w;       /* replicas, default read / write quorum */
+    size_t max_siblings;    /* cap per key (default 16) */
+    size_t max_value_bytes; /* compact JSON text (default 1 MiB) */
+    uint32_t timeout_ms;    /* default quorum wait (1000) */
     /* Store hints for replicas that missed a write, and take the ones held
      * for this node (true; false: --handoff off). Their delivery is the
      * sync service's (sync_config.deliver_hints, hint_interval_ms). */
@@ -68,24 +68,24 @@ typedef struct kv_key {
 /* ---- operations -------------------------------------------------------- */
 
 typedef struct kv_read_opts {
-    unsigned r;            /* 0 = the configured default */
-    uint32_t timeout_ms;   /* 0 = default */
-    bool local;            /* this replica alone, no quorum */
-    bool strict;           /* no fallbacks (?sloppy=false) */
+    unsigned r;          /* 0 = the configured default */
+    uint32_t timeout_ms; /* 0 = default */
+    bool local;          /* this replica alone, no quorum */
+    bool strict;         /* no fallbacks (?sloppy=false) */
 } kv_read_opts;
 
 typedef struct kv_write {
     kv_key key;
-    const char *value;     /* compact JSON text; ignored for a delete */
+    const char *value; /* compact JSON text; ignored for a delete */
     size_t value_len;
-    bool tombstone;        /* a delete */
-    const vclock *context; /* NULL = blind write after the local version */
-    const vclock *if_match;/* NULL = unconditional */
-    bool if_none_match;    /* create only */
-    const char *owner;     /* "" when auth is off */
-    unsigned w;            /* 0 = configured default */
+    bool tombstone;         /* a delete */
+    const vclock *context;  /* NULL = blind write after the local version */
+    const vclock *if_match; /* NULL = unconditional */
+    bool if_none_match;     /* create only */
+    const char *owner;      /* "" when auth is off */
+    unsigned w;             /* 0 = configured default */
     uint32_t timeout_ms;
-    bool strict;           /* no fallbacks (?sloppy=false) */
+    bool strict; /* no fallbacks (?sloppy=false) */
 } kv_write;
 
 /* Most nodes one request talks to (2 N during a join). */
@@ -94,10 +94,10 @@ typedef struct kv_write {
 /* The object as read or as written. Free with kv_result_free. */
 typedef struct kv_result {
     rk_object obj;
-    bool existed;          /* a write: the key had a live value before */
-    clock_dot dot;         /* a write: the dot it issued */
-    unsigned acks;         /* replicas that answered */
-    unsigned needed;       /* replicas the quorum asked for */
+    bool existed;    /* a write: the key had a live value before */
+    clock_dot dot;   /* a write: the dot it issued */
+    unsigned acks;   /* replicas that answered */
+    unsigned needed; /* replicas the quorum asked for */
     /* Replicas the key has while the ring has fewer members than N (each
      * member holds it, and R and W were met by all of them); 0 when the
      * ring has N members or more. X-Ringkv-Under-Replicated shows it. */
@@ -132,25 +132,24 @@ rk_err kv_put(kv *k, const kv_write *w, kv_result *res);
  * = from the beginning), skipping keys whose siblings are all tombstones.
  * visit_cb returns false to stop. Pointers are valid during the call only. */
 typedef replica_visit_cb kv_visit_cb;
-rk_err kv_scan(kv *k, const char *table, size_t table_len,
-               const char *after, size_t after_len,
+rk_err kv_scan(kv *k, const char *table, size_t table_len, const char *after, size_t after_len,
                kv_visit_cb visit_cb, void *arg);
 
 /* Counters for /metrics. */
 typedef struct kv_stats {
     uint64_t reads, writes, deletes;
-    uint64_t siblings_dropped;     /* by the cap */
-    uint64_t max_clock_entries;    /* largest clock written */
-    uint64_t max_siblings_seen;    /* most siblings an object had after a write */
+    uint64_t siblings_dropped;  /* by the cap */
+    uint64_t max_clock_entries; /* largest clock written */
+    uint64_t max_siblings_seen; /* most siblings an object had after a write */
     uint64_t precondition_failures;
-    uint64_t quorum_failures;      /* reads and writes answered 503 */
-    uint64_t read_repairs;         /* stale or missing replicas sent the merged object */
-    uint64_t hints_stored;         /* writes held for a replica that missed them
-                                      (delivered: sync_stats.hints_delivered) */
-    uint64_t hints_received;       /* handed-off writes merged here */
-    uint64_t forwarded_writes;     /* applied by another replica (Kv.Apply) */
-    uint64_t speculative_reads;    /* reads that asked more replicas after the delay */
-    uint64_t full_reads;           /* reads that asked every replica (read-repair chance) */
+    uint64_t quorum_failures;   /* reads and writes answered 503 */
+    uint64_t read_repairs;      /* stale or missing replicas sent the merged object */
+    uint64_t hints_stored;      /* writes held for a replica that missed them
+                                   (delivered: sync_stats.hints_delivered) */
+    uint64_t hints_received;    /* handed-off writes merged here */
+    uint64_t forwarded_writes;  /* applied by another replica (Kv.Apply) */
+    uint64_t speculative_reads; /* reads that asked more replicas after the delay */
+    uint64_t full_reads;        /* reads that asked every replica (read-repair chance) */
 } kv_stats;
 void kv_get_stats(const kv *k, kv_stats *out);
 

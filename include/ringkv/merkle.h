@@ -55,8 +55,8 @@ rk_err merkle_add(merkle_tree *tree, uint64_t position, const void *dbkey, size_
  * own inverse). RK_EINVAL as merkle_add, or if the bucket holds no record;
  * removing bytes that were never added corrupts the bucket, which the next
  * anti-entropy round then repairs by a scan. */
-rk_err merkle_remove(merkle_tree *tree, uint64_t position, const void *dbkey,
-                     size_t dbkey_len, const void *value, size_t value_len);
+rk_err merkle_remove(merkle_tree *tree, uint64_t position, const void *dbkey, size_t dbkey_len,
+                     const void *value, size_t value_len);
 
 /* Computes the node hashes from the leaves: 2^(depth+1) - 1 hashes (about
  * 0.3 ms at depth 10). Idempotent. */
@@ -74,12 +74,11 @@ uint64_t merkle_record_count(const merkle_tree *tree);
 rk_err merkle_bucket_of(const merkle_tree *tree, uint64_t position, size_t *out_index);
 /* The positions [*start, *end) of bucket index, for a store scan; *end == 0
  * means the top of the ring. RK_EINVAL if index >= merkle_bucket_count. */
-rk_err merkle_bucket_range(const merkle_tree *tree, size_t index, uint64_t *start,
-                           uint64_t *end);
+rk_err merkle_bucket_range(const merkle_tree *tree, size_t index, uint64_t *start, uint64_t *end);
 /* The same for node index of level (0 = root, depth = the leaves), which
  * covers buckets [index << (depth - level), (index + 1) << (depth - level)). */
-rk_err merkle_node_range(const merkle_tree *tree, unsigned level, size_t index,
-                         uint64_t *start, uint64_t *end);
+rk_err merkle_node_range(const merkle_tree *tree, unsigned level, size_t index, uint64_t *start,
+                         uint64_t *end);
 
 /* The hash of node index of level (0 = root, depth = the leaves) of a
  * finished tree, and (out_count, may be NULL) how many records lie under

@@ -158,8 +158,7 @@ rk_err replica_take_hint(replica *rp, const char *dbkey, size_t dbkey_len, const
  * `after` (NULL = from the beginning), skipping keys whose siblings are all
  * tombstones. visit_cb returns false to stop. Pointers are valid during the
  * call only. RK_EINVAL for a bad table or cursor. */
-typedef bool (*replica_visit_cb)(void *arg, const char *key, size_t key_len,
-                                 const rk_object *obj);
+typedef bool (*replica_visit_cb)(void *arg, const char *key, size_t key_len, const rk_object *obj);
 rk_err replica_scan_table(replica *rp, const char *table, size_t table_len, const char *after,
                           size_t after_len, replica_visit_cb visit_cb, void *arg);
 

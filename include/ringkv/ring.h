@@ -7,8 +7,7 @@
 /* Position of (table, key) on the ring: the first 8 bytes, big-endian, of a
  * keyed hash of `table \0 key`. The hash key is a fixed constant, not a
  * secret: every node of every cluster must compute the same positions. */
-uint64_t ring_position(const char *table, size_t table_len,
-                       const char *key, size_t key_len);
+uint64_t ring_position(const char *table, size_t table_len, const char *key, size_t key_len);
 
 /* ---- the ring: who holds which positions ------------------------------ */
 
@@ -57,8 +56,7 @@ void ring_params_default(ring_params *params);
  * range; RK_ENOMEM; RK_EIO if libsodium fails to initialise. The caller
  * keeps members. Costs about partitions x
  * count cheap hashes (~8 ms for 10 members at the default). */
-rk_err ring_build(const uint64_t *members, size_t count, const ring_params *params,
-                  ring_t **out);
+rk_err ring_build(const uint64_t *members, size_t count, const ring_params *params, ring_t **out);
 
 /* Takes one more reference to ring and returns it. Thread-safe. */
 ring_t *ring_ref(ring_t *ring);
@@ -88,8 +86,7 @@ size_t ring_replica_count(const ring_t *ring);
  * how many it wrote: min(max, member count); out_ids must have room for
  * max ids (max may be 0). The first few fallbacks are
  * precomputed; asking for more than n + 5 costs O(members) per extra id. */
-size_t ring_preference_list(const ring_t *ring, uint64_t position, uint64_t *out_ids,
-                            size_t max);
+size_t ring_preference_list(const ring_t *ring, uint64_t position, uint64_t *out_ids, size_t max);
 
 /* ---- ranges: what handoff, anti-entropy and listing scan ----------------- */
 
@@ -111,8 +108,7 @@ void ring_range_at(const ring_t *ring, size_t index, ring_range *out);
 void ring_range_of(const ring_t *ring, uint64_t position, ring_range *out);
 bool ring_range_contains(const ring_range *range, uint64_t position);
 /* As ring_preference_list, for every position of range index. */
-size_t ring_range_preference_list(const ring_t *ring, size_t index, uint64_t *out_ids,
-                                  size_t max);
+size_t ring_range_preference_list(const ring_t *ring, size_t index, uint64_t *out_ids, size_t max);
 /* Where node_id stands in range index's preference list: 0 for the first
  * owner, < ring_replica_count() for a replica. RK_ENOTFOUND if node_id is
  * not a member. O(1) for replicas and the precomputed fallbacks. */

@@ -13,9 +13,9 @@
 typedef struct store store;
 
 typedef struct store_options {
-    bool sync;               /* fsync the WAL on every write (power loss) */
-    bool create_if_missing;  /* default true via store_options_default */
-    size_t cache_bytes;      /* block cache; 0 = RocksDB default */
+    bool sync;              /* fsync the WAL on every write (power loss) */
+    bool create_if_missing; /* default true via store_options_default */
+    size_t cache_bytes;     /* block cache; 0 = RocksDB default */
 } store_options;
 
 void store_options_default(store_options *opts);
@@ -27,18 +27,16 @@ rk_err store_open(const char *dir, const store_options *opts, store **out);
 void store_close(store *st);
 
 /* Builds the `data` key for (position, table, key); appends to out. */
-rk_err store_data_key(uint64_t position, const char *table, size_t table_len,
-                      const char *key, size_t key_len, rk_buf *out);
+rk_err store_data_key(uint64_t position, const char *table, size_t table_len, const char *key,
+                      size_t key_len, rk_buf *out);
 /* The same key written into out[0..cap) (no allocation); *out_len its
  * length. RK_ETOOBIG when it does not fit, RK_EINVAL for an empty table or
  * one holding a NUL. */
-rk_err store_data_key_write(uint64_t position, const char *table, size_t table_len,
-                            const char *key, size_t key_len, char *out, size_t cap,
-                            size_t *out_len);
+rk_err store_data_key_write(uint64_t position, const char *table, size_t table_len, const char *key,
+                            size_t key_len, char *out, size_t cap, size_t *out_len);
 /* Splits a `data` key. Pointers point into dbkey. RK_ECORRUPT if malformed. */
-rk_err store_data_key_parse(const char *dbkey, size_t len, uint64_t *position,
-                            const char **table, size_t *table_len,
-                            const char **key, size_t *key_len);
+rk_err store_data_key_parse(const char *dbkey, size_t len, uint64_t *position, const char **table,
+                            size_t *table_len, const char **key, size_t *key_len);
 
 /* Reads the object bytes for dbkey into out (appended). RK_ENOTFOUND if
  * absent. */
@@ -49,10 +47,9 @@ rk_err store_get(store *st, const char *dbkey, size_t dbkey_len, rk_buf *out);
  * bytes to out. If it returns RK_OK the new bytes are written (one WAL'd
  * put); any other value aborts the write and is returned as is. The
  * callback must not call back into the store. */
-typedef rk_err (*store_update_cb)(void *arg, const char *old, size_t old_len,
-                                  rk_buf *out);
-rk_err store_apply(store *st, const char *dbkey, size_t dbkey_len,
-                   store_update_cb update_cb, void *arg);
+typedef rk_err (*store_update_cb)(void *arg, const char *old, size_t old_len, rk_buf *out);
+rk_err store_apply(store *st, const char *dbkey, size_t dbkey_len, store_update_cb update_cb,
+                   void *arg);
 
 /* Deletes the `data` record only if its bytes still equal expected, under
  * its lock stripe: handoff drops a copy it has sent, and tombstone purge a
@@ -64,10 +61,9 @@ rk_err store_remove_if(store *st, const char *dbkey, size_t dbkey_len, const cha
 /* Iterates `data` keys in [start, end) in key order (end NULL = to the end),
  * calling visit_cb for each; visit_cb returns true to go on. The pointers
  * are valid only during the call. */
-typedef bool (*store_visit_cb)(void *arg, const char *dbkey, size_t dbkey_len,
-                               const char *val, size_t val_len);
-rk_err store_scan(store *st, const char *start, size_t start_len,
-                  const char *end, size_t end_len,
+typedef bool (*store_visit_cb)(void *arg, const char *dbkey, size_t dbkey_len, const char *val,
+                               size_t val_len);
+rk_err store_scan(store *st, const char *start, size_t start_len, const char *end, size_t end_len,
                   store_visit_cb visit_cb, void *arg);
 
 /* `meta` column family: small named values. meta_get appends to out,
@@ -118,7 +114,7 @@ typedef struct store_stats {
     uint64_t sst_bytes;
     uint64_t memtable_bytes;
     uint64_t live_data_bytes;
-    uint64_t hints_estimate;  /* records in `hints` (RocksDB estimate) */
+    uint64_t hints_estimate; /* records in `hints` (RocksDB estimate) */
 } store_stats;
 rk_err store_get_stats(store *st, store_stats *out);
 

@@ -77,8 +77,8 @@ void sync_config_default(sync_config *cfg);
 
 /* Opens the service (all borrowed; close the service before them). No
  * thread yet. RK_EINVAL, RK_ENOMEM. */
-rk_err sync_open(replica *rp, store *st, cluster_node *cn, rpc_client *client, const sync_config *cfg,
-                 sync_service **out);
+rk_err sync_open(replica *rp, store *st, cluster_node *cn, rpc_client *client,
+                 const sync_config *cfg, sync_service **out);
 /* The Sync service's handlers for rpc_server_open. */
 size_t sync_rpc_handlers(sync_service *s, rpc_handler *out, size_t cap);
 /* Starts the thread; call once the RPC server listens. */
@@ -107,22 +107,22 @@ void sync_repair_now(sync_service *s);
 
 /* Counters for /cluster and /metrics. */
 typedef struct sync_stats {
-    uint64_t ranges_pending;      /* ranges with handoff work left (gauge) */
-    uint64_t handoff_keys_sent;   /* records pushed by handoff */
+    uint64_t ranges_pending;    /* ranges with handoff work left (gauge) */
+    uint64_t handoff_keys_sent; /* records pushed by handoff */
     uint64_t handoff_bytes_sent;
-    uint64_t handoff_keys_dropped;/* local copies deleted once handed off */
-    uint64_t keys_received;       /* records pushed here or pulled that changed
-                                     this replica */
-    uint64_t bytes_received;      /* bytes of sync messages received: requests
-                                     this node answered, replies to its calls */
-    uint64_t ae_exchanges;        /* anti-entropy exchanges completed */
-    uint64_t ae_keys_compared;    /* keys compared by digest in differing buckets */
-    uint64_t ae_keys_repaired;    /* keys sent or fetched because they differed */
-    uint64_t ae_bytes_sent;       /* tree, digest and record bytes sent */
+    uint64_t handoff_keys_dropped; /* local copies deleted once handed off */
+    uint64_t keys_received;        /* records pushed here or pulled that changed
+                                      this replica */
+    uint64_t bytes_received;       /* bytes of sync messages received: requests
+                                      this node answered, replies to its calls */
+    uint64_t ae_exchanges;         /* anti-entropy exchanges completed */
+    uint64_t ae_keys_compared;     /* keys compared by digest in differing buckets */
+    uint64_t ae_keys_repaired;     /* keys sent or fetched because they differed */
+    uint64_t ae_bytes_sent;        /* tree, digest and record bytes sent */
     uint64_t tombstones_purged;
-    uint64_t hints_delivered;     /* held writes their replica acknowledged */
-    uint64_t hint_bytes_sent;     /* bytes of Sync.Push calls carrying hints */
-    bool leaving;                 /* sync_leave was called */
+    uint64_t hints_delivered; /* held writes their replica acknowledged */
+    uint64_t hint_bytes_sent; /* bytes of Sync.Push calls carrying hints */
+    bool leaving;             /* sync_leave was called */
 } sync_stats;
 void sync_get_stats(sync_service *s, sync_stats *out);
 

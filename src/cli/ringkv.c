@@ -305,8 +305,8 @@ static const struct option_spec *find_option(const char *arg, size_t *name_len)
 }
 
 /* Parses a whole number in [min, max] for option `name`. */
-static int parse_number(const struct command *cmd, const char *name, const char *text,
-                        uint64_t min, uint64_t max, uint64_t *out)
+static int parse_number(const struct command *cmd, const char *name, const char *text, uint64_t min,
+                        uint64_t max, uint64_t *out)
 {
     uint64_t v;
     if (rk_parse_u64(text, strlen(text), &v) != RK_OK || v < min || v > max)
@@ -539,9 +539,8 @@ static void error_summary(const cli_http_response *r, char *out, size_t out_len)
  * help). Returns EXIT_OK with *resp filled (free with
  * cli_http_response_free) when some node answered; EXIT_UNREACHABLE when
  * none did; EXIT_SERVER on a local failure. Messages go to stderr. */
-static int client_call(struct client *c, const char *method, const char *target,
-                       const rk_buf *body, const char *extra_header,
-                       cli_http_response *resp)
+static int client_call(struct client *c, const char *method, const char *target, const rk_buf *body,
+                       const char *extra_header, cli_http_response *resp)
 {
     const char *headers[8];
     size_t nh = 0;
@@ -600,8 +599,7 @@ static int client_call(struct client *c, const char *method, const char *target,
         if (r.status == 503 && next != NULL) {
             char msg[256];
             error_summary(&r, msg, sizeof msg);
-            fprintf(stderr, "ringkv: node %s answered 503: %s, trying %s\n", n->address, msg,
-                    next);
+            fprintf(stderr, "ringkv: node %s answered 503: %s, trying %s\n", n->address, msg, next);
             if (have_busy)
                 cli_http_response_free(&busy);
             busy = r;
@@ -1040,8 +1038,7 @@ static int cmd_del(struct client *c, const struct args *a)
     if (c->verbose) {
         cJSON *j = cJSON_ParseWithLength(r.body.data ? r.body.data : "", r.body.len);
         const char *ctx = json_string(j, "context");
-        fprintf(stderr, "deleted by node %s\ncontext: %s\n", c->answered_by,
-                ctx ? ctx : "(none)");
+        fprintf(stderr, "deleted by node %s\ncontext: %s\n", c->answered_by, ctx ? ctx : "(none)");
         cJSON_Delete(j);
     }
     rc = EXIT_OK;
@@ -1234,8 +1231,7 @@ static int cluster_status(struct client *c)
     const cJSON *members = cJSON_GetObjectItemCaseSensitive(j, "members");
     if (!cJSON_IsArray(members)) {
         if (j != NULL)
-            fprintf(stderr, "ringkv: node %s answered /cluster without members\n",
-                    c->answered_by);
+            fprintf(stderr, "ringkv: node %s answered /cluster without members\n", c->answered_by);
         rc = EXIT_SERVER;
         goto done;
     }
@@ -1257,7 +1253,7 @@ static int cluster_status(struct client *c)
     int count = cJSON_GetArraySize(members), alive = 0;
     printf("  members=%d", count);
 
-    struct column cols[7] = {{"NAME", 0}, {"ID", 0},     {"HTTP", 0},     {"RPC", 0},
+    struct column cols[7] = {{"NAME", 0},   {"ID", 0},         {"HTTP", 0},     {"RPC", 0},
                              {"STATUS", 0}, {"LAST HEARD", 0}, {"OWNERSHIP", 0}};
     for (size_t k = 0; k < 7; k++)
         cols[k].width = strlen(cols[k].title);
@@ -1386,9 +1382,8 @@ static int cmd_cluster(struct client *c, const struct args *a)
     while (k < N_ELEMS(subs) && strcmp(subs[k].name, sub) != 0)
         k++;
     if (k == N_ELEMS(subs))
-        return usage_error(a->cmd,
-                           "unknown cluster subcommand '%s' (try: status, leave, remove, repair)",
-                           sub);
+        return usage_error(
+            a->cmd, "unknown cluster subcommand '%s' (try: status, leave, remove, repair)", sub);
     if (a->n_pos - 1 != subs[k].args)
         return usage_error(a->cmd, "cluster %s takes %s", sub,
                            subs[k].args ? "one argument, NODE" : "no argument");

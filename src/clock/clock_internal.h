@@ -17,8 +17,7 @@ rk_err vclock_to_proto(const vclock *c, Ringkv__ClockEntry ***out);
 /* Fills a zeroed clock from a decoded repeated ClockEntry field. RK_EINVAL
  * when the entries break the invariants (actors not strictly increasing, a
  * zero counter); RK_ENOMEM; on error *out is untouched. */
-rk_err vclock_from_proto(Ringkv__ClockEntry *const *entries, size_t n,
-                         vclock *out);
+rk_err vclock_from_proto(Ringkv__ClockEntry *const *entries, size_t n, vclock *out);
 
 /* protobuf-c's unpack returns NULL both for bad bytes and for a failed
  * malloc; this allocator remembers the second so decoders can answer

@@ -54,8 +54,7 @@ rk_err context_decode(const char *text, size_t len, vclock *clock)
     }
     clock_pb_alloc alloc;
     clock_pb_alloc_init(&alloc);
-    Ringkv__Context *msg =
-        ringkv__context__unpack(&alloc.base, bin.len, (const uint8_t *)bin.data);
+    Ringkv__Context *msg = ringkv__context__unpack(&alloc.base, bin.len, (const uint8_t *)bin.data);
     rk_buf_free(&bin);
     if (msg == NULL)
         return alloc.failed ? RK_ENOMEM : RK_EINVAL;

@@ -195,8 +195,8 @@ static void install(rk_object *obj, sibling *next, size_t len, vclock *clock)
  * first; the commit only moves pointers and frees, so obj is unchanged on
  * error. 0 for max_siblings means no cap; the cap never drops the new
  * sibling itself, even when its timestamp is the oldest.
- * *dropped and *new_dot (each may be NULL) are set on success. RK_EINVAL for a value pointer that is NULL
- * with a non-zero length, or when actor's counter would wrap. */
+ * *dropped and *new_dot (each may be NULL) are set on success. RK_EINVAL for a value pointer that
+ * is NULL with a non-zero length, or when actor's counter would wrap. */
 rk_err object_update(rk_object *obj, const vclock *ctx, rk_actor actor, const object_write *w,
                      size_t max_siblings, size_t *dropped, clock_dot *new_dot)
 {
@@ -213,8 +213,8 @@ rk_err object_update(rk_object *obj, const vclock *ctx, rk_actor actor, const ob
     for (size_t i = 0; i < obj->len; i++)
         kept += !vclock_covers(ctx, obj->siblings[i].dot);
     sibling fresh;
-    rk_err err = sibling_fill(&fresh, dot, w->timestamp_ms, w->tombstone, w->value, w->value_len,
-                              w->owner);
+    rk_err err =
+        sibling_fill(&fresh, dot, w->timestamp_ms, w->tombstone, w->value, w->value_len, w->owner);
     if (err != RK_OK)
         return err;
     vclock clock = {0};
@@ -350,7 +350,7 @@ rk_err object_merge(rk_object *obj, const rk_object *other, size_t max_siblings,
         next[n++] = in[j++];
     free(in);
     uint64_t before = obj->siblings_dropped > other->siblings_dropped ? obj->siblings_dropped
-                                                                       : other->siblings_dropped;
+                                                                      : other->siblings_dropped;
     install(obj, next, n, &clock);
     obj->siblings_dropped = before;
 

@@ -927,7 +927,7 @@ static rk_err join(cluster_node *cn)
         uint64_t now = rk_monotonic_ms();
         if (!done && now < give_up)
             rk_sleep_ms((unsigned)(give_up - now < JOIN_PASS_PAUSE_MS ? give_up - now
-                                                                   : JOIN_PASS_PAUSE_MS));
+                                                                      : JOIN_PASS_PAUSE_MS));
         else
             done = true;
     }

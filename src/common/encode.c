@@ -32,8 +32,8 @@ rk_err rk_b64url_decode(const char *text, size_t len, rk_buf *out)
         return err;
     size_t binlen = 0;
     const char *end = NULL;
-    if (sodium_base642bin((unsigned char *)out->data + out->len, maxbin, text, len, NULL,
-                          &binlen, &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+    if (sodium_base642bin((unsigned char *)out->data + out->len, maxbin, text, len, NULL, &binlen,
+                          &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
         end != text + len)
         return RK_EINVAL;
     out->len += binlen;

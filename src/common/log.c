@@ -23,7 +23,8 @@ void rk_log_init(void)
             return;
         }
     }
-    rk_log(RK_LOG_WARN, "log", "RINGKV_LOG=%s is not one of debug|info|warn|error; using info", env);
+    rk_log(RK_LOG_WARN, "log", "RINGKV_LOG=%s is not one of debug|info|warn|error; using info",
+           env);
 }
 
 void rk_log_set_level(rk_log_level level)
@@ -49,8 +50,8 @@ void rk_log(rk_log_level level, const char *module, const char *fmt, ...)
      * different threads never interleave. */
     char line[2048];
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %-7s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], module);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level], module);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

@@ -22,7 +22,7 @@ void http_handle_health(request *rq)
     http_reply_add_str(&b, "{\"status\":\"ok\",\"node\":");
     http_reply_add_json_cstr(&b, s->name);
     http_reply_addf(&b, ",\"id\":\"%016llx\",\"uptime_ms\":%llu}", (unsigned long long)s->node_id,
-               (unsigned long long)(rk_now_ms() - s->started_ms));
+                    (unsigned long long)(rk_now_ms() - s->started_ms));
     reply_built(rq, &b);
 }
 
@@ -67,11 +67,11 @@ static void add_member(reply_buf *b, const cluster_member *m, bool self, const r
     http_reply_add_json_cstr(b, e->rpc_addr);
     uint64_t ago = self || now_ms < m->last_heard_ms ? 0 : now_ms - m->last_heard_ms;
     http_reply_addf(b,
-               ",\"status\":\"%s\",\"liveness\":\"%s\",\"self\":%s,"
-               "\"incarnation\":%llu,\"last_heard_ms_ago\":%llu,\"ownership\":%.4f}",
-               cluster_status_name(e->status), cluster_liveness_name(m->liveness),
-               self ? "true" : "false", (unsigned long long)e->incarnation, (unsigned long long)ago,
-               share);
+                    ",\"status\":\"%s\",\"liveness\":\"%s\",\"self\":%s,"
+                    "\"incarnation\":%llu,\"last_heard_ms_ago\":%llu,\"ownership\":%.4f}",
+                    cluster_status_name(e->status), cluster_liveness_name(m->liveness),
+                    self ? "true" : "false", (unsigned long long)e->incarnation,
+                    (unsigned long long)ago, share);
 }
 
 /* /cluster's "sync": the handoff and anti-entropy counters, null when this
@@ -110,12 +110,12 @@ void http_handle_cluster(request *rq)
     http_reply_addf(&b, "{\"cluster_id\":\"%016llx\",\"node\":", (unsigned long long)v->cluster_id);
     http_reply_add_json_cstr(&b, s->name);
     http_reply_addf(&b,
-               ",\"id\":\"%016llx\",\"n\":%u,\"r\":%u,\"w\":%u,\"partitions\":%u,"
-               "\"replicas_per_key\":%zu,\"under_replicated\":%s,"
-               "\"ring_version\":\"%016llx\",\"members\":[",
-               (unsigned long long)s->node_id, cfg->n, cfg->r, cfg->w, s->partitions,
-               replicas_per_key(v), replicas_per_key(v) < cfg->n ? "true" : "false",
-               (unsigned long long)(v->ring ? ring_version(v->ring) : 0));
+                    ",\"id\":\"%016llx\",\"n\":%u,\"r\":%u,\"w\":%u,\"partitions\":%u,"
+                    "\"replicas_per_key\":%zu,\"under_replicated\":%s,"
+                    "\"ring_version\":\"%016llx\",\"members\":[",
+                    (unsigned long long)s->node_id, cfg->n, cfg->r, cfg->w, s->partitions,
+                    replicas_per_key(v), replicas_per_key(v) < cfg->n ? "true" : "false",
+                    (unsigned long long)(v->ring ? ring_version(v->ring) : 0));
     uint64_t now = rk_monotonic_ms();
     for (size_t i = 0; t != NULL && i < cluster_member_count(t); i++) {
         const cluster_member *m = cluster_member_at(t, i);
@@ -202,7 +202,7 @@ void http_handle_ui(request *rq)
 void http_handle_auth(request *rq)
 {
     http_reply_error(rq, 501, "unsupported",
-                "authentication is not built yet: every write is anonymous");
+                     "authentication is not built yet: every write is anonymous");
 }
 
 void http_handle_subscribe(request *rq)

@@ -15,7 +15,8 @@
 
 /* ---- pure parts ------------------------------------------------------------ */
 
-rk_err http_admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap, const char **code)
+rk_err http_admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap,
+                                  const char **code)
 {
     /* Our scanner first: it bounds nesting, while cJSON recurses deep
      * enough on "[[[[..." to overflow a civetweb worker's stack. */
@@ -72,7 +73,7 @@ static rk_err find_by_name(const cluster_view *view, const char *name,
 }
 
 rk_err http_admin_find_member(const cluster_view *view, const char *text,
-                         const cluster_view_member **out)
+                              const cluster_view_member **out)
 {
     const cluster_view_member *m = NULL;
     rk_err err = find_by_name(view, text, &m);
@@ -103,7 +104,7 @@ static bool in_cluster(request *rq)
     if (rq->srv->sync != NULL && rq->srv->cluster != NULL)
         return true;
     http_reply_error(rq, 409, "no_cluster",
-                "this node is not part of a cluster: there is no membership to change");
+                     "this node is not part of a cluster: there is no membership to change");
     return false;
 }
 
@@ -127,10 +128,10 @@ void http_handle_cluster_leave(request *rq)
     rk_err err = sync_leave(s->sync);
     if (err == RK_EBUSY) {
         http_reply_error(rq, 409, "conflict",
-                    self_status(s->cluster) == CLUSTER_JOINING
-                        ? "this node is still joining: it can leave once it is a member"
-                        : "this node is the last member of the ring: there is nobody to "
-                          "hand its data to");
+                         self_status(s->cluster) == CLUSTER_JOINING
+                             ? "this node is still joining: it can leave once it is a member"
+                             : "this node is the last member of the ring: there is nobody to "
+                               "hand its data to");
         return;
     }
     if (err != RK_OK) {
@@ -172,7 +173,7 @@ static rk_err resolve_target(request *rq, const char *text, remove_target *t)
         http_reply_error(rq, 404, "not_found", NO_SUCH_NODE);
     else if (err == RK_EEXIST)
         http_reply_error(rq, 409, "conflict",
-                    "several nodes carry that name: give the 16-hex id (see GET /cluster)");
+                         "several nodes carry that name: give the 16-hex id (see GET /cluster)");
     else if (err != RK_OK)
         http_reply_err(rq, err);
     return err;
@@ -194,7 +195,7 @@ static rk_err remove_target_of(request *rq, remove_target *t)
     rk_buf_free(&body);
     if (err == RK_EINVAL) {
         http_reply_error(rq, 400, code,
-                    "body must be {\"node\": \"NAME or 16-hex id\"} (see GET /cluster)");
+                         "body must be {\"node\": \"NAME or 16-hex id\"} (see GET /cluster)");
         return err;
     }
     if (err == RK_ENOTFOUND) { /* a name longer than any member's */

@@ -20,18 +20,24 @@ void http_counters_write(reply_buf *out, const http_counter *table, size_t n, co
         if (c->name == NULL)
             continue; /* a JSON-only row: its metric is printed elsewhere */
         if (c->help != NULL)
-            http_reply_addf(out, "# HELP %s %s\n# TYPE %s %s\n", c->name, c->help, c->name, c->type);
+            http_reply_addf(out, "# HELP %s %s\n# TYPE %s %s\n", c->name, c->help, c->name,
+                            c->type);
         http_reply_addf(out, "%s%s%s%s %llu\n", c->name, c->labels ? "{" : "",
-                   c->labels ? c->labels : "", c->labels ? "}" : "",
-                   (unsigned long long)http_counter_value(c, stats));
+                        c->labels ? c->labels : "", c->labels ? "}" : "",
+                        (unsigned long long)http_counter_value(c, stats));
     }
 }
 
 /* A family's first row, and one more series of it. */
-#define FAMILY(kind, st, field, metric, series, text)                                   \
-    {.name = metric, .labels = series, .type = kind, .help = text, .offset = offsetof(st, field)}
-#define SERIES(st, field, metric, series) \
-    {.name = metric, .labels = series, .offset = offsetof(st, field)}
+#define FAMILY(kind, st, field, metric, series, text)                                              \
+    {                                                                                              \
+        .name = metric, .labels = series, .type = kind, .help = text,                              \
+        .offset = offsetof(st, field)                                                              \
+    }
+#define SERIES(st, field, metric, series)                                                          \
+    {                                                                                              \
+        .name = metric, .labels = series, .offset = offsetof(st, field)                            \
+    }
 
 /* kv and store counters side by side: /metrics has always listed them
  * interleaved (the hint counters next to the hints held), and one table
@@ -47,8 +53,8 @@ static const http_counter data_counters[] = {
            "Record operations applied by this node."),
     SERIES(data_stats, kv.writes, "ringkv_kv_operations_total", "op=\"write\""),
     SERIES(data_stats, kv.deletes, "ringkv_kv_operations_total", "op=\"delete\""),
-    FAMILY("counter", data_stats, kv.precondition_failures,
-           "ringkv_kv_precondition_failures_total", NULL, "Conditional writes refused (412)."),
+    FAMILY("counter", data_stats, kv.precondition_failures, "ringkv_kv_precondition_failures_total",
+           NULL, "Conditional writes refused (412)."),
     FAMILY("counter", data_stats, kv.siblings_dropped, "ringkv_siblings_dropped_total", NULL,
            "Siblings dropped by the per-key cap."),
     FAMILY("gauge", data_stats, kv.max_siblings_seen, "ringkv_siblings_max", NULL,
@@ -82,7 +88,7 @@ static const http_counter data_counters[] = {
 
 /* What the RPC server dropped or served: a frame that does not open, is
  * stale or replayed is counted here. */
-#define RPC_SERVER(field, outcome) \
+#define RPC_SERVER(field, outcome)                                                                 \
     SERIES(rpc_server_stats, field, "ringkv_rpc_server_total", "outcome=\"" outcome "\"")
 static const http_counter rpc_server_counters[] = {
     FAMILY("counter", rpc_server_stats, requests, "ringkv_rpc_server_total", "outcome=\"served\"",
@@ -99,7 +105,7 @@ static const http_counter rpc_server_counters[] = {
 };
 
 /* What this node's calls came to. */
-#define RPC_CLIENT(field, outcome) \
+#define RPC_CLIENT(field, outcome)                                                                 \
     SERIES(rpc_client_stats, field, "ringkv_rpc_client_total", "outcome=\"" outcome "\"")
 static const http_counter rpc_client_counters[] = {
     FAMILY("counter", rpc_client_stats, calls, "ringkv_rpc_client_total", "outcome=\"started\"",

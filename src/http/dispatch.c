@@ -67,9 +67,9 @@ static const char *route_request(request *rq)
     const char *code = NULL;
     if (http_route_find(http_routes, http_route_count, path, len, &rq->m, &code) != RK_OK) {
         http_reply_error(rq, 400, code,
-                    strcmp(code, "invalid_table") == 0
-                        ? "table names are 1 to 64 of [A-Za-z0-9_.-]"
-                        : "keys are 1 to 1024 bytes of UTF-8 without NUL");
+                         strcmp(code, "invalid_table") == 0
+                             ? "table names are 1 to 64 of [A-Za-z0-9_.-]"
+                             : "keys are 1 to 1024 bytes of UTF-8 without NUL");
         return NULL;
     }
     if (rq->m.route == NULL) {

@@ -74,12 +74,12 @@ extern const http_route http_routes[];
 extern const size_t http_route_count;
 
 typedef struct route_match {
-    const http_route *route;    /* first row of the matched pattern; NULL: none */
+    const http_route *route; /* first row of the matched pattern; NULL: none */
     char table[KV_TABLE_MAX + 1];
     size_t table_len;
-    char key[KV_KEY_MAX + 1];   /* decoded; also the user of /auth */
+    char key[KV_KEY_MAX + 1]; /* decoded; also the user of /auth */
     size_t key_len;
-    const char *rest;           /* {path*}: the raw rest, with its leading '/' */
+    const char *rest; /* {path*}: the raw rest, with its leading '/' */
 } route_match;
 
 /* Finds the pattern of routes[0..n) that a raw (percent-encoded) path
@@ -147,7 +147,7 @@ void http_reply_add_context(reply_buf *r, const vclock *clock);
 /* {"key"?, "value", "context", "timestamp", "owner", "siblings"} for
  * sibling s of obj; key may be NULL. */
 void http_reply_add_record(reply_buf *r, const rk_object *obj, const sibling *s, const char *key,
-                      size_t key_len);
+                           size_t key_len);
 void http_reply_buf_free(reply_buf *r);
 
 /* ---- the server (server.c) -------------------------------------------------- */
@@ -196,7 +196,7 @@ struct request {
 /* status + headers + body with one write. extra_headers are complete
  * "Name: value\r\n" lines or NULL. */
 void http_reply_send(request *rq, int status, const char *content_type, const char *extra_headers,
-                const char *body, size_t body_len);
+                     const char *body, size_t body_len);
 /* body as JSON, with headers' lines (headers may be NULL); if either buffer
  * failed, a 500 with its error instead. */
 void http_reply_json(request *rq, int status, const reply_buf *headers, const reply_buf *body);
@@ -225,7 +225,8 @@ int http_request_param(const request *rq, const char *name, char *dst, size_t ca
 bool http_request_flag(const request *rq, const char *name);
 /* ?name= as an integer in [lo, hi]; absent leaves *out unchanged. RK_EINVAL
  * after replying 400 bad_param otherwise. */
-rk_err http_request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi, uint64_t *out);
+rk_err http_request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi,
+                               uint64_t *out);
 /* ?name= as true|1 or false|0; absent leaves *out unchanged. RK_EINVAL
  * after replying 400 bad_param otherwise. */
 rk_err http_request_bool_param(request *rq, const char *name, bool *out);
@@ -238,20 +239,20 @@ rk_err http_request_owner(const request *rq, const char **owner);
 
 /* ---- the route handlers ----------------------------------------------------------- */
 
-void http_handle_key_get(request *rq);      /* key.c */
+void http_handle_key_get(request *rq); /* key.c */
 void http_handle_key_put(request *rq);
 void http_handle_key_delete(request *rq);
-void http_handle_keys_list(request *rq);    /* list.c */
+void http_handle_keys_list(request *rq); /* list.c */
 void http_handle_keys_batch(request *rq);
 void http_handle_store(request *rq);
-void http_handle_health(request *rq);       /* admin.c */
+void http_handle_health(request *rq); /* admin.c */
 void http_handle_metrics(request *rq);
 void http_handle_membership(request *rq);
 void http_handle_cluster(request *rq);
 void http_handle_ui(request *rq);
 void http_handle_auth(request *rq);
 void http_handle_subscribe(request *rq);
-void http_handle_cluster_leave(request *rq);   /* cluster_admin.c */
+void http_handle_cluster_leave(request *rq); /* cluster_admin.c */
 void http_handle_cluster_remove(request *rq);
 void http_handle_cluster_repair(request *rq);
 void http_handle_hints_drop(request *rq);
@@ -310,12 +311,12 @@ void http_sync_render_metrics(const sync_stats *st, reply_buf *out);
  * when the body is not a JSON object, "missing_node" when it has no
  * non-empty "node" string (or one longer than cap - 1). Pure. */
 rk_err http_admin_parse_node_body(const char *body, size_t len, char *dst, size_t cap,
-                             const char **code);
+                                  const char **code);
 /* Finds the member text names in view: by name first, then, if text is 16
  * hex digits, by id. RK_OK with *out pointing into view; RK_ENOTFOUND;
  * RK_EEXIST when several members carry that name (the caller asks for the
  * id instead). Pure. */
 rk_err http_admin_find_member(const cluster_view *view, const char *text,
-                         const cluster_view_member **out);
+                              const cluster_view_member **out);
 
 #endif

@@ -63,7 +63,7 @@ static void add_quorum_headers(reply_buf *headers, const request *rq, const kv_r
      * replicas the key has, which are fewer than N (DESIGN.md) */
     if (res->under_replicated > 0)
         http_reply_addf(headers, "X-Ringkv-Under-Replicated: replicas=%u; n=%u\r\n",
-                   res->under_replicated, kv_get_config(rq->srv->k)->n);
+                        res->under_replicated, kv_get_config(rq->srv->k)->n);
 }
 
 /* Sends body with the ETag of obj (when given) and the quorum headers. */
@@ -101,7 +101,8 @@ static void reply_siblings(request *rq, const rk_object *obj, const kv_result *r
         http_reply_add_str(&body, first ? "{\"value\":" : ",{\"value\":");
         first = false;
         http_reply_add(&body, s->value, s->value_len);
-        http_reply_addf(&body, ",\"timestamp\":%llu,\"owner\":", (unsigned long long)s->timestamp_ms);
+        http_reply_addf(&body,
+                        ",\"timestamp\":%llu,\"owner\":", (unsigned long long)s->timestamp_ms);
         http_reply_add_json_cstr(&body, s->owner);
         http_reply_add_str(&body, "}");
     }
@@ -140,7 +141,8 @@ void http_handle_key_get(request *rq)
     opts.strict = !sloppy;
     opts.timeout_ms = (uint32_t)timeout;
     char mode[8];
-    bool all = http_request_param(rq, "siblings", mode, sizeof mode) > 0 && strcmp(mode, "all") == 0;
+    bool all =
+        http_request_param(rq, "siblings", mode, sizeof mode) > 0 && strcmp(mode, "all") == 0;
 
     kv_key key = request_key(rq);
     kv_result res;
@@ -223,7 +225,7 @@ static rk_err parse_write_params(request *rq, const write_body *wb, write_params
     wp->if_none_match = inm != NULL;
     if (replica_table_reserved(rq->m.table, rq->m.table_len)) {
         http_reply_error(rq, 403, "reserved_table",
-                    "tables starting with _ are reserved for the system");
+                         "tables starting with _ are reserved for the system");
         return RK_EPERM;
     }
     return RK_OK;
@@ -280,7 +282,7 @@ static void do_write(request *rq, const write_body *wb, bool tombstone)
         reply_not_found(rq, NULL, &res);
     else if (err == RK_EPRECOND)
         http_reply_error(rq, 412, "precondition_failed",
-                    "the key changed since that context, or exists");
+                         "the key changed since that context, or exists");
     else if (err != RK_OK)
         http_reply_kv_error(rq, err, &res);
     else if (tombstone)
@@ -305,8 +307,8 @@ void http_handle_key_put(request *rq)
     const char *code;
     if (http_json_scan_write_body(body.data ? body.data : "", body.len, &wb, &code) != RK_OK)
         http_reply_error(rq, 400, code,
-                    strcmp(code, "bad_context") == 0 ? "context must be a string"
-                                                     : "body must be a JSON object");
+                         strcmp(code, "bad_context") == 0 ? "context must be a string"
+                                                          : "body must be a JSON object");
     else if (wb.value_len == 0)
         http_reply_error(rq, 400, "missing_value", "body needs a \"value\" member");
     else if (wb.value_len > max_value)

@@ -8,8 +8,8 @@
 #include "http_internal.h"
 
 /* Upper bounds in microseconds; the last bucket is +Inf. */
-static const uint64_t bucket_us[] = {50, 100, 250, 500, 1000, 2500, 5000, 10000,
-                                     25000, 50000, 100000, 250000, 1000000};
+static const uint64_t bucket_us[] = {50,    100,   250,   500,    1000,   2500,   5000,
+                                     10000, 25000, 50000, 100000, 250000, 1000000};
 #define NBUCKETS (sizeof bucket_us / sizeof bucket_us[0])
 #define NCLASSES 5 /* 1xx..5xx */
 
@@ -89,25 +89,27 @@ void http_metrics_record(http_metrics *m, const char *metric, int status, uint64
 
 static void render_counts(const http_metrics *m, reply_buf *out)
 {
-    http_reply_add_str(out,
+    http_reply_add_str(
+        out,
         "# HELP ringkv_http_requests_total HTTP requests answered, by route and status class.\n"
         "# TYPE ringkv_http_requests_total counter\n");
     for (size_t r = 0; r < m->count; r++)
         for (int c = 0; c < NCLASSES; c++) {
             uint64_t v = atomic_load_explicit(&m->routes[r].by_class[c], memory_order_relaxed);
             if (v)
-                http_reply_addf(out, "ringkv_http_requests_total{route=\"%s\",status=\"%dxx\"} %llu\n",
-                           m->names[r], c + 1, (unsigned long long)v);
+                http_reply_addf(out,
+                                "ringkv_http_requests_total{route=\"%s\",status=\"%dxx\"} %llu\n",
+                                m->names[r], c + 1, (unsigned long long)v);
         }
-    http_reply_add_str(out,
-        "# HELP ringkv_http_errors_total HTTP requests answered with a 4xx or 5xx status.\n"
-        "# TYPE ringkv_http_errors_total counter\n");
+    http_reply_add_str(
+        out, "# HELP ringkv_http_errors_total HTTP requests answered with a 4xx or 5xx status.\n"
+             "# TYPE ringkv_http_errors_total counter\n");
     for (size_t r = 0; r < m->count; r++) {
         const route_metrics *rm = &m->routes[r];
         uint64_t v = atomic_load(&rm->by_class[3]) + atomic_load(&rm->by_class[4]);
         if (v)
             http_reply_addf(out, "ringkv_http_errors_total{route=\"%s\"} %llu\n", m->names[r],
-                       (unsigned long long)v);
+                            (unsigned long long)v);
     }
 }
 
@@ -122,26 +124,26 @@ static void render_histogram(const char *name, const route_metrics *rm, reply_bu
     for (size_t b = 0; b <= NBUCKETS; b++) {
         cum += atomic_load_explicit(&rm->buckets[b], memory_order_relaxed);
         if (b < NBUCKETS)
-            http_reply_addf(out,
-                "ringkv_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+            http_reply_addf(
+                out, "ringkv_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                 name, (double)bucket_us[b] / 1e6, (unsigned long long)cum);
         else
-            http_reply_addf(out,
-                "ringkv_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+            http_reply_addf(
+                out, "ringkv_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
                 name, (unsigned long long)cum);
     }
     http_reply_addf(out,
-        "ringkv_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
-        "ringkv_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-        name, (double)atomic_load(&rm->sum_ns) / 1e9, name, (unsigned long long)cum);
+                    "ringkv_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+                    "ringkv_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                    name, (double)atomic_load(&rm->sum_ns) / 1e9, name, (unsigned long long)cum);
 }
 
 void http_metrics_render(const http_metrics *m, reply_buf *out)
 {
     render_counts(m, out);
-    http_reply_add_str(out,
-        "# HELP ringkv_http_request_duration_seconds Time from request to reply, by route.\n"
-        "# TYPE ringkv_http_request_duration_seconds histogram\n");
+    http_reply_add_str(
+        out, "# HELP ringkv_http_request_duration_seconds Time from request to reply, by route.\n"
+             "# TYPE ringkv_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r < m->count; r++)
         render_histogram(m->names[r], &m->routes[r], out);
 }

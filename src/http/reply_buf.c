@@ -68,7 +68,7 @@ void http_reply_add_context(reply_buf *r, const vclock *clock)
 }
 
 void http_reply_add_record(reply_buf *r, const rk_object *obj, const sibling *s, const char *key,
-                      size_t key_len)
+                           size_t key_len)
 {
     http_reply_add_str(r, "{");
     if (key != NULL) {

@@ -15,7 +15,8 @@ int http_request_param(const request *rq, const char *name, char *dst, size_t ca
     return n;
 }
 
-rk_err http_request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
+rk_err http_request_uint_param(request *rq, const char *name, uint64_t lo, uint64_t hi,
+                               uint64_t *out)
 {
     char text[32];
     int n = http_request_param(rq, name, text, sizeof text);

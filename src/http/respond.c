@@ -66,7 +66,7 @@ static bool first_reply(request *rq, int status)
  * Nagle and delayed ACKs on keep-alive connections (~40 ms each). JSON
  * bodies end with a newline, so curl output does not run into the prompt. */
 void http_reply_send(request *rq, int status, const char *content_type, const char *extra_headers,
-                const char *body, size_t body_len)
+                     const char *body, size_t body_len)
 {
     if (!first_reply(rq, status))
         return;
@@ -91,10 +91,10 @@ void http_reply_send(request *rq, int status, const char *content_type, const ch
     }
     reply_buf msg = {0};
     http_reply_addf(&msg,
-               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-               "Cache-Control: no-store\r\n%s\r\n",
-               status, status_text(status), content_type, total,
-               extra_headers ? extra_headers : "");
+                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                    "Cache-Control: no-store\r\n%s\r\n",
+                    status, status_text(status), content_type, total,
+                    extra_headers ? extra_headers : "");
     http_reply_add(&msg, body, body_len);
     http_reply_add(&msg, "\n", newline ? 1 : 0);
     if (msg.err == RK_OK)
@@ -114,7 +114,7 @@ void http_reply_json(request *rq, int status, const reply_buf *headers, const re
         return;
     }
     http_reply_send(rq, status, "application/json", headers ? headers->buf.data : NULL,
-               body->buf.data ? body->buf.data : "", body->buf.len);
+                    body->buf.data ? body->buf.data : "", body->buf.len);
 }
 
 void http_reply_error(request *rq, int status, const char *code, const char *message)
@@ -129,7 +129,7 @@ void http_reply_error(request *rq, int status, const char *code, const char *mes
         http_reply_send(rq, status, "application/json", NULL, b.buf.data, b.buf.len);
     else
         http_reply_send(rq, 500, "application/json", NULL,
-                   "{\"error\":\"out of memory\",\"code\":\"no_memory\"}", 44);
+                        "{\"error\":\"out of memory\",\"code\":\"no_memory\"}", 44);
     http_reply_buf_free(&b);
 }
 

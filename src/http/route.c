@@ -52,7 +52,8 @@ static rk_err take_table(const char *raw, size_t len, route_match *m, const char
 static rk_err take_key(const char *raw, size_t len, route_match *m, const char **code)
 {
     size_t n;
-    if (http_percent_decode(raw, len, m->key, sizeof m->key, &n) != RK_OK || !replica_key_valid(m->key, n)) {
+    if (http_percent_decode(raw, len, m->key, sizeof m->key, &n) != RK_OK ||
+        !replica_key_valid(m->key, n)) {
         *code = "invalid_key";
         return RK_EINVAL;
     }

@@ -19,8 +19,7 @@ static int log_message_cb(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
-rk_err http_start(const http_options *opts, const http_node_info *node, kv *k,
-                  http_server **out)
+rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, http_server **out)
 {
     http_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL)
@@ -55,16 +54,24 @@ rk_err http_start(const http_options *opts, const http_node_info *node, kv *k,
     char threads[16];
     snprintf(threads, sizeof threads, "%u", opts->threads ? opts->threads : 64);
     const char *options[] = {
-        "listening_ports", srv->listen,
-        "num_threads", threads,
-        "enable_keep_alive", "yes",
-        "keep_alive_timeout_ms", "30000",
-        "request_timeout_ms", "30000",
-        "tcp_nodelay", "1",
-        "enable_directory_listing", "no",
+        "listening_ports",
+        srv->listen,
+        "num_threads",
+        threads,
+        "enable_keep_alive",
+        "yes",
+        "keep_alive_timeout_ms",
+        "30000",
+        "request_timeout_ms",
+        "30000",
+        "tcp_nodelay",
+        "1",
+        "enable_directory_listing",
+        "no",
         /* Keys are decoded by our router, segment by segment: civetweb's
          * own decoding would turn "a%2541" into "aA" and lose "%2F". */
-        "decode_url", "no",
+        "decode_url",
+        "no",
         NULL,
     };
     struct mg_callbacks callbacks = {.log_message = log_message_cb};

@@ -6,9 +6,11 @@
 
 /* One table, so the JSON and the metrics cannot drift apart and a new
  * counter is one line: its JSON member is the field's name. */
-#define COUNTER(field, metric, kind, text)                                              \
-    {.name = metric, .type = kind, .help = text, .offset = offsetof(sync_stats, field), \
-     .json = #field}
+#define COUNTER(field, metric, kind, text)                                                         \
+    {                                                                                              \
+        .name = metric, .type = kind, .help = text, .offset = offsetof(sync_stats, field),         \
+        .json = #field                                                                             \
+    }
 
 static const http_counter counters[] = {
     COUNTER(ranges_pending, "ringkv_sync_ranges_pending", "gauge",
@@ -50,7 +52,7 @@ void http_sync_append_json(const sync_stats *st, reply_buf *out)
     http_reply_add_str(out, "{");
     for (size_t i = 0; i < N_COUNTERS; i++)
         http_reply_addf(out, "\"%s\":%llu,", counters[i].json,
-                   (unsigned long long)http_counter_value(&counters[i], st));
+                        (unsigned long long)http_counter_value(&counters[i], st));
     http_reply_addf(out, "\"leaving\":%s}", st->leaving ? "true" : "false");
 }
 

@@ -177,7 +177,8 @@ static rk_err plan_targets(coord_req *req, bool sloppy)
         return RK_EQUORUM;
     uint64_t pref[RING_MAX_N + QUORUM_MAX_FALLBACKS], npref[RING_MAX_N + QUORUM_MAX_FALLBACKS];
     quorum_prefs p = {.pref = pref, .replicas = ring_replica_count(ring)};
-    p.count = ring_preference_list(ring, req->key.position, pref, p.replicas + QUORUM_MAX_FALLBACKS);
+    p.count =
+        ring_preference_list(ring, req->key.position, pref, p.replicas + QUORUM_MAX_FALLBACKS);
     if (next != NULL) {
         p.next = npref;
         p.next_replicas = ring_replica_count(next);
@@ -210,7 +211,7 @@ static void get_feed(coord_req *req, uint64_t node, quorum_reply reply, const rk
     /* out of memory merging: count the replica as failed rather than lose
      * track of it */
     kv_get_core_reply(&req->gc, node, reply == QUORUM_REPLY_OK ? QUORUM_REPLY_ERROR : reply, NULL,
-                   NULL);
+                      NULL);
 }
 
 static void read_repair(coord_req *req);
@@ -250,7 +251,8 @@ static void get_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
     rk_object obj = {0};
     if (err == RK_OK) {
         uint64_t took = rk_mono_ns() / 1000u - req->sent_us[call->index];
-        kv_latency_window_add(&req->k->read_latency, took > UINT32_MAX ? UINT32_MAX : (uint32_t)took);
+        kv_latency_window_add(&req->k->read_latency,
+                              took > UINT32_MAX ? UINT32_MAX : (uint32_t)took);
         const Ringkv__ReplicaGetReply *r = (const Ringkv__ReplicaGetReply *)reply;
         if (!r->found)
             kind = QUORUM_REPLY_NOTFOUND;
@@ -293,10 +295,10 @@ static void get_remote(coord_req *req, size_t i)
     req->calls[i] = (coord_call){req, i};
     req->sent_us[i] = rk_mono_ns() / 1000u;
     atomic_fetch_add(&req->refs, 1);
-    rk_err err = addr == NULL ? RK_EINVAL
-                              : rpc_call_async(req->k->client, addr, &ringkv__kv__descriptor,
-                                               "Get", &msg.base, req->deadline_ms, get_reply_cb,
-                                               &req->calls[i]);
+    rk_err err = addr == NULL
+                     ? RK_EINVAL
+                     : rpc_call_async(req->k->client, addr, &ringkv__kv__descriptor, "Get",
+                                      &msg.base, req->deadline_ms, get_reply_cb, &req->calls[i]);
     if (err == RK_OK)
         return;
     atomic_fetch_sub(&req->refs, 1);
@@ -382,8 +384,7 @@ static void read_repair(coord_req *req)
 }
 
 /* Copies who answered into res for the X-Ringkv-* headers. */
-static void note_answered(const coord_req *req, const uint64_t *nodes, size_t count,
-                          kv_result *res)
+static void note_answered(const coord_req *req, const uint64_t *nodes, size_t count, kv_result *res)
 {
     for (size_t i = 0; i < count && res->answered_count < KV_MAX_TARGETS; i++) {
         res->answered[res->answered_count++] = nodes[i];
@@ -438,7 +439,8 @@ static void get_wait(coord_req *req)
         uint64_t now = rk_monotonic_ms();
         if (now >= req->deadline_ms)
             break;
-        bool may_speculate = kv_get_core_waiting_on_asked(&req->gc) && !kv_get_core_speculated(&req->gc);
+        bool may_speculate =
+            kv_get_core_waiting_on_asked(&req->gc) && !kv_get_core_speculated(&req->gc);
         if (may_speculate && now >= speculate_at) {
             kv_get_core_speculate(&req->gc);
             size_t from, more = kv_get_core_to_ask(&req->gc, &from);
@@ -449,8 +451,8 @@ static void get_wait(coord_req *req)
             pthread_mutex_lock(&req->mu);
             continue;
         }
-        uint64_t until = may_speculate && speculate_at < req->deadline_ms ? speculate_at
-                                                                          : req->deadline_ms;
+        uint64_t until =
+            may_speculate && speculate_at < req->deadline_ms ? speculate_at : req->deadline_ms;
         rk_cond_wait_until(&req->cv, &req->mu, until);
     }
     if (kv_get_core_verdict(&req->gc) == QUORUM_PENDING)
@@ -465,7 +467,8 @@ rk_err kv_coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_
         cluster_view_unref(view);
         return RK_ENOMEM;
     }
-    req->deadline_ms = rk_deadline_after_ms(opts->timeout_ms ? opts->timeout_ms : k->cfg.timeout_ms);
+    req->deadline_ms =
+        rk_deadline_after_ms(opts->timeout_ms ? opts->timeout_ms : k->cfg.timeout_ms);
     unsigned r = opts->r ? opts->r : k->cfg.r;
     res->needed = r;
     rk_err err = plan_targets(req, !opts->strict);
@@ -532,7 +535,8 @@ static void store_hints(coord_req *req)
     kv *k = req->k;
     uint64_t missed[QUORUM_MAX_TARGETS];
     pthread_mutex_lock(&req->mu);
-    size_t count = kv_put_core_missed(&req->pc, req->plan.replicas, req->plan.replica_count, missed);
+    size_t count =
+        kv_put_core_missed(&req->pc, req->plan.replicas, req->plan.replica_count, missed);
     pthread_mutex_unlock(&req->mu);
     if (count == 0 || !k->cfg.handoff)
         return;
@@ -547,11 +551,14 @@ static void store_hints(coord_req *req)
             /* this node's own copy failed: a hint for itself would never be
              * handed off, so say so; the other replicas and read repair
              * carry the write */
-            RK_ERROR("kv", "this replica did not store a write to %s; read repair or a "
-                           "later write will bring it", req->key.table);
+            RK_ERROR("kv",
+                     "this replica did not store a write to %s; read repair or a "
+                     "later write will bring it",
+                     req->key.table);
             continue;
         }
-        rk_err err = replica_merge(k->rp, req->key.dbkey, req->key.dbkey_len, missed[i], &obj, NULL);
+        rk_err err =
+            replica_merge(k->rp, req->key.dbkey, req->key.dbkey_len, missed[i], &obj, NULL);
         if (err == RK_OK)
             atomic_fetch_add_explicit(&k->hints_stored, 1, memory_order_relaxed);
         else
@@ -664,8 +671,8 @@ static rk_err bring_up_to_date(coord_req *req, const quorum_target *t, seen_stat
     const char *addr = peer_addr(req, t->node);
     ProtobufCMessage *reply = NULL;
     rk_err err = addr == NULL ? RK_EINVAL
-                              : rpc_call(k->client, addr, &ringkv__kv__descriptor, "Put",
-                                         &msg.base, deadline_ms, &reply);
+                              : rpc_call(k->client, addr, &ringkv__kv__descriptor, "Put", &msg.base,
+                                         deadline_ms, &reply);
     rpc_reply_free(reply);
     return err;
 }
@@ -702,16 +709,16 @@ static rk_err apply_write(coord_req *req, const kv_write *w, seen_state *seen, k
 {
     kv *k = req->k;
     size_t order[QUORUM_MAX_TARGETS];
-    size_t count = kv_quorum_applier_order(req->plan.targets, req->plan.target_count, k->node_id,
-                                        order);
+    size_t count =
+        kv_quorum_applier_order(req->plan.targets, req->plan.target_count, k->node_id, order);
     for (size_t o = 0; o < count; o++) {
         size_t i = order[o];
         const quorum_target *t = &req->plan.targets[i];
         bool remote = t->node != k->node_id;
         /* (A call that was sent and is only slow may be applied twice, as
          * two siblings of the same value: rarer, and it loses nothing.) */
-        uint64_t attempt = kv_quorum_attempt_deadline(rk_monotonic_ms(), req->deadline_ms, remote,
-                                                   o + 1 < count);
+        uint64_t attempt =
+            kv_quorum_attempt_deadline(rk_monotonic_ms(), req->deadline_ms, remote, o + 1 < count);
         rk_err err = bring_up_to_date(req, t, seen, attempt);
         if (err == RK_OK && !remote)
             err = apply_local(req, w, res);
@@ -753,8 +760,8 @@ static void put_fan_out(coord_req *req, uint64_t applier, const bool *failed, ui
             if (!decoded)
                 decoded = object_decode((const uint8_t *)req->encoded.data, req->encoded.len,
                                         &obj) == RK_OK;
-            bool ok = decoded &&
-                      replica_merge(k->rp, req->key.dbkey, req->key.dbkey_len, t->intended, &obj, NULL) == RK_OK;
+            bool ok = decoded && replica_merge(k->rp, req->key.dbkey, req->key.dbkey_len,
+                                               t->intended, &obj, NULL) == RK_OK;
             pthread_mutex_lock(&req->mu);
             kv_put_core_reply(&req->pc, t->node, ok, NULL);
             req_replied(req);
@@ -771,8 +778,8 @@ static void put_fan_out(coord_req *req, uint64_t applier, const bool *failed, ui
 /* The quorum read a conditional write or a delete starts with (default R,
  * the write's timeout and strictness). RK_EQUORUM when R did not answer:
  * a condition checked on fewer replicas could be wrong either way. */
-static rk_err read_before_write(kv *k, const replica_key *key, const kv_write *w,
-                                kv_result *read, seen_state *seen)
+static rk_err read_before_write(kv *k, const replica_key *key, const kv_write *w, kv_result *read,
+                                seen_state *seen)
 {
     kv_read_opts ro = {.timeout_ms = w->timeout_ms, .strict = w->strict};
     rk_err err = kv_coord_get(k, key, &ro, read);
@@ -815,7 +822,7 @@ rk_err kv_coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result 
     rk_buf_free(&seen.encoded);
     if (err == RK_OK)
         err = kv_put_core_init(&req->pc, req->plan.targets, req->plan.target_count, applier, wq,
-                            req->deadline_ms);
+                               req->deadline_ms);
     if (err != RK_OK) {
         if (err == RK_EQUORUM)
             atomic_fetch_add_explicit(&k->quorum_failures, 1, memory_order_relaxed);

@@ -32,8 +32,8 @@ void kv_config_replica(const kv_config *cfg, replica_config *out)
 
 rk_err kv_open(replica *rp, cluster_node *cn, rpc_client *client, const kv_config *cfg, kv **out)
 {
-    if (rp == NULL || cn == NULL || client == NULL || cfg->n == 0 || cfg->r == 0 ||
-        cfg->w == 0 || cfg->r > cfg->n || cfg->w > cfg->n || cfg->max_siblings == 0 ||
+    if (rp == NULL || cn == NULL || client == NULL || cfg->n == 0 || cfg->r == 0 || cfg->w == 0 ||
+        cfg->r > cfg->n || cfg->w > cfg->n || cfg->max_siblings == 0 ||
         cfg->read_repair_percent > 100)
         return RK_EINVAL;
     kv *k = calloc(1, sizeof *k);
@@ -107,8 +107,7 @@ rk_err kv_put(kv *k, const kv_write *w, kv_result *res)
 {
     memset(res, 0, sizeof *res);
     replica_key rk;
-    if (replica_key_init(&rk, w->key.table, w->key.table_len, w->key.key, w->key.key_len) !=
-        RK_OK)
+    if (replica_key_init(&rk, w->key.table, w->key.table_len, w->key.key, w->key.key_len) != RK_OK)
         return RK_EINVAL;
     rk_err err = check_write(k, w);
     if (err != RK_OK)

@@ -71,8 +71,8 @@ static bool contains(const uint64_t *ids, size_t count, uint64_t id)
 
 /* ---- target selection ---------------------------------------------------- */
 
-rk_err kv_quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n, bool sloppy,
-                     quorum_target *out, size_t *out_count)
+rk_err kv_quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n,
+                        bool sloppy, quorum_target *out, size_t *out_count)
 {
     if (n == 0 || n > count || n > QUORUM_MAX_TARGETS || has_duplicate(pref, n))
         return RK_EINVAL;
@@ -100,8 +100,8 @@ rk_err kv_quorum_select(const uint64_t *pref, const bool *alive, size_t count, s
 }
 
 rk_err kv_quorum_join_union(const uint64_t *old_replicas, size_t old_count,
-                         const uint64_t *new_replicas, size_t new_count, uint64_t *out,
-                         size_t *out_count, size_t *out_pending)
+                            const uint64_t *new_replicas, size_t new_count, uint64_t *out,
+                            size_t *out_count, size_t *out_pending)
 {
     if (old_count == 0 || new_count == 0 || old_count > RING_MAX_N || new_count > RING_MAX_N ||
         has_duplicate(old_replicas, old_count) || has_duplicate(new_replicas, new_count))
@@ -183,7 +183,7 @@ static void get_settle(get_core *gc)
 }
 
 rk_err kv_get_core_init(get_core *gc, const uint64_t *nodes, size_t count, unsigned r,
-                     uint64_t deadline_ms)
+                        uint64_t deadline_ms)
 {
     if (r == 0 || count > QUORUM_MAX_TARGETS || has_duplicate(nodes, count))
         return RK_EINVAL;
@@ -203,7 +203,7 @@ void kv_get_core_fini(get_core *gc)
 }
 
 rk_err kv_get_core_reply(get_core *gc, uint64_t node, quorum_reply reply, const rk_object *obj,
-                      bool *counted)
+                         bool *counted)
 {
     if (counted)
         *counted = false;
@@ -265,8 +265,7 @@ bool kv_get_core_done(const get_core *gc)
         return true;
     size_t answered = gc->ok + gc->notfound + gc->errors;
     /* a pending read with everyone asked so far answered asks more next */
-    return answered == gc->count ||
-           (answered == gc->asked && gc->verdict != QUORUM_PENDING);
+    return answered == gc->count || (answered == gc->asked && gc->verdict != QUORUM_PENDING);
 }
 
 void kv_get_core_target(get_core *gc, size_t first)
@@ -373,8 +372,8 @@ static void put_settle(put_core *pc)
         pc->verdict = QUORUM_FAILED;
 }
 
-rk_err kv_put_core_init(put_core *pc, const quorum_target *targets, size_t count, uint64_t coordinator,
-                     unsigned w, uint64_t deadline_ms)
+rk_err kv_put_core_init(put_core *pc, const quorum_target *targets, size_t count,
+                        uint64_t coordinator, unsigned w, uint64_t deadline_ms)
 {
     if (w == 0 || count > QUORUM_MAX_TARGETS)
         return RK_EINVAL;
@@ -489,7 +488,7 @@ static size_t add_missing(uint64_t *list, size_t have, const uint64_t *pref, siz
 }
 
 rk_err kv_quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, bool sloppy,
-                   quorum_plan_result *out)
+                      quorum_plan_result *out)
 {
     if (p->replicas == 0 || p->replicas > RING_MAX_N || p->count < p->replicas ||
         p->count > p->replicas + QUORUM_MAX_FALLBACKS ||
@@ -504,12 +503,12 @@ rk_err kv_quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg
         total = p->count;
     } else {
         rk_err err = kv_quorum_join_union(p->pref, p->replicas, p->next, p->next_replicas, list, &n,
-                                       &pending);
+                                          &pending);
         if (err != RK_OK)
             return err;
         /* fallbacks come from the next ring, where the range is going */
-        total = add_missing(list, n, p->next + p->next_replicas,
-                            p->next_count - p->next_replicas, QUORUM_MAX_FALLBACKS);
+        total = add_missing(list, n, p->next + p->next_replicas, p->next_count - p->next_replicas,
+                            QUORUM_MAX_FALLBACKS);
     }
     bool alive[QUORUM_MAX_TARGETS + QUORUM_MAX_FALLBACKS];
     for (size_t i = 0; i < total; i++)
@@ -542,7 +541,7 @@ void kv_quorum_read_order(quorum_target *targets, size_t count, uint64_t self)
 }
 
 size_t kv_quorum_applier_order(const quorum_target *targets, size_t count, uint64_t self,
-                            size_t *out)
+                               size_t *out)
 {
     size_t n = 0;
     for (size_t i = 0; i < count; i++)
@@ -555,7 +554,7 @@ size_t kv_quorum_applier_order(const quorum_target *targets, size_t count, uint6
 }
 
 uint64_t kv_quorum_attempt_deadline(uint64_t now_ms, uint64_t deadline_ms, bool remote,
-                                 bool others_left)
+                                    bool others_left)
 {
     /* with a millisecond or less left, halving would leave nothing */
     if (!remote || !others_left || deadline_ms <= now_ms + 1)
@@ -564,7 +563,7 @@ uint64_t kv_quorum_attempt_deadline(uint64_t now_ms, uint64_t deadline_ms, bool 
 }
 
 size_t kv_put_core_missed(const put_core *pc, const uint64_t *replicas, size_t replica_count,
-                       uint64_t *out)
+                          uint64_t *out)
 {
     size_t n = 0;
     for (size_t r = 0; r < replica_count; r++) {

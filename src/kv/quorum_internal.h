@@ -52,8 +52,8 @@ static inline bool quorum_target_is_fallback(const quorum_target *t)
  * order of the replicas they serve; *out_count (<= n) is how many.
  * out needs room for n targets. RK_EINVAL if n is 0, over count or over
  * QUORUM_MAX_TARGETS, or an id repeats among pref[0..n). */
-rk_err kv_quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n, bool sloppy,
-                     quorum_target *out, size_t *out_count);
+rk_err kv_quorum_select(const uint64_t *pref, const bool *alive, size_t count, size_t n,
+                        bool sloppy, quorum_target *out, size_t *out_count);
 
 /* The replicas of a range that is moving (DESIGN "Join"): until the new
  * replicas have received the range, a request goes to the union of the
@@ -74,8 +74,8 @@ rk_err kv_quorum_select(const uint64_t *pref, const bool *alive, size_t count, s
  * old_count + new_count ids. RK_EINVAL if either list is empty, over
  * RING_MAX_N, or repeats an id. */
 rk_err kv_quorum_join_union(const uint64_t *old_replicas, size_t old_count,
-                         const uint64_t *new_replicas, size_t new_count, uint64_t *out,
-                         size_t *out_count, size_t *out_pending);
+                            const uint64_t *new_replicas, size_t new_count, uint64_t *out,
+                            size_t *out_count, size_t *out_pending);
 
 /* q + pending: the quorum to ask of a join union. */
 static inline unsigned quorum_join_needed(unsigned q, size_t pending)
@@ -107,8 +107,8 @@ typedef struct get_core {
     uint64_t nodes[QUORUM_MAX_TARGETS];
     get_core_answer answers[QUORUM_MAX_TARGETS];
     size_t count;
-    size_t asked;     /* targets [0, asked) have been asked (all, unless targeted) */
-    bool speculated;  /* the speculative delay passed: ask every target */
+    size_t asked;    /* targets [0, asked) have been asked (all, unless targeted) */
+    bool speculated; /* the speculative delay passed: ask every target */
     unsigned r;
     uint64_t deadline_ms;
     unsigned ok, notfound, errors;
@@ -125,7 +125,7 @@ typedef struct get_core {
  * RK_EINVAL if r is 0, count over QUORUM_MAX_TARGETS, or an id repeats.
  * Allocates nothing; kv_get_core_fini frees what replies add. */
 rk_err kv_get_core_init(get_core *gc, const uint64_t *nodes, size_t count, unsigned r,
-                     uint64_t deadline_ms);
+                        uint64_t deadline_ms);
 void kv_get_core_fini(get_core *gc);
 
 /* Feeds node's reply; obj is its object for QUORUM_REPLY_OK (read, not
@@ -136,7 +136,7 @@ void kv_get_core_fini(get_core *gc);
  * leaves the core as it was (the caller may feed an error reply instead);
  * RK_EINVAL for an ok reply without an object. counted may be NULL. */
 rk_err kv_get_core_reply(get_core *gc, uint64_t node, quorum_reply reply, const rk_object *obj,
-                      bool *counted);
+                         bool *counted);
 
 /* Tells the core the time. At or past the deadline it stops taking
  * replies, and a pending verdict becomes QUORUM_FAILED. */
@@ -213,8 +213,8 @@ typedef struct put_core {
  * if w is 0, count over QUORUM_MAX_TARGETS, a node repeats, or coordinator
  * is not a target (a node outside the preference list forwards the write
  * instead of coordinating it). Allocates nothing. */
-rk_err kv_put_core_init(put_core *pc, const quorum_target *targets, size_t count, uint64_t coordinator,
-                     unsigned w, uint64_t deadline_ms);
+rk_err kv_put_core_init(put_core *pc, const quorum_target *targets, size_t count,
+                        uint64_t coordinator, unsigned w, uint64_t deadline_ms);
 
 /* Feeds node's answer: ok true for an ack, false for an error. Duplicate,
  * unknown and late replies are ignored (*counted false; counted may be
@@ -245,7 +245,7 @@ size_t kv_put_core_fallbacks(const put_core *pc, quorum_target *out);
  * fallback standing in (so the coordinator keeps a hint for each). out
  * needs room for replica_count ids; returns how many. */
 size_t kv_put_core_missed(const put_core *pc, const uint64_t *replicas, size_t replica_count,
-                       uint64_t *out);
+                          uint64_t *out);
 
 /* ---- the coordinator's other decisions ------------------------------------ */
 
@@ -288,7 +288,7 @@ typedef struct quorum_plan_result {
  * (kv_quorum_select, with alive_cb asked about each). RK_EINVAL for lists
  * out of bounds or with repeated replicas. */
 rk_err kv_quorum_plan(const quorum_prefs *p, quorum_alive_cb alive_cb, void *arg, bool sloppy,
-                   quorum_plan_result *out);
+                      quorum_plan_result *out);
 
 /* Orders a read's targets: this node's own replica copy first (no round
  * trip), the others after it in preference order. */
@@ -299,7 +299,7 @@ void kv_quorum_read_order(quorum_target *targets, size_t count, uint64_t self);
  * target, then the other replica targets in order; fallbacks never. out
  * gets indexes into targets (room for count); returns how many. */
 size_t kv_quorum_applier_order(const quorum_target *targets, size_t count, uint64_t self,
-                            size_t *out);
+                               size_t *out);
 
 /* The deadline of one attempt to apply a write: the request's, or half of
  * what is left when the attempt is remote and another replica remains to
@@ -307,6 +307,6 @@ size_t kv_quorum_applier_order(const quorum_target *targets, size_t count, uint6
  * connection and its call waits, unsent, until its deadline: the next
  * replica must still have time. */
 uint64_t kv_quorum_attempt_deadline(uint64_t now_ms, uint64_t deadline_ms, bool remote,
-                                 bool others_left);
+                                    bool others_left);
 
 #endif

@@ -19,19 +19,19 @@ static const uint8_t RECORD_TAG[] = "ringkv-merkle-record-v1";
 #define LEVEL_VERSION 1u
 
 typedef struct leaf {
-    uint8_t xor[MERKLE_HASH_BYTES]; /* XOR of the records' digests */
+    uint8_t xor [MERKLE_HASH_BYTES]; /* XOR of the records' digests */
     uint64_t count;
 } leaf;
 
 struct merkle_tree {
     uint64_t start;
-    uint64_t end;   /* 0 = 2^64 */
-    u128 width;     /* end - start, in 1 .. 2^64 */
+    uint64_t end; /* 0 = 2^64 */
+    u128 width;   /* end - start, in 1 .. 2^64 */
     unsigned depth;
-    size_t leaves;  /* 2^depth */
+    size_t leaves; /* 2^depth */
     uint64_t records;
     bool finished;
-    leaf *leaf;     /* [leaves] */
+    leaf *leaf; /* [leaves] */
     /* Node hashes in heap order: node 1 is the root, node i has children
      * 2i and 2i+1, the leaves' hashes are nodes [leaves, 2 * leaves).
      * Node 0 is unused so that the index arithmetic stays plain. */
@@ -98,8 +98,8 @@ static bool bucket_index(const merkle_tree *t, uint64_t position, size_t *out)
 /* BLAKE2b-256 of (tag, u64 dbkey length, dbkey, value): the length makes
  * the split between key and value unambiguous, so (k, v) and (k', v') with
  * k||v == k'||v' still differ. */
-static void record_digest(const void *dbkey, size_t dbkey_len, const void *value,
-                          size_t value_len, uint8_t out[MERKLE_HASH_BYTES])
+static void record_digest(const void *dbkey, size_t dbkey_len, const void *value, size_t value_len,
+                          uint8_t out[MERKLE_HASH_BYTES])
 {
     crypto_generichash_state st;
     uint8_t len_be[8];
@@ -113,8 +113,8 @@ static void record_digest(const void *dbkey, size_t dbkey_len, const void *value
 }
 
 /* Finds the record's bucket after checking what merkle_add documents. */
-static rk_err locate(const merkle_tree *t, uint64_t position, const void *dbkey,
-                     size_t dbkey_len, const void *value, size_t value_len, size_t *out)
+static rk_err locate(const merkle_tree *t, uint64_t position, const void *dbkey, size_t dbkey_len,
+                     const void *value, size_t value_len, size_t *out)
 {
     if (!t || (!dbkey && dbkey_len) || (!value && value_len))
         return RK_EINVAL;
@@ -131,7 +131,7 @@ static rk_err locate(const merkle_tree *t, uint64_t position, const void *dbkey,
 static void leaf_xor(leaf *l, const uint8_t d[MERKLE_HASH_BYTES])
 {
     for (size_t i = 0; i < MERKLE_HASH_BYTES; i++)
-        l->xor[i] ^= d[i];
+        l->xor [i] ^= d[i];
 }
 
 rk_err merkle_add(merkle_tree *tree, uint64_t position, const void *dbkey, size_t dbkey_len,
@@ -150,8 +150,8 @@ rk_err merkle_add(merkle_tree *tree, uint64_t position, const void *dbkey, size_
     return RK_OK;
 }
 
-rk_err merkle_remove(merkle_tree *tree, uint64_t position, const void *dbkey,
-                     size_t dbkey_len, const void *value, size_t value_len)
+rk_err merkle_remove(merkle_tree *tree, uint64_t position, const void *dbkey, size_t dbkey_len,
+                     const void *value, size_t value_len)
 {
     size_t b;
     rk_err err = locate(tree, position, dbkey, dbkey_len, value, value_len, &b);
@@ -183,8 +183,8 @@ static void leaf_hash(const leaf *l, uint8_t out[MERKLE_HASH_BYTES])
     crypto_generichash_final(&st, out, MERKLE_HASH_BYTES);
 }
 
-static void node_hash(const uint8_t left[MERKLE_HASH_BYTES],
-                      const uint8_t right[MERKLE_HASH_BYTES], uint8_t out[MERKLE_HASH_BYTES])
+static void node_hash(const uint8_t left[MERKLE_HASH_BYTES], const uint8_t right[MERKLE_HASH_BYTES],
+                      uint8_t out[MERKLE_HASH_BYTES])
 {
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, MERKLE_HASH_BYTES);
@@ -253,8 +253,8 @@ static uint64_t bucket_start(const merkle_tree *t, size_t i)
     return (uint64_t)(t->start + off); /* start + width wraps to 0 = top */
 }
 
-rk_err merkle_node_range(const merkle_tree *tree, unsigned level, size_t index,
-                         uint64_t *start, uint64_t *end)
+rk_err merkle_node_range(const merkle_tree *tree, unsigned level, size_t index, uint64_t *start,
+                         uint64_t *end)
 {
     if (!tree || !start || !end || level > tree->depth)
         return RK_EINVAL;
@@ -282,8 +282,7 @@ rk_err merkle_node_hash(const merkle_tree *tree, unsigned level, size_t index,
     return RK_OK;
 }
 
-rk_err merkle_bucket_range(const merkle_tree *tree, size_t index, uint64_t *start,
-                           uint64_t *end)
+rk_err merkle_bucket_range(const merkle_tree *tree, size_t index, uint64_t *start, uint64_t *end)
 {
     if (!tree)
         return RK_EINVAL;
@@ -340,8 +339,8 @@ rk_err merkle_encode_level(const merkle_tree *tree, unsigned level, rk_buf *out)
 {
     if (!tree || !out || !tree->finished || level > tree->depth)
         return RK_EINVAL;
-    uint8_t head[MERKLE_LEVEL_HEADER_BYTES] = {LEVEL_VERSION, (uint8_t)tree->depth,
-                                               (uint8_t)level, 0};
+    uint8_t head[MERKLE_LEVEL_HEADER_BYTES] = {LEVEL_VERSION, (uint8_t)tree->depth, (uint8_t)level,
+                                               0};
     rk_store_be64(head + 4, tree->start);
     rk_store_be64(head + 12, tree->end);
     size_t n = (size_t)1 << level;
@@ -384,9 +383,8 @@ rk_err merkle_diff_level(const merkle_tree *tree, const merkle_level *remote, si
 {
     if (!tree || !remote || !out_count || (cap && !out_nodes) || !tree->finished)
         return RK_EINVAL;
-    if (remote->start != tree->start || remote->end != tree->end ||
-        remote->depth != tree->depth || remote->level > tree->depth ||
-        remote->count != ((size_t)1 << remote->level))
+    if (remote->start != tree->start || remote->end != tree->end || remote->depth != tree->depth ||
+        remote->level > tree->depth || remote->count != ((size_t)1 << remote->level))
         return RK_EINVAL;
     size_t count = 0;
     for (size_t i = 0; i < remote->count; i++) {

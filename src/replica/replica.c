@@ -120,10 +120,10 @@ static rk_err write_update_cb(void *arg, const char *old, size_t old_len, rk_buf
     if (old != NULL) {
         rk_err err = object_decode((const uint8_t *)old, old_len, &ws->obj);
         if (err != RK_OK) {
-            RK_ERROR("replica", "stored object for %.*s/%.*s does not decode; refusing to "
-                                "overwrite",
-                     (int)ws->key->table_len, ws->key->table, (int)ws->key->key_len,
-                     ws->key->key);
+            RK_ERROR("replica",
+                     "stored object for %.*s/%.*s does not decode; refusing to "
+                     "overwrite",
+                     (int)ws->key->table_len, ws->key->table, (int)ws->key->key_len, ws->key->key);
             return err;
         }
     }
@@ -259,8 +259,7 @@ static bool scan_visit_cb(void *arg, const char *dbkey, size_t dbkey_len, const 
                           size_t val_len)
 {
     scan_state *ss = arg;
-    if (ss->after != NULL && dbkey_len == ss->after_len &&
-        memcmp(dbkey, ss->after, dbkey_len) == 0)
+    if (ss->after != NULL && dbkey_len == ss->after_len && memcmp(dbkey, ss->after, dbkey_len) == 0)
         return true;
     uint64_t pos;
     const char *table, *key;

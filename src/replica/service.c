@@ -49,8 +49,8 @@ static rk_err merge_incoming(replica *rp, const char *table, const ProtobufCBina
     replica_key rk;
     rk_err err = request_key(table, key, &rk);
     if (err == RK_OK)
-        err = replica_merge_encoded(rp, rk.dbkey, rk.dbkey_len, intended, object->data,
-                                    object->len, NULL);
+        err = replica_merge_encoded(rp, rk.dbkey, rk.dbkey_len, intended, object->data, object->len,
+                                    NULL);
     return err;
 }
 

@@ -11,8 +11,7 @@
  * every record, so it is part of the on-disk format. */
 static const unsigned char ring_hash_key[crypto_shorthash_KEYBYTES] = "ringkv-ring-v01";
 
-uint64_t ring_position(const char *table, size_t table_len,
-                       const char *key, size_t key_len)
+uint64_t ring_position(const char *table, size_t table_len, const char *key, size_t key_len)
 {
     /* table and key are short (<= 64 and <= 1024 bytes): hash one buffer. */
     unsigned char msg[64 + 1 + 1024];

@@ -24,10 +24,10 @@ enum { STORED_FALLBACKS = 5 };
 struct ring {
     atomic_uint refs;
     ring_params params;
-    unsigned bits;     /* log2(partitions) */
-    size_t count;      /* members */
-    size_t depth;      /* entries stored per range: min(count, n + STORED_FALLBACKS) */
-    size_t replicas;   /* min(count, n) */
+    unsigned bits;   /* log2(partitions) */
+    size_t count;    /* members */
+    size_t depth;    /* entries stored per range: min(count, n + STORED_FALLBACKS) */
+    size_t replicas; /* min(count, n) */
     uint64_t version;
     uint64_t *ids;       /* sorted; a member's index is its rank here */
     uint64_t *node_keys; /* node_key(ids[i]) */
@@ -168,8 +168,7 @@ void ring_params_default(ring_params *params)
 
 /* See ring.h. The ring is built whole, then published: nothing in it
  * changes after this returns, which is what makes lock-free reads safe. */
-rk_err ring_build(const uint64_t *members, size_t count, const ring_params *params,
-                  ring_t **out)
+rk_err ring_build(const uint64_t *members, size_t count, const ring_params *params, ring_t **out)
 {
     if (members == NULL || params == NULL || out == NULL || count == 0 ||
         count > RING_MAX_MEMBERS || params->n == 0 || params->n > RING_MAX_N ||
@@ -290,8 +289,7 @@ size_t ring_replica_count(const ring_t *ring)
     return ring->replicas;
 }
 
-size_t ring_range_preference_list(const ring_t *ring, size_t index, uint64_t *out_ids,
-                                  size_t max)
+size_t ring_range_preference_list(const ring_t *ring, size_t index, uint64_t *out_ids, size_t max)
 {
     assert(index < ring->params.partitions);
     size_t want = max < ring->count ? max : ring->count;
@@ -326,8 +324,7 @@ size_t ring_range_preference_list(const ring_t *ring, size_t index, uint64_t *ou
     return want;
 }
 
-size_t ring_preference_list(const ring_t *ring, uint64_t position, uint64_t *out_ids,
-                            size_t max)
+size_t ring_preference_list(const ring_t *ring, uint64_t position, uint64_t *out_ids, size_t max)
 {
     return ring_range_preference_list(ring, range_index(ring, position), out_ids, max);
 }

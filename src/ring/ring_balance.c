@@ -97,8 +97,7 @@ static size_t token_at(const token *t, size_t total, uint64_t position)
 
 /* The first n distinct nodes from token j clockwise, into out (bitmask of
  * members, count <= 64 here). */
-static uint64_t token_replicas(const token *t, size_t total, size_t j, unsigned n,
-                               size_t count)
+static uint64_t token_replicas(const token *t, size_t total, size_t j, unsigned n, size_t count)
 {
     uint64_t set = 0;
     unsigned got = 0;
@@ -179,8 +178,8 @@ static ring_t *build(const uint64_t *ids, size_t count, const ring_params *param
     return ring;
 }
 
-static void ring_shares(const uint64_t *ids, size_t count, const ring_params *params,
-                        double *first, double *replica)
+static void ring_shares(const uint64_t *ids, size_t count, const ring_params *params, double *first,
+                        double *replica)
 {
     ring_t *ring = build(ids, count, params);
     for (size_t m = 0; m < count; m++)
@@ -316,9 +315,9 @@ static void movement(const options *o, bool tokens)
             oo += d;
         }
         double r = (double)(count + 1 < o->n ? count + 1 : o->n);
-        printf("| %3zu -> %-3zu | %16.2f%% | %4.1f%% | %18.2f%% | %4.1f%% | %22.4f%% |\n",
-               count, count + 1, 100 * fm / o->sets, 100.0 / (double)(count + 1),
-               100 * sm / o->sets, 100 * r / (double)(count + 1), 100 * oo / o->sets);
+        printf("| %3zu -> %-3zu | %16.2f%% | %4.1f%% | %18.2f%% | %4.1f%% | %22.4f%% |\n", count,
+               count + 1, 100 * fm / o->sets, 100.0 / (double)(count + 1), 100 * sm / o->sets,
+               100 * r / (double)(count + 1), 100 * oo / o->sets);
         free(ids);
     }
 }
@@ -364,19 +363,25 @@ static void bench(const options *o)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: ring_balance [--sets K] [--seed S] [--nodes 3,5,10] [--n N]\n"
-            "       [--partitions Q] [--vnodes V] [--tolerance 0.15]\n"
-            "       [--only tokens|rendezvous|bench]\n");
+    fprintf(stderr, "usage: ring_balance [--sets K] [--seed S] [--nodes 3,5,10] [--n N]\n"
+                    "       [--partitions Q] [--vnodes V] [--tolerance 0.15]\n"
+                    "       [--only tokens|rendezvous|bench]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    options o = {.sets = 1000, .vnodes = 64, .n = RING_DEFAULT_N,
-                 .partitions = RING_DEFAULT_PARTITIONS, .tolerance = 0.15,
-                 .seed = (uint64_t)time(NULL), .nodes = {3, 5, 10}, .node_counts = 3,
-                 .tokens = true, .rendezvous = true, .bench = true};
+    options o = {.sets = 1000,
+                 .vnodes = 64,
+                 .n = RING_DEFAULT_N,
+                 .partitions = RING_DEFAULT_PARTITIONS,
+                 .tolerance = 0.15,
+                 .seed = (uint64_t)time(NULL),
+                 .nodes = {3, 5, 10},
+                 .node_counts = 3,
+                 .tokens = true,
+                 .rendezvous = true,
+                 .bench = true};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
@@ -414,8 +419,8 @@ int main(int argc, char **argv)
         usage();
     if (sodium_init() < 0)
         return 1;
-    printf("ring_balance --seed %" PRIu64 " --sets %u --n %u --partitions %u --vnodes %u\n",
-           o.seed, o.sets, o.n, o.partitions, o.vnodes);
+    printf("ring_balance --seed %" PRIu64 " --sets %u --n %u --partitions %u --vnodes %u\n", o.seed,
+           o.sets, o.n, o.partitions, o.vnodes);
     uint64_t seed = o.seed;
     if (o.tokens) {
         rng_state = seed;

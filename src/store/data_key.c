@@ -10,9 +10,8 @@
  * be non-empty and NUL-free, so the first NUL after the position ends it.
  * The key may be empty: the kv layer enforces 1..1024 bytes, and an empty
  * key makes "position | table | 0x00" usable as a scan bound. */
-rk_err store_data_key_write(uint64_t position, const char *table, size_t table_len,
-                            const char *key, size_t key_len, char *out, size_t cap,
-                            size_t *out_len)
+rk_err store_data_key_write(uint64_t position, const char *table, size_t table_len, const char *key,
+                            size_t key_len, char *out, size_t cap, size_t *out_len)
 {
     if (table == NULL || table_len == 0 || memchr(table, '\0', table_len) != NULL)
         return RK_EINVAL;
@@ -32,8 +31,8 @@ rk_err store_data_key_write(uint64_t position, const char *table, size_t table_l
     return RK_OK;
 }
 
-rk_err store_data_key(uint64_t position, const char *table, size_t table_len,
-                      const char *key, size_t key_len, rk_buf *out)
+rk_err store_data_key(uint64_t position, const char *table, size_t table_len, const char *key,
+                      size_t key_len, rk_buf *out)
 {
     size_t total = POSITION_BYTES + table_len + 1 + key_len;
     if (total < table_len || total < key_len)
@@ -53,9 +52,8 @@ rk_err store_data_key(uint64_t position, const char *table, size_t table_len,
 }
 
 /* The inverse of store_data_key; pointers point into dbkey. */
-rk_err store_data_key_parse(const char *dbkey, size_t len, uint64_t *position,
-                            const char **table, size_t *table_len,
-                            const char **key, size_t *key_len)
+rk_err store_data_key_parse(const char *dbkey, size_t len, uint64_t *position, const char **table,
+                            size_t *table_len, const char **key, size_t *key_len)
 {
     /* Shortest valid key: position, a one-byte table, the NUL. */
     if (dbkey == NULL || len < POSITION_BYTES + 2)

@@ -66,8 +66,7 @@ rk_err store_rocks_err(char *errptr, const char *what)
  * (and shares the cache and the filter policy by reference count), so the
  * table options are freed here. set_filter_policy hands the policy to the
  * table options: destroying it ourselves would be a double free. */
-static void set_table_factory(rocksdb_options_t *opts, rocksdb_cache_t *cache,
-                              bool bloom)
+static void set_table_factory(rocksdb_options_t *opts, rocksdb_cache_t *cache, bool bloom)
 {
     rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(t, cache);
@@ -162,15 +161,13 @@ static rk_err open_db(store *st, const char *dir)
     for (size_t i = 0; i < n_listed; i++) {
         if (our_cf_index(listed[i]) >= 0)
             continue;
-        RK_WARN(MOD, "%s has column family '%s' that this version does not use",
-                dir, listed[i]);
+        RK_WARN(MOD, "%s has column family '%s' that this version does not use", dir, listed[i]);
         names[n++] = listed[i];
     }
     for (int i = 0; i < n; i++)
         cf_opts[i] = i == CF_DATA ? st->data_opts : st->db_opts;
 
-    st->db = rocksdb_open_column_families(st->db_opts, dir, n, names, cf_opts,
-                                          st->handles, &err);
+    st->db = rocksdb_open_column_families(st->db_opts, dir, n, names, cf_opts, st->handles, &err);
     if (err != NULL) {
         st->db = NULL;
         rc = store_rocks_err(err, "open");
@@ -278,8 +275,7 @@ rk_err store_get_cf(store *st, rocksdb_column_family_handle_t *cf, const char *k
                     rk_buf *out, const char *what)
 {
     char *err = NULL;
-    rocksdb_pinnableslice_t *v =
-        rocksdb_get_pinned_cf(st->db, st->read_opts, cf, k, k_len, &err);
+    rocksdb_pinnableslice_t *v = rocksdb_get_pinned_cf(st->db, st->read_opts, cf, k, k_len, &err);
     if (err != NULL)
         return store_rocks_err(err, what);
     if (v == NULL)
@@ -292,8 +288,8 @@ rk_err store_get_cf(store *st, rocksdb_column_family_handle_t *cf, const char *k
 }
 
 static rk_err put_cf(store *st, const rocksdb_writeoptions_t *wo,
-                     rocksdb_column_family_handle_t *cf, const char *k, size_t k_len,
-                     const char *v, size_t v_len, const char *what)
+                     rocksdb_column_family_handle_t *cf, const char *k, size_t k_len, const char *v,
+                     size_t v_len, const char *what)
 {
     char *err = NULL;
     rocksdb_put_cf(st->db, wo, cf, k, k_len, v != NULL ? v : "", v_len, &err);
@@ -359,8 +355,8 @@ rk_err store_apply_cf(store *st, rocksdb_column_family_handle_t *cf, const char 
 }
 
 /* Read-merge-write of one data key (see store_apply_cf). */
-rk_err store_apply(store *st, const char *dbkey, size_t dbkey_len,
-                   store_update_cb update_cb, void *arg)
+rk_err store_apply(store *st, const char *dbkey, size_t dbkey_len, store_update_cb update_cb,
+                   void *arg)
 {
     if (st == NULL || dbkey == NULL || update_cb == NULL)
         return RK_EINVAL;
@@ -484,8 +480,8 @@ rk_err store_meta_put(store *st, const char *name, const void *val, size_t len)
 {
     if (st == NULL || name == NULL || (val == NULL && len != 0))
         return RK_EINVAL;
-    return put_cf(st, st->meta_write_opts, st->cf[CF_META], name, strlen(name),
-                  val, len, "meta put");
+    return put_cf(st, st->meta_write_opts, st->cf[CF_META], name, strlen(name), val, len,
+                  "meta put");
 }
 
 /* Runs once, in store_open, so no two threads can race to make two ids.

@@ -80,8 +80,8 @@ static rk_err tree_step(exchange *x, unsigned level, const uint32_t *nodes, size
         uint8_t mine[MERKLE_HASH_BYTES];
         uint64_t count = 0;
         err = merkle_node_hash(x->tree, level, nodes[i], mine, &count);
-        if (err != RK_OK || memcmp(mine, tr->hashes.data + i * SYNC_DIGEST_BYTES,
-                                   SYNC_DIGEST_BYTES) == 0)
+        if (err != RK_OK ||
+            memcmp(mine, tr->hashes.data + i * SYNC_DIGEST_BYTES, SYNC_DIGEST_BYTES) == 0)
             continue;
         uint64_t most = count > tr->counts[i] ? count : tr->counts[i];
         if (level == merkle_depth(x->tree) || most <= DIGEST_BELOW) {
@@ -172,15 +172,15 @@ static rk_err pull_merge(exchange *x, const ProtobufCBinaryData *keys, size_t n,
             const Ringkv__SyncRecord *rec = pr->records[i];
             if (sync_expired_tombstone(rec->object.data, rec->object.len, cutoff)) {
                 rk_buf cur = {0};
-                rk_err got = store_get(x->s->st, (const char *)rec->dbkey.data, rec->dbkey.len,
-                                       &cur);
+                rk_err got =
+                    store_get(x->s->st, (const char *)rec->dbkey.data, rec->dbkey.len, &cur);
                 rk_buf_free(&cur);
                 if (got == RK_ENOTFOUND)
                     continue;
             }
             bool changed = false;
-            err = replica_merge_encoded(x->s->rp, (const char *)rec->dbkey.data, rec->dbkey.len,
-                                          0, rec->object.data, rec->object.len, &changed);
+            err = replica_merge_encoded(x->s->rp, (const char *)rec->dbkey.data, rec->dbkey.len, 0,
+                                        rec->object.data, rec->object.len, &changed);
             if (err == RK_OK && changed) {
                 x->repaired++;
                 atomic_fetch_add_explicit(&x->s->keys_received, 1, memory_order_relaxed);
@@ -232,8 +232,8 @@ static rk_err repair_ranges(exchange *x, const Ringkv__SyncRange *ranges, size_t
     for (size_t i = 0; i < out.count; i++)
         d.push[i] = i;
     if (err == RK_OK && out.count > 0)
-        err = sync_push(x->s, x->r, x->peer, &out, d.push, out.count, &x->s->ae_bytes_sent,
-                        &changed);
+        err =
+            sync_push(x->s, x->r, x->peer, &out, d.push, out.count, &x->s->ae_bytes_sent, &changed);
     x->repaired += changed;
     free(d.pull);
     free(d.push);
@@ -268,8 +268,9 @@ rk_err sync_exchange(sync_service *s, const sync_rings *r, uint64_t peer)
     if (err == RK_OK) {
         atomic_fetch_add_explicit(&s->ae_exchanges, 1, memory_order_relaxed);
         if (x.repaired > 0)
-            RK_INFO(MOD, "anti-entropy with %016llx: %zu ranges differed, %llu keys compared, "
-                         "%llu repaired",
+            RK_INFO(MOD,
+                    "anti-entropy with %016llx: %zu ranges differed, %llu keys compared, "
+                    "%llu repaired",
                     (unsigned long long)peer, x.range_count, (unsigned long long)x.compared,
                     (unsigned long long)x.repaired);
     }

@@ -44,8 +44,8 @@ static size_t range_of_key(const sync_rings *r, const char *dbkey)
 
 /* Clears ok[i] for the candidates peer holds otherwise, or all of them if
  * it cannot be asked. */
-static void check_peer(sync_service *s, const sync_rings *r, uint64_t peer,
-                       const sync_records *rs, bool *ok)
+static void check_peer(sync_service *s, const sync_rings *r, uint64_t peer, const sync_records *rs,
+                       bool *ok)
 {
     size_t *idx = malloc((rs->count + 1) * sizeof *idx);
     ProtobufCBinaryData *keys = malloc((rs->count + 1) * sizeof *keys);

@@ -67,8 +67,7 @@ typedef struct scan_ctx {
     rk_err err;
 } scan_ctx;
 
-static bool scan_cb(void *arg, const char *dbkey, size_t dbkey_len, const char *val,
-                    size_t val_len)
+static bool scan_cb(void *arg, const char *dbkey, size_t dbkey_len, const char *val, size_t val_len)
 {
     scan_ctx *c = arg;
     if (dbkey_len < 8 || (c->filter_cb != NULL &&
@@ -93,8 +92,8 @@ rk_err sync_records_scan(sync_service *s, const sync_rings *r, uint64_t start, u
     pos_key(start, from);
     pos_key(end, to);
     scan_ctx c = {r, filter_cb, arg, out, RK_OK};
-    rk_err err = store_scan(s->st, from, sizeof from, end == 0 ? NULL : to, end == 0 ? 0 : 8,
-                            scan_cb, &c);
+    rk_err err =
+        store_scan(s->st, from, sizeof from, end == 0 ? NULL : to, end == 0 ? 0 : 8, scan_cb, &c);
     return err != RK_OK ? err : c.err;
 }
 
@@ -128,11 +127,10 @@ rk_err sync_compare(const sync_records *rs, const Ringkv__SyncDigestsReply *remo
     size_t i = 0, j = 0;
     while (i < rs->count || j < remote->n_digests) {
         const Ringkv__SyncDigest *d = j < remote->n_digests ? remote->digests[j] : NULL;
-        int c = d == NULL ? -1
-                : i == rs->count
-                    ? 1
-                    : key_cmp(sync_record_key(rs, i), rs->items[i].key_len, d->dbkey.data,
-                              d->dbkey.len);
+        int c = d == NULL        ? -1
+                : i == rs->count ? 1
+                                 : key_cmp(sync_record_key(rs, i), rs->items[i].key_len,
+                                           d->dbkey.data, d->dbkey.len);
         rk_err err;
         if (c < 0)
             err = cb(arg, i++, NULL);

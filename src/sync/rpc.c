@@ -105,8 +105,7 @@ static bool shared_with(void *arg, size_t range)
 }
 
 /* Appends the local records of keys[0..n) that exist. */
-static rk_err add_keys(sync_service *s, const ProtobufCBinaryData *keys, size_t n,
-                       sync_records *rs)
+static rk_err add_keys(sync_service *s, const ProtobufCBinaryData *keys, size_t n, sync_records *rs)
 {
     rk_err err = RK_OK;
     for (size_t i = 0; err == RK_OK && i < n; i++) {
@@ -282,12 +281,8 @@ void sync_answer(sync_service *s, sync_job *job)
     case SYNC_DIGESTS:
         answer_digests(s, &r, job->req, (const Ringkv__SyncDigestsRequest *)job->input);
         break;
-    case SYNC_PULL:
-        answer_pull(s, job->req, (const Ringkv__SyncPullRequest *)job->input);
-        break;
-    default:
-        answer_push(s, &r, job->req, (const Ringkv__SyncPushRequest *)job->input);
-        break;
+    case SYNC_PULL: answer_pull(s, job->req, (const Ringkv__SyncPullRequest *)job->input); break;
+    default: answer_push(s, &r, job->req, (const Ringkv__SyncPushRequest *)job->input); break;
     }
     sync_rings_release(&r);
 }

@@ -195,8 +195,8 @@ static bool round_once(sync_service *s, loop_state *ls)
         pthread_mutex_unlock(&s->mu);
         plan_exchanges(s, &r, ls, repair);
         run_exchanges(s, &r, ls);
-        uint64_t purge_every = s->cfg.anti_entropy_interval_ms ? s->cfg.anti_entropy_interval_ms
-                                                               : 60000u;
+        uint64_t purge_every =
+            s->cfg.anti_entropy_interval_ms ? s->cfg.anti_entropy_interval_ms : 60000u;
         if (rk_monotonic_ms() >= ls->next_purge_ms && !sync_stopping(s)) {
             ls->next_purge_ms = rk_monotonic_ms() + purge_every;
             err = sync_purge_pass(s, &r);
@@ -321,8 +321,8 @@ static void *responder_main(void *arg)
 
 /* ---- life ------------------------------------------------------------------------------ */
 
-rk_err sync_open(replica *rp, store *st, cluster_node *cn, rpc_client *client, const sync_config *cfg,
-                 sync_service **out)
+rk_err sync_open(replica *rp, store *st, cluster_node *cn, rpc_client *client,
+                 const sync_config *cfg, sync_service **out)
 {
     if (rp == NULL || st == NULL || cn == NULL || client == NULL || cfg == NULL || out == NULL ||
         cfg->interval_ms == 0 || (cfg->deliver_hints && cfg->hint_interval_ms == 0))
@@ -404,8 +404,7 @@ rk_err sync_leave(sync_service *s)
     rk_err err = RK_OK;
     if (me == NULL || me->status == CLUSTER_JOINING || me->status == CLUSTER_REMOVED)
         err = RK_EBUSY;
-    else if (me->status == CLUSTER_MEMBER &&
-             (v->ring == NULL || ring_member_count(v->ring) < 2))
+    else if (me->status == CLUSTER_MEMBER && (v->ring == NULL || ring_member_count(v->ring) < 2))
         err = RK_EBUSY;
     cluster_view_unref(v);
     if (err == RK_OK)

@@ -27,11 +27,11 @@
 
 /* The rings a pass or a request is planned against. */
 typedef struct sync_rings {
-    cluster_view *view;  /* one reference, owned */
-    const ring_t *read;  /* view->ring */
-    const ring_t *next;  /* view->next_ring, or view->ring when there is none */
+    cluster_view *view;                  /* one reference, owned */
+    const ring_t *read;                  /* view->ring */
+    const ring_t *next;                  /* view->next_ring, or view->ring when there is none */
     uint64_t read_version, next_version; /* next_version 0 when no next ring */
-    unsigned range_bits; /* log2 of the range count */
+    unsigned range_bits;                 /* log2 of the range count */
 } sync_rings;
 
 /* One responder-side tree, built for one peer's exchange session. */
@@ -93,7 +93,7 @@ struct sync_service {
     uint64_t rate_last_ms;
 
     /* Handoff state, sync thread only. */
-    uint8_t *done;   /* per range: handoff duty finished under done_rings */
+    uint8_t *done; /* per range: handoff duty finished under done_rings */
     size_t done_len;
     uint64_t done_read, done_next;
 

@@ -25,7 +25,7 @@
 #ifndef __has_feature
 #define __has_feature(x) 0
 #endif
-#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer) || \
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer) ||                           \
     __has_feature(memory_sanitizer)
 #define FAULTS 0
 #else
@@ -106,8 +106,8 @@ static vclock clock_of(const uint64_t (*pairs)[2], size_t n)
     return c;
 }
 
-#define CLOCK(...)                                        \
-    clock_of((const uint64_t[][2]){__VA_ARGS__},          \
+#define CLOCK(...)                                                                                 \
+    clock_of((const uint64_t[][2]){__VA_ARGS__},                                                   \
              sizeof((const uint64_t[][2]){__VA_ARGS__}) / sizeof(uint64_t[2]))
 
 static void encode_to(const rk_object *o, rk_buf *b)
@@ -131,8 +131,8 @@ static bool same_object(const rk_object *x, const rk_object *y)
 static clock_dot put(rk_object *o, const vclock *ctx, rk_actor actor, const char *value,
                      uint64_t ts)
 {
-    object_write w = {.value = value, .value_len = strlen(value), .owner = "alice",
-                      .timestamp_ms = ts};
+    object_write w = {
+        .value = value, .value_len = strlen(value), .owner = "alice", .timestamp_ms = ts};
     clock_dot dot = {0};
     assert_int_equal(object_update(o, ctx, actor, &w, 0, NULL, &dot), RK_OK);
     return dot;
@@ -199,7 +199,7 @@ static void test_vclock_compare(void **state)
     assert_int_equal(vclock_compare(&a, &a2), VCLOCK_EQUAL);
     assert_int_equal(vclock_compare(&a, &later), VCLOCK_BEFORE);
     assert_int_equal(vclock_compare(&later, &a), VCLOCK_AFTER);
-    assert_int_equal(vclock_compare(&a, &wider), VCLOCK_BEFORE);   /* missing actor = 0 */
+    assert_int_equal(vclock_compare(&a, &wider), VCLOCK_BEFORE); /* missing actor = 0 */
     assert_int_equal(vclock_compare(&wider, &a), VCLOCK_AFTER);
     assert_int_equal(vclock_compare(&empty, &a), VCLOCK_BEFORE);
     assert_int_equal(vclock_compare(&a, &empty), VCLOCK_AFTER);
@@ -258,9 +258,9 @@ static void test_vclock_join(void **state)
     assert_int_equal(vclock_compare(&a, &want), VCLOCK_EQUAL);
     assert_int_equal(a.len, 3);
 
-    assert_int_equal(vclock_join(&a, &empty), RK_OK);      /* identity */
+    assert_int_equal(vclock_join(&a, &empty), RK_OK); /* identity */
     assert_int_equal(vclock_compare(&a, &want), VCLOCK_EQUAL);
-    assert_int_equal(vclock_join(&a, &a), RK_OK);          /* self */
+    assert_int_equal(vclock_join(&a, &a), RK_OK); /* self */
     assert_int_equal(vclock_compare(&a, &want), VCLOCK_EQUAL);
     assert_int_equal(vclock_join(&empty, &b), RK_OK);
     assert_int_equal(vclock_compare(&empty, &b), VCLOCK_EQUAL);
@@ -285,7 +285,7 @@ static void test_vclock_covers_copy_remove(void **state)
     assert_false(vclock_covers(&c, (clock_dot){A, 4}));
     assert_false(vclock_covers(&c, (clock_dot){C, 1}));
 
-    vclock d = CLOCK({C, 9});          /* copy overwrites what d held */
+    vclock d = CLOCK({C, 9}); /* copy overwrites what d held */
     assert_int_equal(vclock_copy(&d, &c), RK_OK);
     assert_int_equal(vclock_compare(&d, &c), VCLOCK_EQUAL);
     assert_ptr_not_equal(d.entries, c.entries);
@@ -295,7 +295,7 @@ static void test_vclock_covers_copy_remove(void **state)
     vclock_remove(&d, A);
     assert_int_equal(d.len, 1);
     assert_int_equal(vclock_get(&d, A), 0);
-    vclock_remove(&d, C);                       /* absent: no-op */
+    vclock_remove(&d, C); /* absent: no-op */
     assert_int_equal(d.len, 1);
     vclock empty = {0};
     assert_int_equal(vclock_copy(&d, &empty), RK_OK);
@@ -430,7 +430,7 @@ static void test_update_cap(void **state)
     assert_int_equal(dropped, 1);
     assert_int_equal(o.siblings_dropped, 1);
     assert_int_equal(o.len, 2);
-    assert_null(find_sibling(&o, (clock_dot){A, 2}));      /* the oldest, ts 10 */
+    assert_null(find_sibling(&o, (clock_dot){A, 2}));        /* the oldest, ts 10 */
     assert_true(vclock_covers(&o.clock, (clock_dot){A, 2})); /* stays covered */
     assert_true(invariants_hold(&o));
 
@@ -469,8 +469,8 @@ static void test_update_cap_spares_new_write(void **state)
     assert_int_equal(object_update(&o, &none, C, &w, 2, &dropped, &mine), RK_OK);
     assert_int_equal(dropped, 1);
     assert_int_equal(o.len, 2);
-    assert_non_null(find_sibling(&o, mine));                  /* the write survives */
-    assert_null(find_sibling(&o, (clock_dot){A, 1}));        /* the oldest other */
+    assert_non_null(find_sibling(&o, mine));          /* the write survives */
+    assert_null(find_sibling(&o, (clock_dot){A, 1})); /* the oldest other */
     assert_non_null(find_sibling(&o, (clock_dot){B, 1}));
     assert_true(invariants_hold(&o));
     object_free(&o);
@@ -528,7 +528,7 @@ static void test_winner(void **state)
 
     vclock none = {0};
     put(&o, &none, A, "\"a\"", 100);
-    put(&o, &none, B, "\"b\"", 100);  /* same time: greater actor wins */
+    put(&o, &none, B, "\"b\"", 100); /* same time: greater actor wins */
     put(&o, &none, A, "\"a2\"", 90);
     assert_string_equal(object_winner(&o)->value, "\"b\"");
     put(&o, &none, A, "\"a3\"", 100); /* same time, smaller actor */
@@ -566,7 +566,7 @@ static void test_prune_actor(void **state)
     rk_object o = {0};
     put(&o, NULL, A, "\"a\"", 1);
     vclock ctx = CLOCK({C, 4}, {A, 1});
-    put(&o, &ctx, B, "\"b\"", 2);     /* clock gains C:4, no sibling of C */
+    put(&o, &ctx, B, "\"b\"", 2); /* clock gains C:4, no sibling of C */
     assert_int_equal(vclock_get(&o.clock, C), 4);
     assert_false(object_prune_actor(&o, B)); /* (B,1) still needs B */
     assert_int_equal(vclock_get(&o.clock, B), 1);
@@ -607,7 +607,7 @@ static void test_encode_roundtrip(void **state)
     rk_object o = {0}, back = {0};
     vclock none = {0};
     put(&o, &none, C, "{\"k\":[1,2]}", 1700000000000ULL);
-    put(&o, &none, A, "", 5);                /* empty value, not a tombstone */
+    put(&o, &none, A, "", 5); /* empty value, not a tombstone */
     put_tombstone(&o, &none, B, 6);
     object_write w = {.value = "\"x\"", .value_len = 3, .owner = NULL, .timestamp_ms = 7};
     assert_int_equal(object_update(&o, &none, B, &w, 0, NULL, NULL), RK_OK);
@@ -810,8 +810,8 @@ static void test_context_rejects(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "!!!!", "a", "abc=", "ab+/", "ab cd", "AQ==", "/w", "%41",
-        "_____w", /* base64url fine, protobuf not (varint runs off the end) */
+        "!!!!", "a",  "abc=", "ab+/",   "ab cd",
+        "AQ==", "/w", "%41",  "_____w", /* base64url fine, protobuf not (varint runs off the end) */
     };
     vclock c = {0};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -878,14 +878,38 @@ static void fixture_teardown(fixture *f)
     rk_buf_free(&f->text);
 }
 
-static rk_err op_vclock_copy(fixture *f) { return vclock_copy(&f->c1, &f->c2); }
-static rk_err op_vclock_advance(fixture *f) { return vclock_advance(&f->c1, B, 9); }
-static rk_err op_vclock_join(fixture *f) { return vclock_join(&f->c1, &f->c2); }
-static rk_err op_object_copy(fixture *f) { return object_copy(&f->a, &f->b); }
-static rk_err op_merge(fixture *f) { return object_merge(&f->a, &f->b, 0, NULL); }
-static rk_err op_merge_cap(fixture *f) { return object_merge(&f->a, &f->b, 2, NULL); }
-static rk_err op_encode(fixture *f) { return object_encode(&f->a, &f->buf); }
-static rk_err op_context_encode(fixture *f) { return context_encode(&f->c2, &f->buf); }
+static rk_err op_vclock_copy(fixture *f)
+{
+    return vclock_copy(&f->c1, &f->c2);
+}
+static rk_err op_vclock_advance(fixture *f)
+{
+    return vclock_advance(&f->c1, B, 9);
+}
+static rk_err op_vclock_join(fixture *f)
+{
+    return vclock_join(&f->c1, &f->c2);
+}
+static rk_err op_object_copy(fixture *f)
+{
+    return object_copy(&f->a, &f->b);
+}
+static rk_err op_merge(fixture *f)
+{
+    return object_merge(&f->a, &f->b, 0, NULL);
+}
+static rk_err op_merge_cap(fixture *f)
+{
+    return object_merge(&f->a, &f->b, 2, NULL);
+}
+static rk_err op_encode(fixture *f)
+{
+    return object_encode(&f->a, &f->buf);
+}
+static rk_err op_context_encode(fixture *f)
+{
+    return context_encode(&f->c2, &f->buf);
+}
 
 static rk_err op_update(fixture *f)
 {
@@ -1008,11 +1032,11 @@ static void test_allocation_faults(void **state)
 static uint64_t seed;
 static size_t iteration;
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            fail_msg("%s:%d: %s failed (RINGKV_TEST_SEED=%llu, iteration %zu)", __FILE__, \
-                     __LINE__, #cond, (unsigned long long)seed, iteration);                \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            fail_msg("%s:%d: %s failed (RINGKV_TEST_SEED=%llu, iteration %zu)", __FILE__,          \
+                     __LINE__, #cond, (unsigned long long)seed, iteration);                        \
     } while (0)
 
 typedef struct rng {
@@ -1034,8 +1058,8 @@ static size_t pick(rng *r, size_t n)
 }
 
 enum { REPLICAS = 4, HISTORY = 16 };
-static const rk_actor world_actors[REPLICAS] = {0x42, 0xfffffffffffffff0ULL,
-                                                0x8000000000000000ULL, 0x1};
+static const rk_actor world_actors[REPLICAS] = {0x42, 0xfffffffffffffff0ULL, 0x8000000000000000ULL,
+                                                0x1};
 
 typedef struct world {
     rk_object rep[REPLICAS];
@@ -1082,7 +1106,9 @@ static void world_write(world *w, rng *r, size_t i)
     int len = snprintf(value, sizeof value, "\"v%llu\"", (unsigned long long)++w->values);
     char owner[8];
     snprintf(owner, sizeof owner, "u%zu", pick(r, 3));
-    object_write wr = {.value = value, .value_len = (size_t)len, .owner = owner,
+    object_write wr = {.value = value,
+                       .value_len = (size_t)len,
+                       .owner = owner,
                        .tombstone = pick(r, 6) == 0,
                        .timestamp_ms = w->now + pick(r, 4)}; /* ties and skew */
     w->now += pick(r, 3);
@@ -1113,15 +1139,17 @@ static void world_step(world *w, rng *r)
 {
     size_t i = pick(r, REPLICAS), j = pick(r, REPLICAS);
     switch (pick(r, 8)) {
-    case 0: case 1: case 2: case 3: case 4:
-        world_write(w, r, i);
-        break;
-    case 5: case 6:
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+    case 4: world_write(w, r, i); break;
+    case 5:
+    case 6:
         CHECK(object_merge(&w->rep[i], &w->rep[j], w->cap, NULL) == RK_OK); /* i == j too */
         CHECK(invariants_hold(&w->rep[i]));
         break;
-    default:
-        remember(w, &w->rep[i].clock); /* a read */
+    default: remember(w, &w->rep[i].clock); /* a read */
     }
 }
 
@@ -1281,8 +1309,8 @@ static uint64_t choose_seed(void)
 int main(void)
 {
     seed = choose_seed();
-    printf("test_clock: seed %llu (replay with RINGKV_TEST_SEED=%llu)\n",
-           (unsigned long long)seed, (unsigned long long)seed);
+    printf("test_clock: seed %llu (replay with RINGKV_TEST_SEED=%llu)\n", (unsigned long long)seed,
+           (unsigned long long)seed);
     fflush(stdout);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vclock_compare),

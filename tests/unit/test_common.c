@@ -225,8 +225,13 @@ static void test_b64url_known_vectors(void **state)
         const char *bin;
         const char *text;
     } v[] = {
-        {"", ""},         {"f", "Zg"},          {"fo", "Zm8"},      {"foo", "Zm9v"},
-        {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg"},
+        {"fo", "Zm8"},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg"},
+        {"fooba", "Zm9vYmE"},
+        {"foobar", "Zm9vYmFy"},
         {"\xfb\xff", "-_8"}, /* the two URL-safe letters */
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
@@ -288,16 +293,16 @@ static void check_b64_rejected(const char *text)
 static void test_b64url_decode_rejects(void **state)
 {
     (void)state;
-    check_b64_rejected("+A");      /* standard alphabet */
+    check_b64_rejected("+A"); /* standard alphabet */
     check_b64_rejected("Zm+v");
     check_b64_rejected("Zm/v");
-    check_b64_rejected("Zg==");    /* padding */
+    check_b64_rejected("Zg=="); /* padding */
     check_b64_rejected("Zm8=");
     check_b64_rejected("=");
     check_b64_rejected("Zm9v!");
     check_b64_rejected("Zm 9v");
     check_b64_rejected("Zm9v\n");
-    check_b64_rejected("a");       /* a length no encoding produces */
+    check_b64_rejected("a"); /* a length no encoding produces */
     check_b64_rejected("Zm9vY");
     /* A NUL inside the given length is garbage too, not an end. */
     rk_buf out = {0};
@@ -335,45 +340,45 @@ static void test_utf8_valid(void **state)
     (void)state;
     assert_true(rk_utf8_valid("", 0));
     assert_true(utf8("plain ASCII ~\x7f"));
-    assert_true(utf8("\xc2\x80"));                 /* U+0080, smallest 2-byte */
-    assert_true(utf8("caf\xc3\xa9"));              /* 2-byte */
-    assert_true(utf8("\xdf\xbf"));                 /* U+07FF */
-    assert_true(utf8("\xe0\xa0\x80"));             /* U+0800, smallest 3-byte */
-    assert_true(utf8("\xe2\x82\xac"));             /* euro sign */
-    assert_true(utf8("\xed\x9f\xbf"));             /* U+D7FF, just below surrogates */
-    assert_true(utf8("\xee\x80\x80"));             /* U+E000, just above */
-    assert_true(utf8("\xef\xbf\xbf"));             /* U+FFFF */
-    assert_true(utf8("\xf0\x90\x80\x80"));         /* U+10000, smallest 4-byte */
-    assert_true(utf8("\xf0\x9f\x98\x80"));         /* emoji */
-    assert_true(utf8("\xf4\x8f\xbf\xbf"));         /* U+10FFFF, the last */
+    assert_true(utf8("\xc2\x80"));         /* U+0080, smallest 2-byte */
+    assert_true(utf8("caf\xc3\xa9"));      /* 2-byte */
+    assert_true(utf8("\xdf\xbf"));         /* U+07FF */
+    assert_true(utf8("\xe0\xa0\x80"));     /* U+0800, smallest 3-byte */
+    assert_true(utf8("\xe2\x82\xac"));     /* euro sign */
+    assert_true(utf8("\xed\x9f\xbf"));     /* U+D7FF, just below surrogates */
+    assert_true(utf8("\xee\x80\x80"));     /* U+E000, just above */
+    assert_true(utf8("\xef\xbf\xbf"));     /* U+FFFF */
+    assert_true(utf8("\xf0\x90\x80\x80")); /* U+10000, smallest 4-byte */
+    assert_true(utf8("\xf0\x9f\x98\x80")); /* emoji */
+    assert_true(utf8("\xf4\x8f\xbf\xbf")); /* U+10FFFF, the last */
     assert_true(utf8("a\xc3\xa9z\xe2\x82\xac\xf0\x9f\x98\x80!"));
 }
 
 static void test_utf8_invalid(void **state)
 {
     (void)state;
-    assert_false(rk_utf8_valid("a\0b", 3));        /* NUL */
+    assert_false(rk_utf8_valid("a\0b", 3)); /* NUL */
     assert_false(rk_utf8_valid("\0", 1));
-    assert_false(utf8("\xc0\xaf"));                /* overlong '/' */
-    assert_false(utf8("\xc1\xbf"));                /* overlong */
-    assert_false(utf8("\xe0\x80\xaf"));            /* overlong 3-byte */
-    assert_false(utf8("\xe0\x9f\xbf"));            /* overlong U+07FF */
-    assert_false(utf8("\xf0\x80\x80\xaf"));        /* overlong 4-byte */
-    assert_false(utf8("\xf0\x8f\xbf\xbf"));        /* overlong U+FFFF */
-    assert_false(utf8("\xed\xa0\x80"));            /* U+D800 */
-    assert_false(utf8("\xed\xbf\xbf"));            /* U+DFFF */
-    assert_false(utf8("\xf4\x90\x80\x80"));        /* U+110000 */
+    assert_false(utf8("\xc0\xaf"));         /* overlong '/' */
+    assert_false(utf8("\xc1\xbf"));         /* overlong */
+    assert_false(utf8("\xe0\x80\xaf"));     /* overlong 3-byte */
+    assert_false(utf8("\xe0\x9f\xbf"));     /* overlong U+07FF */
+    assert_false(utf8("\xf0\x80\x80\xaf")); /* overlong 4-byte */
+    assert_false(utf8("\xf0\x8f\xbf\xbf")); /* overlong U+FFFF */
+    assert_false(utf8("\xed\xa0\x80"));     /* U+D800 */
+    assert_false(utf8("\xed\xbf\xbf"));     /* U+DFFF */
+    assert_false(utf8("\xf4\x90\x80\x80")); /* U+110000 */
     assert_false(utf8("\xf5\x80\x80\x80"));
-    assert_false(utf8("\xf8\x88\x80\x80\x80"));    /* 5-byte form */
+    assert_false(utf8("\xf8\x88\x80\x80\x80")); /* 5-byte form */
     assert_false(utf8("\xff"));
     assert_false(utf8("\xfe"));
-    assert_false(utf8("\x80"));                    /* lone continuation */
+    assert_false(utf8("\x80")); /* lone continuation */
     assert_false(utf8("a\xbf"));
-    assert_false(utf8("\xc3"));                    /* truncated */
+    assert_false(utf8("\xc3")); /* truncated */
     assert_false(utf8("\xe2\x82"));
     assert_false(utf8("\xf0\x9f\x98"));
     assert_false(utf8("ab\xf0"));
-    assert_false(utf8("\xc3(a"));                  /* bad continuation */
+    assert_false(utf8("\xc3(a")); /* bad continuation */
     assert_false(utf8("\xe2(\xac"));
     assert_false(utf8("\xf0\x9f(\x80"));
     /* The length is what counts: a valid sequence cut by len is truncated. */
@@ -404,8 +409,19 @@ static void test_parse_u64(void **state)
     }
 
     static const char *bad[] = {
-        "", "-1", "+1", "1a", "a1", " 1", "1 ", "1.0", "0x10", "1e3",
-        "18446744073709551616", "18446744073709551620", "99999999999999999999",
+        "",
+        "-1",
+        "+1",
+        "1a",
+        "a1",
+        " 1",
+        "1 ",
+        "1.0",
+        "0x10",
+        "1e3",
+        "18446744073709551616",
+        "18446744073709551620",
+        "99999999999999999999",
         "184467440737095516150",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -459,21 +475,51 @@ static void test_json_accepts(void **state)
 {
     (void)state;
     static const char *ok[] = {
-        "0", "-0", "7", "-1", "10", "1.5", "-0.25", "0.0",
+        "0",
+        "-0",
+        "7",
+        "-1",
+        "10",
+        "1.5",
+        "-0.25",
+        "0.0",
         "12345678901234567890123456789012345678901234567890",
         "-98765432109876543210.01234567890123456789",
-        "1e10", "1E10", "1e+10", "1e-10", "-1.5E-300", "0e0", "2.5e+0008",
-        "true", "false", "null",
-        "\"\"", "\"abc\"", "\"a b\\tc\"",
+        "1e10",
+        "1E10",
+        "1e+10",
+        "1e-10",
+        "-1.5E-300",
+        "0e0",
+        "2.5e+0008",
+        "true",
+        "false",
+        "null",
+        "\"\"",
+        "\"abc\"",
+        "\"a b\\tc\"",
         "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
         "\"\\u0000\\u00e9\\u00E9\\uFFFF\\ud83d\\ude00\"",
         "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
-        "\"\x7f\"", "\"'single'\"", "\"}]{[,:\"",
-        "[]", "{}", "[ ]", "{ }", "[1]", "[1,2,3]", "[[],[[]],{}]",
-        "{\"a\":1}", "{\"\":0}", "{\"a\":1,\"a\":2}",
+        "\"\x7f\"",
+        "\"'single'\"",
+        "\"}]{[,:\"",
+        "[]",
+        "{}",
+        "[ ]",
+        "{ }",
+        "[1]",
+        "[1,2,3]",
+        "[[],[[]],{}]",
+        "{\"a\":1}",
+        "{\"\":0}",
+        "{\"a\":1,\"a\":2}",
         "{\"a\":{\"b\":[true,false,null,\"s\",-1.5e3,{}]},\"c\":\"d\"}",
         "[\"\\u005b\", \"]\", \"\\\"\"]",
-        " 1", "1 ", "\t\r\n 1 \n\r\t", " [ 1 , { \"k\" : \"v\" } , [ ] ] ",
+        " 1",
+        "1 ",
+        "\t\r\n 1 \n\r\t",
+        " [ 1 , { \"k\" : \"v\" } , [ ] ] ",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         if (!scan(ok[i]))
@@ -498,27 +544,105 @@ static void test_json_rejects(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "", " ", "\n\t",
+        "",
+        " ",
+        "\n\t",
         /* trailing garbage */
-        "1 2", "[1]x", "{}{}", "[] []", "nullx", "truefalse", "\"a\"\"b\"", "1,",
+        "1 2",
+        "[1]x",
+        "{}{}",
+        "[] []",
+        "nullx",
+        "truefalse",
+        "\"a\"\"b\"",
+        "1,",
         /* numbers */
-        "01", "-01", "00", "1.", "-1.", ".5", "-.5", "-", "+1", "1e", "1e+", "1E-", "1.e5",
-        "--1", "0x10", "1_000", "NaN", "Infinity", "-Infinity", "1.5.5", "1ee5", "\xef\xbc\x91",
+        "01",
+        "-01",
+        "00",
+        "1.",
+        "-1.",
+        ".5",
+        "-.5",
+        "-",
+        "+1",
+        "1e",
+        "1e+",
+        "1E-",
+        "1.e5",
+        "--1",
+        "0x10",
+        "1_000",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "1.5.5",
+        "1ee5",
+        "\xef\xbc\x91",
         /* literals */
-        "tru", "t", "nul", "fals", "True", "NULL", "nulll",
+        "tru",
+        "t",
+        "nul",
+        "fals",
+        "True",
+        "NULL",
+        "nulll",
         /* arrays and objects */
-        "[", "]", "{", "}", "[1,]", "[,1]", "[1,,2]", "[1 2]", "[1:2]", "{\"a\":}", "{\"a\"}",
-        "{\"a\" 1}", "{\"a\":1,}", "{,}", "{1:2}", "{a:1}", "{'a':1}", "{\"a\":1 \"b\":2}",
-        "{\"a\":1;\"b\":2}", "[}", "{]", "[[]", "[]]",
+        "[",
+        "]",
+        "{",
+        "}",
+        "[1,]",
+        "[,1]",
+        "[1,,2]",
+        "[1 2]",
+        "[1:2]",
+        "{\"a\":}",
+        "{\"a\"}",
+        "{\"a\" 1}",
+        "{\"a\":1,}",
+        "{,}",
+        "{1:2}",
+        "{a:1}",
+        "{'a':1}",
+        "{\"a\":1 \"b\":2}",
+        "{\"a\":1;\"b\":2}",
+        "[}",
+        "{]",
+        "[[]",
+        "[]]",
         /* strings */
-        "\"abc", "\"", "\"\\\"", "'a'", "\"a\"b\"",
-        "\"\\x41\"", "\"\\a\"", "\"\\U0041\"", "\"\\u12\"", "\"\\u12g4\"", "\"\\u\"",
-        "\"\\", "\"\\u004", "\"\\'\"",
-        "\"\t\"", "\"a\nb\"", "\"\x01\"", "\"\x1f\"",
-        "\"\xff\"", "\"\x80\"", "\"\xc3\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
-        "\"\xf4\x90\x80\x80\"", "\"\xe2\x82\"", "\"a\\n\xc3\"",
+        "\"abc",
+        "\"",
+        "\"\\\"",
+        "'a'",
+        "\"a\"b\"",
+        "\"\\x41\"",
+        "\"\\a\"",
+        "\"\\U0041\"",
+        "\"\\u12\"",
+        "\"\\u12g4\"",
+        "\"\\u\"",
+        "\"\\",
+        "\"\\u004",
+        "\"\\'\"",
+        "\"\t\"",
+        "\"a\nb\"",
+        "\"\x01\"",
+        "\"\x1f\"",
+        "\"\xff\"",
+        "\"\x80\"",
+        "\"\xc3\"",
+        "\"\xc0\xaf\"",
+        "\"\xed\xa0\x80\"",
+        "\"\xf4\x90\x80\x80\"",
+        "\"\xe2\x82\"",
+        "\"a\\n\xc3\"",
         /* not JSON at all */
-        "\xc3\xa9", "undefined", "/* */ 1", "// 1",
+        "\xc3\xa9",
+        "undefined",
+        "/* */ 1",
+        "// 1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (scan(bad[i]))
@@ -625,8 +749,7 @@ static void test_json_random_valid_documents(void **state)
         /* Every proper prefix leaves the outer array open. */
         for (size_t cut = 0; cut < doc.len; cut++) {
             if (scan_n(doc.data, cut, &(size_t){0}, &(size_t){0}))
-                print_error("accepted a prefix (%zu of %zu bytes) of %s\n", cut, doc.len,
-                            doc.data);
+                print_error("accepted a prefix (%zu of %zu bytes) of %s\n", cut, doc.len, doc.data);
             assert_false(scan_n(doc.data, cut, &(size_t){0}, &(size_t){0}));
         }
 
@@ -784,12 +907,39 @@ static void test_json_member_invalid_object(void **state)
     (void)state;
     static const char *bad[] = {
         /* not an object */
-        "", " ", "[]", "[{\"a\":1}]", "1", "\"a\"", "null", "true", "\"{\\\"a\\\":1}\"",
+        "",
+        " ",
+        "[]",
+        "[{\"a\":1}]",
+        "1",
+        "\"a\"",
+        "null",
+        "true",
+        "\"{\\\"a\\\":1}\"",
         /* broken objects, some broken after the member was found */
-        "{", "}", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":1,", "{\"a\":1,}", "{,\"a\":1}",
-        "{\"a\":1}x", "{\"a\":1}{}", "{\"a\":1} 2", "{\"a\"}", "{\"a\" 1}", "{a:1}", "{'a':1}",
-        "{\"a\":01}", "{\"a\":1 \"b\":2}", "{\"a\":1,\"b\":[}", "{\"b\":tru,\"a\":1}",
-        "{\"a\":1,\"b\":\"\xff\"}", "{\"a\":\"\x01\"}", "{1:2}", "{\"a\":1]",
+        "{",
+        "}",
+        "{\"a\"",
+        "{\"a\":",
+        "{\"a\":1",
+        "{\"a\":1,",
+        "{\"a\":1,}",
+        "{,\"a\":1}",
+        "{\"a\":1}x",
+        "{\"a\":1}{}",
+        "{\"a\":1} 2",
+        "{\"a\"}",
+        "{\"a\" 1}",
+        "{a:1}",
+        "{'a':1}",
+        "{\"a\":01}",
+        "{\"a\":1 \"b\":2}",
+        "{\"a\":1,\"b\":[}",
+        "{\"b\":tru,\"a\":1}",
+        "{\"a\":1,\"b\":\"\xff\"}",
+        "{\"a\":\"\x01\"}",
+        "{1:2}",
+        "{\"a\":1]",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         check_member_error(bad[i], "a", RK_EINVAL);
@@ -933,8 +1083,8 @@ static void test_json_array_not_an_array(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "", " ", "{}", "{\"a\":[1]}", "1", "\"[1]\"", "null", "]", "[", "[,1]", "[]]", "[] x",
-        "x[]", "[}", "{]",
+        "",  " ",    "{}",  "{\"a\":[1]}", "1",   "\"[1]\"", "null", "]",
+        "[", "[,1]", "[]]", "[] x",        "x[]", "[}",      "{]",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         check_items(bad[i], RK_EINVAL, 0, NULL);

@@ -128,8 +128,8 @@ static kv_key key_of(const char *key)
 static rk_err put(tnode *tn, const char *key, const char *value, unsigned w, bool strict,
                   kv_result *res)
 {
-    kv_write wr = {.key = key_of(key), .value = value, .value_len = strlen(value), .w = w,
-                   .strict = strict};
+    kv_write wr = {
+        .key = key_of(key), .value = value, .value_len = strlen(value), .w = w, .strict = strict};
     return kv_put(tn->k, &wr, res);
 }
 
@@ -261,7 +261,8 @@ static void test_non_replica_fails_over_to_the_next_replica(void **state)
     kv_result res;
     kv_write wr = {.key = key_of(key), .value = "7", .value_len = 1, .w = 1};
     assert_int_equal(kv_put(f->nodes[3].k, &wr, &res), RK_OK);
-    assert_true(res.obj.siblings[0].dot.actor == pref[1] || res.obj.siblings[0].dot.actor == pref[2]);
+    assert_true(res.obj.siblings[0].dot.actor == pref[1] ||
+                res.obj.siblings[0].dot.actor == pref[2]);
     kv_result_free(&res);
     cluster_down(f);
 }
@@ -442,8 +443,8 @@ static void test_delete_through_a_stale_replica(void **state)
     assert_true(err == RK_ENOTFOUND || (err == RK_OK && object_live_count(&after.obj) == 0));
     kv_result_free(&after);
 
-    kv_write create = {.key = key_of("c"), .value = "2", .value_len = 1, .if_none_match = true,
-                       .w = 2};
+    kv_write create = {
+        .key = key_of("c"), .value = "2", .value_len = 1, .if_none_match = true, .w = 2};
     assert_int_equal(kv_put(f->nodes[0].k, &create, &res), RK_EPRECOND);
     kv_result_free(&res);
     assert_string_equal(read_value(&f->nodes[2], "c", false, 3), "1");
@@ -458,8 +459,8 @@ static void test_same_context_through_two_nodes_makes_siblings(void **state)
     fixture *f = cluster_up(3, true);
     kv_result base, a, b, both, resolved;
     assert_int_equal(put(&f->nodes[0], "s", "0", 3, false, &base), RK_OK);
-    kv_write wa = {.key = key_of("s"), .value = "\"A\"", .value_len = 3, .context = &base.obj.clock,
-                   .w = 3};
+    kv_write wa = {
+        .key = key_of("s"), .value = "\"A\"", .value_len = 3, .context = &base.obj.clock, .w = 3};
     kv_write wb = wa;
     wb.value = "\"B\"";
     assert_int_equal(kv_put(f->nodes[0].k, &wa, &a), RK_OK);
@@ -468,8 +469,8 @@ static void test_same_context_through_two_nodes_makes_siblings(void **state)
     kv_key s = key_of("s");
     assert_int_equal(kv_get(f->nodes[2].k, &s, &o, &both), RK_OK);
     assert_int_equal(object_live_count(&both.obj), 2);
-    kv_write wr = {.key = key_of("s"), .value = "\"AB\"", .value_len = 4,
-                   .context = &both.obj.clock, .w = 3};
+    kv_write wr = {
+        .key = key_of("s"), .value = "\"AB\"", .value_len = 4, .context = &both.obj.clock, .w = 3};
     assert_int_equal(kv_put(f->nodes[2].k, &wr, &resolved), RK_OK);
     assert_int_equal(object_live_count(&resolved.obj), 1);
     assert_string_equal(read_value(&f->nodes[0], "s", false, 3), "\"AB\"");

@@ -67,9 +67,9 @@ static void test_percent_decode(void **state)
     check_decodes("%25", "%", 1);
     check_decodes("%2525", "%25", 3); /* decoded once, not twice */
     check_decodes("%41%42%43", "ABC", 3);
-    check_decodes("a+b", "a+b", 3);   /* '+' is not a space in paths */
+    check_decodes("a+b", "a+b", 3); /* '+' is not a space in paths */
     check_decodes("%c3%A9", "\xc3\xa9", 2);
-    check_decodes("%00", "\0", 1);    /* decodes; the key check rejects it */
+    check_decodes("%00", "\0", 1); /* decodes; the key check rejects it */
     check_decodes("end%41", "endA", 4);
 
     check_decode_rejects("%");
@@ -106,7 +106,7 @@ typedef struct matched {
     rk_err err;
     route_match m;
     const char *code;
-    char rest[64];   /* m.rest copied out, since it points into the path */
+    char rest[64]; /* m.rest copied out, since it points into the path */
 } matched;
 
 /* A route by the metric of its pattern's first row: "key_get" for both key
@@ -147,8 +147,8 @@ static void check_route(const char *path, const char *route, const char *table, 
 {
     matched r = match(path);
     if (r.err != RK_OK || strcmp(route_name(&r), route) != 0)
-        print_error("path \"%s\": err %d route %s, want route %s\n", path, r.err,
-                    route_name(&r), route);
+        print_error("path \"%s\": err %d route %s, want route %s\n", path, r.err, route_name(&r),
+                    route);
     assert_int_equal(r.err, RK_OK);
     assert_string_equal(route_name(&r), route);
     assert_int_equal(r.m.table_len, strlen(table));
@@ -183,7 +183,9 @@ static void test_route_system(void **state)
     check_route("/cluster/keys", "keys_list", "cluster", "");
     check_route("/cluster/key/leave", "key_get", "cluster", "leave");
     check_route("/auth/bob", "auth", "", "bob");
-    check_route("/auth/b%C3%B6b", "auth", "", "b\xc3\xb6" "b");
+    check_route("/auth/b%C3%B6b", "auth", "",
+                "b\xc3\xb6"
+                "b");
 
     /* "/ui" and "/" have no rest: the handler redirects them to /ui/. */
     matched r = match("/ui");
@@ -232,11 +234,34 @@ static void test_route_unknown(void **state)
 {
     (void)state;
     const char *paths[] = {
-        "", "health", "/healthz", "/health/", "/HEALTH", "/metric", "/uix", "/t", "/t/",
-        "/t/other", "/t/keys/", "/t/keys/x", "/t/store/x", "/t/key", "/t/subscribe",
-        "/key", "/auth", "//", "/t//key/x", "/cluster/", "/cluster/leave/", "/cluster/Leave",
-        "/cluster/hints", "/cluster/hints/", "/cluster/hints/drop/", "/cluster/hints/dropx",
-        "/cluster/removex", "/clusterx/leave",
+        "",
+        "health",
+        "/healthz",
+        "/health/",
+        "/HEALTH",
+        "/metric",
+        "/uix",
+        "/t",
+        "/t/",
+        "/t/other",
+        "/t/keys/",
+        "/t/keys/x",
+        "/t/store/x",
+        "/t/key",
+        "/t/subscribe",
+        "/key",
+        "/auth",
+        "//",
+        "/t//key/x",
+        "/cluster/",
+        "/cluster/leave/",
+        "/cluster/Leave",
+        "/cluster/hints",
+        "/cluster/hints/",
+        "/cluster/hints/drop/",
+        "/cluster/hints/dropx",
+        "/cluster/removex",
+        "/clusterx/leave",
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         matched r = match(paths[i]);
@@ -399,8 +424,8 @@ static void test_write_body_spans(void **state)
     check_body("{\"value\":1}", "1", NULL);
     check_body("{\"value\": {\"a\": [1, 2 ,3]} , \"context\":\"abc\"}", "{\"a\": [1, 2 ,3]}",
                "abc");
-    check_body("{\"context\":\"Zm9v-_\",\"value\":12345678901234567890}",
-               "12345678901234567890", "Zm9v-_");
+    check_body("{\"context\":\"Zm9v-_\",\"value\":12345678901234567890}", "12345678901234567890",
+               "Zm9v-_");
     check_body(" \n{ \"value\" :\t\"x y\" }\r\n ", "\"x y\"", NULL);
     check_body("{\"value\":\"a \\\"q\\\" \\u00e9 \xc3\xa9\"}", "\"a \\\"q\\\" \\u00e9 \xc3\xa9\"",
                NULL);
@@ -431,13 +456,37 @@ static void test_write_body_errors(void **state)
     check_body_error("{\"context\":\"\\u0041\"}", "bad_context");
 
     static const char *bad_json[] = {
-        "", " ", "[1]", "\"value\"", "1", "null", "[{\"value\":1}]",
-        "{", "{\"value\"", "{\"value\":", "{\"value\":1", "{\"value\":1,", "{\"value\":1,}",
-        "{\"value\":1}}", "{\"value\":1}x", "{\"value\":1}{}", "{\"value\":01}", "{\"value\":1.}",
-        "{\"value\" 1}", "{\"value\":1 \"context\":\"a\"}", "{value:1}", "{'value':1}",
-        "{\"value\":tru}", "{\"value\":\"\x01\"}", "{\"value\":\"\xff\"}", "{\"value\":[1,]}",
-        "{,\"value\":1}", "{\"value\":1,,\"context\":\"a\"}", "{\"value\":}",
-        "{\"value\":1,\"x\":}", "{\"context\":\"abc\"",
+        "",
+        " ",
+        "[1]",
+        "\"value\"",
+        "1",
+        "null",
+        "[{\"value\":1}]",
+        "{",
+        "{\"value\"",
+        "{\"value\":",
+        "{\"value\":1",
+        "{\"value\":1,",
+        "{\"value\":1,}",
+        "{\"value\":1}}",
+        "{\"value\":1}x",
+        "{\"value\":1}{}",
+        "{\"value\":01}",
+        "{\"value\":1.}",
+        "{\"value\" 1}",
+        "{\"value\":1 \"context\":\"a\"}",
+        "{value:1}",
+        "{'value':1}",
+        "{\"value\":tru}",
+        "{\"value\":\"\x01\"}",
+        "{\"value\":\"\xff\"}",
+        "{\"value\":[1,]}",
+        "{,\"value\":1}",
+        "{\"value\":1,,\"context\":\"a\"}",
+        "{\"value\":}",
+        "{\"value\":1,\"x\":}",
+        "{\"context\":\"abc\"",
     };
     for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++)
         check_body_error(bad_json[i], "bad_json");
@@ -575,10 +624,10 @@ static void test_status_of(void **state)
         rk_err err;
         int status;
     } table[] = {
-        {RK_OK, 200},         {RK_ENOTFOUND, 404}, {RK_EINVAL, 400},      {RK_ENOMEM, 500},
-        {RK_EIO, 500},        {RK_ETIMEDOUT, 503}, {RK_EQUORUM, 503},     {RK_EPRECOND, 412},
-        {RK_ETOOBIG, 413},    {RK_ECORRUPT, 500},  {RK_ECLOSED, 503},     {RK_EEXIST, 409},
-        {RK_EPERM, 403},      {RK_EUNSUPPORTED, 501}, {RK_EBUSY, 409},
+        {RK_OK, 200},      {RK_ENOTFOUND, 404},    {RK_EINVAL, 400},  {RK_ENOMEM, 500},
+        {RK_EIO, 500},     {RK_ETIMEDOUT, 503},    {RK_EQUORUM, 503}, {RK_EPRECOND, 412},
+        {RK_ETOOBIG, 413}, {RK_ECORRUPT, 500},     {RK_ECLOSED, 503}, {RK_EEXIST, 409},
+        {RK_EPERM, 403},   {RK_EUNSUPPORTED, 501}, {RK_EBUSY, 409},
     };
     assert_int_equal(sizeof table / sizeof table[0], RK_ERR_COUNT); /* every value listed */
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -658,9 +707,9 @@ static void test_metrics_render(void **state)
     (void)state;
     http_metrics *m = NULL;
     assert_int_equal(http_metrics_alloc(http_routes, http_route_count, &m), RK_OK);
-    http_metrics_record(m, "key_get", 200, 10 * 1000);           /* 10 us */
-    http_metrics_record(m, "key_get", 200, 300 * 1000);          /* 300 us */
-    http_metrics_record(m, "key_get", 404, 2 * 1000 * 1000);     /* 2 ms */
+    http_metrics_record(m, "key_get", 200, 10 * 1000);             /* 10 us */
+    http_metrics_record(m, "key_get", 200, 300 * 1000);            /* 300 us */
+    http_metrics_record(m, "key_get", 404, 2 * 1000 * 1000);       /* 2 ms */
     http_metrics_record(m, "key_get", 503, 2000ull * 1000 * 1000); /* 2 s */
     http_metrics_record(m, "key_put", 201, 40 * 1000);
     http_metrics_record(m, "key_put", 412, 40 * 1000);
@@ -691,13 +740,13 @@ static void test_metrics_render(void **state)
     int nb = check_histogram(t, "key_get", 4);
     assert_int_equal(check_histogram(t, "key_put", 3), nb);
     /* Each observation is in the first bucket whose bound is >= it. */
-    assert_true(bucket(t, "key_get", "5e-05") == 1);     /* 10 us */
+    assert_true(bucket(t, "key_get", "5e-05") == 1); /* 10 us */
     assert_true(bucket(t, "key_get", "0.00025") == 1);
-    assert_true(bucket(t, "key_get", "0.0005") == 2);    /* 300 us */
+    assert_true(bucket(t, "key_get", "0.0005") == 2); /* 300 us */
     assert_true(bucket(t, "key_get", "0.001") == 2);
-    assert_true(bucket(t, "key_get", "0.0025") == 3);    /* 2 ms */
+    assert_true(bucket(t, "key_get", "0.0025") == 3); /* 2 ms */
     assert_true(bucket(t, "key_get", "1") == 3);
-    assert_true(bucket(t, "key_get", "+Inf") == 4);      /* 2 s */
+    assert_true(bucket(t, "key_get", "+Inf") == 4); /* 2 s */
     assert_true(bucket(t, "key_put", "5e-05") == 3);
     double sum = sample(t, "ringkv_http_request_duration_seconds_sum{route=\"key_get\"}");
     assert_true(sum > 2.00230 && sum < 2.00232);
@@ -721,9 +770,9 @@ static void test_metrics_odd_inputs(void **state)
     (void)state;
     http_metrics *m = NULL;
     assert_int_equal(http_metrics_alloc(http_routes, http_route_count, &m), RK_OK);
-    http_metrics_record(m, "nonsense", 200, 1);         /* unknown route */
+    http_metrics_record(m, "nonsense", 200, 1); /* unknown route */
     http_metrics_record(m, NULL, 200, 1);
-    http_metrics_record(m, "health", 0, 1);            /* no status */
+    http_metrics_record(m, "health", 0, 1); /* no status */
     http_metrics_record(m, "health", 999, UINT64_MAX / 4);
     http_metrics_record(m, "health", 101, 0);
     reply_buf out = {0};
@@ -746,8 +795,8 @@ static void test_metrics_bucket_bounds_are_exact(void **state)
     (void)state;
     http_metrics *m = NULL;
     assert_int_equal(http_metrics_alloc(http_routes, http_route_count, &m), RK_OK);
-    http_metrics_record(m, "key_get", 200, 50000);   /* 50 us: le 5e-05 */
-    http_metrics_record(m, "key_get", 200, 50500);   /* 50.5 us: le 0.0001 */
+    http_metrics_record(m, "key_get", 200, 50000);      /* 50 us: le 5e-05 */
+    http_metrics_record(m, "key_get", 200, 50500);      /* 50.5 us: le 0.0001 */
     http_metrics_record(m, "key_get", 200, 1000000999); /* 1.000001 s: +Inf */
     reply_buf out = {0};
     http_metrics_render(m, &out);
@@ -763,7 +812,6 @@ static void test_metrics_bucket_bounds_are_exact(void **state)
     assert_true(b50 == 1);
     assert_true(b1s == 2);
 }
-
 
 /* ---- the sync service's report ------------------------------------------------------------- */
 
@@ -1005,7 +1053,7 @@ static void test_remove_find_member(void **state)
     assert_int_equal(find("A", &id), RK_ENOTFOUND); /* names are exact */
     assert_int_equal(find("zzz", &id), RK_ENOTFOUND);
     assert_int_equal(find("000000000000000f", &id), RK_ENOTFOUND);
-    assert_int_equal(find("1", &id), RK_ENOTFOUND);                 /* 16 digits or none */
+    assert_int_equal(find("1", &id), RK_ENOTFOUND); /* 16 digits or none */
     assert_int_equal(find("00000000000000001", &id), RK_ENOTFOUND);
     assert_int_equal(find("0x00000000000001", &id), RK_ENOTFOUND);
     assert_int_equal(find("000000000000000g", &id), RK_ENOTFOUND);
@@ -1220,11 +1268,17 @@ static void test_counters_write(void **state)
 {
     (void)state;
     static const http_counter table[] = {
-        {.name = "demo_lookups_total", .labels = "result=\"hit\"", .type = "counter",
-         .help = "Lookups, by result.", .offset = offsetof(demo_stats, hits)},
-        {.name = "demo_lookups_total", .labels = "result=\"miss\"",
+        {.name = "demo_lookups_total",
+         .labels = "result=\"hit\"",
+         .type = "counter",
+         .help = "Lookups, by result.",
+         .offset = offsetof(demo_stats, hits)},
+        {.name = "demo_lookups_total",
+         .labels = "result=\"miss\"",
          .offset = offsetof(demo_stats, misses)},
-        {.name = "demo_size", .type = "gauge", .help = "Entries held.",
+        {.name = "demo_size",
+         .type = "gauge",
+         .help = "Entries held.",
          .offset = offsetof(demo_stats, size)},
     };
     demo_stats st = {.pad = 9, .hits = 3, .misses = UINT64_MAX, .size = 0};
@@ -1232,15 +1286,14 @@ static void test_counters_write(void **state)
     http_reply_add_str(&out, "# before\n");
     http_counters_write(&out, table, 3, &st);
     assert_int_equal(out.err, RK_OK);
-    assert_string_equal(out.buf.data,
-                        "# before\n"
-                        "# HELP demo_lookups_total Lookups, by result.\n"
-                        "# TYPE demo_lookups_total counter\n"
-                        "demo_lookups_total{result=\"hit\"} 3\n"
-                        "demo_lookups_total{result=\"miss\"} 18446744073709551615\n"
-                        "# HELP demo_size Entries held.\n"
-                        "# TYPE demo_size gauge\n"
-                        "demo_size 0\n");
+    assert_string_equal(out.buf.data, "# before\n"
+                                      "# HELP demo_lookups_total Lookups, by result.\n"
+                                      "# TYPE demo_lookups_total counter\n"
+                                      "demo_lookups_total{result=\"hit\"} 3\n"
+                                      "demo_lookups_total{result=\"miss\"} 18446744073709551615\n"
+                                      "# HELP demo_size Entries held.\n"
+                                      "# TYPE demo_size gauge\n"
+                                      "demo_size 0\n");
     assert_true(http_counter_value(&table[0], &st) == 3);
     http_reply_buf_free(&out);
 }
@@ -1250,22 +1303,42 @@ static void test_counters_write(void **state)
 static void test_counters_node(void **state)
 {
     (void)state;
-    kv_stats kv = {.reads = 1, .writes = 2, .deletes = 3, .siblings_dropped = 4,
-                   .max_clock_entries = 5, .max_siblings_seen = 6, .precondition_failures = 7,
-                   .quorum_failures = 8, .read_repairs = 9, .hints_stored = 10,
-                   .hints_received = 12, .forwarded_writes = 13,
-                   .speculative_reads = 14, .full_reads = 15};
-    store_stats ss = {.keys_estimate = 21, .sst_bytes = 22, .memtable_bytes = 23,
-                      .live_data_bytes = 24, .hints_estimate = 25};
-    rpc_server_stats rs = {.requests = 31, .handler_errors = 32, .unknown_method = 33,
-                           .bad_input = 34, .expired = 35, .bad_frames = 36, .malformed = 37,
-                           .stale = 38, .replayed = 39, .send_errors = 40};
-    rpc_client_stats rc = {.calls = 41, .ok = 42, .errors = 43, .timeouts = 44, .failures = 45,
-                           .bad_replies = 46};
+    kv_stats kv = {.reads = 1,
+                   .writes = 2,
+                   .deletes = 3,
+                   .siblings_dropped = 4,
+                   .max_clock_entries = 5,
+                   .max_siblings_seen = 6,
+                   .precondition_failures = 7,
+                   .quorum_failures = 8,
+                   .read_repairs = 9,
+                   .hints_stored = 10,
+                   .hints_received = 12,
+                   .forwarded_writes = 13,
+                   .speculative_reads = 14,
+                   .full_reads = 15};
+    store_stats ss = {.keys_estimate = 21,
+                      .sst_bytes = 22,
+                      .memtable_bytes = 23,
+                      .live_data_bytes = 24,
+                      .hints_estimate = 25};
+    rpc_server_stats rs = {.requests = 31,
+                           .handler_errors = 32,
+                           .unknown_method = 33,
+                           .bad_input = 34,
+                           .expired = 35,
+                           .bad_frames = 36,
+                           .malformed = 37,
+                           .stale = 38,
+                           .replayed = 39,
+                           .send_errors = 40};
+    rpc_client_stats rc = {
+        .calls = 41, .ok = 42, .errors = 43, .timeouts = 44, .failures = 45, .bad_replies = 46};
     reply_buf out = {0};
     http_counters_write_node(&out, &kv, &ss, 11, &rs, &rc);
     assert_int_equal(out.err, RK_OK);
-    assert_string_equal(out.buf.data,
+    assert_string_equal(
+        out.buf.data,
         "# HELP ringkv_kv_operations_total Record operations applied by this node.\n"
         "# TYPE ringkv_kv_operations_total counter\n"
         "ringkv_kv_operations_total{op=\"read\"} 1\n"
@@ -1280,7 +1353,8 @@ static void test_counters_node(void **state)
         "# HELP ringkv_siblings_max Most siblings one object held after a write.\n"
         "# TYPE ringkv_siblings_max gauge\n"
         "ringkv_siblings_max 6\n"
-        "# HELP ringkv_clock_entries_max Most entries one object's version vector held after a write.\n"
+        "# HELP ringkv_clock_entries_max Most entries one object's version vector held after a "
+        "write.\n"
         "# TYPE ringkv_clock_entries_max gauge\n"
         "ringkv_clock_entries_max 5\n"
         "# HELP ringkv_keys_estimate Records in this node's store (RocksDB estimate).\n"
@@ -1291,13 +1365,16 @@ static void test_counters_node(void **state)
         "ringkv_store_bytes{part=\"sst\"} 22\n"
         "ringkv_store_bytes{part=\"memtable\"} 23\n"
         "ringkv_store_bytes{part=\"live_data\"} 24\n"
-        "# HELP ringkv_quorum_failures_total Reads and writes answered 503: too few replicas in time.\n"
+        "# HELP ringkv_quorum_failures_total Reads and writes answered 503: too few replicas in "
+        "time.\n"
         "# TYPE ringkv_quorum_failures_total counter\n"
         "ringkv_quorum_failures_total 8\n"
-        "# HELP ringkv_read_repairs_total Stale or missing replicas sent the merged object by a read.\n"
+        "# HELP ringkv_read_repairs_total Stale or missing replicas sent the merged object by a "
+        "read.\n"
         "# TYPE ringkv_read_repairs_total counter\n"
         "ringkv_read_repairs_total 9\n"
-        "# HELP ringkv_hints_total Writes held for replicas that missed them, by what became of them.\n"
+        "# HELP ringkv_hints_total Writes held for replicas that missed them, by what became of "
+        "them.\n"
         "# TYPE ringkv_hints_total counter\n"
         "ringkv_hints_total{event=\"stored\"} 10\n"
         "ringkv_hints_total{event=\"delivered\"} 11\n"
@@ -1305,7 +1382,8 @@ static void test_counters_node(void **state)
         "# HELP ringkv_hints_held Hints this node holds (RocksDB estimate).\n"
         "# TYPE ringkv_hints_held gauge\n"
         "ringkv_hints_held 25\n"
-        "# HELP ringkv_forwarded_writes_total Client writes applied by another replica (Kv.Apply).\n"
+        "# HELP ringkv_forwarded_writes_total Client writes applied by another replica "
+        "(Kv.Apply).\n"
         "# TYPE ringkv_forwarded_writes_total counter\n"
         "ringkv_forwarded_writes_total 13\n"
         "# HELP ringkv_reads_widened_total Targeted reads that asked more replicas, by reason: a "
@@ -1362,8 +1440,12 @@ static int gateway_setup(void **state)
     kv_config_default(&cfg);
     cfg.n = cfg.r = cfg.w = 1;
     http_options ho = {.listen = "127.0.0.1:0", .threads = 4, .max_value_bytes = 1 << 20};
-    http_node_info node = {.name = "gw", .id = 0x77, .http_addr = "127.0.0.1:0",
-                           .rpc_addr = "", .cluster_id = "", .partitions = 64};
+    http_node_info node = {.name = "gw",
+                           .id = 0x77,
+                           .http_addr = "127.0.0.1:0",
+                           .rpc_addr = "",
+                           .cluster_id = "",
+                           .partitions = 64};
     struct mg_server_port ports[2];
     test_node_up(&g->node, 0, &cfg, NULL, NULL);
     if (http_start(&ho, &node, g->node.k, &g->srv) != RK_OK ||
@@ -1481,9 +1563,8 @@ static void test_gateway_method_not_allowed(void **state)
     reply r = call(g, "PATCH", "/t/key/k", NULL);
     assert_int_equal(r.status, 405);
     assert_true(has_header(r.head, "Allow", "GET, PUT, POST, DELETE"));
-    assert_string_equal(r.body,
-                        "{\"error\":\"method not allowed on this route\","
-                        "\"code\":\"method_not_allowed\"}\n");
+    assert_string_equal(r.body, "{\"error\":\"method not allowed on this route\","
+                                "\"code\":\"method_not_allowed\"}\n");
     r = call(g, "HEAD", "/key/k", NULL);
     assert_int_equal(r.status, 405);
     r = call(g, "DELETE", "/t/keys", NULL);

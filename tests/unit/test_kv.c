@@ -78,8 +78,8 @@ static kv_key key_of(const char *table, const char *key)
     return (kv_key){table, strlen(table), key, strlen(key)};
 }
 
-static rk_err put(kv *k, const char *table, const char *key, const char *value,
-                  const vclock *ctx, kv_result *res)
+static rk_err put(kv *k, const char *table, const char *key, const char *value, const vclock *ctx,
+                  kv_result *res)
 {
     kv_write w = {
         .key = key_of(table, key),
@@ -92,16 +92,14 @@ static rk_err put(kv *k, const char *table, const char *key, const char *value,
 }
 
 /* Writes and frees the result; asserts success. */
-static void put_ok(kv *k, const char *table, const char *key, const char *value,
-                   const vclock *ctx)
+static void put_ok(kv *k, const char *table, const char *key, const char *value, const vclock *ctx)
 {
     kv_result res;
     assert_int_equal(put(k, table, key, value, ctx, &res), RK_OK);
     kv_result_free(&res);
 }
 
-static rk_err del(kv *k, const char *table, const char *key, const vclock *ctx,
-                  kv_result *res)
+static rk_err del(kv *k, const char *table, const char *key, const vclock *ctx, kv_result *res)
 {
     kv_write w = {.key = key_of(table, key), .tombstone = true, .context = ctx, .owner = ""};
     return kv_put(k, &w, res);
@@ -631,9 +629,8 @@ static void test_scan_visits_live_keys_once(void **state)
     /* From a cursor: exactly the keys after it, in the same order. */
     for (size_t cut = 0; cut < s.n; cut += 7) {
         seen rest = {0};
-        assert_int_equal(kv_scan(f->k, "t1", 2, s.keys[cut], strlen(s.keys[cut]), collect_cb,
-                                 &rest),
-                         RK_OK);
+        assert_int_equal(
+            kv_scan(f->k, "t1", 2, s.keys[cut], strlen(s.keys[cut]), collect_cb, &rest), RK_OK);
         assert_int_equal(rest.n, s.n - cut - 1);
         for (size_t i = 0; i < rest.n; i++)
             assert_string_equal(rest.keys[i], s.keys[cut + 1 + i]);
@@ -772,8 +769,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_if_none_match, setup_single, teardown),
         cmocka_unit_test_setup_teardown(test_if_match, setup_single, teardown),
-        cmocka_unit_test_setup_teardown(test_delete_missing_writes_nothing, setup_single,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_delete_missing_writes_nothing, setup_single, teardown),
         cmocka_unit_test_setup_teardown(test_delete_leaves_tombstone, setup_single, teardown),
         cmocka_unit_test_setup_teardown(test_get_returns_live_winner, setup_single, teardown),
         cmocka_unit_test_setup_teardown(test_value_over_limit, setup_small, teardown),

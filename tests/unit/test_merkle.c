@@ -87,8 +87,8 @@ static void test_merkle_alloc_rejects_bad_input(void **state)
     (void)state;
     merkle_tree *t = NULL;
     assert_int_equal(merkle_alloc(0, 0, MERKLE_MAX_DEPTH + 1, &t), RK_EINVAL);
-    assert_int_equal(merkle_alloc(10, 10, 0, &t), RK_EINVAL); /* empty */
-    assert_int_equal(merkle_alloc(10, 5, 0, &t), RK_EINVAL);  /* wraps */
+    assert_int_equal(merkle_alloc(10, 10, 0, &t), RK_EINVAL);   /* empty */
+    assert_int_equal(merkle_alloc(10, 5, 0, &t), RK_EINVAL);    /* wraps */
     assert_int_equal(merkle_alloc(0, 1023, 10, &t), RK_EINVAL); /* a bucket would be empty */
     assert_int_equal(merkle_alloc(0, 10, 0, NULL), RK_EINVAL);
     assert_null(t);
@@ -322,11 +322,11 @@ static void test_merkle_range_edges(void **state)
 {
     (void)state;
     check_tiling(RANGE_START, RANGE_END, 10);
-    check_tiling(1000, 1000 + 3 * 1024 + 7, 10);      /* uneven widths */
-    check_tiling(5, 5 + 1024, 10);                    /* one position each */
-    check_tiling(0xF000000000000000u, 0, 4);          /* to the top */
-    check_tiling(0, 0, 10);                           /* the whole ring */
-    check_tiling(UINT64_MAX - 1000, 0, 6);            /* 1001 positions up to 2^64 */
+    check_tiling(1000, 1000 + 3 * 1024 + 7, 10); /* uneven widths */
+    check_tiling(5, 5 + 1024, 10);               /* one position each */
+    check_tiling(0xF000000000000000u, 0, 4);     /* to the top */
+    check_tiling(0, 0, 10);                      /* the whole ring */
+    check_tiling(UINT64_MAX - 1000, 0, 6);       /* 1001 positions up to 2^64 */
     check_tiling(0, 0, 0);
 
     merkle_tree *t = tree_new(0, 0, 10);
@@ -443,8 +443,7 @@ static void test_merkle_diff_large(void **state)
     assert_true(compared <= 1 + 2 * DEPTH * nwant);
     printf("# %d records, %zu buckets differ: %zu of %d nodes compared; build %.0f ms, "
            "diff %.1f us\n",
-           N, nwant, compared, (2 << DEPTH) - 1, (double)build_ns / 1e6,
-           (double)diff_ns / 1e3);
+           N, nwant, compared, (2 << DEPTH) - 1, (double)build_ns / 1e6, (double)diff_ns / 1e3);
 
     /* the same through encoded levels, as two replicas would exchange them */
     rk_buf buf = {0};

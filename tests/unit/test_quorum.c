@@ -88,7 +88,8 @@ static void test_get_reached_at_rth_reply(void **state)
             assert_int_equal(kv_get_core_verdict(&gc), QUORUM_PENDING);
             assert_int_equal(kv_get_core_result(&gc, NULL, NULL), RK_EINVAL);
             bool counted = false;
-            assert_int_equal(kv_get_core_reply(&gc, abc[i], QUORUM_REPLY_OK, &obj, &counted), RK_OK);
+            assert_int_equal(kv_get_core_reply(&gc, abc[i], QUORUM_REPLY_OK, &obj, &counted),
+                             RK_OK);
             assert_true(counted);
             if (i + 1 >= r)
                 break;

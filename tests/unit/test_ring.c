@@ -65,10 +65,8 @@ static void test_position_matches_documented_format(void **state)
         const char *table, *key;
         uint64_t position;
     } v[] = {
-        {"default", "a", 0xfe63f9cb5f6311f6u},
-        {"users", "alice", 0x9f437f20a20153afu},
-        {"t", "", 0xa54c782d45d521efu},
-        {"ab", "c", 0xb8d77b522cb24c71u},
+        {"default", "a", 0xfe63f9cb5f6311f6u}, {"users", "alice", 0x9f437f20a20153afu},
+        {"t", "", 0xa54c782d45d521efu},        {"ab", "c", 0xb8d77b522cb24c71u},
         {"a", "bc", 0x30b9970851cf545bu},
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
@@ -200,8 +198,8 @@ static void test_ring_build_rejects_bad_input(void **state)
     /* Checked before the ids are read. */
     assert_int_equal(ring_build(ids, RING_MAX_MEMBERS + 1, &ok, &ring), RK_EINVAL);
     const ring_params bads[] = {
-        {0, 16384}, {RING_MAX_N + 1, 16384},  {3, 0},
-        {3, 3},     {3, 1000}, {3, RING_MAX_PARTITIONS * 2},
+        {0, 16384}, {RING_MAX_N + 1, 16384},      {3, 0}, {3, 3},
+        {3, 1000},  {3, RING_MAX_PARTITIONS * 2},
     };
     for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++)
         assert_int_equal(ring_build(ids, 3, &bads[i], &ring), RK_EINVAL);
@@ -412,10 +410,10 @@ static void test_ring_balance_default_params(void **state)
             uint64_t ids[10];
             for (size_t i = 0; i < m; i++) {
                 switch (set - SETS) {
-                case 0: ids[i] = i + 1; break;                   /* 1, 2, 3, ... */
-                case 1: ids[i] = (uint64_t)1 << (i * 5); break;  /* one bit each */
+                case 0: ids[i] = i + 1; break;                  /* 1, 2, 3, ... */
+                case 1: ids[i] = (uint64_t)1 << (i * 5); break; /* one bit each */
                 case 2: ids[i] = UINT64_MAX - i; break;
-                case 3: ids[i] = i << 56; break;                 /* 0, top byte only */
+                case 3: ids[i] = i << 56; break; /* 0, top byte only */
                 default: break;
                 }
             }
@@ -426,8 +424,8 @@ static void test_ring_balance_default_params(void **state)
             double wf, wr;
             ring_balance(ring, ids, m, &wf, &wr);
             if (wf > 0.15 || wr > 0.15) {
-                print_error("%zu nodes, set %d: first off by %.1f%%, replica by %.1f%%; ids:\n",
-                            m, set, wf * 100, wr * 100);
+                print_error("%zu nodes, set %d: first off by %.1f%%, replica by %.1f%%; ids:\n", m,
+                            set, wf * 100, wr * 100);
                 for (size_t i = 0; i < m; i++)
                     print_error("  0x%016" PRIx64 "\n", ids[i]);
             }

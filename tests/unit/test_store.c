@@ -72,8 +72,7 @@ static void reopen(fixture *f)
 static void dkey(uint64_t pos, const char *table, const char *key, rk_buf *out)
 {
     rk_buf_reset(out);
-    assert_int_equal(store_data_key(pos, table, strlen(table), key, strlen(key), out),
-                     RK_OK);
+    assert_int_equal(store_data_key(pos, table, strlen(table), key, strlen(key), out), RK_OK);
 }
 
 /* An update callback that replaces the value with arg (a C string). */
@@ -194,8 +193,7 @@ static void test_malformed_node_id_is_corrupt(void **state)
 
 /* ---- data keys (no DB needed) --------------------------------------------- */
 
-static void roundtrip(uint64_t pos, const char *table, size_t tlen, const char *key,
-                      size_t klen)
+static void roundtrip(uint64_t pos, const char *table, size_t tlen, const char *key, size_t klen)
 {
     rk_buf b = {0};
     assert_int_equal(rk_buf_appends(&b, "prefix"), RK_OK);
@@ -521,8 +519,7 @@ static void test_stats(void **state)
     assert_true(s.sst_bytes + s.memtable_bytes > 0);
     print_message("stats after reopen: keys~%llu sst=%llu mem=%llu live=%llu\n",
                   (unsigned long long)s.keys_estimate, (unsigned long long)s.sst_bytes,
-                  (unsigned long long)s.memtable_bytes,
-                  (unsigned long long)s.live_data_bytes);
+                  (unsigned long long)s.memtable_bytes, (unsigned long long)s.live_data_bytes);
     rk_buf_free(&k);
 }
 
