@@ -10,16 +10,24 @@
  * be non-empty and NUL-free, so the first NUL after the position ends it.
  * The key may be empty: the kv layer enforces 1..1024 bytes, and an empty
  * key makes "position | table | 0x00" usable as a scan bound. */
+/* The key's length, or 0 for names no key can be made of: an empty table,
+ * one holding a NUL, a NULL key of non-zero length, a size_t overflow. */
+static size_t data_key_length(const char *table, size_t table_len, const char *key, size_t key_len)
+{
+    if (table == NULL || table_len == 0 || memchr(table, '\0', table_len) != NULL)
+        return 0;
+    if (key == NULL && key_len != 0)
+        return 0;
+    size_t total = POSITION_BYTES + table_len + 1 + key_len;
+    return total < table_len || total < key_len ? 0 : total;
+}
+
 rk_err store_data_key_write(uint64_t position, const char *table, size_t table_len, const char *key,
                             size_t key_len, char *out, size_t cap, size_t *out_len)
 {
-    if (table == NULL || table_len == 0 || memchr(table, '\0', table_len) != NULL)
+    size_t total = data_key_length(table, table_len, key, key_len);
+    if (total == 0)
         return RK_EINVAL;
-    if (key == NULL && key_len != 0)
-        return RK_EINVAL;
-    size_t total = POSITION_BYTES + table_len + 1 + key_len;
-    if (total < table_len || total < key_len)
-        return RK_EINVAL; /* size_t overflow */
     if (total > cap)
         return RK_ETOOBIG;
     rk_store_be64(out, position);
@@ -34,9 +42,9 @@ rk_err store_data_key_write(uint64_t position, const char *table, size_t table_l
 rk_err store_data_key(uint64_t position, const char *table, size_t table_len, const char *key,
                       size_t key_len, rk_buf *out)
 {
-    size_t total = POSITION_BYTES + table_len + 1 + key_len;
-    if (total < table_len || total < key_len)
-        return RK_EINVAL;
+    size_t total = data_key_length(table, table_len, key, key_len);
+    if (total == 0)
+        return RK_EINVAL; /* checked first: a refused key allocates nothing */
     /* Reserve once so that a failure leaves out untouched. */
     rk_err err = rk_buf_reserve(out, total);
     if (err != RK_OK)

@@ -259,7 +259,7 @@ rk_err sync_exchange(sync_service *s, const sync_rings *r, uint64_t peer)
     rk_err err = sync_tree_of_ranges(s, r, x.shared, &x.tree);
     if (err == RK_OK)
         err = walk(&x);
-    if (err == RK_OK)
+    if (err == RK_OK && x.range_count > 1) /* ranges is NULL while empty */
         qsort(x.ranges, x.range_count, sizeof *x.ranges, range_cmp);
     for (size_t i = 0; err == RK_OK && i < x.range_count; i += DIGEST_RANGES_MAX) {
         size_t n = x.range_count - i < DIGEST_RANGES_MAX ? x.range_count - i : DIGEST_RANGES_MAX;
