@@ -86,6 +86,13 @@ bench-single: build bench-deps
 bench-sync: build bench-deps
 	@tools/bench-sync.sh $(BUILD)/ringkvd
 
+# CPU and context switches per quorum request on a 3-node cluster: the
+# figure to compare two builds by on a busy machine (tools/bench-cost.sh;
+# env DUR, CONNS, KEYS, ROUNDS).
+.PHONY: bench-cost
+bench-cost: build bench-deps
+	@tools/bench-cost.sh $(BUILD)/ringkvd
+
 # What 100,000 records of ~50 words cost one node: RSS, and disk after a
 # full compaction (tools/bench-footprint.py -> docs/benchmarks.md).
 .PHONY: bench-footprint
