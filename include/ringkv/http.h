@@ -16,12 +16,13 @@ typedef struct http_node_info {
     const char *http_addr; /* host:port as given to --http */
     const char *rpc_addr;
     const char *cluster_id;
-    unsigned partitions;    /* fixed ring ranges */
-    cluster_node *cluster;  /* borrowed; NULL for a node outside a cluster */
-    rpc_server *rpc;        /* borrowed, for /metrics; may be NULL */
-    rpc_client *rpc_client; /* borrowed, for /metrics; may be NULL */
-    sync_service *sync;     /* borrowed: leave, remove, repair, /cluster's "sync";
-                               NULL for a node outside a cluster */
+    unsigned partitions; /* fixed ring ranges */
+    /* Borrowed, each required: every node runs them, a node alone too (a
+     * one-member cluster, as `ringkvd --data d` is). */
+    cluster_node *cluster;  /* /membership, /cluster, the quorum headers */
+    rpc_server *rpc;        /* for /metrics */
+    rpc_client *rpc_client; /* for /metrics */
+    sync_service *sync;     /* leave, remove, repair, /cluster's "sync" */
 } http_node_info;
 
 typedef struct http_options {
@@ -31,8 +32,10 @@ typedef struct http_options {
     size_t max_value_bytes;    /* 413 above this */
 } http_options;
 
-/* Starts serving; kv and st are borrowed and must outlive the server.
- * Free with http_stop, which waits for requests in flight to finish. */
+/* Starts serving; k and the members node borrows must outlive the server.
+ * Returns RK_EINVAL (nothing started) when node lacks its cluster, rpc,
+ * rpc_client or sync; RK_ENOMEM; RK_EIO when it cannot listen. Free with
+ * http_stop, which waits for requests in flight to finish. */
 rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, http_server **out);
 void http_stop(http_server *srv);
 

@@ -33,9 +33,7 @@ void http_handle_membership(request *rq)
     reply_buf b = {0};
     http_reply_add_str(&b, "[");
     cluster_table *t = NULL;
-    if (s->cluster == NULL)
-        http_reply_add_json_cstr(&b, s->http_addr);
-    else if (b.err == RK_OK)
+    if (b.err == RK_OK)
         b.err = cluster_node_table(s->cluster, &t);
     bool first = true;
     for (size_t i = 0; t != NULL && i < cluster_member_count(t); i++) {
@@ -74,15 +72,10 @@ static void add_member(reply_buf *b, const cluster_member *m, bool self, const r
                     (unsigned long long)ago, share);
 }
 
-/* /cluster's "sync": the handoff and anti-entropy counters, null when this
- * node runs no sync service. */
+/* /cluster's "sync": the handoff and anti-entropy counters. */
 static void add_sync(reply_buf *b, sync_service *sync)
 {
     http_reply_add_str(b, "],\"sync\":");
-    if (sync == NULL) {
-        http_reply_add_str(b, "null");
-        return;
-    }
     sync_stats st;
     sync_get_stats(sync, &st);
     http_sync_append_json(&st, b);
@@ -98,10 +91,6 @@ static size_t replicas_per_key(const cluster_view *v)
 void http_handle_cluster(request *rq)
 {
     const http_server *s = rq->srv;
-    if (s->cluster == NULL) {
-        http_reply_error(rq, 503, "no_cluster", "this node is not part of a cluster");
-        return;
-    }
     const kv_config *cfg = kv_get_config(s->k);
     cluster_table *t = NULL;
     cluster_view *v = cluster_node_view(s->cluster);
@@ -138,24 +127,19 @@ void http_handle_metrics(request *rq)
     kv_stats ks;
     kv_get_stats(s->k, &ks);
     /* kv stores hints and the replica takes them; the sync service
-     * delivers them (none without one), so the three events of one family
-     * come from two places. */
-    sync_stats sy = {0};
-    if (s->sync != NULL)
-        sync_get_stats(s->sync, &sy);
+     * delivers them, so the three events of one family come from two
+     * places. */
+    sync_stats sy;
+    sync_get_stats(s->sync, &sy);
     store_stats ss = {0};
     if (b.err == RK_OK)
         b.err = kv_get_storage_stats(s->k, &ss);
     rpc_server_stats rs;
     rpc_client_stats rc;
-    if (s->rpc != NULL)
-        rpc_server_get_stats(s->rpc, &rs);
-    if (s->rpc_client != NULL)
-        rpc_client_get_stats(s->rpc_client, &rc);
-    http_counters_write_node(&b, &ks, &ss, sy.hints_delivered, s->rpc ? &rs : NULL,
-                             s->rpc_client ? &rc : NULL);
-    if (s->sync != NULL)
-        http_sync_render_metrics(&sy, &b);
+    rpc_server_get_stats(s->rpc, &rs);
+    rpc_client_get_stats(s->rpc_client, &rc);
+    http_counters_write_node(&b, &ks, &ss, sy.hints_delivered, &rs, &rc);
+    http_sync_render_metrics(&sy, &b);
     if (b.err == RK_OK)
         http_reply_send(rq, 200, "text/plain; version=0.0.4", NULL, b.buf.data, b.buf.len);
     else

@@ -94,20 +94,6 @@ rk_err http_admin_find_member(const cluster_view *view, const char *text,
 
 /* ---- handlers ---------------------------------------------------------------- */
 
-/* Leave, remove and repair need the sync service, which only a node in a
- * cluster runs. 409 rather than GET /cluster's 503: nothing is unavailable
- * for a while, this node is in a state where the change makes no sense (and
- * the CLI would fail over on a 503 and ask another node instead). Replies
- * when it returns false. */
-static bool in_cluster(request *rq)
-{
-    if (rq->srv->sync != NULL && rq->srv->cluster != NULL)
-        return true;
-    http_reply_error(rq, 409, "no_cluster",
-                     "this node is not part of a cluster: there is no membership to change");
-    return false;
-}
-
 /* This node's status in the view, to say why it cannot leave. */
 static cluster_status self_status(cluster_node *cn)
 {
@@ -122,8 +108,6 @@ static cluster_status self_status(cluster_node *cn)
 
 void http_handle_cluster_leave(request *rq)
 {
-    if (!in_cluster(rq))
-        return;
     const http_server *s = rq->srv;
     rk_err err = sync_leave(s->sync);
     if (err == RK_EBUSY) {
@@ -226,7 +210,7 @@ static void reply_remove_refused(request *rq, rk_err err, const remove_target *t
 void http_handle_cluster_remove(request *rq)
 {
     remove_target t;
-    if (!in_cluster(rq) || remove_target_of(rq, &t) != RK_OK)
+    if (remove_target_of(rq, &t) != RK_OK)
         return;
     rk_err err = sync_remove(rq->srv->sync, t.id);
     /* RK_EINVAL is not a bad request here (the body was fine) but a node
@@ -255,15 +239,14 @@ void http_handle_cluster_remove(request *rq)
 
 void http_handle_cluster_repair(request *rq)
 {
-    if (!in_cluster(rq))
-        return;
     sync_repair_now(rq->srv->sync);
     static const char body[] = "{\"repair\":\"started\"}";
     http_reply_send(rq, 202, "application/json", NULL, body, sizeof body - 1);
 }
 
-/* Needs no sync service: hints live in the store, and a node outside a
- * cluster simply holds none ({"dropped": 0}). One range delete for every
+/* Hints live in the store: kv drops them, not the sync service that
+ * delivers them (a node alone holds none: {"dropped": 0}). One range
+ * delete for every
  * target (kv_drop_hints with id 0) rather than one per target: the same
  * result, and a hint written for a new target meanwhile goes too, which
  * is what "drop every hint" asks for. */

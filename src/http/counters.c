@@ -125,8 +125,6 @@ void http_counters_write_node(reply_buf *out, const kv_stats *kv, const store_st
 {
     data_stats data = {.kv = *kv, .store = *st, .hints_delivered = hints_delivered};
     http_counters_write(out, data_counters, COUNT(data_counters), &data);
-    if (rpc != NULL)
-        http_counters_write(out, rpc_server_counters, COUNT(rpc_server_counters), rpc);
-    if (client != NULL)
-        http_counters_write(out, rpc_client_counters, COUNT(rpc_client_counters), client);
+    http_counters_write(out, rpc_server_counters, COUNT(rpc_server_counters), rpc);
+    http_counters_write(out, rpc_client_counters, COUNT(rpc_client_counters), client);
 }

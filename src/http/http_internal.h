@@ -289,8 +289,8 @@ uint64_t http_counter_value(const http_counter *c, const void *stats);
 void http_counters_write(reply_buf *out, const http_counter *table, size_t n, const void *stats);
 /* Appends the kv and store counters (with the hints the sync service
  * delivered, in the same family as the ones kv stored), the RPC server's
- * and client's (each NULL when the node has none). store_stats come from
- * kv_get_storage_stats. A row whose name is NULL is JSON-only and skipped. */
+ * and client's. store_stats come from kv_get_storage_stats. A row whose
+ * name is NULL is JSON-only and skipped. */
 void http_counters_write_node(reply_buf *out, const kv_stats *kv, const store_stats *st,
                               uint64_t hints_delivered, const rpc_server_stats *rpc,
                               const rpc_client_stats *client);

@@ -27,11 +27,10 @@ static void add_etag(reply_buf *headers, const rk_object *obj)
     http_reply_add_str(headers, "\"\r\n");
 }
 
-/* Appends node id's name in view (its id in hex when unknown, or when the
- * node is not in a cluster), after sep. */
+/* Appends node id's name in view (its id in hex when unknown), after sep. */
 static void add_node_name(reply_buf *b, const cluster_view *view, uint64_t id, const char *sep)
 {
-    const cluster_view_member *m = view != NULL ? cluster_view_find(view, id) : NULL;
+    const cluster_view_member *m = cluster_view_find(view, id);
     if (m != NULL)
         http_reply_addf(b, "%s%s", sep, m->name);
     else
@@ -45,7 +44,7 @@ static void add_quorum_headers(reply_buf *headers, const request *rq, const kv_r
 {
     if (res == NULL || res->answered_count == 0)
         return;
-    cluster_view *view = rq->srv->cluster ? cluster_node_view(rq->srv->cluster) : NULL;
+    cluster_view *view = cluster_node_view(rq->srv->cluster);
     http_reply_add_str(headers, "X-Ringkv-Replicas: ");
     for (size_t i = 0; i < res->answered_count; i++)
         add_node_name(headers, view, res->answered[i], i ? "," : "");

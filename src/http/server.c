@@ -21,6 +21,10 @@ static int log_message_cb(const struct mg_connection *conn, const char *message)
 
 rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, http_server **out)
 {
+    /* No route has a branch for a missing part: refuse here, once. */
+    if (node->cluster == NULL || node->rpc == NULL || node->rpc_client == NULL ||
+        node->sync == NULL)
+        return RK_EINVAL;
     http_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL)
         return RK_ENOMEM;

@@ -1,8 +1,8 @@
 /* test_http.c - unit tests of the gateway's pure parts: percent-decoding,
  * routes, write bodies, the error-to-status table, metrics text, the sync
  * report and the body and member lookup of POST /cluster/remove; then the
- * gateway of a node outside a cluster on a loopback port, which is how the
- * membership routes meet a NULL sync service. The JSON scanner under write
+ * gateway of a real one-member cluster (node_fixture.h) on a loopback port,
+ * which is what a node started alone is. The JSON scanner under write
  * bodies is tested in test_common.c.
  *
  * Inputs are copied into heap buffers of their exact length (no NUL after
@@ -1411,22 +1411,18 @@ static void test_counters_node(void **state)
         "ringkv_rpc_client_total{outcome=\"timeout\"} 44\n"
         "ringkv_rpc_client_total{outcome=\"failure\"} 45\n"
         "ringkv_rpc_client_total{outcome=\"bad_reply\"} 46\n");
-
-    /* A node without RPC (NULL stats) lists only the kv and store lines. */
-    rk_buf_reset(&out.buf);
-    http_counters_write_node(&out, &kv, &ss, 11, NULL, NULL);
-    assert_null(strstr(out.buf.data, "ringkv_rpc_"));
-    assert_non_null(strstr(out.buf.data, "ringkv_forwarded_writes_total 13\n"));
     http_reply_buf_free(&out);
 }
 
-/* ---- the gateway of a node outside a cluster, over a real store -------------------------- */
+/* ---- the gateway of a one-member cluster, over a real node ----------------------------- */
 
-/* A one-member cluster's node whose gateway is given no cluster and no
- * sync service (the NULL cluster and sync of http_node_info): the
- * membership routes refuse, hints/drop works. */
+/* A node alone, as `ringkvd --data d` starts it: store, RPC, membership,
+ * kv (n = 3, so the ring is smaller than N) and the sync service, each
+ * given to the gateway as ringkvd gives them. */
 typedef struct gateway {
     test_node node;
+    char cluster_id[17];
+    http_node_info info;
     http_server *srv;
     int port;
 } gateway;
@@ -1436,22 +1432,30 @@ static int gateway_setup(void **state)
     gateway *g = calloc(1, sizeof *g);
     if (g == NULL)
         return -1;
-    kv_config cfg;
-    kv_config_default(&cfg);
-    cfg.n = cfg.r = cfg.w = 1;
+    kv_config kc;
+    kv_config_default(&kc);
+    sync_config sc;
+    sync_config_default(&sc);
+    test_node_up(&g->node, 0, &kc, &sc, NULL);
+    test_node *tn = &g->node;
+    snprintf(g->cluster_id, sizeof g->cluster_id, "%016llx",
+             (unsigned long long)cluster_node_cluster_id(tn->cn));
+    g->info = (http_node_info){.name = tn->name,
+                               .id = tn->id,
+                               .http_addr = tn->http_addr,
+                               .rpc_addr = tn->rpc_addr,
+                               .cluster_id = g->cluster_id,
+                               .partitions = 256, /* node_fixture.c's */
+                               .cluster = tn->cn,
+                               .rpc = tn->srv,
+                               .rpc_client = tn->client,
+                               .sync = tn->sync};
     http_options ho = {.listen = "127.0.0.1:0", .threads = 4, .max_value_bytes = 1 << 20};
-    http_node_info node = {.name = "gw",
-                           .id = 0x77,
-                           .http_addr = "127.0.0.1:0",
-                           .rpc_addr = "",
-                           .cluster_id = "",
-                           .partitions = 64};
     struct mg_server_port ports[2];
-    test_node_up(&g->node, 0, &cfg, NULL, NULL);
-    if (http_start(&ho, &node, g->node.k, &g->srv) != RK_OK ||
+    if (http_start(&ho, &g->info, tn->k, &g->srv) != RK_OK ||
         mg_get_server_ports(g->srv->ctx, 2, ports) < 1 || ports[0].port <= 0) {
         http_stop(g->srv);
-        test_node_destroy(&g->node);
+        test_node_destroy(tn);
         free(g);
         return -1;
     }
@@ -1463,7 +1467,7 @@ static int gateway_setup(void **state)
 static int gateway_teardown(void **state)
 {
     gateway *g = *state;
-    http_stop(g->srv);
+    http_stop(g->srv); /* before the node: its handlers use every part */
     test_node_destroy(&g->node);
     free(g);
     return 0;
@@ -1519,14 +1523,122 @@ static void check_call(const gateway *g, const char *method, const char *path, c
     assert_non_null(strstr(r.body, body_part));
 }
 
-static void test_gateway_membership_needs_a_cluster(void **state)
+/* True when head has the line "name: value", exactly. */
+static bool has_header(const char *head, const char *name, const char *value)
+{
+    char line[128];
+    snprintf(line, sizeof line, "\r\n%s: %s", name, value);
+    const char *p = strstr(head, line);
+    return p != NULL && (p[strlen(line)] == '\r' || p[strlen(line)] == '\0');
+}
+
+/* Every part is required: with any one missing http_start refuses and
+ * starts nothing (no route has a branch for a missing part). */
+static void test_gateway_needs_every_part(void **state)
+{
+    const gateway *g = *state;
+    http_options ho = {.listen = "127.0.0.1:0", .threads = 1, .max_value_bytes = 1024};
+    for (int i = 0; i < 4; i++) {
+        http_node_info info = g->info;
+        if (i == 0)
+            info.cluster = NULL;
+        else if (i == 1)
+            info.rpc = NULL;
+        else if (i == 2)
+            info.rpc_client = NULL;
+        else
+            info.sync = NULL;
+        static char sentinel;
+        http_server *srv = (http_server *)&sentinel; /* untouched on failure */
+        assert_int_equal(http_start(&ho, &info, g->node.k, &srv), RK_EINVAL);
+        assert_ptr_equal(srv, (http_server *)&sentinel);
+    }
+}
+
+static const char *json_str(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    assert_true(cJSON_IsString(v));
+    return v->valuestring;
+}
+
+/* GET /cluster and /membership of a node alone: one member, itself, which
+ * holds every key's only replica, fewer than N. */
+static void test_gateway_one_member_view(void **state)
+{
+    const gateway *g = *state;
+    reply r = call(g, "GET", "/cluster", NULL);
+    assert_int_equal(r.status, 200);
+    cJSON *j = cJSON_Parse(r.body);
+    assert_non_null(j);
+    char id[17];
+    snprintf(id, sizeof id, "%016llx", (unsigned long long)g->node.id);
+    assert_string_equal(json_str(j, "node"), g->node.name);
+    assert_string_equal(json_str(j, "id"), id);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "n")->valueint, 3);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "replicas_per_key")->valueint, 1);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "under_replicated")));
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "partitions")->valueint, 256);
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(j, "members");
+    assert_int_equal(cJSON_GetArraySize(members), 1);
+    const cJSON *me = cJSON_GetArrayItem(members, 0);
+    assert_string_equal(json_str(me, "id"), id);
+    assert_string_equal(json_str(me, "name"), g->node.name);
+    assert_string_equal(json_str(me, "http"), g->node.http_addr);
+    assert_string_equal(json_str(me, "rpc"), g->node.rpc_addr);
+    assert_string_equal(json_str(me, "status"), "member");
+    assert_string_equal(json_str(me, "liveness"), "alive");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(me, "self")));
+    /* It holds a replica of every range, once in a ring of one. */
+    assert_true(cJSON_GetObjectItemCaseSensitive(me, "ownership")->valuedouble == 1.0);
+    const cJSON *sync = cJSON_GetObjectItemCaseSensitive(j, "sync");
+    assert_true(cJSON_IsObject(sync));
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(sync, "ranges_pending")->valueint, 0);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(sync, "leaving")));
+    cJSON_Delete(j);
+
+    r = call(g, "GET", "/membership", NULL);
+    assert_int_equal(r.status, 200);
+    j = cJSON_Parse(r.body);
+    assert_int_equal(cJSON_GetArraySize(j), 1);
+    assert_string_equal(cJSON_GetArrayItem(j, 0)->valuestring, g->node.http_addr);
+    cJSON_Delete(j);
+}
+
+/* A write to a node alone: acknowledged by its one replica, named, and
+ * marked under-replicated (one replica where N is 3). */
+static void test_gateway_quorum_headers(void **state)
+{
+    const gateway *g = *state;
+    reply r = call(g, "PUT", "/t/key/k", "{\"value\": 1}");
+    assert_true(r.status == 200 || r.status == 201);
+    assert_true(has_header(r.head, "X-Ringkv-Replicas", g->node.name));
+    assert_true(has_header(r.head, "X-Ringkv-Under-Replicated", "replicas=1; n=3"));
+    r = call(g, "GET", "/t/key/k", NULL);
+    assert_int_equal(r.status, 200);
+    assert_true(has_header(r.head, "X-Ringkv-Replicas", g->node.name));
+}
+
+/* What the membership routes answer in a one-member cluster: there is
+ * nobody to leave to, and no other node to remove. */
+static void test_gateway_membership_of_one(void **state)
 {
     gateway *g = *state;
-    check_call(g, "POST", "/cluster/leave", NULL, 409, "\"code\":\"no_cluster\"");
-    check_call(g, "POST", "/cluster/remove", "{\"node\":\"a\"}", 409, "\"code\":\"no_cluster\"");
-    check_call(g, "POST", "/cluster/remove", "not json", 409, "\"code\":\"no_cluster\"");
-    check_call(g, "POST", "/cluster/repair", NULL, 409, "\"code\":\"no_cluster\"");
-    check_call(g, "GET", "/cluster", NULL, 503, "\"code\":\"no_cluster\""); /* as before */
+    check_call(g, "POST", "/cluster/leave", NULL, 409, "last member of the ring");
+    check_call(g, "POST", "/cluster/remove", "{\"node\":\"a\"}", 404, "\"code\":\"not_found\"");
+    check_call(g, "POST", "/cluster/remove", "{\"node\":\"00000000000000aa\"}", 404,
+               "\"code\":\"not_found\"");
+    check_call(g, "POST", "/cluster/remove", "not json", 400, "\"code\":\"bad_json\"");
+    check_call(g, "POST", "/cluster/remove", "{}", 400, "\"code\":\"missing_node\"");
+    char body[64];
+    snprintf(body, sizeof body, "{\"node\":\"%s\"}", g->node.name);
+    check_call(g, "POST", "/cluster/remove", body, 409, "is this node");
+    snprintf(body, sizeof body, "{\"node\":\"%016llx\"}", (unsigned long long)g->node.id);
+    check_call(g, "POST", "/cluster/remove", body, 409, "is this node");
+    check_call(g, "POST", "/cluster/repair", NULL, 202, "{\"repair\":\"started\"}");
+    /* Still a member, not leaving: the refusal changed nothing. */
+    check_call(g, "GET", "/cluster", NULL, 200, "\"status\":\"member\"");
+    check_call(g, "GET", "/cluster", NULL, 200, "\"leaving\":false");
 
     /* Wrong methods: 405 naming POST, whatever the node's state. */
     const char *paths[] = {"/cluster/leave", "/cluster/remove", "/cluster/repair",
@@ -1538,21 +1650,17 @@ static void test_gateway_membership_needs_a_cluster(void **state)
         assert_int_equal(call(g, "DELETE", paths[i], NULL).status, 405);
     }
 
-    /* Counted under their own routes; no sync metrics without a service. */
+    /* Counted under their own routes; with the RPC and sync families. */
     reply m = call(g, "GET", "/metrics", NULL);
     assert_int_equal(m.status, 200);
     assert_non_null(strstr(m.body, "route=\"cluster_leave\",status=\"4xx\"} 3"));
+    assert_non_null(strstr(m.body, "route=\"cluster_remove\",status=\"4xx\"} 8"));
+    assert_non_null(strstr(m.body, "route=\"cluster_repair\",status=\"2xx\"} 1"));
     assert_non_null(strstr(m.body, "route=\"hints_drop\",status=\"4xx\"} 2"));
-    assert_null(strstr(m.body, "ringkv_sync_ranges_pending"));
-}
-
-/* True when head has the line "name: value", exactly. */
-static bool has_header(const char *head, const char *name, const char *value)
-{
-    char line[128];
-    snprintf(line, sizeof line, "\r\n%s: %s", name, value);
-    const char *p = strstr(head, line);
-    return p != NULL && (p[strlen(line)] == '\r' || p[strlen(line)] == '\0');
+    assert_non_null(strstr(m.body, "# TYPE ringkv_rpc_server_total counter\n"));
+    assert_non_null(strstr(m.body, "ringkv_rpc_client_total{outcome=\"started\"} "));
+    assert_non_null(strstr(m.body, "ringkv_sync_ranges_pending 0\n"));
+    assert_non_null(strstr(m.body, "ringkv_hints_total{event=\"delivered\"} 0\n"));
 }
 
 /* The 405s come from the route table: Allow lists what the route's rows
@@ -1650,7 +1758,10 @@ int main(void)
     };
     /* One gateway for these: civetweb takes a second or two to stop. */
     const struct CMUnitTest gateway_tests[] = {
-        cmocka_unit_test(test_gateway_membership_needs_a_cluster),
+        cmocka_unit_test(test_gateway_needs_every_part),
+        cmocka_unit_test(test_gateway_one_member_view),
+        cmocka_unit_test(test_gateway_quorum_headers),
+        cmocka_unit_test(test_gateway_membership_of_one),
         cmocka_unit_test(test_gateway_hints_drop),
         cmocka_unit_test(test_gateway_method_not_allowed),
     };
