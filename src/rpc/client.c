@@ -430,8 +430,11 @@ typedef struct queue {
 } queue;
 
 /* Under c->mu: takes p's queue into q and counts its calls as sent. While
- * closing, leaves it: rpc_client_close fails the queued calls itself. */
-static void take_queue(rpc_client *c, peer *p, queue *q)
+ * closing, leaves it: rpc_client_close fails the queued calls itself. With
+ * drop_expired, calls whose deadline passed go to q->expired, to end
+ * without being sent: only on an NNG thread, since ending them runs their
+ * callbacks (rpc_call_async never runs one on its caller's thread). */
+static void take_queue(rpc_client *c, peer *p, queue *q, bool drop_expired)
 {
     *q = (queue){0};
     if (p->q_head == NULL || atomic_load(&c->closing))
@@ -441,7 +444,7 @@ static void take_queue(rpc_client *c, peer *p, queue *q)
     for (call *s = p->q_head, *next; s != NULL; s = next) {
         next = s->next;
         s->next = NULL;
-        if (now >= s->deadline_ms) {
+        if (drop_expired && now >= s->deadline_ms) {
             s->next = q->expired;
             q->expired = s;
         } else {
@@ -473,11 +476,29 @@ static bool start_send(call *s, nng_msg *m)
     return true;
 }
 
-static void end_call(call *s, rk_err err, nng_msg *m);
+/* Gives the n calls of list, which could not be sent because the client
+ * is closing, back to p's queue, where rpc_client_close fails them. */
+static void requeue(rpc_client *c, peer *p, call *list, size_t n)
+{
+    call *last = list;
+    while (last->next != NULL)
+        last = last->next;
+    pthread_mutex_lock(&c->mu);
+    p->sent -= n;
+    last->next = p->q_head;
+    p->q_head = list;
+    if (p->q_tail == NULL)
+        p->q_tail = last;
+    p->q_calls += n;
+    pthread_cond_broadcast(&c->idle_cv);
+    pthread_mutex_unlock(&c->mu);
+}
 
 /* Sends the calls of q (take_queue), without c->mu: one as a call alone,
- * several as one batch carried by the first. */
-static void send_queue(rpc_client *c, queue *q)
+ * several as one batch carried by the first (or each alone if the batch
+ * cannot be allocated). Ends only q->expired here; calls that cannot be
+ * sent (closing) go back to the queue for close. */
+static void send_queue(rpc_client *c, peer *p, queue *q)
 {
     for (call *s = q->expired, *next; s != NULL; s = next) {
         next = s->next;
@@ -488,43 +509,54 @@ static void send_queue(rpc_client *c, queue *q)
     if (q->n == 0)
         return;
     call *carrier = q->head;
-    carrier->members = NULL;
-    carrier->n_members = 0;
-    carrier->wait_until = carrier->deadline_ms;
     nng_msg *m = NULL;
-    if (q->n == 1) {
-        m = carrier->frame; /* a batch of one is a plain frame */
-        carrier->frame = NULL;
-    } else {
-        size_t bytes = 0;
+    size_t bytes = 0;
+    uint64_t latest = 0;
+    for (call *s = q->head; s != NULL; s = s->next) {
+        bytes += nng_msg_len(s->frame);
+        if (s->deadline_ms > latest)
+            latest = s->deadline_ms;
+    }
+    if (q->n > 1 && nng_msg_alloc(&m, rpc_batch_bytes(q->n, bytes)) == 0) {
+        uint8_t *at = rpc_batch_begin(nng_msg_body(m), (uint32_t)q->n);
+        /* The member frames go now: once the batch is sent its reply may
+         * end the members and their slots be reused before we return. */
         for (call *s = q->head; s != NULL; s = s->next) {
-            bytes += nng_msg_len(s->frame);
-            if (s->deadline_ms > carrier->wait_until)
-                carrier->wait_until = s->deadline_ms;
-        }
-        carrier->members = q->head;
-        carrier->n_members = q->n;
-        if (nng_msg_alloc(&m, rpc_batch_bytes(q->n, bytes)) == 0) {
-            uint8_t *at = rpc_batch_begin(nng_msg_body(m), (uint32_t)q->n);
-            for (call *s = q->head; s != NULL; s = s->next)
-                at = rpc_batch_add(at, nng_msg_body(s->frame), nng_msg_len(s->frame));
-        } else {
-            m = NULL;
-        }
-        for (call *s = q->head; s != NULL; s = s->next) {
+            at = rpc_batch_add(at, nng_msg_body(s->frame), nng_msg_len(s->frame));
             nng_msg_free(s->frame);
             s->frame = NULL;
         }
-        if (m == NULL) {
-            end_call(carrier, RK_ENOMEM, NULL);
+        carrier->members = q->head;
+        carrier->n_members = q->n;
+        carrier->wait_until = latest;
+        if (start_send(carrier, m)) {
+            COUNT(c, batches);
+            atomic_fetch_add_explicit(&c->stats.batched_calls, q->n, memory_order_relaxed);
+        } else {
+            nng_msg_free(m);
+            carrier->members = NULL;
+            carrier->n_members = 0;
+            requeue(c, p, q->head, q->n);
+        }
+        return;
+    }
+    /* One call (a batch of one is a plain frame), or no memory for the
+     * batch: each goes alone on its own slot. */
+    size_t left = q->n;
+    for (call *s = q->head, *next; s != NULL; s = next, left--) {
+        next = s->next;
+        s->next = NULL;
+        s->members = NULL;
+        s->n_members = 0;
+        s->wait_until = s->deadline_ms;
+        m = s->frame;
+        s->frame = NULL;
+        if (!start_send(s, m)) {
+            s->frame = m;
+            s->next = next;
+            requeue(c, p, s, left);
             return;
         }
-        COUNT(c, batches);
-        atomic_fetch_add_explicit(&c->stats.batched_calls, q->n, memory_order_relaxed);
-    }
-    if (!start_send(carrier, m)) {
-        nng_msg_free(m);
-        end_call(carrier, RK_ECLOSED, NULL);
     }
 }
 
@@ -537,9 +569,9 @@ static void end_call(call *s, rk_err err, nng_msg *m)
     queue q;
     pthread_mutex_lock(&c->mu);
     s->peer->sent -= s->n_members > 0 ? s->n_members : 1;
-    take_queue(c, s->peer, &q);
+    take_queue(c, s->peer, &q, true);
     pthread_mutex_unlock(&c->mu);
-    send_queue(c, &q);
+    send_queue(c, s->peer, &q);
     if (s->n_members > 0) {
         finish_batch(s, err, m);
         return;
@@ -641,24 +673,35 @@ void rpc_client_close(rpc_client *c)
     for (peer *p = peers; p != NULL; p = p->next)
         for (call *s = p->all_calls; s != NULL; s = s->next_all)
             nng_aio_cancel(s->aio);
-    /*    Queued calls have no operation to cancel: they end here (nobody
-     *    else takes a queue once closing is set). */
-    for (peer *p = peers; p != NULL; p = p->next) {
-        pthread_mutex_lock(&c->mu);
-        call *q = p->q_head;
-        p->q_head = p->q_tail = NULL;
-        p->q_calls = p->q_bytes = 0;
+    /*    Queued calls have no operation to cancel: they end here. Nobody
+     *    takes a queue once closing is set, but a sender that lost the
+     *    race with the gate gives its calls back (requeue, which wakes
+     *    us): so drain until nothing is in flight. */
+    pthread_mutex_lock(&c->mu);
+    while (c->inflight > 0) {
+        call *q = NULL;
+        for (peer *p = peers; p != NULL; p = p->next) {
+            if (p->q_tail != NULL) {
+                p->q_tail->next = q;
+                q = p->q_head;
+            }
+            p->q_head = p->q_tail = NULL;
+            p->q_calls = p->q_bytes = 0;
+        }
+        if (q == NULL) {
+            pthread_cond_wait(&c->idle_cv, &c->mu);
+            continue;
+        }
         pthread_mutex_unlock(&c->mu);
         for (call *s = q, *next; s != NULL; s = next) {
             next = s->next;
-            nng_msg_free(s->frame);
+            if (s->frame != NULL)
+                nng_msg_free(s->frame);
             s->frame = NULL;
             finish(s, RK_ECLOSED, NULL);
         }
+        pthread_mutex_lock(&c->mu);
     }
-    pthread_mutex_lock(&c->mu);
-    while (c->inflight > 0)
-        pthread_cond_wait(&c->idle_cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
     /* 3. Only now, with nothing in flight, close the sockets (peer_free). */
     for (peer *p = peers, *next; p != NULL; p = next) {
@@ -778,13 +821,13 @@ rk_err rpc_call_async(rpc_client *c, const char *peer_addr,
         p->q_calls++;
         p->q_bytes += len;
         if (p->q_calls >= c->batch_max_calls || p->q_bytes >= c->batch_max_bytes)
-            take_queue(c, p, &q);
+            take_queue(c, p, &q, false);
     }
     pthread_mutex_unlock(&c->mu);
     if (!alone) {
         /* Started: the queue goes out at the next completion, at the
          * latest when the calls on the wire time out. */
-        send_queue(c, &q);
+        send_queue(c, p, &q);
         return RK_OK;
     }
     /* From here on NNG reports every outcome through call_cb. */
