@@ -133,8 +133,8 @@ rk_err rpc_batch_parse(uint8_t *buf, size_t len, batch_span *out, size_t cap, si
  * fewer than threshold calls to its peer are on the wire; otherwise it
  * waits in its peer's queue, sent as one batch at the next completion or
  * when the queue holds max_calls calls or max_bytes. threshold 0 is taken
- * as 1; max_calls 1 turns batching off. Call before the first call (tests
- * and measurements; the defaults are in client.c). */
+ * as 1; max_calls 1 turns batching off. Call while no call is in flight
+ * (tests and measurements; the defaults are in client.c). */
 void rpc_client_set_batching(rpc_client *c, size_t threshold, size_t max_calls, size_t max_bytes);
 
 /* ---- replay cache ------------------------------------------------------------

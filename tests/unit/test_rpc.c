@@ -1021,6 +1021,10 @@ static void test_threads_calls(void **state)
     _Atomic int wrong = 0;
     caller callers[T];
     pthread_t th[T];
+    /* Connected first: threads racing to open the same new peer make
+     * sockets that lose the race and are closed mid-dial, which NNG 1.5.2
+     * leaks (LSan); that race is slot_take's, not the batches'. */
+    assert_int_equal(ping(f->cli, f->addr, "warm", 4, 2000, NULL), RK_OK);
     for (int t = 0; t < T; t++) {
         callers[t] = (caller){.f = f, .base = (uint32_t)t * 1000u, .wrong = &wrong};
         assert_int_equal(pthread_create(&th[t], NULL, caller_main, &callers[t]), 0);
@@ -1030,7 +1034,7 @@ static void test_threads_calls(void **state)
     assert_int_equal(atomic_load(&wrong), 0);
     rpc_client_stats cs;
     rpc_client_get_stats(f->cli, &cs);
-    assert_true(cs.calls == T * 25 && cs.ok == T * 25);
+    assert_true(cs.calls == T * 25 + 1 && cs.ok == T * 25 + 1);
     printf("# 8 threads x 25 calls: %llu batches carried %llu calls\n",
            (unsigned long long)cs.batches, (unsigned long long)cs.batched_calls);
 }
@@ -1404,6 +1408,8 @@ static void test_batch_server_close(void **state)
 static void test_batch_client_close(void **state)
 {
     fixture *f = *state;
+    /* connected first: a socket closed mid-dial leaks in NNG 1.5.2 */
+    assert_int_equal(ping(f->cli, f->addr, "warm", 4, 2000, NULL), RK_OK);
     rpc_client_set_batching(f->cli, 1, 32, 1u << 20);
     outcome hold = {0}, o[5] = {0};
     join_async(f, 11, 5000, &hold);
