@@ -36,9 +36,9 @@
  *                              deadline passed: RK_ETIMEDOUT
  *
  * A queued call adds no latency at low load (nothing waits unless calls
- * are in flight) and at most one round trip under load; the carrier waits
- * until its latest member's deadline, so a member with an earlier deadline
- * can be told RK_ETIMEDOUT later than it would alone.
+ * are in flight) and at most one round trip under load. The carrier waits
+ * until its latest member's deadline, so a queue goes out as batches of
+ * calls whose deadlines are within BATCH_DEADLINE_SLACK_MS.
  *
  * NNG's REQ resend is off: a request goes out once, and a call whose peer
  * goes away after the send fails rather than running twice. NNG dials in the
@@ -73,6 +73,12 @@
 #define BATCH_THRESHOLD 2u
 #define BATCH_MAX_CALLS 32u
 #define BATCH_MAX_BYTES (256u << 10)
+/* A batch waits for its latest member's deadline, so a queue is cut into
+ * batches whose deadlines lie within this of each other: a member whose
+ * peer stopped answering hears RK_ETIMEDOUT at most this late. A write's
+ * first attempt has a shorter deadline than the calls around it, and its
+ * failover to the next replica must not wait for theirs. */
+#define BATCH_DEADLINE_SLACK_MS 50u
 
 typedef struct peer peer;
 typedef struct call call;
@@ -130,6 +136,7 @@ struct rpc_client {
     _Atomic uint64_t next_call_id;
     /* coalescing, fixed at open (rpc_client_set_batching for tests) */
     size_t batch_threshold, batch_max_calls, batch_max_bytes;
+    uint64_t batch_slack_ms;
     struct {
         _Atomic uint64_t calls, ok, errors, timeouts, failures, bad_replies, batches,
             batched_calls;
@@ -494,20 +501,12 @@ static void requeue(rpc_client *c, peer *p, call *list, size_t n)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Sends the calls of q (take_queue), without c->mu: one as a call alone,
- * several as one batch carried by the first (or each alone if the batch
- * cannot be allocated). Ends only q->expired here; calls that cannot be
- * sent (closing) go back to the queue for close. */
-static void send_queue(rpc_client *c, peer *p, queue *q)
+/* Sends the n calls of list (counted as sent), without c->mu: one as a
+ * call alone, several as one batch carried by the first (or each alone if
+ * the batch cannot be allocated). Calls that cannot be sent (closing) go
+ * back to the queue for close. */
+static void send_group(rpc_client *c, peer *p, queue *q)
 {
-    for (call *s = q->expired, *next; s != NULL; s = next) {
-        next = s->next;
-        nng_msg_free(s->frame);
-        s->frame = NULL;
-        finish(s, RK_ETIMEDOUT, NULL);
-    }
-    if (q->n == 0)
-        return;
     call *carrier = q->head;
     nng_msg *m = NULL;
     size_t bytes = 0;
@@ -529,10 +528,12 @@ static void send_queue(rpc_client *c, peer *p, queue *q)
         carrier->members = q->head;
         carrier->n_members = q->n;
         carrier->wait_until = latest;
-        if (start_send(carrier, m)) {
-            COUNT(c, batches);
-            atomic_fetch_add_explicit(&c->stats.batched_calls, q->n, memory_order_relaxed);
-        } else {
+        /* counted first: once sent, the batch may end before we return */
+        COUNT(c, batches);
+        atomic_fetch_add_explicit(&c->stats.batched_calls, q->n, memory_order_relaxed);
+        if (!start_send(carrier, m)) {
+            atomic_fetch_sub_explicit(&c->stats.batches, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&c->stats.batched_calls, q->n, memory_order_relaxed);
             nng_msg_free(m);
             carrier->members = NULL;
             carrier->n_members = 0;
@@ -557,6 +558,41 @@ static void send_queue(rpc_client *c, peer *p, queue *q)
             requeue(c, p, s, left);
             return;
         }
+    }
+}
+
+/* Sends the calls of q (take_queue), without c->mu, in batches of near
+ * deadlines (within batch_slack_ms). Ends q->expired here. */
+static void send_queue(rpc_client *c, peer *p, queue *q)
+{
+    for (call *s = q->expired, *next; s != NULL; s = next) {
+        next = s->next;
+        nng_msg_free(s->frame);
+        s->frame = NULL;
+        finish(s, RK_ETIMEDOUT, NULL);
+    }
+    /* Sort by deadline (a queue is at most batch_max_calls long, and
+     * usually in deadline order already: insertion sort). */
+    call *sorted = NULL;
+    for (call *s = q->head, *next; s != NULL; s = next) {
+        next = s->next;
+        call **at = &sorted;
+        while (*at != NULL && (*at)->deadline_ms <= s->deadline_ms)
+            at = &(*at)->next;
+        s->next = *at;
+        *at = s;
+    }
+    while (sorted != NULL) {
+        queue g = {.head = sorted, .n = 1};
+        call *last = sorted;
+        while (last->next != NULL &&
+               last->next->deadline_ms - sorted->deadline_ms <= c->batch_slack_ms) {
+            last = last->next;
+            g.n++;
+        }
+        sorted = last->next;
+        last->next = NULL;
+        send_group(c, p, &g);
     }
 }
 
@@ -650,7 +686,8 @@ rk_err rpc_client_open(const rpc_options *opts, rpc_client **out)
     uint64_t first;
     randombytes_buf(&first, sizeof first);
     atomic_init(&c->next_call_id, first);
-    rpc_client_set_batching(c, BATCH_THRESHOLD, BATCH_MAX_CALLS, BATCH_MAX_BYTES);
+    rpc_client_set_batching(c, BATCH_THRESHOLD, BATCH_MAX_CALLS, BATCH_MAX_BYTES,
+                            BATCH_DEADLINE_SLACK_MS);
     *out = c;
     return RK_OK;
 }
@@ -729,8 +766,10 @@ void rpc_client_get_stats(const rpc_client *c, rpc_client_stats *out)
 #undef LOAD
 }
 
-void rpc_client_set_batching(rpc_client *c, size_t threshold, size_t max_calls, size_t max_bytes)
+void rpc_client_set_batching(rpc_client *c, size_t threshold, size_t max_calls, size_t max_bytes,
+                             uint64_t slack_ms)
 {
+    c->batch_slack_ms = slack_ms;
     /* At least one call on the wire before any waits: a completion is what
      * sends a queue, so a queue with nothing in flight would never go. */
     c->batch_threshold = threshold > 0 ? threshold : 1;

@@ -131,11 +131,13 @@ rk_err rpc_batch_parse(uint8_t *buf, size_t len, batch_span *out, size_t cap, si
 
 /* Coalescing of a client's calls (client.c): a call goes out alone while
  * fewer than threshold calls to its peer are on the wire; otherwise it
- * waits in its peer's queue, sent as one batch at the next completion or
- * when the queue holds max_calls calls or max_bytes. threshold 0 is taken
- * as 1; max_calls 1 turns batching off. Call while no call is in flight
- * (tests and measurements; the defaults are in client.c). */
-void rpc_client_set_batching(rpc_client *c, size_t threshold, size_t max_calls, size_t max_bytes);
+ * waits in its peer's queue, sent at the next completion or when the
+ * queue holds max_calls calls or max_bytes, as batches of calls whose
+ * deadlines lie within slack_ms. threshold 0 is taken as 1; max_calls 1
+ * turns batching off. Call while no call is in flight (tests and
+ * measurements; the defaults are in client.c). */
+void rpc_client_set_batching(rpc_client *c, size_t threshold, size_t max_calls, size_t max_bytes,
+                             uint64_t slack_ms);
 
 /* ---- replay cache ------------------------------------------------------------
  * Remembers the nonces of accepted requests. Entries leave in insertion

@@ -1116,7 +1116,7 @@ static void test_batch_deferred_reversed(void **state)
     enum { N = 8 };
     /* the first call goes alone and holds the line; the next N wait and
      * go as one batch when the queue is full */
-    rpc_client_set_batching(f->cli, 1, N, 1u << 20);
+    rpc_client_set_batching(f->cli, 1, N, 1u << 20, 50);
     outcome o[N + 1] = {0};
     for (size_t i = 0; i <= N; i++)
         join_async(f, 100 + i, 5000, &o[i]);
@@ -1139,7 +1139,7 @@ static void test_batch_deferred_reversed(void **state)
 static void test_batch_mixed(void **state)
 {
     fixture *f = *state;
-    rpc_client_set_batching(f->cli, 1, 5, 1u << 20);
+    rpc_client_set_batching(f->cli, 1, 5, 1u << 20, 50);
     outcome hold = {0}, o[5] = {0};
     join_async(f, 7, 5000, &hold); /* alone, unanswered until the end */
     size_t one = 1;
@@ -1191,7 +1191,8 @@ static void test_batch_mixed(void **state)
 static void test_batch_member_deadline(void **state)
 {
     fixture *f = *state;
-    rpc_client_set_batching(f->cli, 1, 3, 1u << 20);
+    /* deadlines 150 ms and 5 s in one batch: a slack wider than both */
+    rpc_client_set_batching(f->cli, 1, 3, 1u << 20, 10000);
     outcome hold = {0}, o[3] = {0};
     join_async(f, 9, 5000, &hold);
     size_t one = 1;
@@ -1223,6 +1224,37 @@ static void test_batch_member_deadline(void **state)
     outcomes hs = {&hold, 1};
     assert_true(wait_for(all_done, &hs, 5000));
     assert_join_reply(&hold, 9);
+    rpc_reply_free(hold.reply);
+}
+
+/* A queue with far-apart deadlines goes out as one batch per deadline
+ * group (a batch waits for its latest member's deadline). */
+static void test_batch_deadline_groups(void **state)
+{
+    fixture *f = *state;
+    rpc_client_set_batching(f->cli, 1, 4, 1u << 20, 50);
+    outcome hold = {0}, o[4] = {0};
+    join_async(f, 5, 5000, &hold);
+    size_t one = 1;
+    assert_true(wait_for(stashed_at_least, &one, 3000));
+    ping_async(f, "a", 1, 3000, &o[0]);
+    ping_async(f, "b", 1, 6000, &o[1]);
+    ping_async(f, "c", 1, 3000, &o[2]);
+    ping_async(f, "d", 1, 6000, &o[3]); /* the fourth: the queue goes */
+    outcomes os = {o, 4};
+    assert_true(wait_for(all_done, &os, 5000));
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(o[i].err, RK_OK);
+        Ringkv__PingReply *p = (Ringkv__PingReply *)o[i].reply;
+        assert_true(p->payload.len == 1 && p->payload.data[0] == (uint8_t)('a' + i));
+        rpc_reply_free(o[i].reply);
+    }
+    rpc_client_stats cs;
+    rpc_client_get_stats(f->cli, &cs);
+    assert_true(cs.batches == 2 && cs.batched_calls == 4);
+    answer_stash_reversed();
+    outcomes hs = {&hold, 1};
+    assert_true(wait_for(all_done, &hs, 5000));
     rpc_reply_free(hold.reply);
 }
 
@@ -1410,7 +1442,7 @@ static void test_batch_client_close(void **state)
     fixture *f = *state;
     /* connected first: a socket closed mid-dial leaks in NNG 1.5.2 */
     assert_int_equal(ping(f->cli, f->addr, "warm", 4, 2000, NULL), RK_OK);
-    rpc_client_set_batching(f->cli, 1, 32, 1u << 20);
+    rpc_client_set_batching(f->cli, 1, 32, 1u << 20, 50);
     outcome hold = {0}, o[5] = {0};
     join_async(f, 11, 5000, &hold);
     for (int i = 0; i < 5; i++)
@@ -1546,6 +1578,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_deferred_reversed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_mixed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_member_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_deadline_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_server_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_client_close, setup, teardown),
