@@ -138,8 +138,7 @@ struct rpc_client {
     size_t batch_threshold, batch_max_calls, batch_max_bytes;
     uint64_t batch_slack_ms;
     struct {
-        _Atomic uint64_t calls, ok, errors, timeouts, failures, bad_replies, batches,
-            batched_calls;
+        _Atomic uint64_t calls, ok, errors, timeouts, failures, bad_replies, batches, batched_calls;
     } stats;
 };
 
@@ -773,9 +772,9 @@ void rpc_client_set_batching(rpc_client *c, size_t threshold, size_t max_calls, 
     /* At least one call on the wire before any waits: a completion is what
      * sends a queue, so a queue with nothing in flight would never go. */
     c->batch_threshold = threshold > 0 ? threshold : 1;
-    c->batch_max_calls = max_calls == 0                       ? 1
+    c->batch_max_calls = max_calls == 0                      ? 1
                          : max_calls > RPC_BATCH_MAX_MEMBERS ? RPC_BATCH_MAX_MEMBERS
-                                                              : max_calls;
+                                                             : max_calls;
     /* A batch holds at most 2 x max_bytes; keep it well inside a frame. */
     size_t limit = c->opts.max_frame_bytes / 4;
     c->batch_max_bytes = max_bytes < limit ? max_bytes : limit;

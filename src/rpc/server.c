@@ -85,7 +85,7 @@ struct rpc_request {
 /* A received batch being served: one sub-request per member. Allocated by
  * serve_batch, freed by batch_release when the last reference goes. */
 struct batch {
-    rpc_request *slot; /* the slot that received it and sends the reply */
+    rpc_request *slot;   /* the slot that received it and sends the reply */
     _Atomic size_t refs; /* members not answered or dropped yet, + 1 while serving */
     size_t n;
     rpc_request subs[]; /* n */
@@ -110,9 +110,9 @@ struct rpc_server {
     rpc_request *q_head;
     rpc_request *q_tail;
     bool stopping;
-    size_t outstanding; /* handed to a handler, not yet answered */
+    size_t outstanding;    /* handed to a handler, not yet answered */
     size_t inline_running; /* serve() running on an NNG thread */
-    rpc_gate gate;      /* every NNG operation starts through it */
+    rpc_gate gate;         /* every NNG operation starts through it */
 
     struct {
         _Atomic uint64_t requests, handler_errors, unknown_method, bad_input, expired, bad_frames,

@@ -1371,8 +1371,7 @@ static void test_batch_garbage(void **state)
     assert_int_equal(nng_sendmsg(s, m, 0), 0);
     nng_msg *reply;
     assert_int_equal(nng_recvmsg(s, &reply, 0), 0);
-    assert_int_equal(rpc_batch_parse(nng_msg_body(reply), nng_msg_len(reply), spans, 4, &n),
-                     RK_OK);
+    assert_int_equal(rpc_batch_parse(nng_msg_body(reply), nng_msg_len(reply), spans, 4, &n), RK_OK);
     assert_int_equal(n, 1);
     frame_view v = {0};
     assert_int_equal(rpc_frame_decode(&k, spans[0].frame, spans[0].len, &v), RK_OK);
@@ -1412,9 +1411,8 @@ static void test_batch_server_close(void **state)
     outcome o[N] = {0};
     for (size_t i = 0; i < N; i++) {
         Ringkv__GossipRequest g = RINGKV__GOSSIP_REQUEST__INIT;
-        assert_int_equal(rpc_call_async(f->cli, f->addr, &ringkv__membership__descriptor,
-                                        "Gossip", &g.base, rk_deadline_after_ms(3000), outcome_cb,
-                                        &o[i]),
+        assert_int_equal(rpc_call_async(f->cli, f->addr, &ringkv__membership__descriptor, "Gossip",
+                                        &g.base, rk_deadline_after_ms(3000), outcome_cb, &o[i]),
                          RK_OK);
     }
     rpc_client_stats cs;
