@@ -87,6 +87,7 @@ typedef struct rpc_server_stats {
     uint64_t stale;       /* timestamp outside the replay window */
     uint64_t replayed;    /* nonce seen before */
     uint64_t send_errors; /* a reply NNG could not send (peer gone) */
+    uint64_t batches;     /* batch messages received (their members count above too) */
 } rpc_server_stats;
 
 /* Listens on listen_addr ("HOST:PORT" or "tcp://HOST:PORT"; port 0 picks a
@@ -137,6 +138,11 @@ typedef struct rpc_client_stats {
     uint64_t timeouts;
     uint64_t failures;    /* transport errors, bad replies, closed */
     uint64_t bad_replies; /* replies that did not open, decode or match */
+    /* Calls to a peer that already has calls in flight wait for the next
+     * completion and go out together, several sealed frames in one message
+     * (docs/rpc.md, "Batches"): */
+    uint64_t batches;       /* batch messages sent */
+    uint64_t batched_calls; /* calls that went in them */
 } rpc_client_stats;
 
 /* One client serves calls to any number of peers; a connection per peer is

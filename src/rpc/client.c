@@ -15,6 +15,31 @@
  *   RECV -> idle   call_cb -> finish: reply opened, checked, unpacked,
  *                  callback run, slot back on the free list
  *
+ * Coalescing: while fewer than batch_threshold calls to a peer are on the
+ * wire, a call goes out alone, as above. Otherwise its sealed frame waits
+ * in its peer's queue (CALL_QUEUED), and the queue goes out as one batch
+ * message (frame.h) when the next call to that peer ends - a completion is
+ * the moment, as in Nagle's algorithm without its timer - or at once when
+ * it holds batch_max_calls calls or batch_max_bytes. The batch travels on
+ * the first queued call's slot, the carrier; the others only lend it their
+ * call state:
+ *
+ *   QUEUED --(completion of a call to the peer, or queue full)--> sent:
+ *      one call: SEND as a call alone
+ *      several:  the carrier SENDs the batch, RECVs the batch reply, and
+ *                ends every member with its own reply (finish_batch)
+ *
+ *   rpc_call_async -> QUEUED   under mu; the cap check may take the queue
+ *   QUEUED -> SEND             take_queue (under mu), send_queue (after it)
+ *   carrier RECV -> idle       end_call -> finish_batch: members matched by
+ *                              sealed call id; none in the reply: RK_EIO;
+ *                              deadline passed: RK_ETIMEDOUT
+ *
+ * A queued call adds no latency at low load (nothing waits unless calls
+ * are in flight) and at most one round trip under load. The carrier waits
+ * until its latest member's deadline, so a queue goes out as batches of
+ * calls whose deadlines are within BATCH_DEADLINE_SLACK_MS.
+ *
  * NNG's REQ resend is off: a request goes out once, and a call whose peer
  * goes away after the send fails rather than running twice. NNG dials in the
  * background and re-dials after the peer restarts; a call to a peer that is
@@ -40,10 +65,25 @@
 #define RECONNECT_MIN_MS 50
 #define RECONNECT_MAX_MS 250
 
+/* Coalescing (above). With 2, a peer gets two calls at once before any
+ * waits, so a lone caller and a caller with one fan-out never queue.
+ * 32 calls or 256 KiB bound a batch, and with it what one lost or slow
+ * peer can hold back; a frame over 256 KiB always goes alone (so a batch
+ * stays far under any peer's max_frame_bytes). */
+#define BATCH_THRESHOLD 2u
+#define BATCH_MAX_CALLS 32u
+#define BATCH_MAX_BYTES (256u << 10)
+/* A batch waits for its latest member's deadline, so a queue is cut into
+ * batches whose deadlines lie within this of each other: a member whose
+ * peer stopped answering hears RK_ETIMEDOUT at most this late. A write's
+ * first attempt has a shorter deadline than the calls around it, and its
+ * failover to the next replica must not wait for theirs. */
+#define BATCH_DEADLINE_SLACK_MS 50u
+
 typedef struct peer peer;
 typedef struct call call;
 
-typedef enum call_state { CALL_SEND, CALL_RECV } call_state;
+typedef enum call_state { CALL_QUEUED, CALL_SEND, CALL_RECV } call_state;
 
 struct call {
     rpc_client *client;
@@ -59,6 +99,16 @@ struct call {
     const ProtobufCMethodDescriptor *method;
     rpc_reply_cb reply_cb;
     void *arg;
+    nng_msg *frame; /* QUEUED: the sealed request, until it is sent */
+    call *next;     /* in the peer's queue, then in the carrier's batch */
+    /* the carrier of a batch: its calls, this one first (NULL: alone) */
+    call *members;
+    size_t n_members;
+    uint64_t wait_until; /* the send and receive deadline: own or the batch's latest */
+    /* a member: its outcome while the carrier sorts the batch reply */
+    bool answered;
+    rk_err result;
+    ProtobufCMessage *reply;
 };
 
 struct peer {
@@ -66,6 +116,11 @@ struct peer {
     nng_socket sock;
     call *free_calls; /* under client->mu */
     call *all_calls;  /* under client->mu */
+    /* under client->mu: calls on the wire (alone or in batches), and the
+     * queue of calls waiting to go out as a batch */
+    size_t sent;
+    call *q_head, *q_tail;
+    size_t q_calls, q_bytes;
     peer *next;
 };
 
@@ -79,8 +134,11 @@ struct rpc_client {
     _Atomic bool closing; /* written under mu; read without it in call_cb */
     rpc_gate gate;        /* every NNG operation starts through it */
     _Atomic uint64_t next_call_id;
+    /* coalescing, fixed at open (rpc_client_set_batching for tests) */
+    size_t batch_threshold, batch_max_calls, batch_max_bytes;
+    uint64_t batch_slack_ms;
     struct {
-        _Atomic uint64_t calls, ok, errors, timeouts, failures, bad_replies;
+        _Atomic uint64_t calls, ok, errors, timeouts, failures, bad_replies, batches, batched_calls;
     } stats;
 };
 
@@ -246,35 +304,108 @@ static void finish(call *s, rk_err err, ProtobufCMessage *reply)
     slot_release(s);
 }
 
-/* Opens and checks a reply frame; on RK_OK *reply is the output message (or
- * NULL with the handler's status returned). */
-static rk_err read_reply(call *s, nng_msg *m, ProtobufCMessage **reply)
+/* Checks a decoded reply frame v for call s; returns the handler's status,
+ * with *reply the output message on RK_OK, or RK_ECORRUPT (counted). */
+static rk_err check_reply(call *s, const frame_view *v, ProtobufCMessage **reply)
 {
     rpc_client *c = s->client;
-    frame_view v = {0};
-    rk_err err = rpc_frame_decode(&c->key, nng_msg_body(m), nng_msg_len(m), &v);
-    if (err != RK_OK)
-        goto bad;
     /* NNG matched the reply to our context by its own request id, which is
      * not sealed; the sealed call id makes sure it answers this call. */
-    if (v.hdr->kind != RINGKV__FRAME_HEADER__KIND__KIND_REPLY || v.hdr->call_id != s->call_id ||
-        rpc_frame_check_time(v.hdr->timestamp_ms, rk_now_ms(), c->opts.window_ms) != RK_OK)
+    if (v->hdr->kind != RINGKV__FRAME_HEADER__KIND__KIND_REPLY || v->hdr->call_id != s->call_id ||
+        rpc_frame_check_time(v->hdr->timestamp_ms, rk_now_ms(), c->opts.window_ms) != RK_OK)
         goto bad;
-    if (v.hdr->status != RK_OK) {
-        int32_t st = v.hdr->status;
-        rpc_frame_view_fini(&v);
+    if (v->hdr->status != RK_OK) {
+        int32_t st = v->hdr->status;
         return st > 0 && st < RK_ERR_COUNT ? (rk_err)st : RK_EIO;
     }
-    *reply = protobuf_c_message_unpack(s->method->output, NULL, v.payload_len, v.payload);
-    rpc_frame_view_fini(&v);
+    *reply = protobuf_c_message_unpack(s->method->output, NULL, v->payload_len, v->payload);
     if (*reply == NULL)
         goto bad;
     return RK_OK;
 bad:
-    rpc_frame_view_fini(&v);
     COUNT(c, bad_replies);
     RK_DEBUG("rpc", "bad reply from %s", s->peer->url);
     return RK_ECORRUPT;
+}
+
+/* Opens and checks the reply frame in m for call s (check_reply). */
+static rk_err read_reply(call *s, nng_msg *m, ProtobufCMessage **reply)
+{
+    frame_view v = {0};
+    if (rpc_frame_decode(&s->client->key, nng_msg_body(m), nng_msg_len(m), &v) != RK_OK) {
+        COUNT(s->client, bad_replies);
+        RK_DEBUG("rpc", "bad reply from %s", s->peer->url);
+        return RK_ECORRUPT;
+    }
+    rk_err err = check_reply(s, &v, reply);
+    rpc_frame_view_fini(&v);
+    return err;
+}
+
+/* Sorts the batch reply in m out to the members of carrier: each member
+ * whose call id a sealed reply carries gets that reply's outcome. */
+static void read_batch_reply(call *carrier, nng_msg *m)
+{
+    rpc_client *c = carrier->client;
+    batch_span spans[RPC_BATCH_MAX_MEMBERS];
+    size_t n;
+    if (rpc_batch_parse(nng_msg_body(m), nng_msg_len(m), spans, RPC_BATCH_MAX_MEMBERS, &n) !=
+        RK_OK) {
+        COUNT(c, bad_replies);
+        RK_DEBUG("rpc", "bad batch reply from %s", carrier->peer->url);
+        for (call *s = carrier->members; s != NULL; s = s->next)
+            s->result = RK_ECORRUPT;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        frame_view v = {0};
+        if (rpc_frame_decode(&c->key, spans[i].frame, spans[i].len, &v) != RK_OK) {
+            COUNT(c, bad_replies);
+            continue;
+        }
+        call *s = carrier->members;
+        while (s != NULL && (s->answered || s->call_id != v.hdr->call_id))
+            s = s->next;
+        if (s != NULL) {
+            s->answered = true;
+            s->result = check_reply(s, &v, &s->reply);
+        } else {
+            COUNT(c, bad_replies); /* not one of ours, or a duplicate */
+        }
+        rpc_frame_view_fini(&v);
+    }
+}
+
+/* The batch on carrier is over: with the batch reply m (taken), or with
+ * err for all. Ends every member, the carrier last (its slot is the one
+ * whose callback is running). */
+static void finish_batch(call *carrier, rk_err err, nng_msg *m)
+{
+    for (call *s = carrier->members; s != NULL; s = s->next) {
+        s->answered = false;
+        s->reply = NULL;
+        s->result = m != NULL ? RK_EIO : err; /* no reply in the batch: RK_EIO */
+    }
+    if (m != NULL) {
+        read_batch_reply(carrier, m);
+        nng_msg_free(m);
+    }
+    call *s = carrier->members;
+    carrier->members = NULL;
+    carrier->n_members = 0;
+    uint64_t now = rk_monotonic_ms();
+    for (call *next; s != NULL; s = next) {
+        next = s->next; /* s may be reused once finished */
+        if (now >= s->deadline_ms && s->result != RK_ECLOSED) {
+            /* As a call alone would have: its receive ends at its deadline. */
+            rpc_reply_free(s->reply);
+            s->reply = NULL;
+            s->result = RK_ETIMEDOUT;
+        }
+        if (s != carrier)
+            finish(s, s->result, s->reply);
+    }
+    finish(carrier, carrier->result, carrier->reply);
 }
 
 static nng_duration time_left(uint64_t deadline_ms)
@@ -296,6 +427,198 @@ static rk_err transport_error(const call *s, int rv, const char *what)
     return rpc_from_nng(rv, what);
 }
 
+/* Calls taken from a peer's queue to be sent; those whose deadline passed
+ * while they waited are set aside, to end without being sent. */
+typedef struct queue {
+    call *head;
+    size_t n;
+    call *expired;
+} queue;
+
+/* Under c->mu: takes p's queue into q and counts its calls as sent. While
+ * closing, leaves it: rpc_client_close fails the queued calls itself. With
+ * drop_expired, calls whose deadline passed go to q->expired, to end
+ * without being sent: only on an NNG thread, since ending them runs their
+ * callbacks (rpc_call_async never runs one on its caller's thread). */
+static void take_queue(rpc_client *c, peer *p, queue *q, bool drop_expired)
+{
+    *q = (queue){0};
+    if (p->q_head == NULL || atomic_load(&c->closing))
+        return;
+    uint64_t now = rk_monotonic_ms();
+    call **tail = &q->head;
+    for (call *s = p->q_head, *next; s != NULL; s = next) {
+        next = s->next;
+        s->next = NULL;
+        if (drop_expired && now >= s->deadline_ms) {
+            s->next = q->expired;
+            q->expired = s;
+        } else {
+            *tail = s;
+            tail = &s->next;
+            q->n++;
+        }
+    }
+    p->q_head = p->q_tail = NULL;
+    p->q_calls = p->q_bytes = 0;
+    p->sent += q->n;
+}
+
+/* Starts sending m (taken on true) on slot s. False: the client is
+ * closing, nothing started, m is still the caller's. */
+static bool start_send(call *s, nng_msg *m)
+{
+    rpc_client *c = s->client;
+    if (!rpc_gate_enter(&c->gate))
+        return false;
+    /* While no connection is up, the send waits in NNG's queue: its
+     * timeout is the deadline. */
+    nng_duration left = time_left(s->wait_until);
+    s->state = CALL_SEND;
+    nng_aio_set_msg(s->aio, m);
+    nng_aio_set_timeout(s->aio, left > 0 ? left : 1);
+    nng_ctx_send(s->ctx, s->aio);
+    rpc_gate_exit(&c->gate);
+    return true;
+}
+
+/* Gives the n calls of list, which could not be sent because the client
+ * is closing, back to p's queue, where rpc_client_close fails them. */
+static void requeue(rpc_client *c, peer *p, call *list, size_t n)
+{
+    call *last = list;
+    while (last->next != NULL)
+        last = last->next;
+    pthread_mutex_lock(&c->mu);
+    p->sent -= n;
+    last->next = p->q_head;
+    p->q_head = list;
+    if (p->q_tail == NULL)
+        p->q_tail = last;
+    p->q_calls += n;
+    pthread_cond_broadcast(&c->idle_cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Sends the n calls of list (counted as sent), without c->mu: one as a
+ * call alone, several as one batch carried by the first (or each alone if
+ * the batch cannot be allocated). Calls that cannot be sent (closing) go
+ * back to the queue for close. */
+static void send_group(rpc_client *c, peer *p, queue *q)
+{
+    call *carrier = q->head;
+    nng_msg *m = NULL;
+    size_t bytes = 0;
+    uint64_t latest = 0;
+    for (call *s = q->head; s != NULL; s = s->next) {
+        bytes += nng_msg_len(s->frame);
+        if (s->deadline_ms > latest)
+            latest = s->deadline_ms;
+    }
+    if (q->n > 1 && nng_msg_alloc(&m, rpc_batch_bytes(q->n, bytes)) == 0) {
+        uint8_t *at = rpc_batch_begin(nng_msg_body(m), (uint32_t)q->n);
+        /* The member frames go now: once the batch is sent its reply may
+         * end the members and their slots be reused before we return. */
+        for (call *s = q->head; s != NULL; s = s->next) {
+            at = rpc_batch_add(at, nng_msg_body(s->frame), nng_msg_len(s->frame));
+            nng_msg_free(s->frame);
+            s->frame = NULL;
+        }
+        carrier->members = q->head;
+        carrier->n_members = q->n;
+        carrier->wait_until = latest;
+        /* counted first: once sent, the batch may end before we return */
+        COUNT(c, batches);
+        atomic_fetch_add_explicit(&c->stats.batched_calls, q->n, memory_order_relaxed);
+        if (!start_send(carrier, m)) {
+            atomic_fetch_sub_explicit(&c->stats.batches, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&c->stats.batched_calls, q->n, memory_order_relaxed);
+            nng_msg_free(m);
+            carrier->members = NULL;
+            carrier->n_members = 0;
+            requeue(c, p, q->head, q->n);
+        }
+        return;
+    }
+    /* One call (a batch of one is a plain frame), or no memory for the
+     * batch: each goes alone on its own slot. */
+    size_t left = q->n;
+    for (call *s = q->head, *next; s != NULL; s = next, left--) {
+        next = s->next;
+        s->next = NULL;
+        s->members = NULL;
+        s->n_members = 0;
+        s->wait_until = s->deadline_ms;
+        m = s->frame;
+        s->frame = NULL;
+        if (!start_send(s, m)) {
+            s->frame = m;
+            s->next = next;
+            requeue(c, p, s, left);
+            return;
+        }
+    }
+}
+
+/* Sends the calls of q (take_queue), without c->mu, in batches of near
+ * deadlines (within batch_slack_ms). Ends q->expired here. */
+static void send_queue(rpc_client *c, peer *p, queue *q)
+{
+    for (call *s = q->expired, *next; s != NULL; s = next) {
+        next = s->next;
+        nng_msg_free(s->frame);
+        s->frame = NULL;
+        finish(s, RK_ETIMEDOUT, NULL);
+    }
+    /* Sort by deadline (a queue is at most batch_max_calls long, and
+     * usually in deadline order already: insertion sort). */
+    call *sorted = NULL;
+    for (call *s = q->head, *next; s != NULL; s = next) {
+        next = s->next;
+        call **at = &sorted;
+        while (*at != NULL && (*at)->deadline_ms <= s->deadline_ms)
+            at = &(*at)->next;
+        s->next = *at;
+        *at = s;
+    }
+    while (sorted != NULL) {
+        queue g = {.head = sorted, .n = 1};
+        call *last = sorted;
+        while (last->next != NULL &&
+               last->next->deadline_ms - sorted->deadline_ms <= c->batch_slack_ms) {
+            last = last->next;
+            g.n++;
+        }
+        sorted = last->next;
+        last->next = NULL;
+        send_group(c, p, &g);
+    }
+}
+
+/* The call or batch on slot s is over: with a reply message m (taken), or
+ * with err. Counts it off its peer, sends the calls queued behind it (this
+ * completion is their moment), then ends it. */
+static void end_call(call *s, rk_err err, nng_msg *m)
+{
+    rpc_client *c = s->client;
+    queue q;
+    pthread_mutex_lock(&c->mu);
+    s->peer->sent -= s->n_members > 0 ? s->n_members : 1;
+    take_queue(c, s->peer, &q, true);
+    pthread_mutex_unlock(&c->mu);
+    send_queue(c, s->peer, &q);
+    if (s->n_members > 0) {
+        finish_batch(s, err, m);
+        return;
+    }
+    ProtobufCMessage *reply = NULL;
+    if (m != NULL) {
+        err = read_reply(s, m, &reply);
+        nng_msg_free(m);
+    }
+    finish(s, err, reply);
+}
+
 /* NNG thread: the send or the receive of slot s finished. */
 static void call_cb(void *arg)
 {
@@ -308,16 +631,16 @@ static void call_cb(void *arg)
             nng_aio_set_msg(s->aio, NULL);
             if (m != NULL)
                 nng_msg_free(m);
-            finish(s, transport_error(s, rv, "send"), NULL);
+            end_call(s, transport_error(s, rv, "send"), NULL);
             return;
         }
-        nng_duration left = time_left(s->deadline_ms);
+        nng_duration left = time_left(s->wait_until);
         if (left == 0) {
-            finish(s, RK_ETIMEDOUT, NULL);
+            end_call(s, RK_ETIMEDOUT, NULL);
             return;
         }
         if (!rpc_gate_enter(&s->client->gate)) {
-            finish(s, RK_ECLOSED, NULL);
+            end_call(s, RK_ECLOSED, NULL);
             return;
         }
         s->state = CALL_RECV;
@@ -329,15 +652,12 @@ static void call_cb(void *arg)
     if (rv != 0) {
         /* NNG_ECONNRESET: the peer went away after our request went out.
          * With resend off NNG does not send it again (it may have run). */
-        finish(s, transport_error(s, rv, "receive"), NULL);
+        end_call(s, transport_error(s, rv, "receive"), NULL);
         return;
     }
     nng_msg *m = nng_aio_get_msg(s->aio);
     nng_aio_set_msg(s->aio, NULL);
-    ProtobufCMessage *reply = NULL;
-    rk_err err = read_reply(s, m, &reply);
-    nng_msg_free(m);
-    finish(s, err, reply);
+    end_call(s, RK_OK, m);
 }
 
 /* ---- public ----------------------------------------------------------------- */
@@ -365,6 +685,8 @@ rk_err rpc_client_open(const rpc_options *opts, rpc_client **out)
     uint64_t first;
     randombytes_buf(&first, sizeof first);
     atomic_init(&c->next_call_id, first);
+    rpc_client_set_batching(c, BATCH_THRESHOLD, BATCH_MAX_CALLS, BATCH_MAX_BYTES,
+                            BATCH_DEADLINE_SLACK_MS);
     *out = c;
     return RK_OK;
 }
@@ -387,9 +709,35 @@ void rpc_client_close(rpc_client *c)
     for (peer *p = peers; p != NULL; p = p->next)
         for (call *s = p->all_calls; s != NULL; s = s->next_all)
             nng_aio_cancel(s->aio);
+    /*    Queued calls have no operation to cancel: they end here. Nobody
+     *    takes a queue once closing is set, but a sender that lost the
+     *    race with the gate gives its calls back (requeue, which wakes
+     *    us): so drain until nothing is in flight. */
     pthread_mutex_lock(&c->mu);
-    while (c->inflight > 0)
-        pthread_cond_wait(&c->idle_cv, &c->mu);
+    while (c->inflight > 0) {
+        call *q = NULL;
+        for (peer *p = peers; p != NULL; p = p->next) {
+            if (p->q_tail != NULL) {
+                p->q_tail->next = q;
+                q = p->q_head;
+            }
+            p->q_head = p->q_tail = NULL;
+            p->q_calls = p->q_bytes = 0;
+        }
+        if (q == NULL) {
+            pthread_cond_wait(&c->idle_cv, &c->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&c->mu);
+        for (call *s = q, *next; s != NULL; s = next) {
+            next = s->next;
+            if (s->frame != NULL)
+                nng_msg_free(s->frame);
+            s->frame = NULL;
+            finish(s, RK_ECLOSED, NULL);
+        }
+        pthread_mutex_lock(&c->mu);
+    }
     pthread_mutex_unlock(&c->mu);
     /* 3. Only now, with nothing in flight, close the sockets (peer_free). */
     for (peer *p = peers, *next; p != NULL; p = next) {
@@ -412,7 +760,24 @@ void rpc_client_get_stats(const rpc_client *c, rpc_client_stats *out)
     LOAD(timeouts);
     LOAD(failures);
     LOAD(bad_replies);
+    LOAD(batches);
+    LOAD(batched_calls);
 #undef LOAD
+}
+
+void rpc_client_set_batching(rpc_client *c, size_t threshold, size_t max_calls, size_t max_bytes,
+                             uint64_t slack_ms)
+{
+    c->batch_slack_ms = slack_ms;
+    /* At least one call on the wire before any waits: a completion is what
+     * sends a queue, so a queue with nothing in flight would never go. */
+    c->batch_threshold = threshold > 0 ? threshold : 1;
+    c->batch_max_calls = max_calls == 0                      ? 1
+                         : max_calls > RPC_BATCH_MAX_MEMBERS ? RPC_BATCH_MAX_MEMBERS
+                                                             : max_calls;
+    /* A batch holds at most 2 x max_bytes; keep it well inside a frame. */
+    size_t limit = c->opts.max_frame_bytes / 4;
+    c->batch_max_bytes = max_bytes < limit ? max_bytes : limit;
 }
 
 rk_err rpc_call_async(rpc_client *c, const char *peer_addr,
@@ -454,27 +819,66 @@ rk_err rpc_call_async(rpc_client *c, const char *peer_addr,
         nng_msg_free(m);
         return err;
     }
-    s->state = CALL_SEND;
     s->call_id = call_id;
     s->deadline_ms = deadline_ms;
     s->method = md;
     s->reply_cb = reply_cb;
     s->arg = arg;
-    /* From here on NNG reports every outcome through call_cb. While no
-     * connection is up, the send waits in the queue: its timeout is the
-     * deadline. */
-    if (!rpc_gate_enter(&c->gate)) {
-        /* closing began after slot_take: the call never started */
+    s->frame = NULL;
+    s->next = NULL;
+    s->members = NULL;
+    s->n_members = 0;
+    s->wait_until = deadline_ms;
+    /* Alone or queued: decided, and the queue changed, under the lock;
+     * anything sent is sent after it. */
+    peer *p = s->peer;
+    queue q = {0};
+    /* Counted before it can end on another thread (taken off the queue
+     * and answered); uncounted if it does not start after all. */
+    COUNT(c, calls);
+    pthread_mutex_lock(&c->mu);
+    if (atomic_load(&c->closing)) {
+        pthread_mutex_unlock(&c->mu);
+        atomic_fetch_sub_explicit(&c->stats.calls, 1, memory_order_relaxed);
         slot_release(s);
         nng_msg_free(m);
         return RK_ECLOSED;
     }
-    COUNT(c, calls);
-    left = time_left(deadline_ms);
-    nng_aio_set_msg(s->aio, m);
-    nng_aio_set_timeout(s->aio, left > 0 ? left : 1);
-    nng_ctx_send(s->ctx, s->aio);
-    rpc_gate_exit(&c->gate);
+    size_t len = nng_msg_len(m);
+    bool alone = (p->q_head == NULL && p->sent < c->batch_threshold) || len > c->batch_max_bytes;
+    if (alone) {
+        p->sent++;
+    } else {
+        s->state = CALL_QUEUED;
+        s->frame = m;
+        if (p->q_tail != NULL)
+            p->q_tail->next = s;
+        else
+            p->q_head = s;
+        p->q_tail = s;
+        p->q_calls++;
+        p->q_bytes += len;
+        if (p->q_calls >= c->batch_max_calls || p->q_bytes >= c->batch_max_bytes)
+            take_queue(c, p, &q, false);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!alone) {
+        /* Started: the queue goes out at the next completion, at the
+         * latest when the calls on the wire time out. */
+        send_queue(c, p, &q);
+        return RK_OK;
+    }
+    /* From here on NNG reports every outcome through call_cb. */
+    if (!start_send(s, m)) {
+        /* closing began after slot_take: the call never started */
+        pthread_mutex_lock(&c->mu);
+        p->sent--;
+        pthread_mutex_unlock(&c->mu);
+        atomic_fetch_sub_explicit(&c->stats.calls, 1, memory_order_relaxed);
+        slot_release(s);
+        nng_msg_free(m);
+        return RK_ECLOSED;
+    }
     return RK_OK;
 }
 

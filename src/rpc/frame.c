@@ -165,6 +165,58 @@ void rpc_frame_view_fini(frame_view *v)
     v->hdr = NULL;
 }
 
+bool rpc_batch_is(const uint8_t *buf, size_t len)
+{
+    return len >= 2 && buf[0] == 'R' && buf[1] == 'B';
+}
+
+size_t rpc_batch_bytes(size_t n, size_t frame_bytes)
+{
+    return RPC_BATCH_HEADER_BYTES + n * RPC_BATCH_LEN_BYTES + frame_bytes;
+}
+
+uint8_t *rpc_batch_begin(uint8_t *buf, uint32_t n)
+{
+    buf[0] = 'R';
+    buf[1] = 'B';
+    buf[2] = RPC_BATCH_VERSION;
+    buf[3] = 0;
+    rk_store_be32(buf + 4, n);
+    return buf + RPC_BATCH_HEADER_BYTES;
+}
+
+uint8_t *rpc_batch_add(uint8_t *at, const void *frame, size_t len)
+{
+    rk_store_be32(at, (uint32_t)len);
+    memcpy(at + RPC_BATCH_LEN_BYTES, frame, len);
+    return at + RPC_BATCH_LEN_BYTES + len;
+}
+
+rk_err rpc_batch_parse(uint8_t *buf, size_t len, batch_span *out, size_t cap, size_t *n)
+{
+    if (len < RPC_BATCH_HEADER_BYTES || !rpc_batch_is(buf, len) || buf[2] != RPC_BATCH_VERSION ||
+        buf[3] != 0)
+        return RK_ECORRUPT;
+    uint32_t count = rk_load_be32(buf + 4);
+    if (count == 0 || count > cap)
+        return RK_ECORRUPT;
+    size_t at = RPC_BATCH_HEADER_BYTES;
+    for (uint32_t i = 0; i < count; i++) {
+        if (len - at < RPC_BATCH_LEN_BYTES)
+            return RK_ECORRUPT;
+        size_t flen = rk_load_be32(buf + at);
+        at += RPC_BATCH_LEN_BYTES;
+        if (flen > len - at)
+            return RK_ECORRUPT;
+        out[i] = (batch_span){.frame = buf + at, .len = flen};
+        at += flen;
+    }
+    if (at != len)
+        return RK_ECORRUPT;
+    *n = count;
+    return RK_OK;
+}
+
 rk_err rpc_frame_check_time(uint64_t ts_ms, uint64_t now_ms, uint32_t window_ms)
 {
     uint64_t diff = ts_ms > now_ms ? ts_ms - now_ms : now_ms - ts_ms;

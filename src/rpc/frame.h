@@ -13,7 +13,21 @@
  *   .  16  Poly1305 tag                       (sealed frames only)
  *
  * Bytes 0..12 are the associated data: the sender id and the flags are
- * authenticated but readable. */
+ * authenticated but readable.
+ *
+ * A batch carries several frames to one peer in one NNG message (and their
+ * replies back in one message):
+ *
+ *   0   2  magic "RB"
+ *   2   1  batch version (1)
+ *   3   1  reserved (0)
+ *   4   4  count N (1 .. RPC_BATCH_MAX_MEMBERS)
+ *   8   .  N times: 4 length L, then L bytes: one whole frame as above
+ *
+ * The wrapper itself is not sealed: each member is a normal frame with its
+ * own call id, nonce, timestamp and timeout, checked as if it had come
+ * alone, so all a forger can do to a batch is what he can do to separate
+ * messages (drop, reorder, duplicate), which the checks already handle. */
 #ifndef RINGKV_RPC_FRAME_H
 #define RINGKV_RPC_FRAME_H
 
@@ -85,6 +99,45 @@ void rpc_frame_view_fini(frame_view *v);
 
 /* RK_OK if ts_ms is within +-window_ms of now_ms, else RK_ETIMEDOUT. */
 rk_err rpc_frame_check_time(uint64_t ts_ms, uint64_t now_ms, uint32_t window_ms);
+
+/* ---- batches ----------------------------------------------------------------- */
+
+#define RPC_BATCH_HEADER_BYTES 8u
+#define RPC_BATCH_LEN_BYTES 4u
+#define RPC_BATCH_VERSION 1u
+/* Most members a server accepts in one batch (a client sends at most its
+ * cap, 32 by default); more is a malformed batch. */
+#define RPC_BATCH_MAX_MEMBERS 256u
+
+/* One member of a parsed batch: a frame inside the batch's buffer. */
+typedef struct batch_span {
+    uint8_t *frame;
+    size_t len;
+} batch_span;
+
+/* True if buf starts like a batch ("RB"): not a single frame. */
+bool rpc_batch_is(const uint8_t *buf, size_t len);
+/* Bytes of a batch of n members whose frames total frame_bytes. */
+size_t rpc_batch_bytes(size_t n, size_t frame_bytes);
+/* Writes the batch header for n members at buf; returns where the first
+ * member goes. */
+uint8_t *rpc_batch_begin(uint8_t *buf, uint32_t n);
+/* Writes one member (length, frame) at at; returns where the next goes. */
+uint8_t *rpc_batch_add(uint8_t *at, const void *frame, size_t len);
+/* Splits a batch into its members (pointers into buf). RK_ECORRUPT for a
+ * bad magic or version, a count of 0 or over cap, a length past the end,
+ * or bytes after the last member; out is then garbage. */
+rk_err rpc_batch_parse(uint8_t *buf, size_t len, batch_span *out, size_t cap, size_t *n);
+
+/* Coalescing of a client's calls (client.c): a call goes out alone while
+ * fewer than threshold calls to its peer are on the wire; otherwise it
+ * waits in its peer's queue, sent at the next completion or when the
+ * queue holds max_calls calls or max_bytes, as batches of calls whose
+ * deadlines lie within slack_ms. threshold 0 is taken as 1; max_calls 1
+ * turns batching off. Call while no call is in flight (tests and
+ * measurements; the defaults are in client.c). */
+void rpc_client_set_batching(rpc_client *c, size_t threshold, size_t max_calls, size_t max_bytes,
+                             uint64_t slack_ms);
 
 /* ---- replay cache ------------------------------------------------------------
  * Remembers the nonces of accepted requests. Entries leave in insertion

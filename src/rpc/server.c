@@ -20,7 +20,26 @@
  * opts.inline_handlers, slot_cb runs serve itself instead (serve_inline),
  * saving the handoff, for handlers that answer at once. The slot count
  * bounds the requests in flight; past it, NNG leaves requests in the
- * connection (backpressure). */
+ * connection (backpressure).
+ *
+ * A slot that receives a batch (frame.h) serves each member frame as a
+ * sub-request: an rpc_request with no context of its own, inside a struct
+ * batch, that goes through the same checks and handlers as a frame that
+ * came alone. rpc_respond on a sub-request keeps its sealed reply in the
+ * batch; whoever drops the batch's last reference (the last member to
+ * answer, or serve_batch itself when every member answered at once or was
+ * dropped) sends all the replies as one batch on the slot and frees the
+ * batch:
+ *
+ *   RECV -> queued -> serve_batch: members served in order  (refs = N + 1)
+ *            each member: dropped, or answered now or later  (refs - 1 each)
+ *            serve_batch done                                 (refs - 1)
+ *   refs 0 -> batch_send: SEND the replies (or RECV again if there are
+ *            none: every member was dropped)
+ *
+ * A sub-request handed to a handler counts in outstanding like any other,
+ * and its rpc_respond sends the batch (when last) before outstanding drops,
+ * so close never frees a slot or the server under a late answer. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -40,6 +59,8 @@ typedef struct binding {
 
 typedef enum slot_state { SLOT_RECV, SLOT_SEND } slot_state;
 
+typedef struct batch batch;
+
 struct rpc_request {
     rpc_server *srv;
     nng_ctx ctx;
@@ -55,6 +76,19 @@ struct rpc_request {
     const binding *bound;
     ProtobufCMessage *input;
     bool counted; /* in srv->outstanding */
+    /* a sub-request: the batch it belongs to (NULL for a slot), and its
+     * sealed reply once answered (NULL: dropped, no entry) */
+    batch *batch;
+    nng_msg *reply;
+};
+
+/* A received batch being served: one sub-request per member. Allocated by
+ * serve_batch, freed by batch_release when the last reference goes. */
+struct batch {
+    rpc_request *slot;   /* the slot that received it and sends the reply */
+    _Atomic size_t refs; /* members not answered or dropped yet, + 1 while serving */
+    size_t n;
+    rpc_request subs[]; /* n */
 };
 
 struct rpc_server {
@@ -76,13 +110,13 @@ struct rpc_server {
     rpc_request *q_head;
     rpc_request *q_tail;
     bool stopping;
-    size_t outstanding; /* handed to a handler, not yet answered */
+    size_t outstanding;    /* handed to a handler, not yet answered */
     size_t inline_running; /* serve() running on an NNG thread */
-    rpc_gate gate;      /* every NNG operation starts through it */
+    rpc_gate gate;         /* every NNG operation starts through it */
 
     struct {
         _Atomic uint64_t requests, handler_errors, unknown_method, bad_input, expired, bad_frames,
-            malformed, stale, replayed, send_errors;
+            malformed, stale, replayed, send_errors, batches;
     } stats;
 };
 
@@ -182,14 +216,15 @@ static const binding *find_binding(const rpc_server *srv, const char *service, c
     return NULL;
 }
 
-/* Worker thread: checks the frame in r->msg and hands it to its handler,
- * answers it with an error, or drops it. */
-static void serve(rpc_server *srv, rpc_request *r)
+/* Checks the frame buf[len] (inside a message the caller owns) and hands it
+ * to its handler or answers it with an error: true. Or drops it, counted:
+ * false, and r is still the caller's. When own is not NULL, *own is the
+ * message holding buf and is freed before the handler runs (a big Put's
+ * frame is not kept while the handler works on its unpacked copy). */
+static bool serve_frame(rpc_server *srv, rpc_request *r, uint8_t *buf, size_t len, nng_msg **own)
 {
-    nng_msg *m = r->msg;
-    r->msg = NULL;
     frame_view v = {0};
-    rk_err err = rpc_frame_decode(&srv->key, nng_msg_body(m), nng_msg_len(m), &v);
+    rk_err err = rpc_frame_decode(&srv->key, buf, len, &v);
     if (err != RK_OK) {
         if (err == RK_ECORRUPT)
             COUNT(srv, bad_frames);
@@ -235,17 +270,19 @@ static void serve(rpc_server *srv, rpc_request *r)
         COUNT(srv, unknown_method);
         RK_DEBUG("rpc", "no handler for %s.%s", v.hdr->service, v.hdr->method);
         rpc_frame_view_fini(&v);
-        nng_msg_free(m);
         rpc_respond(r, RK_EUNSUPPORTED, NULL);
-        return;
+        return true;
     }
     r->input = protobuf_c_message_unpack(r->bound->method->input, NULL, v.payload_len, v.payload);
     rpc_frame_view_fini(&v);
-    nng_msg_free(m);
+    if (own != NULL) {
+        nng_msg_free(*own);
+        *own = NULL;
+    }
     if (r->input == NULL) {
         COUNT(srv, bad_input);
         rpc_respond(r, RK_ECORRUPT, NULL);
-        return;
+        return true;
     }
     COUNT(srv, requests);
     pthread_mutex_lock(&srv->mu);
@@ -253,12 +290,115 @@ static void serve(rpc_server *srv, rpc_request *r)
     r->counted = true;
     pthread_mutex_unlock(&srv->mu);
     r->bound->handler_cb(r, r->input, r->bound->arg);
-    return;
+    return true;
 
 drop:
     rpc_frame_view_fini(&v);
+    return false;
+}
+
+static void send_reply(rpc_request *slot, nng_msg *m, uint64_t deadline_ms);
+
+/* All members of b have answered or were dropped: sends their replies as
+ * one batch on the slot (or lets the slot receive again if there are none,
+ * as for a dropped frame), and frees b. */
+static void batch_send(rpc_server *srv, batch *b)
+{
+    rpc_request *slot = b->slot;
+    size_t n = 0, bytes = 0;
+    uint64_t deadline = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        rpc_request *sub = &b->subs[i];
+        if (sub->reply == NULL)
+            continue;
+        size_t len = nng_msg_len(sub->reply);
+        if (rpc_batch_bytes(n + 1, bytes + len) > srv->opts.max_frame_bytes) {
+            /* The caller could not receive it; that member gets RK_EIO. */
+            COUNT(srv, send_errors);
+            nng_msg_free(sub->reply);
+            sub->reply = NULL;
+            continue;
+        }
+        n++;
+        bytes += len;
+        if (sub->deadline_ms > deadline)
+            deadline = sub->deadline_ms;
+    }
+    nng_msg *m = NULL;
+    if (n > 0 && nng_msg_alloc(&m, rpc_batch_bytes(n, bytes)) == 0) {
+        uint8_t *at = rpc_batch_begin(nng_msg_body(m), (uint32_t)n);
+        for (size_t i = 0; i < b->n; i++)
+            if (b->subs[i].reply != NULL)
+                at = rpc_batch_add(at, nng_msg_body(b->subs[i].reply),
+                                   nng_msg_len(b->subs[i].reply));
+    }
+    for (size_t i = 0; i < b->n; i++)
+        if (b->subs[i].reply != NULL)
+            nng_msg_free(b->subs[i].reply);
+    free(b);
+    if (m != NULL)
+        send_reply(slot, m, deadline);
+    else
+        start_recv(slot);
+}
+
+/* Drops one reference to b; the last one sends the batch reply. */
+static void batch_release(rpc_server *srv, batch *b)
+{
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        batch_send(srv, b);
+}
+
+/* The batch in m, received by slot: each member is served as a frame that
+ * came alone would be. A malformed batch is dropped like a bad frame. */
+static void serve_batch(rpc_server *srv, rpc_request *slot, nng_msg *m)
+{
+    batch_span spans[RPC_BATCH_MAX_MEMBERS];
+    size_t n;
+    if (rpc_batch_parse(nng_msg_body(m), nng_msg_len(m), spans, RPC_BATCH_MAX_MEMBERS, &n) !=
+        RK_OK) {
+        COUNT(srv, bad_frames);
+        nng_msg_free(m);
+        start_recv(slot);
+        return;
+    }
+    COUNT(srv, batches);
+    batch *b = calloc(1, sizeof *b + n * sizeof b->subs[0]);
+    if (b == NULL) {
+        nng_msg_free(m);
+        start_recv(slot);
+        return;
+    }
+    b->slot = slot;
+    b->n = n;
+    atomic_init(&b->refs, n + 1);
+    for (size_t i = 0; i < n; i++) {
+        rpc_request *sub = &b->subs[i];
+        sub->srv = srv;
+        sub->batch = b;
+        sub->received_ms = slot->received_ms;
+        if (!serve_frame(srv, sub, spans[i].frame, spans[i].len, NULL))
+            batch_release(srv, b); /* dropped: no entry, never the last reference */
+    }
     nng_msg_free(m);
-    start_recv(r);
+    batch_release(srv, b);
+}
+
+/* Worker thread (or NNG thread, inline): serves the frame or batch in
+ * r->msg. */
+static void serve(rpc_server *srv, rpc_request *r)
+{
+    nng_msg *m = r->msg;
+    r->msg = NULL;
+    if (rpc_batch_is(nng_msg_body(m), nng_msg_len(m))) {
+        serve_batch(srv, r, m);
+        return;
+    }
+    bool served = serve_frame(srv, r, nng_msg_body(m), nng_msg_len(m), &m);
+    if (m != NULL)
+        nng_msg_free(m);
+    if (!served)
+        start_recv(r);
 }
 
 static void *worker_main(void *arg)
@@ -320,25 +460,16 @@ void rpc_respond(rpc_request *r, rk_err err, const ProtobufCMessage *reply)
     }
     bool counted = r->counted;
     r->counted = false;
-    /* After the send starts the slot may be reused at once: touch only srv
-     * from here on. It starts before outstanding drops so that close, which
-     * waits for outstanding, never frees an aio under a send being started. */
-    if (m != NULL && rpc_gate_enter(&srv->gate)) {
-        uint64_t now = rk_monotonic_ms();
-        uint64_t left = r->deadline_ms > now ? r->deadline_ms - now : 0;
-        /* A reply may wait behind others on the connection; past the
-         * caller's deadline (plus slack) nobody wants it. */
-        nng_duration t = r->deadline_ms == UINT64_MAX ? 60000
-                         : left > 60000               ? 60000
-                                                      : (nng_duration)left + 1000;
-        r->state = SLOT_SEND;
-        nng_aio_set_msg(r->aio, m);
-        nng_aio_set_timeout(r->aio, t);
-        nng_ctx_send(r->ctx, r->aio);
-        rpc_gate_exit(&srv->gate);
+    /* After the send starts (or the batch is released) the slot may be
+     * reused and the batch freed at once: touch only srv from here on. It
+     * happens before outstanding drops so that close, which waits for
+     * outstanding, never frees an aio under a send being started. */
+    if (r->batch != NULL) {
+        r->reply = m;
+        batch_release(srv, r->batch);
+    } else if (m != NULL) {
+        send_reply(r, m, r->deadline_ms);
     } else {
-        if (m != NULL)
-            nng_msg_free(m);
         start_recv(r);
     }
     if (counted) {
@@ -347,6 +478,30 @@ void rpc_respond(rpc_request *r, rk_err err, const ProtobufCMessage *reply)
             pthread_cond_broadcast(&srv->idle_cv);
         pthread_mutex_unlock(&srv->mu);
     }
+}
+
+/* Sends m (a reply frame or a batch of them) on slot, which then receives
+ * again; takes ownership of m. */
+static void send_reply(rpc_request *slot, nng_msg *m, uint64_t deadline_ms)
+{
+    rpc_server *srv = slot->srv;
+    if (!rpc_gate_enter(&srv->gate)) {
+        nng_msg_free(m);
+        start_recv(slot); /* closed: the slot rests */
+        return;
+    }
+    uint64_t now = rk_monotonic_ms();
+    uint64_t left = deadline_ms > now ? deadline_ms - now : 0;
+    /* A reply may wait behind others on the connection; past the
+     * caller's deadline (plus slack) nobody wants it. */
+    nng_duration t = deadline_ms == UINT64_MAX ? 60000
+                     : left > 60000            ? 60000
+                                               : (nng_duration)left + 1000;
+    slot->state = SLOT_SEND;
+    nng_aio_set_msg(slot->aio, m);
+    nng_aio_set_timeout(slot->aio, t);
+    nng_ctx_send(slot->ctx, slot->aio);
+    rpc_gate_exit(&srv->gate);
 }
 
 uint64_t rpc_request_sender(const rpc_request *req)
@@ -548,5 +703,6 @@ void rpc_server_get_stats(const rpc_server *srv, rpc_server_stats *out)
     LOAD(stale);
     LOAD(replayed);
     LOAD(send_errors);
+    LOAD(batches);
 #undef LOAD
 }
