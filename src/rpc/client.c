@@ -18,7 +18,7 @@
  * Coalescing: while fewer than batch_threshold calls to a peer are on the
  * wire, a call goes out alone, as above. Otherwise its sealed frame waits
  * in its peer's queue (CALL_QUEUED), and the queue goes out as one batch
- * message (frame.h) when the next call to that peer ends - a completion is
+ * message (rpc_internal.h) when the next call to that peer ends - a completion is
  * the moment, as in Nagle's algorithm without its timer - or at once when
  * it holds batch_max_calls calls or batch_max_bytes. The batch travels on
  * the first queued call's slot, the carrier; the others only lend it their
@@ -53,7 +53,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
-#include "frame.h"
+#include "rpc_internal.h"
 
 /* NNG re-dials a lost peer with a back-off between these. The maximum is
  * kept well under a quorum's default 1 s deadline: calls to a peer wait,

@@ -1,7 +1,7 @@
 /* frame.c - sealing, opening, encoding and decoding of RPC frames. */
 #include <string.h>
 
-#include "frame.h"
+#include "rpc_internal.h"
 
 /* crypto_kdf's context is exactly 8 bytes; a new key use gets a new one. */
 #define FRAME_KDF_CONTEXT "rkv_rpc1"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
+#include "rpc_internal.h"
 
 /* 16 of the nonce's 24 bytes: a collision among random 128-bit values is
  * as unlikely as among 192-bit ones, for our purposes. */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
+#include "rpc_internal.h"
 
 rk_err rpc_from_nng(int rv, const char *what)
 {

@@ -22,7 +22,7 @@
  * bounds the requests in flight; past it, NNG leaves requests in the
  * connection (backpressure).
  *
- * A slot that receives a batch (frame.h) serves each member frame as a
+ * A slot that receives a batch (rpc_internal.h) serves each member frame as a
  * sub-request: an rpc_request with no context of its own, inside a struct
  * batch, that goes through the same checks and handlers as a frame that
  * came alone. rpc_respond on a sub-request keeps its sealed reply in the
@@ -48,7 +48,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
-#include "frame.h"
+#include "rpc_internal.h"
 
 typedef struct binding {
     const ProtobufCServiceDescriptor *service;

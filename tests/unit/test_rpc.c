@@ -24,7 +24,7 @@
 #include "ringkv/rpc.h"
 
 #include "support.h"
-#include "rpc/frame.h"
+#include "rpc/rpc_internal.h"
 
 static const char SECRET[] = "0123456789abcdef0123456789abcdef";
 static const char OTHER_SECRET[] = "fedcba9876543210fedcba9876543210";
@@ -198,7 +198,7 @@ static const rpc_handler HANDLERS[] = {
     /* by index: Kv's methods in .proto order are Get (0), Put (1) */
     {.service = &ringkv__kv__descriptor, .method_index = 0, .handler_cb = get_cb},
     {.service = &ringkv__kv__descriptor, .method = "Put", .handler_cb = put_cb},
-    /* Membership.Join deliberately has no handler */
+    /* the Sync service deliberately has no handler */
 };
 #define N_HANDLERS (sizeof HANDLERS / sizeof HANDLERS[0])
 
@@ -616,8 +616,8 @@ static void test_handler_error(void **state)
                      RK_ENOTFOUND);
     assert_null(reply);
     /* a method the server has no handler for */
-    Ringkv__JoinRequest h = RINGKV__JOIN_REQUEST__INIT;
-    assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__membership__descriptor, "Join", &h.base,
+    Ringkv__SyncStatusRequest h = RINGKV__SYNC_STATUS_REQUEST__INIT;
+    assert_int_equal(rpc_call(f->cli, f->addr, &ringkv__sync__descriptor, "Status", &h.base,
                               rk_deadline_after_ms(2000), &reply),
                      RK_EUNSUPPORTED);
     rpc_server_stats s = server_stats(f);
@@ -1146,8 +1146,8 @@ static void test_batch_mixed(void **state)
     assert_true(wait_for(stashed_at_least, &one, 3000));
     ping_async(f, "first", 5, 5000, &o[0]);
     get_async(f, "missing", &o[1]);
-    Ringkv__HintRequest h = RINGKV__HINT_REQUEST__INIT; /* no handler */
-    assert_int_equal(rpc_call_async(f->cli, f->addr, &ringkv__handoff__descriptor, "Hint", &h.base,
+    Ringkv__SyncStatusRequest h = RINGKV__SYNC_STATUS_REQUEST__INIT; /* no handler */
+    assert_int_equal(rpc_call_async(f->cli, f->addr, &ringkv__sync__descriptor, "Status", &h.base,
                                     rk_deadline_after_ms(5000), outcome_cb, &o[2]),
                      RK_OK);
     get_async(f, "abc", &o[3]);

@@ -1,4 +1,4 @@
-/* frame.h - private to src/rpc: frame sealing, the replay cache, shared helpers.
+/* rpc_internal.h - private to src/rpc: frame sealing, the replay cache, shared helpers.
  *
  * Frame layout (all integers big-endian; docs/rpc.md):
  *
@@ -28,8 +28,8 @@
  * own call id, nonce, timestamp and timeout, checked as if it had come
  * alone, so all a forger can do to a batch is what he can do to separate
  * messages (drop, reorder, duplicate), which the checks already handle. */
-#ifndef RINGKV_RPC_FRAME_H
-#define RINGKV_RPC_FRAME_H
+#ifndef RINGKV_RPC_INTERNAL_H
+#define RINGKV_RPC_INTERNAL_H
 
 #include <stdatomic.h>
 
