@@ -102,6 +102,9 @@ static const http_counter rpc_server_counters[] = {
     RPC_SERVER(stale, "stale"),
     RPC_SERVER(replayed, "replayed"),
     RPC_SERVER(send_errors, "send_error"),
+    FAMILY("counter", rpc_server_stats, batches, "ringkv_rpc_server_batches_total", NULL,
+           "Batch messages received: calls a peer coalesced into one message (their calls "
+           "count above too)."),
 };
 
 /* What this node's calls came to. */
@@ -115,6 +118,10 @@ static const http_counter rpc_client_counters[] = {
     RPC_CLIENT(timeouts, "timeout"),
     RPC_CLIENT(failures, "failure"),
     RPC_CLIENT(bad_replies, "bad_reply"),
+    FAMILY("counter", rpc_client_stats, batches, "ringkv_rpc_client_batches_total", NULL,
+           "Batch messages sent: calls to one peer coalesced into one message."),
+    FAMILY("counter", rpc_client_stats, batched_calls, "ringkv_rpc_client_batched_calls_total",
+           NULL, "Calls this node sent inside batch messages."),
 };
 
 #define COUNT(table) (sizeof table / sizeof table[0])

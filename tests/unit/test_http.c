@@ -1331,9 +1331,16 @@ static void test_counters_node(void **state)
                            .malformed = 37,
                            .stale = 38,
                            .replayed = 39,
-                           .send_errors = 40};
-    rpc_client_stats rc = {
-        .calls = 41, .ok = 42, .errors = 43, .timeouts = 44, .failures = 45, .bad_replies = 46};
+                           .send_errors = 40,
+                           .batches = 47};
+    rpc_client_stats rc = {.calls = 41,
+                           .ok = 42,
+                           .errors = 43,
+                           .timeouts = 44,
+                           .failures = 45,
+                           .bad_replies = 46,
+                           .batches = 48,
+                           .batched_calls = 49};
     reply_buf out = {0};
     http_counters_write_node(&out, &kv, &ss, 11, &rs, &rc);
     assert_int_equal(out.err, RK_OK);
@@ -1403,6 +1410,10 @@ static void test_counters_node(void **state)
         "ringkv_rpc_server_total{outcome=\"stale\"} 38\n"
         "ringkv_rpc_server_total{outcome=\"replayed\"} 39\n"
         "ringkv_rpc_server_total{outcome=\"send_error\"} 40\n"
+        "# HELP ringkv_rpc_server_batches_total Batch messages received: calls a peer coalesced "
+        "into one message (their calls count above too).\n"
+        "# TYPE ringkv_rpc_server_batches_total counter\n"
+        "ringkv_rpc_server_batches_total 47\n"
         "# HELP ringkv_rpc_client_total RPC calls this node made, by outcome.\n"
         "# TYPE ringkv_rpc_client_total counter\n"
         "ringkv_rpc_client_total{outcome=\"started\"} 41\n"
@@ -1410,7 +1421,14 @@ static void test_counters_node(void **state)
         "ringkv_rpc_client_total{outcome=\"error\"} 43\n"
         "ringkv_rpc_client_total{outcome=\"timeout\"} 44\n"
         "ringkv_rpc_client_total{outcome=\"failure\"} 45\n"
-        "ringkv_rpc_client_total{outcome=\"bad_reply\"} 46\n");
+        "ringkv_rpc_client_total{outcome=\"bad_reply\"} 46\n"
+        "# HELP ringkv_rpc_client_batches_total Batch messages sent: calls to one peer coalesced "
+        "into one message.\n"
+        "# TYPE ringkv_rpc_client_batches_total counter\n"
+        "ringkv_rpc_client_batches_total 48\n"
+        "# HELP ringkv_rpc_client_batched_calls_total Calls this node sent inside batch messages.\n"
+        "# TYPE ringkv_rpc_client_batched_calls_total counter\n"
+        "ringkv_rpc_client_batched_calls_total 49\n");
     http_reply_buf_free(&out);
 }
 
