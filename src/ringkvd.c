@@ -70,6 +70,9 @@ static void usage(FILE *out)
             "                      reads, 2..50 ms)                           [0]\n"
             "  --read-repair-percent P  share of reads that ask all N replicas [10]\n"
             "  --handoff on|off    take and hand over hinted writes           [on]\n"
+            "  --anti-entropy on|off  off: Merkle exchanges only on `ringkv cluster\n"
+            "                      repair`, none at start, periodic or when a peer\n"
+            "                      returns (to see what quorums alone do)   [on]\n"
             "  --handoff-interval-ms MS  how often the sync service offers held\n"
             "                      hints to their nodes                       [1000]\n"
             "  --sync-interval-ms MS     how often range handoff work is sought [1000]\n"
@@ -153,6 +156,7 @@ enum {
     OPT_TOMBSTONE_GRACE,
     OPT_SPECULATIVE,
     OPT_READ_REPAIR,
+    OPT_ANTI_ENTROPY,
 };
 
 /* Numeric flags: where each lands and its bounds. */
@@ -250,6 +254,14 @@ static bool set_number(node_config *c, int opt, const char *flag, const char *te
         }
         fprintf(stderr, "ringkvd: %s wants on or off, got '%s'\n", flag, text ? text : "");
         return false;
+    case OPT_ANTI_ENTROPY:
+        if (text != NULL && (strcmp(text, "on") == 0 || strcmp(text, "off") == 0)) {
+            /* off: Merkle exchanges only when asked (ringkv cluster repair) */
+            c->sync_cfg.anti_entropy_off = strcmp(text, "off") == 0;
+            return true;
+        }
+        fprintf(stderr, "ringkvd: %s wants on or off, got '%s'\n", flag, text ? text : "");
+        return false;
     default: return false;
     }
 }
@@ -280,6 +292,7 @@ static const struct option long_options[] = {
     {"tombstone-grace-ms", required_argument, NULL, OPT_TOMBSTONE_GRACE},
     {"speculative-ms", required_argument, NULL, OPT_SPECULATIVE},
     {"read-repair-percent", required_argument, NULL, OPT_READ_REPAIR},
+    {"anti-entropy", required_argument, NULL, OPT_ANTI_ENTROPY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -312,6 +325,7 @@ static bool apply_env(node_config *c)
         {"RINGKV_SPECULATIVE_MS", OPT_SPECULATIVE, "RINGKV_SPECULATIVE_MS"},
         {"RINGKV_READ_REPAIR_PERCENT", OPT_READ_REPAIR, "RINGKV_READ_REPAIR_PERCENT"},
         {"RINGKV_HANDOFF", OPT_HANDOFF, "RINGKV_HANDOFF"},
+        {"RINGKV_ANTI_ENTROPY", OPT_ANTI_ENTROPY, "RINGKV_ANTI_ENTROPY"},
         {"RINGKV_HANDOFF_INTERVAL_MS", OPT_HANDOFF_INTERVAL, "RINGKV_HANDOFF_INTERVAL_MS"},
     };
     for (size_t i = 0; i < sizeof numeric / sizeof numeric[0]; i++) {

@@ -62,11 +62,15 @@ typedef struct sync_service sync_service;
 typedef struct sync_config {
     uint32_t interval_ms;              /* how often handoff work is looked for */
     uint32_t anti_entropy_interval_ms; /* periodic exchanges; 0 = only on demand */
-    uint64_t rate_bytes_per_sec;       /* cap on bytes sent; 0 = none */
-    uint64_t tombstone_grace_ms;       /* age before a tombstone may be purged */
-    bool deliver_hints;                /* hand held hints to their nodes (true;
-                                          false: --handoff off) */
-    uint32_t hint_interval_ms;         /* how often held hints are offered (1000) */
+    /* No exchange but the ones asked for (sync_repair_now): none at start,
+     * periodic, on ring changes or when a peer returns. For experiments
+     * that measure what quorums and read repair alone do (false). */
+    bool anti_entropy_off;
+    uint64_t rate_bytes_per_sec; /* cap on bytes sent; 0 = none */
+    uint64_t tombstone_grace_ms; /* age before a tombstone may be purged */
+    bool deliver_hints;          /* hand held hints to their nodes (true;
+                                    false: --handoff off) */
+    uint32_t hint_interval_ms;   /* how often held hints are offered (1000) */
     /* Called once, from the sync thread, after a LEAVING node has handed
      * everything off and marked itself REMOVED: ringkvd stops the process. */
     void (*on_left)(void *arg);

@@ -86,7 +86,9 @@ static void plan_exchanges(sync_service *s, const sync_rings *r, loop_state *ls,
             continue;
         bool back = p->liveness == CLUSTER_DOWN && m->liveness != CLUSTER_DOWN;
         p->liveness = m->liveness;
-        if (ls->first || repair || back || ((periodic || ring_changed) && s->self < m->id))
+        bool automatic = !s->cfg.anti_entropy_off &&
+                         (ls->first || back || ((periodic || ring_changed) && s->self < m->id));
+        if (repair || automatic)
             p->due = true;
     }
     ls->first = false;
