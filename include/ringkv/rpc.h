@@ -74,6 +74,11 @@ typedef struct rpc_handler {
     void *arg;
 } rpc_handler;
 
+/* Copies a module's handler table (table[0..n)) to out, up to cap, and
+ * returns n: what every module's *_rpc_handlers function does, so that the
+ * caller can gather all handlers for rpc_server_open into one array. */
+size_t rpc_handlers_copy(const rpc_handler *table, size_t n, rpc_handler *out, size_t cap);
+
 /* What a server dropped or served, for /metrics. Counters only grow. */
 typedef struct rpc_server_stats {
     uint64_t requests;       /* handed to a handler */

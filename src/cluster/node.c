@@ -641,10 +641,7 @@ size_t cluster_node_handlers(cluster_node *cn, rpc_handler *out, size_t cap)
          .handler_cb = ping_cb,
          .arg = cn},
     };
-    size_t n = sizeof all / sizeof all[0];
-    for (size_t i = 0; i < n && i < cap; i++)
-        out[i] = all[i];
-    return n;
+    return rpc_handlers_copy(all, sizeof all / sizeof all[0], out, cap);
 }
 
 /* ---- the gossip round -------------------------------------------------------------- */

@@ -120,8 +120,5 @@ size_t replica_rpc_handlers(replica *rp, rpc_handler *out, size_t cap)
         {&ringkv__kv__descriptor, "Put", 0, handle_put, rp},
         {&ringkv__kv__descriptor, "Apply", 0, handle_apply, rp},
     };
-    size_t n = sizeof handlers / sizeof handlers[0];
-    for (size_t i = 0; i < n && i < cap; i++)
-        out[i] = handlers[i];
-    return n;
+    return rpc_handlers_copy(handlers, sizeof handlers / sizeof handlers[0], out, cap);
 }

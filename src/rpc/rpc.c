@@ -86,3 +86,10 @@ void rpc_gate_close(rpc_gate *g)
     while (atomic_load(&g->active) > 0)
         sched_yield();
 }
+
+size_t rpc_handlers_copy(const rpc_handler *table, size_t n, rpc_handler *out, size_t cap)
+{
+    for (size_t i = 0; i < n && i < cap; i++)
+        out[i] = table[i];
+    return n;
+}

@@ -344,8 +344,5 @@ size_t sync_rpc_handlers(sync_service *s, rpc_handler *out, size_t cap)
         {&ringkv__sync__descriptor, "Pull", 0, on_pull, s},
         {&ringkv__sync__descriptor, "Push", 0, on_push, s},
     };
-    size_t n = sizeof all / sizeof all[0];
-    for (size_t i = 0; i < n && i < cap; i++)
-        out[i] = all[i];
-    return n;
+    return rpc_handlers_copy(all, sizeof all / sizeof all[0], out, cap);
 }
