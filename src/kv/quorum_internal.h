@@ -8,8 +8,9 @@
  * requests and runs the timers (the kv coordinator) feeds in replies and
  * the current time, as riak_kv's get_fsm feeds get_core.
  *
- * Cores are plain structs the caller owns (no allocation by init), so a
- * request's state can live inside the request. Node ids are the 64-bit
+ * Target planning (who a request goes to) is in plan.c, the verdicts in
+ * quorum.c; both are pure. Cores are plain structs the caller owns (no
+ * allocation by init), so a request's state can live inside the request. Node ids are the 64-bit
  * member ids of include/ringkv/ring.h. */
 #ifndef RINGKV_KV_QUORUM_INTERNAL_H
 #define RINGKV_KV_QUORUM_INTERNAL_H
@@ -27,6 +28,24 @@ typedef enum quorum_verdict {
     QUORUM_REACHED, /* enough replicas answered; final */
     QUORUM_FAILED,  /* the quorum can no longer be reached; final */
 } quorum_verdict;
+
+/* Whether ids[0..count) holds id / holds some id twice. Lists are at most
+ * QUORUM_MAX_TARGETS long, so a scan is the fastest way. */
+static inline bool quorum_ids_contain(const uint64_t *ids, size_t count, uint64_t id)
+{
+    for (size_t i = 0; i < count; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+static inline bool quorum_ids_repeat(const uint64_t *ids, size_t count)
+{
+    for (size_t i = 1; i < count; i++)
+        if (quorum_ids_contain(ids, i, ids[i]))
+            return true;
+    return false;
+}
 
 /* ---- target selection ---------------------------------------------------- */
 
