@@ -499,8 +499,12 @@ static void log_ring_size(cluster_node *cn, unsigned n)
 {
     cluster_view *v = cluster_node_view(cn);
     size_t members = v->ring ? ring_member_count(v->ring) : 0;
+    const cluster_view_member *self = cluster_view_find(v, v->self_id);
+    /* A joiner is not in the ring yet: what it will serve is the next
+     * ring's business, and the members it joins said so themselves. */
+    bool joining = self != NULL && self->status == CLUSTER_JOINING;
     cluster_view_unref(v);
-    if (members < n)
+    if (members < n && !joining)
         RK_INFO("ringkvd",
                 "the ring has %zu member%s, fewer than n=%u: each key is kept on %zu "
                 "replica%s and reads and writes are acknowledged by all of them until the ring "
