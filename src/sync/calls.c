@@ -43,6 +43,128 @@ void sync_rate_wait(sync_service *s, size_t bytes)
     }
 }
 
+/* One sync call in flight, shared by the thread waiting for it and the
+ * reply callback (an NNG thread); whichever lets go last frees it. While a
+ * thread waits, the call is on s->waits, so sync_stop can wake it. */
+typedef struct sync_wait {
+    struct sync_wait *prev, *next; /* in s->waits, under s->mu */
+    pthread_mutex_t mu;            /* guards the fields below */
+    pthread_cond_t cv;
+    unsigned refs;
+    bool done, abandoned;
+    rk_err err;
+    ProtobufCMessage *reply;
+} sync_wait;
+
+static void wait_release(sync_wait *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool last = --w->refs == 0;
+    pthread_mutex_unlock(&w->mu);
+    if (!last)
+        return;
+    rpc_reply_free(w->reply); /* a reply nobody took: the call was abandoned */
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+static void reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
+{
+    sync_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->err = err;
+    w->reply = reply;
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    wait_release(w);
+}
+
+void sync_abandon_calls(sync_service *s)
+{
+    for (sync_wait *w = s->waits; w != NULL; w = w->next) {
+        pthread_mutex_lock(&w->mu);
+        w->abandoned = true;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+size_t sync_calls_waiting(sync_service *s)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (const sync_wait *w = s->waits; w != NULL; w = w->next)
+        n++;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* Puts w on s->waits; false (w not listed) when the service is stopping. */
+static bool wait_list(sync_service *s, sync_wait *w)
+{
+    pthread_mutex_lock(&s->mu);
+    bool stopping = s->stopping;
+    if (!stopping) {
+        w->next = s->waits;
+        if (s->waits != NULL)
+            s->waits->prev = w;
+        s->waits = w;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return !stopping;
+}
+
+static void wait_unlist(sync_service *s, sync_wait *w)
+{
+    pthread_mutex_lock(&s->mu);
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        s->waits = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Starts the call and waits for its reply or for sync_stop. */
+static rk_err call_and_wait(sync_service *s, const char *addr, const char *method,
+                            const ProtobufCMessage *in, ProtobufCMessage **reply)
+{
+    sync_wait *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return RK_ENOMEM;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->refs = 2; /* this thread and the callback */
+    if (!wait_list(s, w)) {
+        w->refs = 1;
+        wait_release(w);
+        return RK_ECLOSED;
+    }
+    rk_err err = rpc_call_async(s->client, addr, &ringkv__sync__descriptor, method, in,
+                                rk_deadline_after_ms(SYNC_CALL_TIMEOUT_MS), reply_cb, w);
+    if (err != RK_OK) {
+        w->refs = 1; /* the callback never runs */
+    } else {
+        pthread_mutex_lock(&w->mu);
+        while (!w->done && !w->abandoned)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->done) {
+            err = w->err;
+            *reply = w->reply;
+            w->reply = NULL;
+        } else {
+            err = RK_ECLOSED; /* the callback frees the reply when it comes */
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    wait_unlist(s, w);
+    wait_release(w);
+    return err;
+}
+
 rk_err sync_call(sync_service *s, const sync_rings *r, uint64_t peer, const char *method,
                  const ProtobufCMessage *in, ProtobufCMessage **reply, _Atomic uint64_t *sent)
 {
@@ -51,11 +173,8 @@ rk_err sync_call(sync_service *s, const sync_rings *r, uint64_t peer, const char
         return RK_EINVAL;
     size_t bytes = protobuf_c_message_get_packed_size(in);
     sync_rate_wait(s, bytes);
-    if (sync_stopping(s))
-        return RK_ECLOSED;
-    rk_err err = rpc_call(s->client, m->rpc_addr, &ringkv__sync__descriptor, method, in,
-                          rk_deadline_after_ms(SYNC_CALL_TIMEOUT_MS), reply);
-    if (sent != NULL)
+    rk_err err = call_and_wait(s, m->rpc_addr, method, in, reply);
+    if (sent != NULL && err != RK_ECLOSED)
         atomic_fetch_add_explicit(sent, bytes, memory_order_relaxed);
     if (err == RK_OK)
         atomic_fetch_add_explicit(&s->bytes_received, protobuf_c_message_get_packed_size(*reply),

@@ -362,6 +362,7 @@ void sync_stop(sync_service *s)
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     pthread_cond_broadcast(&s->cv);
+    sync_abandon_calls(s);
     pthread_mutex_unlock(&s->mu);
     if (s->thread_running)
         pthread_join(s->thread, NULL);

@@ -72,6 +72,7 @@ struct sync_service {
     pthread_cond_t cv;
     bool stopping;
     bool repair_requested;
+    struct sync_wait *waits; /* calls being waited for (calls.c), woken by sync_stop */
     bool leaving;
     /* The pass the Status RPC reports: pending ranges under these rings. */
     uint64_t pass_read, pass_next;
@@ -183,8 +184,11 @@ rk_err sync_compare(const sync_records *rs, const Ringkv__SyncDigestsReply *remo
 /* Waits until the token bucket allows bytes (rate_bytes_per_sec; 0 = no
  * cap) or the service stops. */
 void sync_rate_wait(sync_service *s, size_t bytes);
-/* rpc_call on the Sync service to peer (by id, through the view); counts
- * the request and reply bytes. */
+/* Calls the Sync service's method on peer (by id, through the view) and
+ * waits for the reply, or until sync_stop: then RK_ECLOSED at once, for a
+ * request to a peer that went away waits in NNG until its deadline
+ * (SYNC_CALL_TIMEOUT_MS), and a stop must not. Counts the request and
+ * reply bytes. */
 rk_err sync_call(sync_service *s, const sync_rings *r, uint64_t peer, const char *method,
                  const ProtobufCMessage *in, ProtobufCMessage **reply, _Atomic uint64_t *sent);
 /* The peer's digests of its records in ranges[0..n) (shared_only: only
@@ -226,5 +230,10 @@ rk_err sync_hint_pass(sync_service *s, const sync_rings *r);
 /* The handlers (rpc.c). */
 void sync_answer(sync_service *s, sync_job *job);
 bool sync_stopping(sync_service *s);
+/* Wakes every sync_call waiting for a reply (they return RK_ECLOSED).
+ * Call with s->mu held, after setting s->stopping. */
+void sync_abandon_calls(sync_service *s);
+/* How many sync_calls are waiting for a reply now (for tests). */
+size_t sync_calls_waiting(sync_service *s);
 
 #endif

@@ -375,6 +375,28 @@ class Node:
             raise AssertionError(f"node {self.name} is not running")
         self.proc.send_signal(signal.SIGSTOP)
         self.paused = True
+        # kill() returns before the stop reaches every thread: on a busy
+        # machine a thread can still answer a request for a while. A test
+        # that checks the node answered nothing must start after that.
+        deadline = time.monotonic() + 10
+        while not self._all_threads_stopped():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"node {self.name}: SIGSTOP did not stop every thread in 10s")
+            time.sleep(0.005)
+
+    def _all_threads_stopped(self):
+        """Every thread of the process is in state T (stopped)."""
+        task_dir = f"/proc/{self.proc.pid}/task"
+        for tid in os.listdir(task_dir):
+            try:
+                with open(f"{task_dir}/{tid}/stat") as f:
+                    stat = f.read()
+            except FileNotFoundError:
+                continue  # the thread exited meanwhile
+            # The state follows the command name, which is in parentheses.
+            if stat[stat.rindex(")") + 2] not in "Tt":
+                return False
+        return True
 
     def resume(self):
         """SIGCONT after pause()."""

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +280,57 @@ static bool three_hints_delivered(void *arg)
     return ks.hints_received >= 3 && a.hints_delivered + b.hints_delivered >= 3;
 }
 
+/* A sync call to a peer whose RPC server is gone waits in NNG until its
+ * deadline (SYNC_CALL_TIMEOUT_MS); sync_stop must not wait for it. Found
+ * when a node of a cluster stopped all at once took 10 s to exit: its sync
+ * thread was calling a peer that had just closed. */
+typedef struct stuck_call {
+    fixture *f;
+    rk_err err;
+} stuck_call;
+
+static void *call_gone_peer(void *arg)
+{
+    stuck_call *sc = arg;
+    sync_service *s = sc->f->nodes[0].sync;
+    sync_rings r;
+    assert_int_equal(sync_rings_take(s, &r), RK_OK);
+    Ringkv__SyncRings rings;
+    sync_rings_to_pb(s, &r, &rings);
+    Ringkv__SyncStatusRequest req = RINGKV__SYNC_STATUS_REQUEST__INIT;
+    req.rings = &rings;
+    ProtobufCMessage *reply = NULL;
+    sc->err = sync_call(s, &r, sc->f->nodes[1].id, "Status", &req.base, &reply, NULL);
+    rpc_reply_free(reply);
+    sync_rings_release(&r);
+    return NULL;
+}
+
+static bool call_waiting(void *arg)
+{
+    return sync_calls_waiting(((fixture *)arg)->nodes[0].sync) > 0;
+}
+
+static void test_sync_stop_does_not_wait_for_a_gone_peer(void **state)
+{
+    (void)state;
+    fixture *f = cluster_up_with(2, true, true);
+    rpc_server_close(f->nodes[1].srv); /* c2 still in c1's view, answering nothing */
+    f->nodes[1].srv = NULL;
+    stuck_call sc = {.f = f, .err = RK_OK};
+    pthread_t caller;
+    assert_int_equal(pthread_create(&caller, NULL, call_gone_peer, &sc), 0);
+    assert_true(wait_for(call_waiting, f, WAIT_MS));
+    uint64_t start = rk_monotonic_ms();
+    sync_stop(f->nodes[0].sync);
+    pthread_join(caller, NULL);
+    uint64_t took = rk_monotonic_ms() - start;
+    assert_int_equal(sc.err, RK_ECLOSED);
+    /* Not a speed figure: waiting out the call would take SYNC_CALL_TIMEOUT_MS. */
+    assert_true(took < SYNC_CALL_TIMEOUT_MS / 2);
+    cluster_down(f);
+}
+
 /* One replica down: W=2 writes succeed and leave a hint on the
  * coordinator, a strict W=3 fails with 2 acks, and the restarted replica
  * gets the writes by handoff alone: the coordinators' sync services hand
@@ -486,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_write_one_read_another),
         cmocka_unit_test(test_write_from_a_non_replica_is_applied_by_a_replica),
         cmocka_unit_test(test_non_replica_fails_over_to_the_next_replica),
+        cmocka_unit_test(test_sync_stop_does_not_wait_for_a_gone_peer),
         cmocka_unit_test(test_down_replica_gets_its_hints),
         cmocka_unit_test(test_handoff_off_refuses_hints_and_the_sender_keeps_them),
         cmocka_unit_test(test_read_repair_fixes_a_stale_replica),
