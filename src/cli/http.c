@@ -1,6 +1,7 @@
 /* http.c - the CLI's HTTP requests through one reused libcurl easy handle. */
 #include "cli_internal.h"
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -19,8 +20,10 @@ struct transfer {
     const cli_http_request *req;
     cli_http_response resp;
     size_t max_body;
-    rk_err err;      /* why a callback stopped the transfer; RK_OK if none did */
-    const char *why; /* static text for err */
+    rk_err err;            /* why a callback stopped the transfer; RK_OK if none did */
+    const char *why;       /* static text for err */
+    uint64_t last_byte_ms; /* monotonic time of the last byte, for idle_timeout_ms */
+    char idle_why[64];
 };
 
 /* libcurl says "Failed to connect ...", strerror "Connection refused"; the
@@ -120,6 +123,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 {
     struct transfer *t = arg;
     size_t len = size * n;
+    t->last_byte_ms = rk_monotonic_ms();
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         rk_buf_reset(&t->resp.head);
         t->resp.status = status_of(data, len);
@@ -135,6 +139,7 @@ static size_t body_cb(char *data, size_t size, size_t n, void *arg)
 {
     struct transfer *t = arg;
     size_t len = size * n;
+    t->last_byte_ms = rk_monotonic_ms();
     if (t->req->on_body != NULL) {
         rk_err err = t->req->on_body(&t->resp, data, len, t->req->on_body_arg);
         return err == RK_OK ? len : stop(t, err, "stopped by the receiver");
@@ -144,6 +149,27 @@ static size_t body_cb(char *data, size_t size, size_t n, void *arg)
     if (rk_buf_append(&t->resp.body, data, len) != RK_OK)
         return stop(t, RK_ENOMEM, "out of memory");
     return len;
+}
+
+/* libcurl runs this about once a second while nothing moves, and after a
+ * signal interrupts its wait: the place to notice a cancel or a stream
+ * that went quiet. Non-zero ends the transfer. */
+static int progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    struct transfer *t = arg;
+    if (t->req->cancel != NULL && *t->req->cancel) {
+        stop(t, RK_ECLOSED, "cancelled");
+        return 1;
+    }
+    int idle = t->req->idle_timeout_ms;
+    if (idle > 0 && rk_monotonic_ms() - t->last_byte_ms >= (uint64_t)idle) {
+        snprintf(t->idle_why, sizeof t->idle_why, "nothing received for %d ms", idle);
+        stop(t, RK_ETIMEDOUT, t->idle_why);
+        return 1;
+    }
+    return 0;
 }
 
 /* ---- one request --------------------------------------------------------- */
@@ -216,6 +242,20 @@ static CURLcode set_request(cli_http *h, const cli_http_request *req, struct tra
     SET(CURLOPT_HEADERDATA, t);
     SET(CURLOPT_WRITEFUNCTION, body_cb);
     SET(CURLOPT_WRITEDATA, t);
+    if (req->cancel != NULL || req->idle_timeout_ms > 0) {
+        SET(CURLOPT_NOPROGRESS, 0L);
+        SET(CURLOPT_XFERINFOFUNCTION, progress_cb);
+        SET(CURLOPT_XFERINFODATA, t);
+    }
+    if (req->idle_timeout_ms > 0) {
+        /* A peer that vanishes without a FIN or RST (a pulled cable, a
+         * paused VM) is noticed by the idle timer; probes make the kernel
+         * notice it too, and keep NAT and firewall state alive. */
+        long probe_s = req->idle_timeout_ms / 3000 > 0 ? req->idle_timeout_ms / 3000 : 1;
+        SET(CURLOPT_TCP_KEEPALIVE, 1L);
+        SET(CURLOPT_TCP_KEEPIDLE, probe_s);
+        SET(CURLOPT_TCP_KEEPINTVL, probe_s);
+    }
     if (req->on_body == NULL)
         SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body); /* early, by Content-Length */
     if (strcmp(req->method, "HEAD") == 0)
@@ -279,7 +319,8 @@ rk_err cli_http_request_do(cli_http *h, const cli_http_request *req, cli_http_re
                            char *why, size_t why_len)
 {
     if (h == NULL || req == NULL || resp == NULL || !safe_text(req->method) ||
-        !safe_text(req->url) || req->timeout_ms < 0 || req->connect_timeout_ms < 0) {
+        !safe_text(req->url) || req->timeout_ms < 0 || req->connect_timeout_ms < 0 ||
+        req->idle_timeout_ms < 0) {
         set_why(why, why_len, "invalid request");
         return RK_EINVAL;
     }
@@ -295,7 +336,8 @@ rk_err cli_http_request_do(cli_http *h, const cli_http_request *req, cli_http_re
         return RK_ENOMEM;
     }
     struct transfer t = {.req = req,
-                         .max_body = req->max_body ? req->max_body : CLI_HTTP_DEFAULT_MAX_BODY};
+                         .max_body = req->max_body ? req->max_body : CLI_HTTP_DEFAULT_MAX_BODY,
+                         .last_byte_ms = rk_monotonic_ms()};
     curl_easy_reset(h->easy);
     h->error[0] = '\0';
     CURLcode code = set_transport(h);
@@ -358,6 +400,33 @@ const char *cli_http_header(const cli_http_response *resp, const char *name, siz
         line = eol;
     }
     return NULL;
+}
+
+void cli_http_error_summary(const cli_http_response *r, char *out, size_t out_len)
+{
+    cJSON *j = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
+    if (cJSON_IsString(msg)) {
+        int n = snprintf(out, out_len, "%s", msg->valuestring);
+        if (cJSON_IsString(code) && n >= 0 && (size_t)n < out_len)
+            n += snprintf(out + n, out_len - (size_t)n, " (%s)", code->valuestring);
+        const cJSON *acks = cJSON_GetObjectItemCaseSensitive(j, "acks");
+        const cJSON *needed = cJSON_GetObjectItemCaseSensitive(j, "needed");
+        if (cJSON_IsNumber(acks) && cJSON_IsNumber(needed) && n >= 0 && (size_t)n < out_len)
+            snprintf(out + n, out_len - (size_t)n, ": %d of %d replicas acknowledged",
+                     acks->valueint, needed->valueint);
+    } else {
+        /* Not ours (a proxy?): show the first line of what came back. */
+        size_t n = r->body.len ? strcspn(r->body.data, "\r\n") : 0;
+        if (n > 120)
+            n = 120;
+        if (n == 0)
+            snprintf(out, out_len, "(no error message)");
+        else
+            snprintf(out, out_len, "%.*s", (int)n, r->body.data);
+    }
+    cJSON_Delete(j);
 }
 
 /* ---- addressing ---------------------------------------------------------- */

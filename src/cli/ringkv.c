@@ -1,5 +1,5 @@
-/* ringkv.c - the ringkv command-line client: put, get, del, keys and the cluster commands
- * (status, leave, remove, repair) over HTTP. */
+/* ringkv.c - the ringkv command-line client: put, get, del, keys, watch and the cluster
+ * commands (status, leave, remove, repair) over HTTP. */
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,19 +14,13 @@
 #define RINGKV_VERSION "unknown"
 #endif
 
-/* Exit statuses; the global help documents them. */
-enum {
-    EXIT_OK = 0,
-    EXIT_NOT_FOUND = 1,
-    EXIT_USAGE = 2,
-    EXIT_UNREACHABLE = 3,
-    EXIT_SERVER = 4,
-};
-
 #define DEFAULT_NODES "127.0.0.1:8001"
 #define DEFAULT_TABLE "default"
 #define DEFAULT_TIMEOUT_MS 5000
-#define MAX_POSITIONALS 2
+#define MAX_WATCH_KEYS 10000 /* what one subscription may name (docs/api.md) */
+#define WATCH_IDLE_MS 45000  /* the node pings every 15 s: three missed pings, it is gone */
+#define WATCH_BACKOFF_MIN_MS 200
+#define WATCH_BACKOFF_MAX_MS 2000
 #define MAX_CMD_OPTIONS 32
 
 /* ---- command line -------------------------------------------------------- */
@@ -38,6 +32,7 @@ enum command_bit {
     CMD_KEYS = 1 << 3,
     CMD_CLUSTER = 1 << 4,
     CMD_HELP = 1 << 5,
+    CMD_WATCH = 1 << 6,
     CMD_ANY = 0xff, /* a global option */
 };
 
@@ -61,6 +56,7 @@ enum option_id {
     OPT_LIMIT,
     OPT_AFTER,
     OPT_ALL,
+    OPT_COUNT,
 };
 
 struct option_spec {
@@ -80,7 +76,7 @@ static const struct option_spec option_specs[] = {
     {"help", 'h', false, OPT_HELP, CMD_ANY},
     {"version", 0, false, OPT_VERSION, CMD_ANY},
     {"string", 0, false, OPT_STRING, CMD_PUT},
-    {"json", 0, false, OPT_JSON, CMD_PUT},
+    {"json", 0, false, OPT_JSON, CMD_PUT | CMD_WATCH},
     {"context", 0, true, OPT_CONTEXT, CMD_PUT | CMD_DEL},
     {"if-none-match", 0, false, OPT_IF_NONE_MATCH, CMD_PUT},
     {"if-match", 0, true, OPT_IF_MATCH, CMD_PUT | CMD_DEL},
@@ -91,6 +87,7 @@ static const struct option_spec option_specs[] = {
     {"limit", 0, true, OPT_LIMIT, CMD_KEYS},
     {"after", 0, true, OPT_AFTER, CMD_KEYS},
     {"all", 0, false, OPT_ALL, CMD_KEYS},
+    {"count", 0, true, OPT_COUNT, CMD_WATCH},
 };
 
 struct args {
@@ -100,12 +97,12 @@ struct args {
     bool verbose, help, version;
     /* the command and its arguments */
     const struct command *cmd;
-    const char *pos[MAX_POSITIONALS];
+    const char **pos; /* room for every argument of the line */
     size_t n_pos;
     /* command options */
     const char *context, *if_match, *after;
     bool force_string, force_json, if_none_match, siblings, local, all;
-    uint64_t w, r, limit; /* 0: not given */
+    uint64_t w, r, limit, count; /* 0: not given */
     /* Command options seen, checked against the command once it is known
      * (options may come before it). */
     const struct option_spec *cmd_opts[MAX_CMD_OPTIONS];
@@ -129,6 +126,7 @@ static int cmd_get(struct client *c, const struct args *a);
 static int cmd_del(struct client *c, const struct args *a);
 static int cmd_keys(struct client *c, const struct args *a);
 static int cmd_cluster(struct client *c, const struct args *a);
+static int cmd_watch(struct client *c, const struct args *a);
 
 static const char global_help[] =
     "Usage: ringkv [OPTIONS] COMMAND [ARGS]\n"
@@ -140,6 +138,7 @@ static const char global_help[] =
     "  get KEY           print the value of KEY as JSON\n"
     "  del KEY           delete KEY\n"
     "  keys              list the keys of the table, one per line\n"
+    "  watch [KEY...]    print changes to the keys (or the table) as they happen\n"
     "  cluster status    show members, status, ring ownership and N/R/W\n"
     "  cluster leave     make the node hand off its data and leave the ring\n"
     "  cluster remove NODE  take a dead node (name or id) out of the ring\n"
@@ -221,6 +220,42 @@ static const struct command commands[] = {
      "  --limit N         keys per page (server default 100)\n"
      "  --after KEY       start after KEY (the \"next\" of a previous page)\n"
      "  --all             fetch page after page until the end\n"},
+    {"watch", CMD_WATCH, 0, MAX_WATCH_KEYS, cmd_watch,
+     "Usage: ringkv [OPTIONS] watch [KEY...] [--json] [--count N]\n"
+     "\n"
+     "Prints each change to the table as it happens, one line per event,\n"
+     "until interrupted (Ctrl-C or SIGTERM: exit 0). With no KEY, every change\n"
+     "in the table; else changes to the KEYs (up to 10000). Each line is\n"
+     "flushed at once, so a pipe sees it when it happens:\n"
+     "\n"
+     "  updated TABLE/KEY VALUE context=CTX [siblings=N]\n"
+     "  deleted TABLE/KEY context=CTX\n"
+     "  reset TABLE[/KEY]: REASON\n"
+     "\n"
+     "VALUE is the JSON text of the new version as stored, on one line, as\n"
+     "get --siblings prints it; siblings=N when the key now has N concurrent\n"
+     "versions (see them with get --siblings). A reset means the node could\n"
+     "not replay what was missed while the stream was down: read the keys\n"
+     "again. Control characters in a key are shown as \\n, \\t, \\xNN; an event\n"
+     "of another type is printed as TYPE DATA.\n"
+     "\n"
+     "  --json            print each event as one JSON object instead:\n"
+     "                    {\"event\":\"updated\",\"id\":\"ID\",\"data\":{...}}, data\n"
+     "                    being the event's JSON as the node sent it (table,\n"
+     "                    key, value, context, timestamp, ...); id is null if\n"
+     "                    the event has none\n"
+     "  --count N         exit 0 after N events\n"
+     "\n"
+     "When the stream ends or breaks, watch resumes on the next node of --nodes\n"
+     "(round-robin, waiting 200 ms, up to 2 s while attempts fail) and sends\n"
+     "the last event id (Last-Event-ID), so that no change is missed, or a\n"
+     "reset says some may have been. A node that sends nothing for 45 s\n"
+     "(it pings every 15 s) counts as gone. A node that answers 503 (too many\n"
+     "subscribers) is skipped the same way; a 4xx answer ends watch (exit 4).\n"
+     "Until the first stream is open, one round of the nodes without one ends\n"
+     "it (exit 3); after that, watch keeps trying. --timeout-ms bounds only\n"
+     "connecting to a node, never the stream. -v tells on stderr which node\n"
+     "serves the stream.\n"},
     {"cluster", CMD_CLUSTER, 1, 2, cmd_cluster,
      "Usage: ringkv [OPTIONS] cluster status\n"
      "       ringkv [OPTIONS] cluster leave\n"
@@ -343,6 +378,7 @@ static int apply_option(struct args *a, const struct option_spec *o, const char 
     case OPT_LIMIT: rc = parse_number(a->cmd, o->name, value, 1, 1000000, &a->limit); break;
     case OPT_AFTER: a->after = value; break;
     case OPT_ALL: a->all = true; break;
+    case OPT_COUNT: rc = parse_number(a->cmd, o->name, value, 1, UINT64_MAX / 2, &a->count); break;
     }
     return rc;
 }
@@ -393,9 +429,7 @@ static int parse_args(int argc, char **argv, struct args *a)
                 return usage_error(NULL, "unknown command '%s'", arg);
             continue;
         }
-        if (a->n_pos == MAX_POSITIONALS)
-            return usage_error(a->cmd, "too many arguments for %s", a->cmd->name);
-        a->pos[a->n_pos++] = arg;
+        a->pos[a->n_pos++] = arg; /* a->pos has room for argc */
     }
     if (a->help || a->version)
         return -1; /* help wins over everything else on the line */
@@ -416,14 +450,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 /* ---- talking to the nodes ------------------------------------------------ */
 
-struct node {
-    char *address; /* as given, for messages */
-    char *url;     /* "http://HOST:PORT", to which a request's target is appended */
-};
-
 struct client {
     cli_http *http; /* one connection cache for every request of this run */
-    struct node *nodes;
+    cli_node *nodes;
     size_t n_nodes;
     size_t preferred; /* start here: the last node that answered */
     int timeout_ms;
@@ -478,7 +507,7 @@ static int client_init(struct client *c, const struct args *a, const char *list)
             b++;
         while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
-        struct node *n = &c->nodes[c->n_nodes];
+        cli_node *n = &c->nodes[c->n_nodes];
         n->address = strndup(b, (size_t)(e - b));
         if (n->address == NULL) {
             fputs("ringkv: out of memory\n", stderr);
@@ -504,35 +533,6 @@ static int client_init(struct client *c, const struct args *a, const char *list)
         return EXIT_SERVER;
     }
     return -1;
-}
-
-/* Reads {"error": ..., "code": ...} from an error answer into a one-line
- * summary: "message (code)", or the start of a body that is not JSON. */
-static void error_summary(const cli_http_response *r, char *out, size_t out_len)
-{
-    cJSON *j = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "error");
-    const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
-    if (cJSON_IsString(msg)) {
-        int n = snprintf(out, out_len, "%s", msg->valuestring);
-        if (cJSON_IsString(code) && n >= 0 && (size_t)n < out_len)
-            n += snprintf(out + n, out_len - (size_t)n, " (%s)", code->valuestring);
-        const cJSON *acks = cJSON_GetObjectItemCaseSensitive(j, "acks");
-        const cJSON *needed = cJSON_GetObjectItemCaseSensitive(j, "needed");
-        if (cJSON_IsNumber(acks) && cJSON_IsNumber(needed) && n >= 0 && (size_t)n < out_len)
-            snprintf(out + n, out_len - (size_t)n, ": %d of %d replicas acknowledged",
-                     acks->valueint, needed->valueint);
-    } else {
-        /* Not ours (a proxy?): show the first line of what came back. */
-        size_t n = r->body.len ? strcspn(r->body.data, "\r\n") : 0;
-        if (n > 120)
-            n = 120;
-        if (n == 0)
-            snprintf(out, out_len, "(no error message)");
-        else
-            snprintf(out, out_len, "%.*s", (int)n, r->body.data);
-    }
-    cJSON_Delete(j);
 }
 
 /* Sends one request, failing over along the node list (see the global
@@ -567,7 +567,7 @@ static int client_call(struct client *c, const char *method, const char *target,
 
     for (size_t k = 0; k < c->n_nodes; k++) {
         size_t i = (c->preferred + k) % c->n_nodes;
-        const struct node *n = &c->nodes[i];
+        const cli_node *n = &c->nodes[i];
         const char *next = k + 1 < c->n_nodes ? c->nodes[(i + 1) % c->n_nodes].address : NULL;
         rk_buf url = {0};
         cli_http_response r = {0};
@@ -598,7 +598,7 @@ static int client_call(struct client *c, const char *method, const char *target,
          * shutting down); another node may see more replicas. */
         if (r.status == 503 && next != NULL) {
             char msg[256];
-            error_summary(&r, msg, sizeof msg);
+            cli_http_error_summary(&r, msg, sizeof msg);
             fprintf(stderr, "ringkv: node %s answered 503: %s, trying %s\n", n->address, msg, next);
             if (have_busy)
                 cli_http_response_free(&busy);
@@ -631,7 +631,7 @@ static int client_call(struct client *c, const char *method, const char *target,
 static int server_error(const struct client *c, const cli_http_response *r)
 {
     char msg[512];
-    error_summary(r, msg, sizeof msg);
+    cli_http_error_summary(r, msg, sizeof msg);
     fprintf(stderr, "ringkv: node %s answered %d: %s\n", c->answered_by, r->status, msg);
     return EXIT_SERVER;
 }
@@ -1149,6 +1149,61 @@ static int cmd_keys(struct client *c, const struct args *a)
     return rc;
 }
 
+/* ---- watch --------------------------------------------------------------- */
+
+/* "/{table}/subscribe", "/{table}/subscribe/{key}" or
+ * "/{table}/subscribe?key=a&key=b", each part URL-encoded. */
+static rk_err watch_target(rk_buf *out, const struct args *a)
+{
+    rk_err err = rk_buf_appends(out, "/");
+    if (err == RK_OK)
+        err = rk_url_encode(out, a->table, strlen(a->table));
+    if (err == RK_OK)
+        err = rk_buf_appends(out, "/subscribe");
+    if (err == RK_OK && a->n_pos == 1) {
+        err = rk_buf_appends(out, "/");
+        if (err == RK_OK)
+            err = rk_url_encode(out, a->pos[0], strlen(a->pos[0]));
+    }
+    bool first = true;
+    for (size_t k = 0; a->n_pos > 1 && err == RK_OK && k < a->n_pos; k++)
+        err = add_query(out, &first, "key", a->pos[k]);
+    return err;
+}
+
+static int cmd_watch(struct client *c, const struct args *a)
+{
+    for (size_t k = 0; k < a->n_pos; k++)
+        if (a->pos[k][0] == '\0')
+            return usage_error(a->cmd, "a key must not be empty");
+    rk_buf target = {0};
+    if (watch_target(&target, a) != RK_OK) {
+        rk_buf_free(&target);
+        return out_of_memory();
+    }
+    const char *headers[] = {"User-Agent: ringkv/" RINGKV_VERSION, c->auth_header, NULL};
+    cli_watch_options o = {
+        .nodes = c->nodes,
+        .n_nodes = c->n_nodes,
+        .target = target.data,
+        .headers = headers,
+        /* --timeout-ms is "one attempt on one node" for the other commands;
+         * a stream is long-lived, so here it bounds connecting only, and
+         * the idle timer notices a node that went away. */
+        .connect_timeout_ms = c->timeout_ms,
+        .idle_timeout_ms = WATCH_IDLE_MS,
+        .backoff_min_ms = WATCH_BACKOFF_MIN_MS,
+        .backoff_max_ms = WATCH_BACKOFF_MAX_MS,
+        .count = a->count,
+        .json = a->force_json,
+        .verbose = c->verbose,
+        .out = stdout,
+    };
+    int rc = cli_watch_run(c->http, &o);
+    rk_buf_free(&target);
+    return rc;
+}
+
 /* ---- cluster status ------------------------------------------------------ */
 
 struct column {
@@ -1397,9 +1452,10 @@ static int cmd_cluster(struct client *c, const struct args *a)
 
 /* ---- main ---------------------------------------------------------------- */
 
-int main(int argc, char **argv)
+/* The whole run; pos has room for argc arguments. Returns the exit status. */
+static int run(int argc, char **argv, const char **pos)
 {
-    struct args a = {.table = DEFAULT_TABLE, .timeout_ms = DEFAULT_TIMEOUT_MS};
+    struct args a = {.table = DEFAULT_TABLE, .timeout_ms = DEFAULT_TIMEOUT_MS, .pos = pos};
     int rc = parse_args(argc, argv, &a);
     if (rc != -1)
         return rc;
@@ -1440,5 +1496,16 @@ int main(int argc, char **argv)
         if (rc == EXIT_OK)
             rc = EXIT_SERVER;
     }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    /* Room for every argument as a positional: watch takes many keys. */
+    const char **pos = calloc((size_t)argc, sizeof *pos);
+    if (pos == NULL)
+        return out_of_memory();
+    int rc = run(argc, argv, pos);
+    free(pos);
     return rc;
 }

@@ -1,6 +1,9 @@
 /* test_cli.c - unit tests of the CLI's HTTP layer (src/cli/http.c): node
  * addresses, header lookup, and requests through libcurl against a
- * scripted HTTP server on 127.0.0.1 that runs in a thread.
+ * scripted HTTP server on 127.0.0.1 that runs in a thread; and of the
+ * watch command: its SSE parser (src/cli/sse.c) on every split of a
+ * stream, the lines it prints (watch_line.c), and its fail-over between
+ * scripted nodes (watch.c).
  *
  * The server never sleeps: each step waits for bytes or a connection with
  * a 5 s deadline, so that a broken client fails the test instead of
@@ -22,6 +25,7 @@
 #include <unistd.h>
 
 #include "cli/cli_internal.h"
+#include "cli/sse.h"
 
 #define STEP_MS 5000 /* deadline of one server step */
 
@@ -202,6 +206,19 @@ static void script_silent(struct server *s)
     int fd = accept_conn(s);
     if (fd >= 0)
         wait_close(fd);
+}
+
+/* Answers one request with s->canned, then ends the connection: a stream
+ * that the node closes. */
+static void script_canned_eof(struct server *s)
+{
+    int fd = accept_conn(s);
+    if (fd < 0)
+        return;
+    if (read_request(s, fd))
+        send_text(fd, s->canned);
+    shutdown(fd, SHUT_WR);
+    wait_close(fd);
 }
 
 /* Answers one request with s->canned. */
@@ -500,6 +517,310 @@ static void test_malformed_requests_are_refused(void **state)
     cli_http_close(h);
 }
 
+/* ---- the SSE parser ---------------------------------------------------------- */
+
+/* Each event as "type|id|data;" */
+static rk_err collect_cb(const cli_sse_event *ev, void *arg)
+{
+    rk_buf *out = arg;
+    assert_int_equal(strlen(ev->data), ev->data_len);
+    return rk_buf_appendf(out, "%s|%s|%s;", ev->type, ev->id, ev->data);
+}
+
+/* A stream with everything the parser must handle: a BOM, comments (the
+ * node's ": subscribed" and ": ping"), CRLF, LF and lone CR line ends,
+ * multi-line data, an id that later events inherit, an id with a NUL
+ * (ignored), an empty id (clears it), unknown fields, a field without a
+ * colon, no space after the colon, and an event cut off at the end. */
+static const char sse_stream[] =
+    "\xEF\xBB\xBF: subscribed\n\n"
+    "id: 1\nevent: updated\ndata: {\"a\":1}\n\n"
+    ": ping\r\n\r\n"
+    "data:no space\r\ndata:  two spaces\r\n\r\n"
+    "id: 2\revent: reset\rretry: 100\rcolour: red\rdata: {}\r\r"
+    "id: bad\0id\ndata: x\n\n"
+    "data\n\n"
+    "id\ndata: y\n\n"
+    "event: deleted\n\n" /* no data: no event, and the type does not stick */
+    "data: z\n\n"
+    "id: 9\ndata: cut off";
+static const char sse_expected[] = "updated|1|{\"a\":1};"
+                                   "message|1|no space\n two spaces;"
+                                   "reset|2|{};"
+                                   "message|2|x;"
+                                   "message|2|;"
+                                   "message||y;"
+                                   "message||z;";
+
+static void feed_ok(cli_sse_parser *p, const char *data, size_t len, rk_buf *out)
+{
+    assert_int_equal(cli_sse_parser_feed(p, data, len, collect_cb, out), RK_OK);
+}
+
+/* Every split into three pieces gives the same events: curl hands the body
+ * over in pieces cut anywhere, between CR and LF too. */
+static void test_sse_parser_any_split(void **state)
+{
+    (void)state;
+    size_t len = sizeof sse_stream - 1;
+    for (size_t i = 0; i <= len; i++) {
+        for (size_t j = i; j <= len; j++) {
+            cli_sse_parser p;
+            rk_buf out = {0};
+            cli_sse_parser_init(&p, 0);
+            feed_ok(&p, sse_stream, i, &out);
+            feed_ok(&p, sse_stream + i, j - i, &out);
+            feed_ok(&p, sse_stream + j, len - j, &out);
+            if (out.data == NULL || strcmp(out.data, sse_expected) != 0)
+                fail_msg("split at %zu and %zu: got %s", i, j, out.data ? out.data : "nothing");
+            /* The cut-off event's id 9 is not the client's yet. */
+            assert_string_equal(cli_sse_parser_last_id(&p), "");
+            rk_buf_free(&out);
+            cli_sse_parser_fini(&p);
+        }
+    }
+    /* And byte by byte. */
+    cli_sse_parser p;
+    rk_buf out = {0};
+    cli_sse_parser_init(&p, 0);
+    for (size_t i = 0; i < len; i++)
+        feed_ok(&p, sse_stream + i, 1, &out);
+    assert_string_equal(out.data, sse_expected);
+    rk_buf_free(&out);
+    cli_sse_parser_fini(&p);
+}
+
+/* What a reconnect sends: the id of the last complete event, not that of
+ * an event the broken connection cut off; and after a restart, events
+ * without an id of their own carry it. Pings keep it. */
+static void test_sse_parser_last_id_and_restart(void **state)
+{
+    (void)state;
+    cli_sse_parser p;
+    rk_buf out = {0};
+    cli_sse_parser_init(&p, 0);
+    const char *s1 = ": subscribed\n\nid: e-1\nevent: updated\ndata: {}\n\n: ping\n\nid: e-2\nda";
+    feed_ok(&p, s1, strlen(s1), &out);
+    assert_string_equal(cli_sse_parser_last_id(&p), "e-1");
+    cli_sse_parser_restart(&p);    /* the connection broke mid-event */
+    const char *s2 = "ta: {}\n\n"; /* the start of the new stream, not the old line's end */
+    feed_ok(&p, s2, strlen(s2), &out);
+    const char *s3 = ": subscribed\r\n\r\nevent: reset\r\ndata: {\"table\":\"t\"}\r\n";
+    feed_ok(&p, s3, strlen(s3), &out);
+    cli_sse_parser_restart(&p); /* a CR at the end, then a new stream */
+    feed_ok(&p, "data: a\r", 8, &out);
+    cli_sse_parser_restart(&p);
+    feed_ok(&p, "\ndata: b\n\n", 10, &out);
+    /* "ta: {}" is an unknown field; the reset was cut off; "data: a" was
+     * cut off; the LF after the restart is a blank line, not a CRLF's end. */
+    assert_string_equal(out.data, "updated|e-1|{};message|e-1|b;");
+    assert_string_equal(cli_sse_parser_last_id(&p), "e-1");
+    rk_buf_free(&out);
+    cli_sse_parser_fini(&p);
+}
+
+static rk_err stop_cb(const cli_sse_event *ev, void *arg)
+{
+    (void)ev;
+    ++*(int *)arg;
+    return RK_ECLOSED;
+}
+
+static void test_sse_parser_limits_and_stops(void **state)
+{
+    (void)state;
+    cli_sse_parser p;
+    rk_buf out = {0};
+    /* One line over the limit, even in pieces. */
+    cli_sse_parser_init(&p, 16);
+    feed_ok(&p, "data: 0123456", 12, &out);
+    assert_int_equal(cli_sse_parser_feed(&p, "789abcdef", 9, collect_cb, &out), RK_ETOOBIG);
+    cli_sse_parser_fini(&p);
+    /* Data over the limit across lines. */
+    cli_sse_parser_init(&p, 16);
+    assert_int_equal(
+        cli_sse_parser_feed(&p, "data: 01234567\ndata: 01234567\n", 30, collect_cb, &out),
+        RK_ETOOBIG);
+    cli_sse_parser_fini(&p);
+    assert_null(out.data);
+    /* The callback's error stops the feed at once. */
+    int calls = 0;
+    cli_sse_parser_init(&p, 0);
+    assert_int_equal(cli_sse_parser_feed(&p, "data: 1\n\ndata: 2\n\n", 18, stop_cb, &calls),
+                     RK_ECLOSED);
+    assert_int_equal(calls, 1);
+    cli_sse_parser_fini(&p);
+}
+
+/* ---- the lines watch prints -------------------------------------------------- */
+
+static void check_line(const char *type, const char *id, const char *data, bool json,
+                       const char *expected)
+{
+    cli_sse_event ev = {.type = type, .id = id, .data = data, .data_len = strlen(data)};
+    rk_buf out = {0};
+    assert_int_equal(cli_watch_line(&ev, json, &out), RK_OK);
+    assert_string_equal(out.data, expected);
+    rk_buf_free(&out);
+}
+
+static void test_watch_lines(void **state)
+{
+    (void)state;
+    const char *upd =
+        "{\"table\":\"t\",\"key\":\"k\",\"value\":{\"n\": 12345678901234567890,\n"
+        "\"s\":\"x\"},\"context\":\"c1\",\"timestamp\":5,\"owner\":\"\",\"siblings\":1}";
+    check_line("updated", "c1", upd, false,
+               "updated t/k {\"n\": 12345678901234567890, \"s\":\"x\"} context=c1\n");
+    check_line("updated", "c1", upd, true,
+               "{\"event\":\"updated\",\"id\":\"c1\",\"data\":{\"table\":\"t\",\"key\":\"k\","
+               "\"value\":{\"n\": 12345678901234567890, \"s\":\"x\"},\"context\":\"c1\","
+               "\"timestamp\":5,\"owner\":\"\",\"siblings\":1}}\n");
+    check_line("updated", "",
+               "{\"table\":\"t\",\"key\":\"k\",\"value\":\"v\",\"context\":\"c2\","
+               "\"siblings\":2}",
+               false, "updated t/k \"v\" context=c2 siblings=2\n");
+    check_line("deleted", "00000000000000ab-7",
+               "{\"table\":\"t\",\"key\":\"two\\nlines\\u001b\",\"deleted\":true,"
+               "\"context\":\"c3\",\"timestamp\":6}",
+               false, "deleted t/two\\nlines\\x1b context=c3\n");
+    check_line("reset", "", "{\"table\":\"t\",\"reason\":\"change log does not cover the id\"}",
+               false, "reset t: change log does not cover the id\n");
+    check_line("reset", "", "{\"table\":\"t\",\"key\":\"k\",\"reason\":\"node restarted\"}", false,
+               "reset t/k: node restarted\n");
+    check_line("reset", "", "{\"table\":\"t\",\"reason\":\"r\"}", true,
+               "{\"event\":\"reset\",\"id\":null,\"data\":{\"table\":\"t\",\"reason\":\"r\"}}\n");
+    /* What this client does not know is shown as it came. */
+    check_line("moved", "", "{\"table\":\"t\"}", false, "moved {\"table\":\"t\"}\n");
+    check_line("updated", "", "{\"table\":\"t\",\"key\":\"k\"}", false,
+               "updated {\"table\":\"t\",\"key\":\"k\"}\n");
+    check_line("message", "", "not\njson\x1b", false, "message not\\njson\\x1b\n");
+    check_line("message", "", "not json", true,
+               "{\"event\":\"message\",\"id\":null,\"data\":\"not json\"}\n");
+}
+
+/* ---- watch against scripted nodes -------------------------------------------- */
+
+#define SSE_HEAD                                                                                   \
+    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"              \
+    ": subscribed\n\n"
+#define SSE_EVENT(id, key)                                                                         \
+    "id: " id "\nevent: updated\ndata: {\"table\":\"t\",\"key\":\"" key                            \
+    "\",\"value\":1,\"context\":\"c\"}\n\n: ping\n\n"
+
+/* A port on which nothing listens: bound, then closed. */
+static int refused_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+struct watch_run {
+    cli_node nodes[3];
+    char addr[3][32], url[3][64];
+    char *text; /* what watch printed */
+    size_t text_len;
+    int status;
+};
+
+/* Runs watch over the nodes at ports[0..n) for count events. */
+static void run_watch(struct watch_run *w, const int *ports, size_t n, uint64_t count)
+{
+    for (size_t i = 0; i < n; i++) {
+        snprintf(w->addr[i], sizeof w->addr[i], "127.0.0.1:%d", ports[i]);
+        snprintf(w->url[i], sizeof w->url[i], "http://127.0.0.1:%d", ports[i]);
+        w->nodes[i] = (cli_node){.address = w->addr[i], .url = w->url[i]};
+    }
+    FILE *out = open_memstream(&w->text, &w->text_len);
+    assert_non_null(out);
+    cli_http *h = open_http();
+    cli_watch_options o = {.nodes = w->nodes,
+                           .n_nodes = n,
+                           .target = "/t/subscribe",
+                           .connect_timeout_ms = 2000,
+                           .idle_timeout_ms = 3000,
+                           .backoff_min_ms = 10,
+                           .backoff_max_ms = 40,
+                           .count = count,
+                           .out = out};
+    w->status = cli_watch_run(h, &o);
+    cli_http_close(h);
+    fclose(out);
+}
+
+/* Streams s->canned and closes; then, on a second connection, streams one
+ * more event, keeping the second request in s->request. */
+static void script_two_streams(struct server *s)
+{
+    script_canned_eof(s);
+    int fd = accept_conn(s);
+    if (fd < 0)
+        return;
+    if (read_request(s, fd))
+        send_text(fd, SSE_HEAD SSE_EVENT("e-3", "k3"));
+    wait_close(fd);
+}
+
+/* The first node streams two events and closes; the second is refused;
+ * the third answers 503; the first, asked again, must get the last id. */
+static void test_watch_resumes_on_the_next_node(void **state)
+{
+    (void)state;
+    struct server a, busy;
+    server_start(&a, script_two_streams, SSE_HEAD SSE_EVENT("e-1", "k1") SSE_EVENT("e-2", "k2"));
+    server_start(&busy, script_canned_eof,
+                 "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 58\r\n\r\n"
+                 "{\"error\":\"too many streams\",\"code\":\"too_many_subscribers\"}");
+    struct watch_run w = {0};
+    int ports[3] = {a.port, refused_port(), busy.port};
+    run_watch(&w, ports, 3, 3);
+    server_stop(&a);
+    server_stop(&busy);
+    assert_int_equal(w.status, EXIT_OK);
+    assert_string_equal(w.text, "updated t/k1 1 context=c\n"
+                                "updated t/k2 1 context=c\n"
+                                "updated t/k3 1 context=c\n");
+    assert_int_equal(a.accepts, 2);
+    assert_non_null(strstr(a.request, "GET /t/subscribe HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(a.request, "\r\nLast-Event-ID: e-2\r\n"));
+    assert_non_null(strcasestr(a.request, "\r\nAccept: text/event-stream\r\n"));
+    free(w.text);
+}
+
+/* A 4xx is final: the other node, which would refuse, is not tried (the
+ * exit status would then be 3). */
+static void test_watch_stops_on_a_client_error(void **state)
+{
+    (void)state;
+    struct server bad;
+    server_start(&bad, script_canned_eof,
+                 "HTTP/1.1 400 Bad Request\r\nContent-Length: 40\r\n\r\n"
+                 "{\"error\":\"bad table\",\"code\":\"bad_table\"}");
+    struct watch_run w = {0};
+    int ports[2] = {bad.port, refused_port()};
+    run_watch(&w, ports, 2, 0);
+    server_stop(&bad);
+    assert_int_equal(w.status, EXIT_SERVER);
+    assert_int_equal(w.text_len, 0);
+    free(w.text);
+}
+
+/* Before any stream was open, one round of the nodes is all it tries. */
+static void test_watch_gives_up_when_no_node_answers(void **state)
+{
+    (void)state;
+    struct watch_run w = {0};
+    int ports[2] = {refused_port(), refused_port()};
+    run_watch(&w, ports, 2, 0);
+    assert_int_equal(w.status, EXIT_UNREACHABLE);
+    free(w.text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +834,13 @@ int main(void)
         cmocka_unit_test(test_silent_server_times_out),
         cmocka_unit_test(test_refused_connection_says_so),
         cmocka_unit_test(test_malformed_requests_are_refused),
+        cmocka_unit_test(test_sse_parser_any_split),
+        cmocka_unit_test(test_sse_parser_last_id_and_restart),
+        cmocka_unit_test(test_sse_parser_limits_and_stops),
+        cmocka_unit_test(test_watch_lines),
+        cmocka_unit_test(test_watch_resumes_on_the_next_node),
+        cmocka_unit_test(test_watch_stops_on_a_client_error),
+        cmocka_unit_test(test_watch_gives_up_when_no_node_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
