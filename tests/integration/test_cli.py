@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import unittest
 import uuid
 
@@ -419,6 +420,90 @@ class CliTest(unittest.TestCase):
         self.ok("put", key, "merged", "--context", merged_ctx)
         p = self.ok("get", key, "--siblings")
         self.assertEqual(p.stdout, '"merged"\n')
+
+
+class CliWatchTest(unittest.TestCase):
+    """ringkv watch against a real 3-node cluster: events as writes happen,
+    and the stream moving to another node when its node dies."""
+
+    cluster = None
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(CLI):
+            raise AssertionError(f"ringkv CLI not found at {CLI} (set RINGKV_CLI)")
+        cls.cluster = harness.Cluster(3, prefix="watch")  # started and converged
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.stop(check=False)
+
+    def nodes_arg(self, order):
+        return ",".join(self.cluster[i].http_addr for i in order)
+
+    def start_watch(self, order, *args):
+        """Starts `ringkv -v watch ARGS` and waits until it is subscribed."""
+        p = subprocess.Popen([CLI, "--nodes", self.nodes_arg(order), "-v", "watch", *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait()))
+        line = p.stderr.readline()  # "ringkv: watching via node X"
+        self.assertIn("watching via node", line, line + p.stderr.read() if p.poll() else line)
+        return p
+
+    def cli(self, node, *args):
+        p = subprocess.run([CLI, "--nodes", self.cluster[node].http_addr, *args],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def finish(self, p, timeout=30):
+        out, err = p.communicate(timeout=timeout)
+        self.assertEqual(p.returncode, 0, err)
+        return out.splitlines(), err
+
+    def test_watch_prints_each_change_of_a_key(self):
+        t, k = f"w{uuid.uuid4().hex[:8]}", "a key"
+        p = self.start_watch([0, 1, 2], "--table", t, k, "--count", "3")
+        self.cli(1, "--table", t, "put", k, '{"n": 1}')
+        self.cli(2, "--table", t, "put", k, "two")
+        self.cli(0, "--table", t, "del", k)
+        lines, _ = self.finish(p)
+        self.assertEqual(len(lines), 3, lines)
+        self.assertRegex(lines[0], rf'^updated {t}/a key {{"n": 1}} context=\S+$')
+        self.assertRegex(lines[1], rf'^updated {t}/a key "two" context=\S+$')
+        self.assertRegex(lines[2], rf"^deleted {t}/a key context=\S+$")
+
+    def test_watch_json_of_a_table_and_several_keys(self):
+        t = f"w{uuid.uuid4().hex[:8]}"
+        table = self.start_watch([1], "--table", t, "--json", "--count", "2")
+        keys = self.start_watch([2], "--table", t, "x", "y", "--json", "--count", "1")
+        self.cli(0, "--table", t, "put", "other", "1")
+        self.cli(0, "--table", t, "put", "y", "2")
+        events = [json.loads(line) for line in self.finish(table)[0]]
+        self.assertEqual([(e["event"], e["data"]["key"]) for e in events],
+                         [("updated", "other"), ("updated", "y")])
+        self.assertTrue(all(e["id"] for e in events))
+        (event,) = [json.loads(line) for line in self.finish(keys)[0]]
+        self.assertEqual((event["event"], event["data"]["key"], event["data"]["value"]),
+                         ("updated", "y", 2))
+
+    def test_watch_moves_to_the_next_node_when_its_node_dies(self):
+        t, k = f"w{uuid.uuid4().hex[:8]}", "k"
+        # Node 2 serves the stream; node 0 comes next, so it survives the kill.
+        p = self.start_watch([2, 0], "--table", t, k, "--count", "2")
+        self.cli(0, "--table", t, "put", k, "before")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the first event, then the kill
+            if p.stdout.readline().startswith("updated"):
+                break
+        self.cluster.kill(2)
+        self.addCleanup(lambda: self.cluster.restart(2))
+        line = p.stderr.readline()
+        self.assertIn("resuming from " + self.cluster[0].http_addr, line)
+        self.assertIn("watching via node " + self.cluster[0].http_addr, p.stderr.readline())
+        self.cli(1, "--table", t, "put", k, "after")
+        lines, _ = self.finish(p)
+        self.assertEqual(len(lines), 1, lines)
+        self.assertRegex(lines[0], rf'^updated {t}/k "after" context=\S+$')
 
 
 if __name__ == "__main__":
