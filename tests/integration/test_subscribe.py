@@ -381,26 +381,34 @@ class SubscribeTest(Seeded):
 
 class KilledReplicaTest(Seeded):
     """A subscriber through node 2 while one of the key's replicas is
-    SIGKILLed and restarted under a single writer."""
+    SIGKILLed and restarted under a single writer. Four nodes, and a key
+    whose 3 replicas do not include node 2: everything it sends comes from
+    the replicas' notifications, none from its own store."""
 
     def test_2_a_killed_and_restarted_replica_loses_no_event(self):
         """Every acknowledged write's value is seen in an event, or a later
         acknowledged value was seen (a single writer); no version (context)
         and no value is seen twice."""
-        table, key = "kill2", f"hot-{self.seed}"
-        with Cluster(3, prefix="k") as c:
+        table = "kill2"
+        with Cluster(4, prefix="k") as c:
             sub = c[1]
-            first = self.put(c[0], table, key, {"w": -1}, expect=(201,))
-            st, body, hd = c[0].json("GET", with_query(key_path(table, key), r=3))
-            self.assertEqual(st, 200, show(st, body, hd))
-            replicas = replicas_header(hd)
-            self.assertEqual(len(replicas), 3, f"X-Ringkv-Replicas of an r=3 read: {hd}")
-            candidates = [i for i, n in enumerate(c.nodes) if n.name in replicas and n is not sub]
-            self.assertTrue(candidates, f"no replica other than {sub.name}: {replicas}")
-            victim = candidates[-1]
-            via = next(n for i, n in enumerate(c.nodes) if i != victim and n is not sub)
-            print(f"subscriber {sub.name}, writer via {via.name}, victim {c[victim].name} "
-                  f"(replicas {replicas}, first context {first.get('context')})", file=sys.stderr)
+            # A key that node 2 holds no replica of (X-Ringkv-Replicas of a
+            # w=3 write names all 3); a quarter of the keys qualify.
+            for j in range(60):
+                key = f"hot-{self.seed}-{j}"
+                st, body, hd = c[0].json("PUT", with_query(key_path(table, key), w=3), {"value": {"w": -1}})
+                self.assertEqual(st, 201, f"PUT {key!r}?w=3: {show(st, body, hd)}")
+                replicas = replicas_header(hd)
+                self.assertEqual(len(replicas), 3, f"X-Ringkv-Replicas of a w=3 write: {hd}")
+                if sub.name not in replicas:
+                    break
+            else:
+                self.fail(f"60 keys, each with {sub.name} among its replicas")
+            victim = next(i for i, n in enumerate(c.nodes) if n.name in replicas and i != 0)
+            via = c[0] if c[0].name in replicas else next(
+                n for i, n in enumerate(c.nodes) if n.name in replicas and i != victim)
+            print(f"key {key!r}: replicas {replicas}, subscriber {sub.name}, writer via {via.name}, "
+                  f"victim {c[victim].name}", file=sys.stderr)
 
             acked, unacked = [], []   # values in ack order; writes without a 2xx
             lock = threading.Lock()
@@ -477,6 +485,10 @@ class KilledReplicaTest(Seeded):
             seen_w = [e.value.get("w") if isinstance(e.value, dict) else e.value for e in updated]
             seen_set = set(seen_w)
             order = [v["w"] for v, _, _ in acked]
+            phases = [("before the kill", order[:at_kill]), ("victim down", order[at_kill:at_restart]),
+                      ("after the restart", order[at_restart:])]
+            print("seen per phase: " + ", ".join(f"{name} {sum(w_i in seen_set for w_i in part)} of "
+                                                 f"{len(part)}" for name, part in phases), file=sys.stderr)
             missing = []
             for pos, w_i in enumerate(order):
                 if w_i not in seen_set and not any(x in seen_set for x in order[pos + 1:]):
