@@ -188,8 +188,3 @@ void http_handle_auth(request *rq)
     http_reply_error(rq, 501, "unsupported",
                      "authentication is not built yet: every write is anonymous");
 }
-
-void http_handle_subscribe(request *rq)
-{
-    http_reply_error(rq, 501, "unsupported", "live updates (SSE) are not built yet");
-}
