@@ -574,7 +574,12 @@ class LimitsTest(Seeded):
     def test_7_over_the_cap_is_503_and_a_freed_slot_is_taken_again(self):
         """--max-subscribers 2: a third stream gets 503 too_many_subscribers
         (counted in ringkv_subscribe_rejected_total); once one of the two is
-        closed, a new subscription is accepted (polled) and gets events."""
+        closed, a new subscription is accepted (polled) and gets events.
+
+        Polled for 20 s, a busy machine's slack: a user who closed a tab
+        expects its slot back at once, not after the node happens to write to
+        the dead connection (a ping every 15 s, and the first write after a
+        close still succeeds: two pings, 30 s)."""
         with Node(name="cap7", extra_args=["--max-subscribers", "2"]) as node:
             table = "cap7"
             one = SSEClient(node, subscribe_path(table, "a"))
