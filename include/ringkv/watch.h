@@ -28,12 +28,12 @@
 #include "ringkv/rpc.h"
 
 typedef struct watch_config {
-    unsigned max_streams;  /* streams held at once (--max-subscribers); 1024 */
-    unsigned stream_queue; /* events a stream may have unsent before it is dropped; 1024 */
-    unsigned log_events;   /* events the change log keeps for resuming; 16384 */
-    uint32_t lease_ms;     /* an interest lapses unless renewed by then; 9000 */
-    uint32_t linger_ms;    /* interest kept after its last stream leaves, so a
-                              client that reconnects misses nothing; 60000 */
+    unsigned max_streams;   /* streams held at once (--max-subscribers); 1024 */
+    unsigned stream_queue;  /* events a stream may have unsent before it is dropped; 1024 */
+    unsigned log_events;    /* events the change log keeps for resuming; 16384 */
+    uint32_t lease_ms;      /* an interest lapses unless renewed by then; 9000 */
+    uint32_t linger_ms;     /* interest kept after its last stream leaves, so a
+                               client that reconnects misses nothing; 60000 */
     uint32_t lease_wait_ms; /* how long a new stream waits for its leases; 2000 */
     unsigned table_keys;    /* keys whose newest version a table stream remembers
                                (to send each version once); 100000 */

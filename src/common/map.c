@@ -22,8 +22,7 @@ static size_t find(const rk_map *m, const void *key, size_t len, uint64_t h)
     size_t mask = m->cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         const rk_map_slot *s = &m->slots[i];
-        if (s->key == NULL ||
-            (s->hash == h && s->key_len == len && memcmp(s->key, key, len) == 0))
+        if (s->key == NULL || (s->hash == h && s->key_len == len && memcmp(s->key, key, len) == 0))
             return i;
     }
 }

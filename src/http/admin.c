@@ -140,6 +140,9 @@ void http_handle_metrics(request *rq)
     rpc_client_get_stats(s->rpc_client, &rc);
     http_counters_write_node(&b, &ks, &ss, sy.hints_delivered, &rs, &rc);
     http_sync_render_metrics(&sy, &b);
+    watch_stats ws;
+    watch_get_stats(s->watch, &ws);
+    http_counters_write_live(&b, &ws, atomic_load(&s->events_sent));
     if (b.err == RK_OK)
         http_reply_send(rq, 200, "text/plain; version=0.0.4", NULL, b.buf.data, b.buf.len);
     else

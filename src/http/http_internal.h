@@ -302,6 +302,9 @@ void http_counters_write_node(reply_buf *out, const kv_stats *kv, const store_st
                               uint64_t hints_delivered, const rpc_server_stats *rpc,
                               const rpc_client_stats *client);
 
+/* Appends the live-update counters (ringkv_subscribers, ...). */
+void http_counters_write_live(reply_buf *out, const watch_stats *st, uint64_t events_sent);
+
 /* ---- what the sync service reports (sync_report.c; pure, unit-tested) ---- */
 
 /* Appends /cluster's "sync" object: struct sync_stats field for field, in

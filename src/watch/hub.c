@@ -251,8 +251,8 @@ static bool apply_locked(watch *w, const char *table, size_t table_len, const ch
     return true;
 }
 
-void watch_hub_apply(watch *w, const char *table, size_t table_len, const char *key,
-                     size_t key_len, const rk_object *obj)
+void watch_hub_apply(watch *w, const char *table, size_t table_len, const char *key, size_t key_len,
+                     const rk_object *obj)
 {
     pthread_mutex_lock(&w->mu);
     apply_locked(w, table, table_len, key, key_len, obj);
@@ -413,9 +413,9 @@ rk_err watch_stream_open(watch *w, const watch_spec *spec, watch_stream **out)
     if (s == NULL)
         return RK_ENOMEM;
     pthread_mutex_lock(&w->mu);
-    rk_err err = w->shutting_down                      ? RK_ECLOSED
+    rk_err err = w->shutting_down                     ? RK_ECLOSED
                  : w->n_streams >= w->cfg.max_streams ? RK_EBUSY
-                                                       : stream_attach(w, s);
+                                                      : stream_attach(w, s);
     if (err != RK_OK) {
         stream_detach(w, s);
         pthread_mutex_unlock(&w->mu);
@@ -432,8 +432,7 @@ rk_err watch_stream_open(watch *w, const watch_spec *spec, watch_stream **out)
     pthread_mutex_unlock(&w->mu);
     atomic_fetch_add_explicit(&w->streams_opened, 1, memory_order_relaxed);
 
-    watch_lease_now(w, &s->table, s->n_keys == 0, s->key_names, s->key_name_lens, s->n_keys,
-                    true);
+    watch_lease_now(w, &s->table, s->n_keys == 0, s->key_names, s->key_name_lens, s->n_keys, true);
     pthread_mutex_lock(&w->mu);
     stream_leased(w, s);
     pthread_mutex_unlock(&w->mu);

@@ -147,9 +147,9 @@ static void send_leases(watch *w, const cluster_view *view, const target *t, cha
         lw->refs++;
         lw->pending++;
         pthread_mutex_unlock(&lw->mu);
-        rk_err err = rpc_call_async(w->client, m->rpc_addr, &ringkv__watch__descriptor, "Lease",
-                                    &req.base, rk_deadline_after_ms(w->cfg.lease_wait_ms),
-                                    lease_cb, lw);
+        rk_err err =
+            rpc_call_async(w->client, m->rpc_addr, &ringkv__watch__descriptor, "Lease", &req.base,
+                           rk_deadline_after_ms(w->cfg.lease_wait_ms), lease_cb, lw);
         if (err != RK_OK) {
             atomic_fetch_add_explicit(&w->lease_failures, 1, memory_order_relaxed);
             pthread_mutex_lock(&lw->mu);
@@ -179,8 +179,8 @@ void watch_lease_now(watch *w, char *const *tables, size_t n_tables, char *const
         const target *t = &ts.items[i];
         /* A node that is down gets its leases at the next renewal after it
          * is back: waiting for it would hold the stream for nothing. */
-        if (t->node == w->self || (cluster_view_alive(view, t->node) &&
-                                   cluster_view_find(view, t->node) != NULL))
+        if (t->node == w->self ||
+            (cluster_view_alive(view, t->node) && cluster_view_find(view, t->node) != NULL))
             send_leases(w, view, t, tables, n_tables, names, name_lens, lw);
         free(t->keys);
     }

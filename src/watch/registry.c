@@ -207,9 +207,9 @@ static void notify_node(watch *w, const cluster_view *view, uint64_t node,
     if (m == NULL)
         return;
     atomic_fetch_add_explicit(&w->notifications_out, 1, memory_order_relaxed);
-    rk_err err = rpc_call_async(w->client, m->rpc_addr, &ringkv__watch__descriptor, "Notify",
-                                &req->base, rk_deadline_after_ms(WATCH_NOTIFY_TIMEOUT_MS),
-                                notify_cb, w);
+    rk_err err =
+        rpc_call_async(w->client, m->rpc_addr, &ringkv__watch__descriptor, "Notify", &req->base,
+                       rk_deadline_after_ms(WATCH_NOTIFY_TIMEOUT_MS), notify_cb, w);
     if (err != RK_OK)
         atomic_fetch_add_explicit(&w->notify_failures, 1, memory_order_relaxed);
 }

@@ -58,14 +58,14 @@ struct watch_stream {
     struct watch_stream *prev_all, *next_all; /* w->streams, under w->mu */
     char *table;
     size_t table_len;
-    size_t n_keys;        /* 0: the whole table */
-    keystate **keys;      /* n_keys, under w->mu */
-    char **key_names;     /* n_keys map keys (table '\0' key), owned */
+    size_t n_keys;    /* 0: the whole table */
+    keystate **keys;  /* n_keys, under w->mu */
+    char **key_names; /* n_keys map keys (table '\0' key), owned */
     size_t *key_name_lens;
-    watch_link *links;    /* n_keys (or 1 for a table) */
-    pthread_mutex_t mu;   /* guards the queue and the flags */
+    watch_link *links;  /* n_keys (or 1 for a table) */
+    pthread_mutex_t mu; /* guards the queue and the flags */
     pthread_cond_t cv;
-    watch_event **queue;  /* a ring of len events from head */
+    watch_event **queue; /* a ring of len events from head */
     size_t head, len, cap;
     bool dropped, closed;
 };
@@ -80,20 +80,20 @@ struct watch {
 
     /* The hub (hub.c). */
     pthread_mutex_t mu;
-    rk_map keys;   /* table '\0' key -> keystate */
-    rk_map tables; /* table -> tablestate */
+    rk_map keys;           /* table '\0' key -> keystate */
+    rk_map tables;         /* table -> tablestate */
     watch_stream *streams; /* every open stream */
     size_t n_streams;
     size_t table_only_keys; /* keystates without streams kept for dedup */
     bool shutting_down;
-    watch_event **log; /* ring of cfg.log_events; log[seq % cap] */
-    uint64_t next_seq; /* the next event's seq; the first is 1 */
+    watch_event **log;  /* ring of cfg.log_events; log[seq % cap] */
+    uint64_t next_seq;  /* the next event's seq; the first is 1 */
     uint64_t first_seq; /* the oldest seq the log still has */
 
     /* The registry (registry.c). */
     pthread_mutex_t reg_mu;
-    rk_map reg_keys;   /* table '\0' key -> lease_set */
-    rk_map reg_tables; /* table -> lease_set */
+    rk_map reg_keys;          /* table '\0' key -> lease_set */
+    rk_map reg_tables;        /* table -> lease_set */
     _Atomic size_t reg_count; /* entries in both: 0 means no change is wanted */
 
     /* The lease thread (lease.c). */
@@ -112,8 +112,8 @@ struct watch {
 
 /* A change of table/key to obj, from a replica: a new version becomes an
  * event, logged and queued to the streams that watch it. */
-void watch_hub_apply(watch *w, const char *table, size_t table_len, const char *key,
-                     size_t key_len, const rk_object *obj);
+void watch_hub_apply(watch *w, const char *table, size_t table_len, const char *key, size_t key_len,
+                     const rk_object *obj);
 /* The map key of table/key into out (cap >= table_len + key_len + 1). */
 size_t watch_key_name(const char *table, size_t table_len, const char *key, size_t key_len,
                       char *out);
