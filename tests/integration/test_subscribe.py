@@ -599,8 +599,12 @@ class LimitsTest(Seeded):
                                 raise
                             return None
 
-                    third = wait_for(accepted, 20, interval=0.1,
-                                     what="a subscription after one of the two was closed")
+                    try:
+                        third = wait_for(accepted, 20, interval=0.1,
+                                         what="a subscription after one of the two was closed")
+                    except AssertionError as e:
+                        raise AssertionError(f"{e}: {len(refusals)} more 503 too_many_subscribers; "
+                                             f"the closed stream still holds its slot") from None
                     with third:
                         self.put(node, table, "b", "seen", expect=(201,))
                         ev = third.next_event(EVENT_TIMEOUT, "an event on the new subscription")
