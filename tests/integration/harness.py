@@ -1437,3 +1437,381 @@ class Load:
         if status not in self.TOLERATED:
             self._fail(f"PUT {key!r} with the context just read via {c.node.name}: "
                        f"{show(status, body, hdrs)}")
+
+
+# --------------------------------------------------------------------------
+# Server-Sent Events: a subscriber that reads a live-updates stream
+# (GET /{table}/subscribe[/{key}], docs: the SSE contract of issue 10).
+
+
+def subscribe_path(table, key=None, keys=None, last_event_id=None):
+    """/{table}/subscribe/{key} (one key), /{table}/subscribe?key=a&key=b
+    (keys: several), or /{table}/subscribe (the whole table); keys are
+    percent-encoded (a space as %20, never '+'); last_event_id adds the query
+    form ?last_event_id=... ."""
+    if key is not None:
+        path = f"/{table}/subscribe/{quote_key(key)}"
+    else:
+        path = f"/{table}/subscribe"
+    query = [f"key={urllib.parse.quote(k, safe='')}" for k in (keys or [])]
+    if last_event_id is not None:
+        query.append(f"last_event_id={urllib.parse.quote(last_event_id, safe='')}")
+    return path + ("?" + "&".join(query) if query else "")
+
+
+class SSEEvent:
+    """One dispatched event: id (the stream's last event id when it was
+    dispatched, "" if none), event ("message" when the event had no `event:`
+    line), data (the data lines joined with "\\n") and json (data parsed as
+    JSON, None when it is not JSON)."""
+
+    __slots__ = ("id", "event", "data", "json")
+
+    def __init__(self, id, event, data):
+        self.id, self.event, self.data = id, event, data
+        self.json = loads_or_none(data.encode("utf-8"))
+
+    @property
+    def key(self):
+        return self.json.get("key") if isinstance(self.json, dict) else None
+
+    @property
+    def value(self):
+        return self.json.get("value") if isinstance(self.json, dict) else None
+
+    @property
+    def context(self):
+        return self.json.get("context") if isinstance(self.json, dict) else None
+
+    def __repr__(self):
+        return f"<{self.event} id={self.id!r} {self.data[:300]}>"
+
+
+class SSERefused(AssertionError):
+    """The server answered the subscription with something other than a 200
+    event stream: status, headers (lowercase names) and body (bytes)."""
+
+    def __init__(self, what, status, headers, body):
+        super().__init__(f"{what}: {show(status, body, headers)}")
+        self.status, self.headers, self.body = status, headers, body
+        self.json = loads_or_none(body)
+
+
+class SSEClosed(ConnectionError):
+    """The server ended the stream (EOF or a reset)."""
+
+
+class SSEClient:
+    """One live-updates stream from a node, read as a browser's EventSource
+    would: `with SSEClient(node, subscribe_path("t", "k")) as s: s.next_event(5)`.
+
+    Opening sends `GET path` over a raw socket (Last-Event-ID header when
+    last_event_id is given) and returns once the response head arrived: a
+    200 with Content-Type text/event-stream, else SSERefused (status,
+    headers, body). The body may be chunked or not. Events are parsed
+    incrementally with the SSE rules (id/event/data/retry fields, `:`
+    comments, CRLF, LF or CR line ends, several data lines joined).
+
+    After opening: status, headers, body_start (the first bytes of the body
+    read so far, for "the body starts with ..."), comments (every comment
+    line's text, e.g. "subscribed", "ping"), history (every event
+    dispatched), last_id (the id a reconnect would send).
+    Not thread-safe: one reader thread.
+    """
+
+    def __init__(self, node, path, last_event_id=None, timeout=10, headers=None):
+        self.node, self.path = node, path
+        self.timeout = timeout
+        self.status, self.headers = None, {}
+        self.body_start = b""
+        self.comments, self.history = [], []
+        self.last_id = last_event_id or ""
+        self.closed_by_server = False
+        self._raw = b""           # bytes received and not yet de-chunked
+        self._chunked = False
+        self._chunk_left = 0      # body bytes left in the current chunk
+        self._chunk_state = "size"  # size | data | crlf | trailer | done
+        self._text = b""          # body bytes not yet split into lines
+        self._pending = []        # events parsed, not yet returned
+        self._data, self._event, self._has_fields = [], "", False
+        self.sock = socket.create_connection(("127.0.0.1", node.http_port), timeout=timeout)
+        try:
+            self._open(last_event_id, headers or {})
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, last_event_id, headers):
+        head = (f"GET {self.path} HTTP/1.1\r\nHost: {self.node.http_addr}\r\n"
+                f"Accept: text/event-stream\r\nCache-Control: no-cache\r\n")
+        if last_event_id is not None:
+            head += f"Last-Event-ID: {last_event_id}\r\n"
+        for k, v in headers.items():
+            head += f"{k}: {v}\r\n"
+        self.sock.sendall((head + "\r\n").encode("utf-8"))
+        deadline = time.monotonic() + self.timeout
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = self._recv_raw(deadline, f"the response head of GET {self.path}")
+            if not chunk:
+                raise SSERefused(f"GET {self.path} on {self.node.name}: connection closed before "
+                                 f"a complete response head", None, {}, buf)
+            buf += chunk
+        end = buf.index(b"\r\n\r\n")
+        lines = buf[:end].decode("latin-1").split("\r\n")
+        try:
+            self.status = int(lines[0].split(" ", 2)[1])
+        except (IndexError, ValueError):
+            raise SSERefused(f"GET {self.path}: bad status line", None, {}, buf) from None
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            k = k.strip().lower()
+            self.headers[k] = self.headers[k] + ", " + v.strip() if k in self.headers else v.strip()
+        rest = buf[end + 4:]
+        ctype = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        if self.status != 200 or ctype != "text/event-stream":
+            body = self._read_whole_body(rest, deadline)
+            raise SSERefused(f"GET {self.path} on {self.node.name}: expected 200 "
+                             f"text/event-stream", self.status, self.headers, body)
+        self._chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        self._feed(rest)
+
+    def _read_whole_body(self, rest, deadline):
+        """The body of a non-stream answer (Content-Length, chunked or until close)."""
+        length = self.headers.get("content-length")
+        chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        buf = rest
+        while True:
+            if length is not None and len(buf) >= int(length):
+                return buf[:int(length)]
+            if chunked and buf.endswith(b"0\r\n\r\n"):
+                out, pos = b"", 0
+                while True:
+                    nl = buf.index(b"\r\n", pos)
+                    size = int(buf[pos:nl].split(b";")[0], 16)
+                    if size == 0:
+                        return out
+                    out += buf[nl + 2:nl + 2 + size]
+                    pos = nl + 2 + size + 2
+            try:
+                chunk = self._recv_raw(deadline, "the body of a refused subscription")
+            except (AssertionError, OSError):
+                return buf
+            if not chunk:
+                return buf
+            buf += chunk
+
+    def _recv_raw(self, deadline, what):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"timed out waiting for {what} from {self.node.name}")
+        self.sock.settimeout(remaining)
+        try:
+            return self.sock.recv(65536)
+        except socket.timeout:
+            raise AssertionError(f"timed out waiting for {what} from {self.node.name}") from None
+
+    # -- parsing
+
+    def _feed(self, data):
+        """Raw bytes from the socket -> body bytes -> lines -> events."""
+        if not self._chunked:
+            self._feed_body(data)
+            return
+        self._raw += data
+        while self._raw and self._chunk_state != "done":
+            if self._chunk_state == "size":
+                nl = self._raw.find(b"\r\n")
+                if nl < 0:
+                    return
+                size_text = self._raw[:nl].split(b";")[0].strip()
+                self._raw = self._raw[nl + 2:]
+                try:
+                    self._chunk_left = int(size_text, 16)
+                except ValueError:
+                    raise AssertionError(f"{self.node.name}: bad chunk size {size_text!r} in the "
+                                         f"event stream") from None
+                self._chunk_state = "data" if self._chunk_left else "trailer"
+            elif self._chunk_state == "data":
+                take = self._raw[:self._chunk_left]
+                self._raw = self._raw[len(take):]
+                self._chunk_left -= len(take)
+                self._feed_body(take)
+                if self._chunk_left == 0:
+                    self._chunk_state = "crlf"
+            elif self._chunk_state == "crlf":
+                if len(self._raw) < 2:
+                    return
+                self._raw = self._raw[2:]
+                self._chunk_state = "size"
+            elif self._chunk_state == "trailer":
+                nl = self._raw.find(b"\r\n")
+                if nl < 0:
+                    return
+                line, self._raw = self._raw[:nl], self._raw[nl + 2:]
+                if not line:
+                    self._chunk_state = "done"
+
+    def _feed_body(self, data):
+        if len(self.body_start) < 256:
+            self.body_start += data[:256 - len(self.body_start)]
+        self._text += data
+        while True:
+            cr, lf = self._text.find(b"\r"), self._text.find(b"\n")
+            if cr < 0 and lf < 0:
+                return
+            if cr >= 0 and (lf < 0 or cr < lf):
+                if cr + 1 == len(self._text):
+                    return  # a CR at the end: wait to see whether an LF follows
+                end, skip = cr, 2 if self._text[cr + 1:cr + 2] == b"\n" else 1
+            else:
+                end, skip = lf, 1
+            line = self._text[:end].decode("utf-8", "replace")
+            self._text = self._text[end + skip:]
+            self._line(line)
+
+    def _line(self, line):
+        if line == "":
+            if self._has_fields and self._data:
+                ev = SSEEvent(self.last_id, self._event or "message", "\n".join(self._data))
+                self._pending.append(ev)
+                self.history.append(ev)
+            self._data, self._event, self._has_fields = [], "", False
+            return
+        if line.startswith(":"):
+            self.comments.append(line[1:].strip())
+            return
+        field, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        self._has_fields = True
+        if field == "data":
+            self._data.append(value)
+        elif field == "event":
+            self._event = value
+        elif field == "id" and "\0" not in value:
+            self.last_id = value
+
+    # -- reading
+
+    def _read_more(self, deadline):
+        """Receive once (until deadline); False on timeout. SSEClosed at EOF."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except ConnectionError as e:
+            self.closed_by_server = True
+            raise SSEClosed(f"{self.node.name} reset the stream GET {self.path}: {e!r}") from None
+        if not data:
+            self.closed_by_server = True
+            raise SSEClosed(f"{self.node.name} closed the stream GET {self.path}")
+        self._feed(data)
+        return True
+
+    def poll_event(self, timeout):
+        """The next event, or None when none arrives within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while not self._pending:
+            if not self._read_more(deadline):
+                return None
+        return self._pending.pop(0)
+
+    def next_event(self, timeout, what="an event"):
+        """The next event; AssertionError (with the events so far) when none
+        arrives within timeout seconds."""
+        ev = self.poll_event(timeout)
+        if ev is None:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} on GET {self.path} "
+                                 f"via {self.node.name}; events so far (last 10): {self.history[-10:]}")
+        return ev
+
+    def events_until(self, pred, timeout, what="the awaited event"):
+        """Read events until pred(event) is true; return every event read
+        (that one last). AssertionError with what was read on timeout."""
+        deadline = time.monotonic() + timeout
+        out = []
+        while True:
+            ev = self.poll_event(max(0.0, deadline - time.monotonic()))
+            if ev is None:
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what} on GET {self.path} via "
+                    f"{self.node.name}; read {len(out)} events meanwhile (last 10): {out[-10:]}")
+            out.append(ev)
+            if pred(ev):
+                return out
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            finally:
+                self.sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def open_raw_request(node, head, timeout=10, rcvbuf=None):
+    """A socket to node that has sent the bytes `head` (e.g. a request head
+    and nothing more); rcvbuf sets SO_RCVBUF before connecting (a small
+    window for a client that will not read)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf is not None:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", node.http_port))
+        s.sendall(head)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def read_response_head(sock, timeout=10):
+    """Read until the end of a response head -> (status, head text, bytes read
+    past it). AssertionError on timeout or EOF before the head is complete."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"timed out after {timeout}s waiting for a response head; "
+                                 f"read {buf[:300]!r}")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout:
+            continue
+        if not chunk:
+            raise AssertionError(f"connection closed before a complete response head; read {buf[:300]!r}")
+        buf += chunk
+    end = buf.index(b"\r\n\r\n")
+    head = buf[:end].decode("latin-1")
+    try:
+        status = int(head.split(" ", 2)[1])
+    except (IndexError, ValueError):
+        status = None
+    return status, head, buf[end + 4:]
+
+
+def metric_value(node, name, timeout=10):
+    """The value of one Prometheus sample of node's GET /metrics, name with
+    its labels exactly as printed (e.g. 'ringkv_subscribers_dropped_total{reason="slow"}');
+    None when the sample is absent."""
+    import re
+
+    status, _, body = node.request("GET", "/metrics", timeout=timeout)
+    if status != 200:
+        raise AssertionError(f"GET /metrics on {node.name}: {show(status, body)}")
+    m = re.search(r"^" + re.escape(name) + r" (\S+)$", body.decode("utf-8", "replace"), re.M)
+    return float(m.group(1)) if m else None
