@@ -303,9 +303,9 @@ class Ours:
         return list(self.pids)
 
     # requests
-    def sub_request(self, keys):
+    def sub_request(self, keys, multi=False):
         t = self.table
-        if len(keys) == 1:
+        if len(keys) == 1 and not multi:
             path = f"/{t}/subscribe/{urllib.parse.quote(keys[0], safe='')}"
         else:
             path = f"/{t}/subscribe?" + "&".join("key=" + urllib.parse.quote(k, safe="") for k in keys)
@@ -334,6 +334,8 @@ class Ours:
         return float(m.group(1)) if m else float("nan")
 
     def describe(self):
+        if self.external:
+            return f"ringkv: running nodes {self.args.ours_nodes}, subscribers on the first"
         return (f"ringkv: 3 nodes N=3 R=2 W=2, --max-subscribers {self.args.max_subscribers} "
                 f"--http-threads {self.args.http_threads}; subscribers on node1, writes through node2 and node3")
 
@@ -352,6 +354,7 @@ class Etcd:
         self.running = False
 
     def start(self, tag):
+        self.tag = tag
         base = self.find_base()
         self.env["ETCD_PORT_BASE"] = str(base)
         self.ports = [base, base + 10000, base + 20000]
@@ -380,8 +383,10 @@ class Etcd:
         if self.leader is None:
             raise RuntimeError("etcd has no leader")
         followers = [i for i in range(3) if i != self.leader]
-        self.sub_idx = followers[0]
-        self.write_idx = [self.leader, followers[1]]
+        if self.args.etcd_watch_member == "leader":
+            self.sub_idx, self.write_idx = self.leader, followers
+        else:
+            self.sub_idx, self.write_idx = followers[0], [self.leader, followers[1]]
         self.sub_pid = self.pids[self.sub_idx]
         self.tag = tag
 
@@ -430,16 +435,16 @@ class Etcd:
     def b64(s):
         return base64.b64encode(s.encode()).decode()
 
-    def watch_request(self, creates):
+    def watch_request(self, creates, pad=False):
         body = b"".join(json.dumps({"create_request": c}, separators=(",", ":")).encode() for c in creates)
-        if len(creates) > 1:
+        if len(creates) > 1 or pad:
             # past Go's 256 KiB post-handler discard limit (see the file head)
             body += (b"{}" + b" " * 4000) * 70
         return (b"POST /v3/watch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n" % len(body)) + body
 
-    def sub_request(self, keys):
-        return self.watch_request([{"key": self.b64(k)} for k in keys])
+    def sub_request(self, keys, multi=False):
+        return self.watch_request([{"key": self.b64(k)} for k in keys], pad=multi)
 
     def stall_request(self):
         # every key http-kv.sh writes ("bench-00000042"): the range [bench-, bench.)
@@ -459,8 +464,9 @@ class Etcd:
         return float("nan")  # etcd keeps a slow watcher (as a "victim"), it does not drop it
 
     def describe(self):
-        return (f"etcd {etcd_version()}: 3 members (Raft, fsync), JSON gateway; watchers on a follower, "
-                "writes through the leader and the other follower")
+        where = ("the leader, writes through the two followers" if self.args.etcd_watch_member == "leader"
+                 else "a follower, writes through the leader and the other follower")
+        return f"etcd {etcd_version()}: 3 members (Raft, fsync), JSON gateway; watchers on {where}"
 
 
 def etcd_version():
@@ -928,32 +934,53 @@ def phase_a(run, rnd, target):
 
 
 def phase_b(run, rnd, target):
+    """First MULTI_CONNS streams of one key each, then MULTI_CONNS streams of
+    KEYS_PER_CONN keys (same request shape: ?key= for ours, a padded body for
+    etcd). Goal figure: growth from the second set / its watched keys (the
+    connections' cost included). Marginal figure: what a watched key costs
+    beyond its stream, (growth2 - growth1 scaled to the same streams) /
+    (watched2 - streams2) - etcd's "per watcher on a shared stream"."""
     a = run.args
     t, tn = target, target.name
     nconn, kpc = a.multi_conns, a.keys_per_conn
     keys = [f"m{i:06d}" for i in range(nconn * kpc)]
     rss0 = settled_rss_kib(t.sub_pid, a.settle)
-    specs = [(i, t.sub_port(), t.sub_request(keys[i * kpc:(i + 1) * kpc]), kpc) for i in range(nconn)]
-    log(f"== round {rnd}: B {tn}: {nconn} connections x {kpc} keys on port {t.sub_port()}")
-    h = connect(run, t, specs, f"B-{tn}-{rnd}", a.connect_timeout)
+    log(f"== round {rnd}: B {tn}: {nconn} connections x 1 key, then {nconn} x {kpc} keys on port {t.sub_port()}")
+    specs1 = [(i, t.sub_port(), t.sub_request([f"s{i:06d}"], multi=True), 1) for i in range(nconn)]
+    h1 = connect(run, t, specs1, f"B1-{tn}-{rnd}", a.connect_timeout)
+    h2 = None
+    writes = []
     try:
-        ready = h.count(C_READY)
-        watched = ready * kpc if t.kind == "sse" else h.count(C_WATCHERS)
+        ready1 = h1.count(C_READY)
         rss1 = settled_rss_kib(t.sub_pid, a.settle)
+        specs2 = [(nconn + i, t.sub_port(), t.sub_request(keys[i * kpc:(i + 1) * kpc], multi=True), kpc)
+                  for i in range(nconn)]
+        h2 = connect(run, t, specs2, f"B-{tn}-{rnd}", a.connect_timeout)
+        ready2 = h2.count(C_READY)
+        watched = ready2 * kpc if t.kind == "sse" else h2.count(C_WATCHERS)
+        rss2 = settled_rss_kib(t.sub_pid, a.settle)
+        g1, g2 = (rss1 - rss0) * 1024, (rss2 - rss1) * 1024
+        run.rec(rnd, "B", tn, "one_key_connections_ready", ready1)
+        run.rec(rnd, "B", tn, "rss_per_one_key_connection", g1 / max(ready1, 1), "bytes")
         run.rec(rnd, "B", tn, "watched_keys", watched)
-        run.rec(rnd, "B", tn, "rss_before", rss0 / 1024, "MiB")
-        run.rec(rnd, "B", tn, "rss_connected", rss1 / 1024, "MiB")
-        run.rec(rnd, "B", tn, "rss_growth", (rss1 - rss0) / 1024, "MiB")
-        run.rec(rnd, "B", tn, "rss_per_watched_key", (rss1 - rss0) * 1024 / max(watched, 1), "bytes")
-        # delivery check: writes to keys spread over all connections
+        run.rec(rnd, "B", tn, "rss_before", rss1 / 1024, "MiB")
+        run.rec(rnd, "B", tn, "rss_connected", rss2 / 1024, "MiB")
+        run.rec(rnd, "B", tn, "rss_growth", g2 / 1048576, "MiB")
+        run.rec(rnd, "B", tn, "rss_per_watched_key", g2 / max(watched, 1), "bytes")
+        extra = watched - ready2
+        run.rec(rnd, "B", tn, "rss_per_extra_watched_key",
+                (g2 - g1 * ready2 / max(ready1, 1)) / extra if extra > 0 else float("nan"), "bytes")
+        # delivery check: writes to keys spread over all the multi-key connections
         n = a.check_writes
         writes = paced_writes(t, t.write_ports(), keys, lambda i: (i * 7919 + 13) % len(keys),
                               max(n, 1) / 2.0, 2.0, run.seqs, threads=4)
         time.sleep(a.drain)
     finally:
-        seqs_, times_, cids_, failures = h.stop()
-    connection_figures(run, rnd, "B", tn, h, failures)
-    latency_figures(run, rnd, "B", tn, writes, seqs_, times_, cids_, lambda k: [k // kpc], "check_")
+        h1.stop()
+        seqs_, times_, cids_, failures = h2.stop() if h2 else ([], [], [], collections.Counter())
+    if h2:
+        connection_figures(run, rnd, "B", tn, h2, failures)
+    latency_figures(run, rnd, "B", tn, writes, seqs_, times_, cids_, lambda k: [nconn + k // kpc], "check_")
 
 
 def phase_c(run, rnd, target):
@@ -1085,6 +1112,8 @@ SUMMARY = [
     ("A", "rss_per_connection", "RSS growth per connection (bytes)", "-", None),
     ("A", "connections_ready", "connections ready", "-", None),
     ("B", "rss_per_watched_key", "RSS growth per watched key (bytes)", "< 1024 B", lambda v: v < 1024),
+    ("B", "rss_per_extra_watched_key", "RSS per watched key beyond its stream's first (bytes)", "-", None),
+    ("B", "rss_per_one_key_connection", "RSS per connection watching one key (bytes)", "-", None),
     ("B", "watched_keys", "watched keys", "-", None),
     ("B", "check_events_missing", "delivery check: events missing", "0", lambda v: v == 0),
     ("C", "last_subscriber_p50", "write -> last subscriber p50 (ms)", "-", None),
@@ -1162,6 +1191,8 @@ def main():
     p.add_argument("--http-threads", type=int, default=256, help="ringkvd --http-threads (256)")
     p.add_argument("--port", type=int, default=18501, help="first HTTP port tried for ringkv (18501)")
     p.add_argument("--etcd-port-base", type=int, default=12379, help="first etcd client port tried (12379)")
+    p.add_argument("--etcd-watch-member", choices=("follower", "leader"), default="follower",
+                   help="etcd member holding the watchers in A-C (follower)")
     p.add_argument("--bench-dir", default=os.path.join(ROOT, "..", "shared", "bench"))
     p.add_argument("--ours-nodes", help="use running nodes instead: URL1,URL2,URL3 (subscribers on the first)")
     p.add_argument("--ours-pids", help="with --ours-nodes: their pids, \"P1 P2 P3\" (RSS is read from P1)")
