@@ -16,9 +16,9 @@
 #include "ringkv/kv.h"
 #include "ringkv/replica.h"
 #include "ringkv/ring.h"
-#include "ringkv/ring.h"
 #include "ringkv/rpc.h"
 #include "ringkv/store.h"
+#include "ringkv/watch.h"
 
 #ifndef RINGKV_DEFAULT_WEBCLIENT
 #define RINGKV_DEFAULT_WEBCLIENT ""
@@ -36,6 +36,7 @@ typedef struct node_config {
     bool sync;
     kv_config kv;
     sync_config sync_cfg;
+    watch_config watch_cfg;
     unsigned partitions;
     unsigned http_threads;
     bool n_given, partitions_given;
@@ -63,7 +64,10 @@ static void usage(FILE *out)
             "  --sync              fsync every write (survive power loss, not just kill -9)\n"
             "  --max-value-bytes B largest value accepted, as JSON text      [1048576]\n"
             "  --max-siblings S    siblings kept per key                      [16]\n"
-            "  --http-threads T    HTTP workers = max open connections        [64]\n"
+            "  --http-threads T    HTTP workers for requests (each open connection\n"
+            "                      holds one; ~28 KB each, all made at start) [1024]\n"
+            "  --max-subscribers S live-update streams held at once, each with its\n"
+            "                      own worker on top of --http-threads        [1024]\n"
             "  --timeout-ms MS     how long a quorum read or write waits      [1000]\n"
             "  --speculative-ms MS a read asks R replicas, and the others when one\n"
             "                      has not answered in MS (0: p99 of recent replica\n"
@@ -146,6 +150,7 @@ enum {
     OPT_MAX_VALUE,
     OPT_MAX_SIBLINGS,
     OPT_THREADS,
+    OPT_MAX_SUBSCRIBERS,
     OPT_WEBCLIENT,
     OPT_TIMEOUT,
     OPT_HANDOFF,
@@ -204,6 +209,11 @@ static bool set_number(node_config *c, int opt, const char *flag, const char *te
         if (!parse_unsigned(flag, text, 20000, &v))
             return false;
         c->http_threads = (unsigned)v;
+        return true;
+    case OPT_MAX_SUBSCRIBERS:
+        if (!parse_unsigned(flag, text, 100000, &v))
+            return false;
+        c->watch_cfg.max_streams = (unsigned)v;
         return true;
     case OPT_SPECULATIVE:
         if (!parse_or_zero(flag, text, 60000, &v))
@@ -282,6 +292,7 @@ static const struct option long_options[] = {
     {"max-value-bytes", required_argument, NULL, OPT_MAX_VALUE},
     {"max-siblings", required_argument, NULL, OPT_MAX_SIBLINGS},
     {"http-threads", required_argument, NULL, OPT_THREADS},
+    {"max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS},
     {"webclient", required_argument, NULL, OPT_WEBCLIENT},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
     {"handoff", required_argument, NULL, OPT_HANDOFF},
@@ -321,6 +332,7 @@ static bool apply_env(node_config *c)
         {"RINGKV_MAX_VALUE_BYTES", OPT_MAX_VALUE, "RINGKV_MAX_VALUE_BYTES"},
         {"RINGKV_MAX_SIBLINGS", OPT_MAX_SIBLINGS, "RINGKV_MAX_SIBLINGS"},
         {"RINGKV_HTTP_THREADS", OPT_THREADS, "RINGKV_HTTP_THREADS"},
+        {"RINGKV_MAX_SUBSCRIBERS", OPT_MAX_SUBSCRIBERS, "RINGKV_MAX_SUBSCRIBERS"},
         {"RINGKV_TIMEOUT_MS", OPT_TIMEOUT, "RINGKV_TIMEOUT_MS"},
         {"RINGKV_SPECULATIVE_MS", OPT_SPECULATIVE, "RINGKV_SPECULATIVE_MS"},
         {"RINGKV_READ_REPAIR_PERCENT", OPT_READ_REPAIR, "RINGKV_READ_REPAIR_PERCENT"},
@@ -341,8 +353,9 @@ static int parse_args(int argc, char **argv, node_config *c)
 {
     kv_config_default(&c->kv);
     sync_config_default(&c->sync_cfg);
+    watch_config_default(&c->watch_cfg);
     c->partitions = RING_DEFAULT_PARTITIONS;
-    c->http_threads = 64;
+    c->http_threads = 1024;
     if (!apply_env(c))
         return 2;
     int opt;
@@ -520,6 +533,7 @@ typedef struct node {
     rpc_client *client;
     cluster_node *cn;
     sync_service *sync;
+    watch *watch;
     rpc_server *rpc;
     http_server *http;
 } node;
@@ -582,10 +596,13 @@ static int start_cluster(node_config *c, node *nd, uint64_t id, const char *name
     c->sync_cfg.on_left = leave_done;
     if (sync_open(nd->rp, nd->st, nd->cn, nd->client, &c->sync_cfg, &nd->sync) != RK_OK)
         return 1;
+    if (watch_open(nd->rp, nd->cn, nd->client, &c->watch_cfg, &nd->watch) != RK_OK)
+        return 1;
     rpc_handler handlers[24];
     size_t n = cluster_node_handlers(nd->cn, handlers, 24);
     n += replica_rpc_handlers(nd->rp, handlers + n, 24 - n);
     n += sync_rpc_handlers(nd->sync, handlers + n, 24 - n);
+    n += watch_rpc_handlers(nd->watch, handlers + n, 24 - n);
     if (rpc_server_open(c->rpc_addr, &ro, handlers, n, &nd->rpc) != RK_OK) {
         RK_ERROR("ringkvd", "cannot serve RPC on %s", c->rpc_addr);
         return 1;
@@ -601,7 +618,7 @@ static int start_cluster(node_config *c, node *nd, uint64_t id, const char *name
     if (kv_open(nd->rp, nd->cn, nd->client, &c->kv, &nd->k) != RK_OK)
         return 1;
     log_ring_size(nd->cn, c->kv.n);
-    if (sync_start(nd->sync) != RK_OK)
+    if (sync_start(nd->sync) != RK_OK || watch_start(nd->watch) != RK_OK)
         return 1;
     return 0;
 }
@@ -613,11 +630,12 @@ static int serve_http(node_config *c, node *nd, uint64_t id, const char *name)
     http_options ho = {
         .listen = c->http_addr,
         .threads = c->http_threads,
+        .max_streams = c->watch_cfg.max_streams,
         .webclient_dir = c->webclient,
         .max_value_bytes = c->kv.max_value_bytes,
     };
-    http_node_info info = {name,          id,     c->http_addr, c->rpc_addr, cid,
-                           c->partitions, nd->cn, nd->rpc,      nd->client,  nd->sync};
+    http_node_info info = {name,   id,      c->http_addr, c->rpc_addr, cid,      c->partitions,
+                           nd->cn, nd->rpc, nd->client,   nd->sync,    nd->watch};
     if (http_start(&ho, &info, nd->k, &nd->http) != RK_OK)
         return 1;
     char index[4096];
@@ -644,10 +662,12 @@ static void stop_node(node *nd)
         rpc_server_close(nd->rpc);
         RK_INFO("ringkvd", "RPC stopped");
     }
+    watch_stop(nd->watch);
     sync_close(nd->sync);
     kv_close(nd->k);
     cluster_node_close(nd->cn);
-    rpc_client_close(nd->client);
+    rpc_client_close(nd->client); /* runs the callbacks of calls in flight */
+    watch_close(nd->watch);       /* which the watch module's may be */
     replica_close(nd->rp);
     store_close(nd->st);
     RK_INFO("ringkvd", "store closed");

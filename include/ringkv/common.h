@@ -110,6 +110,36 @@ void rk_buf_free(rk_buf *b);
  * on error". */
 rk_err rk_array_grow(void **items, size_t *cap, size_t need, size_t item_size);
 
+/* ---- hash map ----------------------------------------------------------- */
+
+/* Byte-string keys to pointers, open addressing with linear probing. The
+ * map copies each key; values are the caller's. Not thread-safe. Zero-
+ * initialise; free with rk_map_free (which frees the keys, not the values). */
+typedef struct rk_map_slot {
+    char *key; /* NULL: empty */
+    size_t key_len;
+    uint64_t hash;
+    void *value;
+} rk_map_slot;
+
+typedef struct rk_map {
+    rk_map_slot *slots;
+    size_t cap; /* 0 or a power of two */
+    size_t len;
+} rk_map;
+
+/* The value of key, or NULL. */
+void *rk_map_get(const rk_map *m, const void *key, size_t key_len);
+/* Sets key to value (value not NULL), replacing any. RK_ENOMEM. */
+rk_err rk_map_put(rk_map *m, const void *key, size_t key_len, void *value);
+/* Removes key; returns its value or NULL. */
+void *rk_map_remove(rk_map *m, const void *key, size_t key_len);
+/* Visits every entry (no change to the map meanwhile, except removing the
+ * visited entry through the return value: true removes it). */
+typedef bool (*rk_map_visit_cb)(void *arg, const char *key, size_t key_len, void *value);
+void rk_map_visit(rk_map *m, rk_map_visit_cb cb, void *arg);
+void rk_map_free(rk_map *m);
+
 /* ---- encoding helpers ---------------------------------------------------- */
 
 /* Big-endian (network order) integers in byte buffers: the order of every

@@ -6,6 +6,7 @@
 #include "ringkv/kv.h"
 #include "ringkv/store.h"
 #include "ringkv/sync.h"
+#include "ringkv/watch.h"
 
 typedef struct http_server http_server;
 
@@ -23,11 +24,14 @@ typedef struct http_node_info {
     rpc_server *rpc;        /* for /metrics */
     rpc_client *rpc_client; /* for /metrics */
     sync_service *sync;     /* leave, remove, repair, /cluster's "sync" */
+    watch *watch;           /* the subscribe routes' streams */
 } http_node_info;
 
 typedef struct http_options {
     const char *listen;        /* host:port */
-    unsigned threads;          /* civetweb workers = max open connections */
+    unsigned threads;          /* civetweb workers for everything but streams */
+    unsigned max_streams;      /* more workers, for SSE streams (the watch
+                                  module's max_streams) */
     const char *webclient_dir; /* served at /ui/; NULL = none */
     size_t max_value_bytes;    /* 413 above this */
 } http_options;

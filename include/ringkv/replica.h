@@ -71,6 +71,22 @@ void replica_config_default(replica_config *cfg);
  * node node_id. Free with replica_close. RK_EINVAL for a zero id or cap. */
 rk_err replica_open(store *st, rk_actor node_id, const replica_config *cfg, replica **out);
 void replica_close(replica *rp);
+
+/* Told of every change to this node's own records (not to hints it holds
+ * for others), after the change is stored: the watch module notifies the
+ * nodes with subscribers. wants_cb is asked first, with the storage key,
+ * so that a replica nobody watches keeps no copy of what it writes; only
+ * if it says yes does changed_cb get the object's new bytes. Both run on
+ * the writing thread and must not block. */
+typedef struct replica_listener {
+    bool (*wants_cb)(void *arg, const char *dbkey, size_t dbkey_len);
+    void (*changed_cb)(void *arg, const char *dbkey, size_t dbkey_len, const void *object,
+                       size_t object_len);
+    void *arg;
+} replica_listener;
+/* Sets (l NULL: clears) the one listener. Call before other threads use
+ * the replica (at start-up) or after they stopped. */
+void replica_set_listener(replica *rp, const replica_listener *l);
 rk_actor replica_node_id(const replica *rp);
 const replica_config *replica_get_config(const replica *rp);
 

@@ -140,6 +140,9 @@ void http_handle_metrics(request *rq)
     rpc_client_get_stats(s->rpc_client, &rc);
     http_counters_write_node(&b, &ks, &ss, sy.hints_delivered, &rs, &rc);
     http_sync_render_metrics(&sy, &b);
+    watch_stats ws;
+    watch_get_stats(s->watch, &ws);
+    http_counters_write_live(&b, &ws, atomic_load(&s->events_sent));
     if (b.err == RK_OK)
         http_reply_send(rq, 200, "text/plain; version=0.0.4", NULL, b.buf.data, b.buf.len);
     else
@@ -187,9 +190,4 @@ void http_handle_auth(request *rq)
 {
     http_reply_error(rq, 501, "unsupported",
                      "authentication is not built yet: every write is anonymous");
-}
-
-void http_handle_subscribe(request *rq)
-{
-    http_reply_error(rq, 501, "unsupported", "live updates (SSE) are not built yet");
 }

@@ -135,3 +135,43 @@ void http_counters_write_node(reply_buf *out, const kv_stats *kv, const store_st
     http_counters_write(out, rpc_server_counters, COUNT(rpc_server_counters), rpc);
     http_counters_write(out, rpc_client_counters, COUNT(rpc_client_counters), client);
 }
+
+/* Live updates: the watch module's figures and the events the streams'
+ * workers wrote. */
+typedef struct live_stats {
+    watch_stats watch;
+    uint64_t events_sent;
+} live_stats;
+
+static const http_counter live_counters[] = {
+    FAMILY("gauge", live_stats, watch.streams, "ringkv_subscribers", NULL,
+           "Live-update streams (SSE) open on this node."),
+    FAMILY("counter", live_stats, watch.streams_opened, "ringkv_subscribers_opened_total", NULL,
+           "Live-update streams opened."),
+    FAMILY("counter", live_stats, watch.streams_rejected, "ringkv_subscribe_rejected_total", NULL,
+           "Streams refused with 503: --max-subscribers were open."),
+    FAMILY("counter", live_stats, watch.streams_dropped, "ringkv_subscribers_dropped_total",
+           "reason=\"slow\"", "Streams closed by the node, by why."),
+    FAMILY("counter", live_stats, events_sent, "ringkv_events_sent_total", NULL,
+           "Events written to streams."),
+    FAMILY("counter", live_stats, watch.events, "ringkv_events_total", NULL,
+           "Events made: new versions of watched keys."),
+    FAMILY("counter", live_stats, watch.resets, "ringkv_subscribe_resets_total", NULL,
+           "Reset events: a resuming client missed more than the change log holds."),
+    FAMILY("counter", live_stats, watch.notifications_in, "ringkv_watch_notifications_total",
+           "dir=\"in\"", "Changes of watched keys sent by replicas to nodes with streams."),
+    SERIES(live_stats, watch.notifications_out, "ringkv_watch_notifications_total", "dir=\"out\""),
+    FAMILY("counter", live_stats, watch.notify_failures, "ringkv_watch_failures_total",
+           "call=\"notify\"", "Watch calls that failed or timed out."),
+    SERIES(live_stats, watch.lease_failures, "ringkv_watch_failures_total", "call=\"lease\""),
+    FAMILY("gauge", live_stats, watch.leases_held, "ringkv_watch_leases", NULL,
+           "Leases this node grants: (node, key or table) pairs it notifies."),
+    FAMILY("gauge", live_stats, watch.keys_watched, "ringkv_watch_keys", NULL,
+           "Keys this node's streams watch (and keep watching a while after)."),
+};
+
+void http_counters_write_live(reply_buf *out, const watch_stats *st, uint64_t events_sent)
+{
+    live_stats ls = {.watch = *st, .events_sent = events_sent};
+    http_counters_write(out, live_counters, sizeof live_counters / sizeof live_counters[0], &ls);
+}

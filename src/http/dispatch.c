@@ -24,8 +24,8 @@ const http_route http_routes[] = {
     {"/{table}/keys", HTTP_M_GET, "keys_list", http_handle_keys_list},
     {"/{table}/keys", HTTP_M_POST, "keys_batch", http_handle_keys_batch},
     {"/{table}/store", HTTP_M_GET, "store", http_handle_store},
-    /* Not built yet: every method gets the 501. */
-    {"/{table}/subscribe/{key*}", HTTP_M_ANY, "subscribe", http_handle_subscribe},
+    {"/{table}/subscribe/{key*}", HTTP_M_GET, "subscribe", http_handle_subscribe},
+    {"/{table}/subscribe", HTTP_M_GET, "subscribe", http_handle_subscribe},
     {"/health", GET_HEAD, "health", http_handle_health},
     {"/metrics", GET_HEAD, "metrics", http_handle_metrics},
     {"/membership", GET_HEAD, "membership", http_handle_membership},

@@ -27,6 +27,7 @@
 #define RINGKV_HTTP_INTERNAL_H
 
 #include <civetweb.h>
+#include <stdatomic.h>
 
 #include "ringkv/http.h"
 
@@ -171,7 +172,9 @@ struct http_server {
     rpc_server *rpc;
     rpc_client *rpc_client;
     sync_service *sync;
+    watch *watch;
     uint64_t started_ms;
+    _Atomic uint64_t events_sent; /* SSE events written to clients */
 };
 
 /* civetweb request handler for every path (dispatch.c). */
@@ -213,6 +216,10 @@ void http_reply_file(request *rq, const char *path);
 /* The client went away while we read: nothing can be sent. Counted as 400,
  * the request never arrived whole. */
 void http_reply_gone(request *rq);
+/* A 200 whose body is a stream (no length; the connection closes at its
+ * end), with first as the body's first bytes. False when the client is
+ * gone. The handler then writes the stream with mg_write. */
+bool http_reply_stream_start(request *rq, const char *content_type, const char *first);
 /* The status an rk_err maps to, in one table. */
 int http_status_of(rk_err err);
 
@@ -294,6 +301,9 @@ void http_counters_write(reply_buf *out, const http_counter *table, size_t n, co
 void http_counters_write_node(reply_buf *out, const kv_stats *kv, const store_stats *st,
                               uint64_t hints_delivered, const rpc_server_stats *rpc,
                               const rpc_client_stats *client);
+
+/* Appends the live-update counters (ringkv_subscribers, ...). */
+void http_counters_write_live(reply_buf *out, const watch_stats *st, uint64_t events_sent);
 
 /* ---- what the sync service reports (sync_report.c; pure, unit-tested) ---- */
 

@@ -62,6 +62,22 @@ static bool first_reply(request *rq, int status)
     return true;
 }
 
+bool http_reply_stream_start(request *rq, const char *content_type, const char *first)
+{
+    if (!first_reply(rq, 200))
+        return false;
+    /* No length: the body ends when the stream does, with the connection. */
+    mg_disable_connection_keep_alive(rq->conn);
+    reply_buf msg = {0};
+    http_reply_addf(&msg,
+                    "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
+                    "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n%s",
+                    content_type, first);
+    bool sent = msg.err == RK_OK && mg_write(rq->conn, msg.buf.data, msg.buf.len) > 0;
+    http_reply_buf_free(&msg);
+    return sent;
+}
+
 /* Headers and body go out in one mg_write: two small writes would meet
  * Nagle and delayed ACKs on keep-alive connections (~40 ms each). JSON
  * bodies end with a newline, so curl output does not run into the prompt. */

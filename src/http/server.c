@@ -23,7 +23,7 @@ rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, h
 {
     /* No route has a branch for a missing part: refuse here, once. */
     if (node->cluster == NULL || node->rpc == NULL || node->rpc_client == NULL ||
-        node->sync == NULL)
+        node->sync == NULL || node->watch == NULL)
         return RK_EINVAL;
     http_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL)
@@ -49,14 +49,22 @@ rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, h
     srv->rpc = node->rpc;
     srv->rpc_client = node->rpc_client;
     srv->sync = node->sync;
+    srv->watch = node->watch;
     srv->started_ms = rk_now_ms();
 
     /* Every open connection holds a worker thread (civetweb's model), so the
-     * thread count is the connection limit. Keep-alive is off by default in
-     * civetweb and costs ~6x throughput without it; Nagle is off because
-     * small replies must not wait for an ACK. */
+     * thread count is the connection limit: the REST workers, and as many
+     * more as streams may be open, so that streams never take the workers
+     * requests need (the watch module refuses a stream over its maximum).
+     * civetweb starts them all at once; an idle one costs ~28 KB
+     * (docs/live-updates.md). Keep-alive is off by default in civetweb and
+     * costs ~6x throughput without it; Nagle is off because small replies
+     * must not wait for an ACK. A request's head must arrive within
+     * request_timeout_ms: a connection that sends half a request holds a
+     * worker no longer than that. */
     char threads[16];
-    snprintf(threads, sizeof threads, "%u", opts->threads ? opts->threads : 64);
+    snprintf(threads, sizeof threads, "%u",
+             (opts->threads ? opts->threads : 64) + opts->max_streams);
     const char *options[] = {
         "listening_ports",
         srv->listen,
@@ -97,7 +105,8 @@ void http_stop(http_server *srv)
 {
     if (srv == NULL)
         return;
-    mg_stop(srv->ctx); /* waits for the handlers that are running */
+    watch_shutdown(srv->watch); /* streams end: mg_stop waits for their handlers */
+    mg_stop(srv->ctx);          /* waits for the handlers that are running */
     mg_exit_library();
     http_metrics_free(srv->metrics);
     free(srv);

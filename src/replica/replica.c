@@ -99,6 +99,7 @@ typedef struct write_state {
     size_t dropped;
     clock_dot dot;
     rk_buf *encoded; /* a copy of the bytes written, when asked for */
+    rk_buf *told;    /* a copy for the listener, when it wants one */
 } write_state;
 
 static rk_err check_conditions(const replica_update *u, const rk_object *obj, bool existed)
@@ -146,6 +147,8 @@ static rk_err write_update_cb(void *arg, const char *old, size_t old_len, rk_buf
     err = object_encode(&ws->obj, out);
     if (err == RK_OK && ws->encoded != NULL)
         err = rk_buf_append(ws->encoded, out->data + before, out->len - before);
+    if (err == RK_OK && ws->told != NULL)
+        err = rk_buf_append(ws->told, out->data + before, out->len - before);
     return err;
 }
 
@@ -159,6 +162,27 @@ static void count_write(replica *rp, const write_state *ws)
     atomic_max(&rp->max_siblings_seen, ws->obj.len);
 }
 
+/* A buffer for the listener's copy of what is written to dbkey, or NULL
+ * when no listener wants it. */
+static rk_buf *listener_copy(replica *rp, const char *dbkey, size_t dbkey_len, rk_buf *buf)
+{
+    const replica_listener *l = &rp->listener;
+    return l->wants_cb != NULL && l->wants_cb(l->arg, dbkey, dbkey_len) ? buf : NULL;
+}
+
+static void listener_tell(replica *rp, const char *dbkey, size_t dbkey_len, rk_buf *copy)
+{
+    if (copy == NULL)
+        return;
+    rp->listener.changed_cb(rp->listener.arg, dbkey, dbkey_len, copy->data, copy->len);
+    rk_buf_free(copy);
+}
+
+void replica_set_listener(replica *rp, const replica_listener *l)
+{
+    rp->listener = l != NULL ? *l : (replica_listener){0};
+}
+
 rk_err replica_write(replica *rp, const replica_key *key, const replica_update *u,
                      replica_written *out, rk_buf *encoded)
 {
@@ -166,7 +190,9 @@ rk_err replica_write(replica *rp, const replica_key *key, const replica_update *
         return RK_EINVAL;
     if (!u->tombstone && u->value_len > rp->cfg.max_value_bytes)
         return RK_ETOOBIG;
+    rk_buf told = {0};
     write_state ws = {.rp = rp, .key = key, .u = u, .encoded = encoded};
+    ws.told = listener_copy(rp, key->dbkey, key->dbkey_len, &told);
     size_t encoded_before = encoded ? encoded->len : 0;
     rk_err err = store_apply(rp->st, key->dbkey, key->dbkey_len, write_update_cb, &ws);
     if (err != RK_OK) {
@@ -175,8 +201,10 @@ rk_err replica_write(replica *rp, const replica_key *key, const replica_update *
         if (encoded != NULL)
             encoded->len = encoded_before;
         object_free(&ws.obj);
+        rk_buf_free(&told);
         return err;
     }
+    listener_tell(rp, key->dbkey, key->dbkey_len, ws.told);
     count_write(rp, &ws);
     out->obj = ws.obj;
     out->existed = ws.existed;
@@ -191,6 +219,7 @@ typedef struct merge_state {
     const rk_object *incoming;
     size_t siblings; /* after the merge */
     bool changed;    /* the stored bytes differ from before */
+    rk_buf *told;    /* a copy for the listener, when it wants one */
 } merge_state;
 
 static rk_err merge_update_cb(void *arg, const char *old, size_t old_len, rk_buf *out)
@@ -199,7 +228,10 @@ static rk_err merge_update_cb(void *arg, const char *old, size_t old_len, rk_buf
     if (old == NULL) {
         ms->siblings = ms->incoming->len;
         ms->changed = true;
-        return object_encode(ms->incoming, out);
+        rk_err err = object_encode(ms->incoming, out);
+        if (err == RK_OK && ms->told != NULL)
+            err = rk_buf_append(ms->told, out->data, out->len);
+        return err;
     }
     rk_object cur = {0};
     rk_err err = object_decode((const uint8_t *)old, old_len, &cur);
@@ -211,6 +243,8 @@ static rk_err merge_update_cb(void *arg, const char *old, size_t old_len, rk_buf
     }
     if (err == RK_OK)
         ms->changed = out->len != old_len || memcmp(out->data, old, old_len) != 0;
+    if (err == RK_OK && ms->changed && ms->told != NULL)
+        err = rk_buf_append(ms->told, out->data, out->len);
     object_free(&cur);
     return err;
 }
@@ -219,13 +253,21 @@ rk_err replica_merge(replica *rp, const char *dbkey, size_t dbkey_len, uint64_t 
                      const rk_object *incoming, bool *changed)
 {
     merge_state ms = {.incoming = incoming};
+    rk_buf told = {0};
     rk_err err;
-    if (is_own(rp, intended))
+    if (is_own(rp, intended)) {
+        ms.told = listener_copy(rp, dbkey, dbkey_len, &told);
         err = store_apply(rp->st, dbkey, dbkey_len, merge_update_cb, &ms);
-    else
+    } else {
         err = store_hint_apply(rp->st, intended, dbkey, dbkey_len, merge_update_cb, &ms);
-    if (err != RK_OK)
-        return err;
+    }
+    if (err != RK_OK || !ms.changed) {
+        rk_buf_free(&told);
+        if (err != RK_OK)
+            return err;
+    } else {
+        listener_tell(rp, dbkey, dbkey_len, ms.told);
+    }
     atomic_max(&rp->max_siblings_seen, ms.siblings);
     if (changed != NULL)
         *changed = ms.changed;

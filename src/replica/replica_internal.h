@@ -11,6 +11,7 @@ struct replica {
     store *st;
     rk_actor node_id;
     replica_config cfg;
+    replica_listener listener; /* wants_cb NULL: none */
     _Atomic uint64_t writes, deletes;
     _Atomic uint64_t siblings_dropped;
     _Atomic uint64_t max_clock_entries;

@@ -260,6 +260,10 @@ class Node:
             "--n", str(self.n), "--r", str(self.r), "--w", str(self.w),
             "--name", self.name,
             *join,
+            # Tests run many nodes at once, and civetweb starts every worker
+            # at start-up (1024 + 1024 by default, ~56 MB a node): a small
+            # gateway unless a test asks for more (later flags win).
+            "--http-threads", "64", "--max-subscribers", "64",
             *self.extra_args,
             *self.run_args,
         ]

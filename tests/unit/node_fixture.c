@@ -68,9 +68,15 @@ void test_node_up(test_node *tn, size_t index, const kv_config *kc, const sync_c
     tn->sync = NULL;
     if (sc != NULL)
         assert_int_equal(sync_open(tn->rp, tn->st, tn->cn, tn->client, sc, &tn->sync), RK_OK);
+    watch_config wc;
+    watch_config_default(&wc);
+    wc.lease_ms = 900; /* short timings, as the membership's */
+    wc.lease_wait_ms = 500;
+    assert_int_equal(watch_open(tn->rp, tn->cn, tn->client, &wc, &tn->watch), RK_OK);
     rpc_handler handlers[24];
     size_t n = cluster_node_handlers(tn->cn, handlers, 24);
     n += replica_rpc_handlers(tn->rp, handlers + n, 24 - n);
+    n += watch_rpc_handlers(tn->watch, handlers + n, 24 - n);
     if (tn->sync != NULL)
         n += sync_rpc_handlers(tn->sync, handlers + n, 24 - n);
     assert_int_equal(rpc_server_open(tn->rpc_addr, &ro, handlers, n, &tn->srv), RK_OK);
@@ -82,6 +88,7 @@ void test_node_up(test_node *tn, size_t index, const kv_config *kc, const sync_c
     assert_int_equal(kv_open(tn->rp, tn->cn, tn->client, kc, &tn->k), RK_OK);
     if (tn->sync != NULL)
         assert_int_equal(sync_start(tn->sync), RK_OK);
+    assert_int_equal(watch_start(tn->watch), RK_OK);
     tn->up = true;
 }
 
@@ -91,11 +98,14 @@ void test_node_down(test_node *tn)
         return;
     sync_stop(tn->sync);
     rpc_server_close(tn->srv);
+    watch_stop(tn->watch);
     sync_close(tn->sync);
     tn->sync = NULL;
     kv_close(tn->k);
     cluster_node_close(tn->cn);
     rpc_client_close(tn->client);
+    watch_close(tn->watch);
+    tn->watch = NULL;
     replica_close(tn->rp);
     store_close(tn->st);
     tn->k = NULL;

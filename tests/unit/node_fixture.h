@@ -1,6 +1,7 @@
 /* node_fixture.h - a real node in the test process: a RocksDB store in a
  * temporary directory, its replica, sealed RPC on a free 127.0.0.1 port,
- * the membership, the kv service and, when asked for, the sync service
+ * the membership, the kv service, live updates (watch) and, when asked
+ * for, the sync service
  * (range handoff, anti-entropy, purge, hint delivery), in ringkvd's order.
  * A node alone is a one-member cluster (what `ringkvd --data d` is);
  * several join through a seed. Short timings. A joiner is made MEMBER at
@@ -11,6 +12,7 @@
 
 #include "ringkv/kv.h"
 #include "ringkv/sync.h"
+#include "ringkv/watch.h"
 
 typedef struct test_node {
     char dir[64];
@@ -22,6 +24,7 @@ typedef struct test_node {
     rpc_server *srv;
     cluster_node *cn;
     sync_service *sync; /* NULL when started without one */
+    watch *watch;       /* live updates: every node has them, as in ringkvd */
     uint64_t id;
     bool up;
 } test_node;

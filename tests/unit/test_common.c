@@ -1380,6 +1380,71 @@ static void test_monotonic_clock_and_deadlines(void **state)
     pthread_cond_destroy(&cond);
 }
 
+/* The hash map against a plain array: random puts, gets and removes over a
+ * small key space (so probe runs collide and wrap), then a visit that
+ * removes every other entry. Keys are bytes, NULs included. */
+static void test_map_against_an_array(void **state)
+{
+    (void)state;
+    rng_state_set(rng_seed_from_env("map_against_an_array"));
+    enum { KEYS = 300 };
+    void *ref[KEYS] = {0};
+    rk_map m = {0};
+    for (int round = 0; round < 20000; round++) {
+        unsigned k = rng_below(KEYS);
+        char key[8] = {'k', 0, (char)(k >> 8), (char)k};
+        size_t len = 4;
+        unsigned op = rng_below(3);
+        if (op == 0) {
+            void *v = (void *)(uintptr_t)(round + 1);
+            assert_int_equal(rk_map_put(&m, key, len, v), RK_OK);
+            ref[k] = v;
+        } else if (op == 1) {
+            assert_ptr_equal(rk_map_remove(&m, key, len), ref[k]);
+            ref[k] = NULL;
+        }
+        assert_ptr_equal(rk_map_get(&m, key, len), ref[k]);
+    }
+    size_t live = 0;
+    for (unsigned k = 0; k < KEYS; k++) {
+        char key[8] = {'k', 0, (char)(k >> 8), (char)k};
+        assert_ptr_equal(rk_map_get(&m, key, 4), ref[k]);
+        live += ref[k] != NULL;
+    }
+    assert_int_equal(m.len, live);
+    assert_null(rk_map_get(&m, "k", 1)); /* a prefix is another key */
+    rk_map_free(&m);
+}
+
+static bool remove_odd_cb(void *arg, const char *key, size_t key_len, void *value)
+{
+    (void)key, (void)key_len;
+    size_t *seen = arg;
+    (*seen)++;
+    return ((uintptr_t)value & 1) != 0;
+}
+
+static void test_map_visit_removes(void **state)
+{
+    (void)state;
+    rk_map m = {0};
+    for (uintptr_t i = 1; i <= 1000; i++) {
+        char key[16];
+        int n = snprintf(key, sizeof key, "key%lu", (unsigned long)i);
+        assert_int_equal(rk_map_put(&m, key, (size_t)n, (void *)i), RK_OK);
+    }
+    size_t seen = 0;
+    rk_map_visit(&m, remove_odd_cb, &seen);
+    assert_true(seen >= 1000);
+    assert_int_equal(m.len, 500);
+    for (uintptr_t i = 1; i <= 1000; i++) {
+        char key[16];
+        int n = snprintf(key, sizeof key, "key%lu", (unsigned long)i);
+        assert_ptr_equal(rk_map_get(&m, key, (size_t)n), i % 2 ? NULL : (void *)i);
+    }
+    rk_map_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1423,6 +1488,8 @@ int main(void)
         cmocka_unit_test(test_hex_parse_u64),
         cmocka_unit_test(test_array_grow),
         cmocka_unit_test(test_monotonic_clock_and_deadlines),
+        cmocka_unit_test(test_map_against_an_array),
+        cmocka_unit_test(test_map_visit_removes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -225,6 +225,7 @@ static void test_route_records(void **state)
     check_route("/t/store", "store", "t", "");
     check_route("/t/subscribe/k", "subscribe", "t", "k");
     check_route("/t/subscribe/a%2Fb", "subscribe", "t", "a/b");
+    check_route("/t/subscribe", "subscribe", "t", ""); /* the whole table, or ?key= */
     /* Route words are table names too. */
     check_route("/keys/keys", "keys_list", "keys", "");
     check_route("/health/key/x", "key_get", "health", "x");
@@ -248,7 +249,6 @@ static void test_route_unknown(void **state)
         "/t/keys/x",
         "/t/store/x",
         "/t/key",
-        "/t/subscribe",
         "/key",
         "/auth",
         "//",
@@ -1122,9 +1122,9 @@ static void test_route_table_methods(void **state)
     check_method("/cluster/hints/drop", HTTP_M_POST, http_handle_hints_drop, "hints_drop", "POST");
     check_method("/ui/app.js", HTTP_M_GET, http_handle_ui, "ui", "GET");
     check_method("/", HTTP_M_DELETE, NULL, NULL, "GET");
-    /* Not built yet: every method reaches the 501. */
-    check_method("/t/subscribe/k", HTTP_M_OTHER, http_handle_subscribe, "subscribe",
-                 "GET, PUT, POST, DELETE");
+    /* Streams are read with GET alone (a browser's EventSource). */
+    check_method("/t/subscribe/k", HTTP_M_GET, http_handle_subscribe, "subscribe", "GET");
+    check_method("/t/subscribe", HTTP_M_POST, NULL, NULL, "GET");
     check_method("/auth/bob", HTTP_M_PUT, http_handle_auth, "auth", "GET, PUT, POST, DELETE");
 
     assert_int_equal(http_method_bit("GET"), HTTP_M_GET);
@@ -1467,7 +1467,8 @@ static int gateway_setup(void **state)
                                .cluster = tn->cn,
                                .rpc = tn->srv,
                                .rpc_client = tn->client,
-                               .sync = tn->sync};
+                               .sync = tn->sync,
+                               .watch = tn->watch};
     http_options ho = {.listen = "127.0.0.1:0", .threads = 4, .max_value_bytes = 1 << 20};
     struct mg_server_port ports[2];
     if (http_start(&ho, &g->info, tn->k, &g->srv) != RK_OK ||
@@ -1556,7 +1557,7 @@ static void test_gateway_needs_every_part(void **state)
 {
     const gateway *g = *state;
     http_options ho = {.listen = "127.0.0.1:0", .threads = 1, .max_value_bytes = 1024};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         http_node_info info = g->info;
         if (i == 0)
             info.cluster = NULL;
@@ -1564,8 +1565,10 @@ static void test_gateway_needs_every_part(void **state)
             info.rpc = NULL;
         else if (i == 2)
             info.rpc_client = NULL;
-        else
+        else if (i == 3)
             info.sync = NULL;
+        else
+            info.watch = NULL;
         static char sentinel;
         http_server *srv = (http_server *)&sentinel; /* untouched on failure */
         assert_int_equal(http_start(&ho, &info, g->node.k, &srv), RK_EINVAL);
