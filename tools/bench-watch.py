@@ -1111,6 +1111,7 @@ SUMMARY = [
     ("A", "rss_growth", "RSS growth, all connections (MiB)", "< 1024 MiB", lambda v: v < 1024),
     ("A", "rss_per_connection", "RSS growth per connection (bytes)", "-", None),
     ("A", "connections_ready", "connections ready", "-", None),
+    ("A", "cpu_other_cores", "other processes' CPU during the load (cores; > 0.3: disturbed)", "-", None),
     ("B", "rss_per_watched_key", "RSS growth per watched key (bytes)", "< 1024 B", lambda v: v < 1024),
     ("B", "rss_per_extra_watched_key", "RSS per watched key beyond its stream's first (bytes)", "-", None),
     ("B", "rss_per_one_key_connection", "RSS per connection watching one key (bytes)", "-", None),
@@ -1120,12 +1121,15 @@ SUMMARY = [
     ("C", "last_subscriber_p99", "write -> last subscriber p99 (ms)", "< 150 ms", lambda v: v < 150),
     ("C", "median_subscriber_p50", "write -> median subscriber p50 (ms)", "-", None),
     ("C", "events_missing", "events missing", "0", lambda v: v == 0),
+    ("C", "cpu_other_cores", "other processes' CPU during the writes (cores)", "-", None),
     ("D", "put_p99_without", "PUT p99 without stalled subscriber (ms)", "-", None),
     ("D", "put_p99_with", "PUT p99 with a stalled subscriber (ms)", "-", None),
     ("D", "put_p99_with_over_without", "PUT p99 with / without", "<= 1.10", lambda v: v <= 1.10),
     ("D", "put_rps_without", "PUT req/s without", "-", None),
     ("D", "put_rps_with", "PUT req/s with", "-", None),
     ("D", "stalled_dropped_slow", "stalled subscriber dropped (slow)", "-", None),
+    ("D", "cpu_other_cores_without", "other processes' CPU, run without (cores)", "-", None),
+    ("D", "cpu_other_cores_with", "other processes' CPU, run with (cores)", "-", None),
 ]
 
 
@@ -1154,7 +1158,8 @@ def summarize(run, meta):
         o, e = med.get((ph, "ours", fig)), med.get((ph, "etcd", fig))
         if o is None and e is None:
             continue
-        ratio = fmt(o / e) if o is not None and e not in (None, 0) and o == o and e == e else "-"
+        # a ratio only of two positive figures (ack -> event can be negative)
+        ratio = fmt(o / e) if o is not None and e is not None and o > 0 and e > 0 else "-"
         verdict = "-"
         if test and o is not None and o == o:
             verdict = "met" if test(o) else "**not met**"
