@@ -100,6 +100,16 @@ bench-footprint: build
 	@tools/install-deps.sh rocksdb-tools
 	@tools/bench-footprint.py $(BUILD)/ringkvd --markdown docs/benchmarks.md
 
+# Live updates (SSE) next to etcd's watch, in one run: ack -> event latency
+# with 10,000 subscribers, RSS per connection and per watched key, fan-out
+# to 10,000 subscribers of one key, PUT p99 with a stalled subscriber
+# (tools/bench-watch.py; ~20 min; WATCH_ARGS=--quick for ~2 min at small
+# scale, or any of its options, e.g. WATCH_ARGS="--rounds 1 --phases A,C").
+# Results folder printed at the end; figures go to docs/benchmarks.md by hand.
+.PHONY: bench-watch
+bench-watch: build bench-deps
+	@tools/bench-watch.py $(BUILD)/ringkvd $(WATCH_ARGS)
+
 bench-profile: build bench-deps
 	@tools/install-deps.sh $(PROFILE_DEPS)
 	@tools/bench-profile.sh $(BUILD)/ringkvd
