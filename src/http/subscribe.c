@@ -17,9 +17,14 @@
 
 #include "http_internal.h"
 
-/* At most every 15 s a comment, so proxies keep an idle stream open and a
- * client that went away is noticed. */
-#define PING_MS 15000u
+/* A comment every 5 s of quiet: proxies keep an idle stream open (they
+ * need one at least every 15 s or so), and a client that went away is
+ * noticed, which frees its worker and its place under --max-subscribers.
+ * The ping goes out in two writes: after a client closed, the first write
+ * still succeeds and only draws its reset, and the second then fails; on
+ * loopback, and on any link once the reset is back, that is at the first
+ * ping (else the next). */
+#define PING_MS 5000u
 /* Keys one multi-key stream may name. */
 #define MAX_KEYS 10000u
 
@@ -235,7 +240,9 @@ static void pump(request *rq, watch_stream *s, const char *last_id)
         rk_err err = watch_stream_next(s, rk_deadline_after_ms(PING_MS), &ev);
         rk_buf_reset(&frame.buf);
         if (err == RK_ETIMEDOUT) {
-            http_reply_add_str(&frame, ": ping\n\n");
+            if (mg_write(rq->conn, ":", 1) <= 0)
+                break;
+            http_reply_add_str(&frame, " ping\n\n");
         } else if (err == RK_OK) {
             frame_of(srv, s, ev, last_id, &frame);
             watch_event_unref(ev);

@@ -577,9 +577,10 @@ class LimitsTest(Seeded):
         closed, a new subscription is accepted (polled) and gets events.
 
         Polled for 20 s, a busy machine's slack: a user who closed a tab
-        expects its slot back at once, not after the node happens to write to
-        the dead connection (a ping every 15 s, and the first write after a
-        close still succeeds: two pings, 30 s)."""
+        expects its slot back soon. The node notices a departed client at its
+        next ping (every 5 s of quiet, sent in two writes so that the second
+        meets the reset the first drew); before that fix the slot came back
+        after two 15 s pings, 30 s, and this test failed."""
         with Node(name="cap7", extra_args=["--max-subscribers", "2"]) as node:
             table = "cap7"
             one = SSEClient(node, subscribe_path(table, "a"))
