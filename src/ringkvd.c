@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -673,8 +674,31 @@ static void stop_node(node *nd)
     RK_INFO("ringkvd", "store closed");
 }
 
+#ifndef PR_FUTEX_HASH
+#define PR_FUTEX_HASH 78
+#define PR_FUTEX_HASH_SET_SLOTS 1
+#endif
+
+/* Linux 6.16 and later give each process its own futex hash, sized by the
+ * CPUs (16 buckets on 2) however many threads it has. A node has a worker
+ * per connection, thousands of them parked on their own condition
+ * variables, so every futex call walked a chain of hundreds: a third of a
+ * broadcast to 10,000 streams went there (docs/benchmarks.md, "Live
+ * updates"). Sized here for the threads the node will run; an older kernel
+ * refuses the call and keeps its global hash, which is sized by memory. */
+static void size_futex_hash(const node_config *c)
+{
+    unsigned long threads = (unsigned long)c->http_threads + c->watch_cfg.max_streams + 64;
+    unsigned long slots = 16;
+    while (slots < 2 * threads && slots < (1ul << 16))
+        slots <<= 1;
+    if (prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, slots, 0, 0) == 0)
+        RK_DEBUG("ringkvd", "futex hash: %lu slots", slots);
+}
+
 static int run(node_config *c)
 {
+    size_futex_hash(c);
     rk_buf secret = {0};
     int rc = load_secret(c, &secret);
     node nd = {0};

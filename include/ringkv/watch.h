@@ -92,6 +92,10 @@ typedef rk_err (*watch_render_cb)(void *arg, const watch_event_info *ev, rk_buf 
 /* The event's rendered form, made once by the first caller with render and
  * then shared by every stream; NULL if rendering failed. */
 const rk_buf *watch_event_text(watch_event *ev, watch_render_cb render, void *arg);
+/* Has the hub render each event once, before it is queued, so that the
+ * streams that wake for it find the text made (the gateway sets it at
+ * start; without it the first stream makes it). Call before streams open. */
+void watch_set_renderer(watch *w, watch_render_cb render, void *arg);
 
 /* ---- streams ------------------------------------------------------------- */
 

@@ -258,7 +258,9 @@ void http_handle_membership(request *rq);
 void http_handle_cluster(request *rq);
 void http_handle_ui(request *rq);
 void http_handle_auth(request *rq);
-void http_handle_subscribe(request *rq);
+void http_handle_subscribe(request *rq); /* subscribe.c */
+/* An event's data line (watch_render_cb), set as the hub's renderer. */
+rk_err http_render_event(void *arg, const watch_event_info *ev, rk_buf *out);
 void http_handle_cluster_leave(request *rq); /* cluster_admin.c */
 void http_handle_cluster_remove(request *rq);
 void http_handle_cluster_repair(request *rq);

@@ -96,6 +96,7 @@ rk_err http_start(const http_options *opts, const http_node_info *node, kv *k, h
         free(srv);
         return RK_EIO;
     }
+    watch_set_renderer(srv->watch, http_render_event, NULL);
     mg_set_request_handler(srv->ctx, "/", http_dispatch, srv);
     *out = srv;
     return RK_OK;

@@ -33,7 +33,7 @@
 /* The data line of an event: the record a GET returns with the table (and
  * key) in front, or what a delete left, or why a reset. Made once per event
  * and shared by every stream (watch_event_text). */
-static rk_err render_event(void *arg, const watch_event_info *ev, rk_buf *out)
+rk_err http_render_event(void *arg, const watch_event_info *ev, rk_buf *out)
 {
     (void)arg;
     reply_buf r = {0};
@@ -87,7 +87,7 @@ static void frame_of(const http_server *srv, watch_stream *s, watch_event *ev, c
 {
     watch_event_info info;
     watch_event_get(ev, &info);
-    const rk_buf *text = watch_event_text(ev, render_event, NULL);
+    const rk_buf *text = watch_event_text(ev, http_render_event, NULL);
     if (text == NULL) {
         frame->err = RK_ENOMEM;
         return;

@@ -74,26 +74,46 @@ void watch_event_get(const watch_event *ev, watch_event_info *out)
 
 const rk_buf *watch_event_text(watch_event *ev, watch_render_cb render, void *arg)
 {
+    /* Every stream of a key asks at once when its event arrives: 10,000
+     * workers queueing on one mutex cost more than the writes (a futex with
+     * 10,000 waiters). So the mutex is only for making the text; once made
+     * it never changes, and the flag says so without a lock. */
+    if (atomic_load_explicit(&ev->rendered, memory_order_acquire))
+        return &ev->text;
     pthread_mutex_lock(&ev->text_mu);
-    if (!ev->rendered) {
+    if (!atomic_load_explicit(&ev->rendered, memory_order_relaxed)) {
         watch_event_info info;
         watch_event_get(ev, &info);
         if (render(arg, &info, &ev->text) == RK_OK)
-            ev->rendered = true;
+            atomic_store_explicit(&ev->rendered, true, memory_order_release);
         else
             rk_buf_reset(&ev->text);
     }
-    const rk_buf *text = ev->rendered ? &ev->text : NULL;
     pthread_mutex_unlock(&ev->text_mu);
-    return text;
+    return atomic_load_explicit(&ev->rendered, memory_order_acquire) ? &ev->text : NULL;
+}
+
+void watch_set_renderer(watch *w, watch_render_cb render, void *arg)
+{
+    pthread_mutex_lock(&w->mu);
+    w->render = render;
+    w->render_arg = arg;
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* ---- stream queues --------------------------------------------------------- */
 
 /* Queues ev to s; a stream whose queue is full is dropped (its reader is
- * told at its next wait), never waited for. */
+ * told at its next wait), never waited for. Called under w->mu, which
+ * keeps s alive after its own mutex is released.
+ *
+ * The reader is woken after the unlock, and only when it waits: woken
+ * under the lock it would at once block on the mutex still held here, and
+ * a mutex once contended costs a futex wake at every unlock after. With
+ * 10,000 streams of one key that was most of a broadcast's time. */
 static void stream_push(watch *w, watch_stream *s, watch_event *ev)
 {
+    bool wake = false;
     pthread_mutex_lock(&s->mu);
     if (!s->dropped && !s->closed) {
         if (s->len == s->cap && s->cap < w->cfg.stream_queue) {
@@ -116,9 +136,11 @@ static void stream_push(watch *w, watch_stream *s, watch_event *ev)
             s->queue[(s->head + s->len++) % s->cap] = event_ref(ev);
             atomic_fetch_add_explicit(&w->events_queued, 1, memory_order_relaxed);
         }
-        pthread_cond_signal(&s->cv);
+        wake = s->waiting;
     }
     pthread_mutex_unlock(&s->mu);
+    if (wake)
+        pthread_cond_signal(&s->cv);
 }
 
 static void push_all(watch *w, watch_link *head, watch_event *ev)
@@ -241,6 +263,8 @@ static bool apply_locked(watch *w, const char *table, size_t table_len, const ch
     if (ev == NULL)
         return false;
     atomic_fetch_add_explicit(&w->events, 1, memory_order_relaxed);
+    if (w->render != NULL)
+        watch_event_text(ev, w->render, w->render_arg);
     log_append(w, ev);
     watch_event_unref(ks->last);
     ks->last = event_ref(ev);
@@ -467,9 +491,12 @@ rk_err watch_stream_next(watch_stream *s, uint64_t deadline_ms, watch_event **ev
 {
     rk_err err = RK_OK;
     pthread_mutex_lock(&s->mu);
-    while (s->len == 0 && !s->dropped && !s->closed && err == RK_OK)
+    while (s->len == 0 && !s->dropped && !s->closed && err == RK_OK) {
+        s->waiting = true;
         if (rk_cond_wait_until(&s->cv, &s->mu, deadline_ms) != 0)
             err = RK_ETIMEDOUT;
+        s->waiting = false;
+    }
     if (s->dropped) {
         err = RK_EBUSY;
     } else if (s->closed) {

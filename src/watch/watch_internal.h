@@ -24,8 +24,8 @@ struct watch_event {
     size_t table_len, key_len;
     rk_object obj;
     const char *reason;
-    pthread_mutex_t text_mu; /* guards text while it is made */
-    bool rendered;
+    pthread_mutex_t text_mu; /* taken only while text is made */
+    _Atomic bool rendered;   /* text is made (and then never changes) */
     rk_buf text;
 };
 
@@ -68,6 +68,7 @@ struct watch_stream {
     watch_event **queue; /* a ring of len events from head */
     size_t head, len, cap;
     bool dropped, closed;
+    bool waiting; /* the reader is in watch_stream_next's wait */
 };
 
 struct watch {
@@ -76,7 +77,9 @@ struct watch {
     rpc_client *client;
     watch_config cfg;
     uint64_t self;
-    uint64_t epoch; /* random per start: change-log ids of another run are not ours */
+    uint64_t epoch;         /* random per start: change-log ids of another run are not ours */
+    watch_render_cb render; /* NULL: streams render (watch_set_renderer) */
+    void *render_arg;
 
     /* The hub (hub.c). */
     pthread_mutex_t mu;
