@@ -18,7 +18,7 @@
 #define DEFAULT_TABLE "default"
 #define DEFAULT_TIMEOUT_MS 5000
 #define MAX_WATCH_KEYS 10000 /* what one subscription may name (docs/api.md) */
-#define WATCH_IDLE_MS 45000  /* the node pings every 15 s: three missed pings, it is gone */
+#define WATCH_IDLE_MS 15000  /* the node pings every 5 s: three missed pings, it is gone */
 #define WATCH_BACKOFF_MIN_MS 200
 #define WATCH_BACKOFF_MAX_MS 2000
 #define MAX_CMD_OPTIONS 32
@@ -249,8 +249,8 @@ static const struct command commands[] = {
      "When the stream ends or breaks, watch resumes on the next node of --nodes\n"
      "(round-robin, waiting 200 ms, up to 2 s while attempts fail) and sends\n"
      "the last event id (Last-Event-ID), so that no change is missed, or a\n"
-     "reset says some may have been. A node that sends nothing for 45 s\n"
-     "(it pings every 15 s) counts as gone. A node that answers 503 (too many\n"
+     "reset says some may have been. A node that sends nothing for 15 s\n"
+     "(it pings every 5 s) counts as gone. A node that answers 503 (too many\n"
      "subscribers) is skipped the same way; a 4xx answer ends watch (exit 4).\n"
      "Until the first stream is open, one round of the nodes without one ends\n"
      "it (exit 3); after that, watch keeps trying. --timeout-ms bounds only\n"

@@ -391,10 +391,13 @@ static rk_err stream_attach(watch *w, watch_stream *s)
 }
 
 /* Unlinks s; states left without streams linger (leased, logged) for
- * linger_ms, so that a client that reconnects misses nothing. */
+ * linger_ms, so that a client that reconnects misses nothing. Not after a
+ * stream dropped for falling behind: its client has a reset coming
+ * anyway, and a stalled client must not keep every replica notifying
+ * (the lease thread releases the leases at its next round). */
 static void stream_detach(watch *w, watch_stream *s)
 {
-    uint64_t until = rk_monotonic_ms() + w->cfg.linger_ms;
+    uint64_t until = rk_monotonic_ms() + (s->dropped ? 0 : w->cfg.linger_ms);
     for (size_t i = 0; i < s->n_keys; i++) {
         keystate *ks = s->keys[i];
         if (ks == NULL)
@@ -456,7 +459,8 @@ rk_err watch_stream_open(watch *w, const watch_spec *spec, watch_stream **out)
     pthread_mutex_unlock(&w->mu);
     atomic_fetch_add_explicit(&w->streams_opened, 1, memory_order_relaxed);
 
-    watch_lease_now(w, &s->table, s->n_keys == 0, s->key_names, s->key_name_lens, s->n_keys, true);
+    watch_lease_now(w, &s->table, s->n_keys == 0, s->key_names, s->key_name_lens, s->n_keys,
+                    LEASE_WAIT);
     pthread_mutex_lock(&w->mu);
     stream_leased(w, s);
     pthread_mutex_unlock(&w->mu);

@@ -106,7 +106,7 @@ static void plan(const cluster_view *view, bool any_table, char *const *names,
 
 /* Sends t its leases, in batches; each call started adds to lw. */
 static void send_leases(watch *w, const cluster_view *view, const target *t, char *const *tables,
-                        size_t n_tables, char *const *names, const size_t *name_lens,
+                        size_t n_tables, char *const *names, const size_t *name_lens, lease_op op,
                         lease_wait *lw)
 {
     Ringkv__WatchKey *keys = calloc(WATCH_LEASE_BATCH, sizeof *keys);
@@ -122,6 +122,7 @@ static void send_leases(watch *w, const cluster_view *view, const target *t, cha
     while (first < t->n_keys || !tables_sent) {
         Ringkv__WatchLeaseRequest req = RINGKV__WATCH_LEASE_REQUEST__INIT;
         req.lease_ms = w->cfg.lease_ms;
+        req.release = op == LEASE_RELEASE;
         if (!tables_sent) {
             req.n_tables = n_tables;
             req.tables = (char **)tables;
@@ -163,7 +164,7 @@ static void send_leases(watch *w, const cluster_view *view, const target *t, cha
 }
 
 void watch_lease_now(watch *w, char *const *tables, size_t n_tables, char *const *names,
-                     const size_t *name_lens, size_t n_names, bool wait)
+                     const size_t *name_lens, size_t n_names, lease_op op)
 {
     lease_wait *lw = calloc(1, sizeof *lw);
     if (lw == NULL)
@@ -181,12 +182,12 @@ void watch_lease_now(watch *w, char *const *tables, size_t n_tables, char *const
          * is back: waiting for it would hold the stream for nothing. */
         if (t->node == w->self ||
             (cluster_view_alive(view, t->node) && cluster_view_find(view, t->node) != NULL))
-            send_leases(w, view, t, tables, n_tables, names, name_lens, lw);
+            send_leases(w, view, t, tables, n_tables, names, name_lens, op, lw);
         free(t->keys);
     }
     free(ts.items);
     cluster_view_unref(view);
-    if (wait) {
+    if (op == LEASE_WAIT) {
         uint64_t deadline = rk_deadline_after_ms(w->cfg.lease_wait_ms);
         pthread_mutex_lock(&lw->mu);
         while (lw->pending > 0 && rk_cond_wait_until(&lw->cv, &lw->mu, deadline) == 0)
@@ -198,13 +199,55 @@ void watch_lease_now(watch *w, char *const *tables, size_t n_tables, char *const
 
 /* ---- the lease thread ------------------------------------------------------ */
 
-/* What to renew: the names of the states that have streams or linger. */
-typedef struct renewal {
+/* Names of tables and keys, copied out of the hub for one lease round. */
+typedef struct name_list {
     char **tables;
     size_t n_tables, tables_cap;
     char **names;
     size_t *name_lens;
     size_t n_names, names_cap, lens_cap;
+} name_list;
+
+static void add_name(name_list *l, const char *key, size_t key_len, bool table)
+{
+    char *copy = malloc(key_len + 1);
+    if (copy == NULL)
+        return;
+    memcpy(copy, key, key_len);
+    copy[key_len] = '\0';
+    if (table && rk_array_grow((void **)&l->tables, &l->tables_cap, l->n_tables + 1,
+                               sizeof *l->tables) == RK_OK) {
+        l->tables[l->n_tables++] = copy;
+        return;
+    }
+    if (!table &&
+        rk_array_grow((void **)&l->names, &l->names_cap, l->n_names + 1, sizeof *l->names) ==
+            RK_OK &&
+        rk_array_grow((void **)&l->name_lens, &l->lens_cap, l->n_names + 1, sizeof *l->name_lens) ==
+            RK_OK) {
+        l->names[l->n_names] = copy;
+        l->name_lens[l->n_names++] = key_len;
+        return;
+    }
+    free(copy);
+}
+
+static void name_list_free(name_list *l)
+{
+    for (size_t i = 0; i < l->n_tables; i++)
+        free(l->tables[i]);
+    for (size_t i = 0; i < l->n_names; i++)
+        free(l->names[i]);
+    free(l->tables);
+    free(l->names);
+    free(l->name_lens);
+}
+
+/* One round: what to renew (states with streams, or lingering) and what
+ * to release (states whose linger is over, freed here), so that replicas
+ * stop notifying at once instead of when the lease runs out. */
+typedef struct renewal {
+    name_list renew, release;
     uint64_t now;
 } renewal;
 
@@ -214,41 +257,24 @@ static bool renew_key_cb(void *arg, const char *key, size_t key_len, void *value
     keystate *ks = value;
     if (ks->n_streams == 0 && ks->linger_until == 0)
         return false; /* a table stream's, leased with its table */
-    if (ks->n_streams == 0 && ks->linger_until <= rn->now) {
-        watch_event_unref(ks->last);
-        free(ks);
-        return true;
-    }
-    char *copy = malloc(key_len);
-    if (copy == NULL ||
-        rk_array_grow((void **)&rn->names, &rn->names_cap, rn->n_names + 1, sizeof *rn->names) ||
-        rk_array_grow((void **)&rn->name_lens, &rn->lens_cap, rn->n_names + 1,
-                      sizeof *rn->name_lens)) {
-        free(copy);
+    bool over = ks->n_streams == 0 && ks->linger_until <= rn->now;
+    add_name(over ? &rn->release : &rn->renew, key, key_len, false);
+    if (!over)
         return false;
-    }
-    memcpy(copy, key, key_len);
-    rn->names[rn->n_names] = copy;
-    rn->name_lens[rn->n_names++] = key_len;
-    return false;
+    watch_event_unref(ks->last);
+    free(ks);
+    return true;
 }
 
 static bool renew_table_cb(void *arg, const char *key, size_t key_len, void *value)
 {
     renewal *rn = arg;
     tablestate *ts = value;
-    if (ts->n_streams == 0 && ts->linger_until <= rn->now) {
+    bool over = ts->n_streams == 0 && ts->linger_until <= rn->now;
+    add_name(over ? &rn->release : &rn->renew, key, key_len, true);
+    if (over)
         free(ts);
-        return true;
-    }
-    char *copy = strndup(key, key_len);
-    if (copy == NULL || rk_array_grow((void **)&rn->tables, &rn->tables_cap, rn->n_tables + 1,
-                                      sizeof *rn->tables)) {
-        free(copy);
-        return false;
-    }
-    rn->tables[rn->n_tables++] = copy;
-    return false;
+    return over;
 }
 
 static void renew(watch *w)
@@ -258,15 +284,14 @@ static void renew(watch *w)
     rk_map_visit(&w->keys, renew_key_cb, &rn);
     rk_map_visit(&w->tables, renew_table_cb, &rn);
     pthread_mutex_unlock(&w->mu);
-    if (rn.n_tables + rn.n_names > 0)
-        watch_lease_now(w, rn.tables, rn.n_tables, rn.names, rn.name_lens, rn.n_names, false);
-    for (size_t i = 0; i < rn.n_tables; i++)
-        free(rn.tables[i]);
-    for (size_t i = 0; i < rn.n_names; i++)
-        free(rn.names[i]);
-    free(rn.tables);
-    free(rn.names);
-    free(rn.name_lens);
+    name_list *lists[2] = {&rn.renew, &rn.release};
+    for (size_t i = 0; i < 2; i++) {
+        name_list *l = lists[i];
+        if (l->n_tables + l->n_names > 0)
+            watch_lease_now(w, l->tables, l->n_tables, l->names, l->name_lens, l->n_names,
+                            i == 0 ? LEASE_RENEW : LEASE_RELEASE);
+        name_list_free(l);
+    }
     watch_registry_sweep(w);
 }
 

@@ -14,37 +14,56 @@ typedef struct lease {
     uint64_t expires_ms;
 } lease;
 
+/* The leases on one key or table: usually one node's (the hub's), so the
+ * set is one allocation sized to what it holds, not an array grown from 8
+ * (a node of a cluster whose streams watch 100,000 keys holds 100,000 of
+ * these). */
 typedef struct lease_set {
-    lease *items;
-    size_t len, cap;
+    uint32_t len, cap;
+    lease items[];
 } lease_set;
 
 static rk_err lease_add(rk_map *m, const char *name, size_t len, uint64_t node, uint64_t expires,
                         _Atomic size_t *count)
 {
     lease_set *ls = rk_map_get(m, name, len);
-    if (ls == NULL) {
-        if ((ls = calloc(1, sizeof *ls)) == NULL)
-            return RK_ENOMEM;
-        rk_err err = rk_map_put(m, name, len, ls);
-        if (err != RK_OK) {
-            free(ls);
-            return err;
-        }
-        atomic_fetch_add(count, 1);
-    }
-    for (size_t i = 0; i < ls->len; i++) {
+    for (size_t i = 0; ls != NULL && i < ls->len; i++) {
         if (ls->items[i].node == node) {
             if (ls->items[i].expires_ms < expires)
                 ls->items[i].expires_ms = expires;
             return RK_OK;
         }
     }
-    rk_err err = rk_array_grow((void **)&ls->items, &ls->cap, ls->len + 1, sizeof *ls->items);
-    if (err != RK_OK)
-        return err;
+    if (ls == NULL || ls->len == ls->cap) {
+        uint32_t cap = ls == NULL ? 1 : ls->cap * 2;
+        lease_set *grown = realloc(ls, sizeof *ls + cap * sizeof ls->items[0]);
+        if (grown == NULL)
+            return RK_ENOMEM;
+        if (ls == NULL)
+            grown->len = 0;
+        grown->cap = cap;
+        rk_err err = rk_map_put(m, name, len, grown); /* new, or the moved set */
+        if (err != RK_OK) {
+            if (ls == NULL)
+                free(grown);
+            return err; /* a moved set is still in the map: only a new one can fail */
+        }
+        if (ls == NULL)
+            atomic_fetch_add(count, 1);
+        ls = grown;
+    }
     ls->items[ls->len++] = (lease){node, expires};
     return RK_OK;
+}
+
+/* Drops node's lease on name, if it has one (the set goes at the next
+ * sweep once empty). */
+static void lease_drop(rk_map *m, const char *name, size_t len, uint64_t node)
+{
+    lease_set *ls = rk_map_get(m, name, len);
+    for (size_t i = 0; ls != NULL && i < ls->len; i++)
+        if (ls->items[i].node == node)
+            ls->items[i].expires_ms = 0;
 }
 
 rk_err watch_registry_lease(watch *w, uint64_t node, const Ringkv__WatchLeaseRequest *req,
@@ -56,7 +75,11 @@ rk_err watch_registry_lease(watch *w, uint64_t node, const Ringkv__WatchLeaseReq
     for (size_t i = 0; err == RK_OK && i < req->n_tables; i++) {
         const char *t = req->tables[i];
         size_t tl = strlen(t);
-        if (replica_table_valid(t, tl))
+        if (!replica_table_valid(t, tl))
+            continue;
+        if (req->release)
+            lease_drop(&w->reg_tables, t, tl, node);
+        else
             err = lease_add(&w->reg_tables, t, tl, node, expires_ms, &w->reg_count);
     }
     for (size_t i = 0; err == RK_OK && i < req->n_keys; i++) {
@@ -66,7 +89,10 @@ rk_err watch_registry_lease(watch *w, uint64_t node, const Ringkv__WatchLeaseReq
             !replica_key_valid((const char *)k->key.data, k->key.len))
             continue;
         size_t len = watch_key_name(k->table, tl, (const char *)k->key.data, k->key.len, name);
-        err = lease_add(&w->reg_keys, name, len, node, expires_ms, &w->reg_count);
+        if (req->release)
+            lease_drop(&w->reg_keys, name, len, node);
+        else
+            err = lease_add(&w->reg_keys, name, len, node, expires_ms, &w->reg_count);
     }
     pthread_mutex_unlock(&w->reg_mu);
     return err;
@@ -86,10 +112,9 @@ static bool sweep_cb(void *arg, const char *key, size_t key_len, void *value)
     for (size_t i = 0; i < ls->len; i++)
         if (ls->items[i].expires_ms > st->now)
             ls->items[kept++] = ls->items[i];
-    ls->len = kept;
+    ls->len = (uint32_t)kept;
     if (kept > 0)
         return false;
-    free(ls->items);
     free(ls);
     atomic_fetch_sub(st->count, 1);
     return true;
@@ -124,9 +149,7 @@ size_t watch_registry_leases(watch *w)
 static bool free_cb(void *arg, const char *key, size_t key_len, void *value)
 {
     (void)arg, (void)key, (void)key_len;
-    lease_set *ls = value;
-    free(ls->items);
-    free(ls);
+    free(value);
     return false;
 }
 

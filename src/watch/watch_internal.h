@@ -138,11 +138,17 @@ void watch_registry_changed(void *arg, const char *dbkey, size_t dbkey_len, cons
 
 /* ---- leasing (lease.c) --------------------------------------------------- */
 
-/* Leases the whole tables[0..n_tables) (NUL-terminated) and the keys
- * names[0..n_names) (map key names: table '\0' key) from their replicas
- * now; with wait, until they answered or lease_wait_ms passed. */
+/* What watch_lease_now asks of the replicas. */
+typedef enum lease_op {
+    LEASE_WAIT,    /* lease, and wait until they answered or lease_wait_ms passed */
+    LEASE_RENEW,   /* lease, without waiting */
+    LEASE_RELEASE, /* end the leases now, without waiting */
+} lease_op;
+/* Leases (or releases) the whole tables[0..n_tables) (NUL-terminated) and
+ * the keys names[0..n_names) (map key names: table '\0' key) from their
+ * replicas now. */
 void watch_lease_now(watch *w, char *const *tables, size_t n_tables, char *const *names,
-                     const size_t *name_lens, size_t n_names, bool wait);
+                     const size_t *name_lens, size_t n_names, lease_op op);
 rk_err watch_lease_start(watch *w);
 void watch_lease_stop(watch *w);
 

@@ -332,6 +332,31 @@ static void test_leases_lapse(void **state)
     nodes_down(ns);
 }
 
+/* A stream dropped for falling behind leaves no lingering interest: the
+ * hub releases its leases at its next round, so a stalled client does not
+ * keep every replica notifying (a closed stream's keys linger, for its
+ * client's resume). */
+static void test_dropped_stream_leaves_no_lease(void **state)
+{
+    (void)state;
+    nodes *ns = nodes_up(1);
+    test_node *tn = &ns->n[0];
+    tn->watch->cfg.stream_queue = 16;
+    tn->watch->cfg.linger_ms = 600000;
+    const char *keys[] = {"k"};
+    watch_stream *s = open_keys(tn, keys, 1);
+    for (int i = 0; i < 40; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        put(tn, "k", v);
+    }
+    watch_event *ev = NULL;
+    assert_int_equal(watch_stream_next(s, rk_deadline_after_ms(WAIT_MS), &ev), RK_EBUSY);
+    watch_stream_close(s);
+    assert_true(wait_for(no_leases, tn->watch, WAIT_MS));
+    nodes_down(ns);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_slow_stream_is_dropped),
         cmocka_unit_test(test_stream_cap_and_shutdown),
         cmocka_unit_test(test_leases_lapse),
+        cmocka_unit_test(test_dropped_stream_leaves_no_lease),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
