@@ -418,10 +418,10 @@ static void stream_detach(watch *w, watch_stream *s)
     }
 }
 
-/* Marks the states of s whose leases now hold: no change is missing from
- * the log from here on. */
-static void stream_leased(watch *w, watch_stream *s)
+void watch_hub_leased(watch_stream *s)
 {
+    watch *w = s->w;
+    pthread_mutex_lock(&w->mu);
     for (size_t i = 0; i < s->n_keys; i++)
         if (s->keys[i]->since_seq == 0)
             s->keys[i]->since_seq = w->next_seq;
@@ -430,9 +430,10 @@ static void stream_leased(watch *w, watch_stream *s)
         if (ts->since_seq == 0)
             ts->since_seq = w->next_seq;
     }
+    pthread_mutex_unlock(&w->mu);
 }
 
-rk_err watch_stream_open(watch *w, const watch_spec *spec, watch_stream **out)
+rk_err watch_hub_attach(watch *w, const watch_spec *spec, watch_stream **out)
 {
     if (!spec_valid(spec))
         return RK_EINVAL;
@@ -458,12 +459,6 @@ rk_err watch_stream_open(watch *w, const watch_spec *spec, watch_stream **out)
     w->n_streams++;
     pthread_mutex_unlock(&w->mu);
     atomic_fetch_add_explicit(&w->streams_opened, 1, memory_order_relaxed);
-
-    watch_lease_now(w, &s->table, s->n_keys == 0, s->key_names, s->key_name_lens, s->n_keys,
-                    LEASE_WAIT);
-    pthread_mutex_lock(&w->mu);
-    stream_leased(w, s);
-    pthread_mutex_unlock(&w->mu);
     *out = s;
     return RK_OK;
 }

@@ -95,6 +95,19 @@ void watch_close(watch *w)
     free(w);
 }
 
+rk_err watch_stream_open(watch *w, const watch_spec *spec, watch_stream **out)
+{
+    watch_stream *s = NULL;
+    rk_err err = watch_hub_attach(w, spec, &s);
+    if (err != RK_OK)
+        return err;
+    watch_lease_now(w, &s->table, s->n_keys == 0, s->key_names, s->key_name_lens, s->n_keys,
+                    LEASE_WAIT);
+    watch_hub_leased(s);
+    *out = s;
+    return RK_OK;
+}
+
 /* ---- RPC --------------------------------------------------------------------- */
 
 static void lease_handler(rpc_request *req, const ProtobufCMessage *input, void *arg)

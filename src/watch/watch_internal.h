@@ -113,6 +113,18 @@ struct watch {
 
 /* ---- the hub (hub.c) ---------------------------------------------------- */
 
+/* The hub is the bottom of the module: it knows nothing of leases. The
+ * files call downwards only: service.c -> lease.c -> registry.c -> hub.c
+ * (a stream opens in service.c: attached in the hub, leased, marked). */
+
+/* Makes a stream and links it into the states it watches (made as
+ * needed), without leasing them: RK_EBUSY over max_streams, RK_ECLOSED
+ * after watch_shutdown, RK_EINVAL for a bad spec. */
+rk_err watch_hub_attach(watch *w, const watch_spec *spec, watch_stream **out);
+/* Marks the states of s whose leases now hold: no change of them is
+ * missing from the change log from here on. */
+void watch_hub_leased(watch_stream *s);
+
 /* A change of table/key to obj, from a replica: a new version becomes an
  * event, logged and queued to the streams that watch it. */
 void watch_hub_apply(watch *w, const char *table, size_t table_len, const char *key, size_t key_len,
