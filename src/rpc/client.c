@@ -812,7 +812,7 @@ rk_err rpc_call_async(rpc_client *c, const char *peer_addr,
         free(url);
         return err;
     }
-    call *s;
+    call *s = NULL; /* set by slot_take; GCC -O3 cannot see it */
     err = slot_take(c, url, &s);
     free(url);
     if (err != RK_OK) {
