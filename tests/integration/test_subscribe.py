@@ -156,6 +156,11 @@ class SubscribeTest(Seeded):
                             s.body_start.startswith(b": subscribed\r\n\r\n"),
                             f"the stream must start with ': subscribed' and a blank line: {s.body_start!r}")
 
+            # A DELETE without a context builds on its coordinator's own
+            # copy: with W=2 of 3 the PUT may not be there yet, and the
+            # delete would then find nothing (404) or leave a sibling.
+            wait_for(lambda: c[1].json("GET", with_query(key_path(table, key), local=1))[0] == 200,
+                     EVENT_TIMEOUT, what=f"{c[1].name}'s own copy of the PUT")
             st, body, hd = c[1].json("DELETE", key_path(table, key))
             self.assertEqual(st, 200, f"DELETE via {c[1].name}: {show(st, body, hd)}")
             ev = s.next_event(EVENT_TIMEOUT, f"the event of a DELETE through {c[1].name}")
