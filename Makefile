@@ -110,6 +110,15 @@ bench-footprint: build
 bench-watch: build bench-deps
 	@tools/bench-watch.py $(BUILD)/ringkvd $(WATCH_ARGS)
 
+# The docker-compose cluster end to end (tools/compose-test.sh): installs
+# docker.io, docker-compose and debootstrap if missing, starts an engine if
+# none answers, builds the image and checks the cluster. Not yet in .ci/run.
+COMPOSE_DEPS := docker.io docker-compose debootstrap curl python3
+.PHONY: compose-test
+compose-test:
+	@tools/install-deps.sh $(COMPOSE_DEPS)
+	@tools/compose-test.sh
+
 bench-profile: build bench-deps
 	@tools/install-deps.sh $(PROFILE_DEPS)
 	@tools/bench-profile.sh $(BUILD)/ringkvd
