@@ -113,16 +113,18 @@ static void frame_of(const http_server *srv, watch_stream *s, watch_event *ev, c
  * (owned by names, one NUL-separated buffer). Replies 400 and returns
  * RK_EINVAL on a bad key or too many. */
 typedef struct key_list {
-    rk_buf names;
-    const char **keys;
+    rk_buf names;      /* the keys, each NUL-terminated */
+    size_t *offsets;   /* where each starts in names (which moves as it grows) */
+    const char **keys; /* made from offsets once names is whole */
     size_t *lens;
-    size_t n, cap_keys, cap_lens;
+    size_t n, cap_offsets, cap_lens;
     rk_map seen;
 } key_list;
 
 static void key_list_free(key_list *kl)
 {
     rk_buf_free(&kl->names);
+    free(kl->offsets);
     free(kl->keys);
     free(kl->lens);
     rk_map_free(&kl->seen);
@@ -143,15 +145,15 @@ static rk_err add_decoded(request *rq, key_list *kl, const char *key, size_t key
     if (err == RK_OK)
         err = rk_map_put(&kl->seen, key, key_len, (void *)1);
     if (err == RK_OK)
-        err = rk_array_grow((void **)&kl->keys, &kl->cap_keys, kl->n + 1, sizeof *kl->keys);
+        err =
+            rk_array_grow((void **)&kl->offsets, &kl->cap_offsets, kl->n + 1, sizeof *kl->offsets);
     if (err == RK_OK)
         err = rk_array_grow((void **)&kl->lens, &kl->cap_lens, kl->n + 1, sizeof *kl->lens);
     if (err != RK_OK) {
         http_reply_err(rq, err);
         return err;
     }
-    /* An offset until names stops growing; parse_keys makes it a pointer. */
-    kl->keys[kl->n] = (const char *)(uintptr_t)offset;
+    kl->offsets[kl->n] = offset;
     kl->lens[kl->n++] = key_len;
     return RK_OK;
 }
@@ -185,8 +187,12 @@ static rk_err parse_keys(request *rq, key_list *kl)
             qs += len + (end != NULL);
         }
     }
+    if (err == RK_OK && kl->n > 0 && (kl->keys = malloc(kl->n * sizeof *kl->keys)) == NULL) {
+        err = RK_ENOMEM;
+        http_reply_err(rq, err);
+    }
     for (size_t i = 0; err == RK_OK && i < kl->n; i++)
-        kl->keys[i] = kl->names.data + (uintptr_t)kl->keys[i];
+        kl->keys[i] = kl->names.data + kl->offsets[i];
     return err;
 }
 

@@ -23,8 +23,9 @@ typedef struct lease_set {
     lease items[];
 } lease_set;
 
-static rk_err lease_add(rk_map *m, const char *name, size_t len, uint64_t node, uint64_t expires,
-                        _Atomic size_t *count)
+/* Adds (or extends) node's lease on name in m, one of w's two maps. */
+static rk_err lease_add(watch *w, rk_map *m, const char *name, size_t len, uint64_t node,
+                        uint64_t expires)
 {
     lease_set *ls = rk_map_get(m, name, len);
     for (size_t i = 0; ls != NULL && i < ls->len; i++) {
@@ -49,10 +50,11 @@ static rk_err lease_add(rk_map *m, const char *name, size_t len, uint64_t node, 
             return err; /* a moved set is still in the map: only a new one can fail */
         }
         if (ls == NULL)
-            atomic_fetch_add(count, 1);
+            atomic_fetch_add(&w->reg_count, 1);
         ls = grown;
     }
     ls->items[ls->len++] = (lease){node, expires};
+    atomic_fetch_add_explicit(&w->reg_leases, 1, memory_order_relaxed);
     return RK_OK;
 }
 
@@ -80,7 +82,7 @@ rk_err watch_registry_lease(watch *w, uint64_t node, const Ringkv__WatchLeaseReq
         if (req->release)
             lease_drop(&w->reg_tables, t, tl, node);
         else
-            err = lease_add(&w->reg_tables, t, tl, node, expires_ms, &w->reg_count);
+            err = lease_add(w, &w->reg_tables, t, tl, node, expires_ms);
     }
     for (size_t i = 0; err == RK_OK && i < req->n_keys; i++) {
         const Ringkv__WatchKey *k = req->keys[i];
@@ -92,7 +94,7 @@ rk_err watch_registry_lease(watch *w, uint64_t node, const Ringkv__WatchLeaseReq
         if (req->release)
             lease_drop(&w->reg_keys, name, len, node);
         else
-            err = lease_add(&w->reg_keys, name, len, node, expires_ms, &w->reg_count);
+            err = lease_add(w, &w->reg_keys, name, len, node, expires_ms);
     }
     pthread_mutex_unlock(&w->reg_mu);
     return err;
@@ -100,7 +102,7 @@ rk_err watch_registry_lease(watch *w, uint64_t node, const Ringkv__WatchLeaseReq
 
 typedef struct sweep_state {
     uint64_t now;
-    _Atomic size_t *count;
+    watch *w;
 } sweep_state;
 
 static bool sweep_cb(void *arg, const char *key, size_t key_len, void *value)
@@ -112,38 +114,29 @@ static bool sweep_cb(void *arg, const char *key, size_t key_len, void *value)
     for (size_t i = 0; i < ls->len; i++)
         if (ls->items[i].expires_ms > st->now)
             ls->items[kept++] = ls->items[i];
+    atomic_fetch_sub_explicit(&st->w->reg_leases, ls->len - kept, memory_order_relaxed);
     ls->len = (uint32_t)kept;
     if (kept > 0)
         return false;
     free(ls);
-    atomic_fetch_sub(st->count, 1);
+    atomic_fetch_sub(&st->w->reg_count, 1);
     return true;
 }
 
 void watch_registry_sweep(watch *w)
 {
-    sweep_state st = {.now = rk_monotonic_ms(), .count = &w->reg_count};
+    sweep_state st = {.now = rk_monotonic_ms(), .w = w};
     pthread_mutex_lock(&w->reg_mu);
     rk_map_visit(&w->reg_keys, sweep_cb, &st);
     rk_map_visit(&w->reg_tables, sweep_cb, &st);
     pthread_mutex_unlock(&w->reg_mu);
 }
 
-static bool count_cb(void *arg, const char *key, size_t key_len, void *value)
-{
-    (void)key, (void)key_len;
-    *(size_t *)arg += ((lease_set *)value)->len;
-    return false;
-}
-
+/* Kept as a counter, not counted: /metrics must not walk 100,000 entries
+ * under the lock every write's listener takes. */
 size_t watch_registry_leases(watch *w)
 {
-    size_t n = 0;
-    pthread_mutex_lock(&w->reg_mu);
-    rk_map_visit(&w->reg_keys, count_cb, &n);
-    rk_map_visit(&w->reg_tables, count_cb, &n);
-    pthread_mutex_unlock(&w->reg_mu);
-    return n;
+    return atomic_load_explicit(&w->reg_leases, memory_order_relaxed);
 }
 
 static bool free_cb(void *arg, const char *key, size_t key_len, void *value)

@@ -95,9 +95,10 @@ struct watch {
 
     /* The registry (registry.c). */
     pthread_mutex_t reg_mu;
-    rk_map reg_keys;          /* table '\0' key -> lease_set */
-    rk_map reg_tables;        /* table -> lease_set */
-    _Atomic size_t reg_count; /* entries in both: 0 means no change is wanted */
+    rk_map reg_keys;           /* table '\0' key -> lease_set */
+    rk_map reg_tables;         /* table -> lease_set */
+    _Atomic size_t reg_count;  /* entries in both: 0 means no change is wanted */
+    _Atomic size_t reg_leases; /* leases in them, expired ones until the sweep */
 
     /* The lease thread (lease.c). */
     pthread_t thread;
