@@ -128,6 +128,32 @@ rk_err kv_get(kv *k, const kv_key *key, const kv_read_opts *opts, kv_result *res
  * replicas that answered (as in Dynamo: not acknowledged, not undone). */
 rk_err kv_put(kv *k, const kv_write *w, kv_result *res);
 
+/* Where a key lives in this node's view of the ring, as a request with a
+ * sloppy quorum would address it now. */
+typedef struct kv_placement {
+    uint64_t position; /* ring_position of (table, key) */
+    uint32_t range;    /* its range of the read ring */
+    /* The intended replicas: the read ring's, then (while the range moves
+     * to a joining node) the last `pending` of them, the next ring's. */
+    uint64_t replicas[KV_MAX_TARGETS];
+    size_t replica_count, pending;
+    /* The read ring's fallbacks, in the order they would stand in. */
+    uint64_t fallbacks[KV_MAX_TARGETS];
+    size_t fallback_count;
+    /* Who stands in now: stand_in[i] for the down replica stand_in_for[i]. */
+    uint64_t stand_in[KV_MAX_TARGETS], stand_in_for[KV_MAX_TARGETS];
+    size_t stand_in_count;
+} kv_placement;
+
+/* Fills *out with the placement of key (the same plan kv_get and kv_put
+ * follow). RK_EINVAL for a bad table or key; RK_EQUORUM when every member
+ * was removed (nobody holds anything). No I/O. */
+rk_err kv_placement_of(kv *k, const kv_key *key, kv_placement *out);
+
+/* The tables this node has stored records of, sorted (replica_tables_list:
+ * free *out with free()). */
+rk_err kv_tables(kv *k, replica_table_name **out, size_t *out_count);
+
 /* Visits the records of table in ring order, starting after `after` (NULL
  * = from the beginning), skipping keys whose siblings are all tombstones.
  * visit_cb returns false to stop. Pointers are valid during the call only. */

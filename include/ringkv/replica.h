@@ -178,6 +178,18 @@ typedef bool (*replica_visit_cb)(void *arg, const char *key, size_t key_len, con
 rk_err replica_scan_table(replica *rp, const char *table, size_t table_len, const char *after,
                           size_t after_len, replica_visit_cb visit_cb, void *arg);
 
+/* ---- the table catalog ----------------------------------------------- */
+
+/* Most tables the catalog lists; past it a new name is stored but not
+ * listed (logged). */
+#define REPLICA_TABLES_MAX 4096
+typedef char replica_table_name[REPLICA_TABLE_MAX + 1];
+
+/* The tables this node has stored records of (a write, a merge, a hint),
+ * sorted; a table stays listed after its records moved away. *out is an
+ * array of *out_count names: free it with free(). RK_ENOMEM. */
+rk_err replica_tables_list(replica *rp, replica_table_name **out, size_t *out_count);
+
 /* The Kv service (Get, Put, Apply: what other coordinators ask of this
  * replica), for rpc_server_open. (Hints held for this node come through
  * the sync service, which calls replica_take_hint.) Writes up to cap handlers to out;

@@ -24,12 +24,16 @@ const http_route http_routes[] = {
     {"/{table}/keys", HTTP_M_GET, "keys_list", http_handle_keys_list},
     {"/{table}/keys", HTTP_M_POST, "keys_batch", http_handle_keys_batch},
     {"/{table}/store", HTTP_M_GET, "store", http_handle_store},
+    {"/{table}/placement/{key*}", GET_HEAD, "placement", http_handle_placement},
     {"/{table}/subscribe/{key*}", HTTP_M_GET, "subscribe", http_handle_subscribe},
     {"/{table}/subscribe", HTTP_M_GET, "subscribe", http_handle_subscribe},
     {"/health", GET_HEAD, "health", http_handle_health},
     {"/metrics", GET_HEAD, "metrics", http_handle_metrics},
     {"/membership", GET_HEAD, "membership", http_handle_membership},
     {"/cluster", GET_HEAD, "cluster", http_handle_cluster},
+    {"/cluster/metrics/{path*}", GET_HEAD, "peer_metrics", http_handle_peer_metrics},
+    {"/tables", GET_HEAD, "tables", http_handle_tables},
+    {"/ring", GET_HEAD, "ring", http_handle_ring},
     /* Membership changes. None of them has the shape of a /{table}/...
      * route, so they shadow nothing: a table named "cluster" still has
      * /cluster/keys and /cluster/key/k. */

@@ -258,6 +258,10 @@ void http_handle_membership(request *rq);
 void http_handle_cluster(request *rq);
 void http_handle_ui(request *rq);
 void http_handle_auth(request *rq);
+void http_handle_peer_metrics(request *rq);
+void http_handle_tables(request *rq); /* ring_view.c */
+void http_handle_ring(request *rq);
+void http_handle_placement(request *rq);
 void http_handle_subscribe(request *rq); /* subscribe.c */
 /* An event's data line (watch_render_cb), set as the hub's renderer. */
 rk_err http_render_event(void *arg, const watch_event_info *ev, rk_buf *out);
@@ -315,6 +319,20 @@ void http_sync_append_json(const sync_stats *st, reply_buf *out);
 /* Appends the Prometheus text of the sync counters (ringkv_sync_*,
  * ringkv_handoff_*, ringkv_anti_entropy_*, ringkv_tombstones_purged_total). */
 void http_sync_render_metrics(const sync_stats *st, reply_buf *out);
+
+/* ---- asking a peer's gateway (fetch.c) ------------------------------------- */
+
+/* GET path from the gateway at hostport ("host:port", "[v6]:port") over
+ * HTTP/1.0, all within timeout_ms (name resolution aside); at most max
+ * bytes. RK_OK with *status and the body appended to body; otherwise
+ * RK_EIO, RK_ETIMEDOUT, RK_ETOOBIG or RK_EINVAL with err saying why. */
+rk_err http_fetch_get(const char *hostport, const char *path, unsigned timeout_ms, size_t max,
+                      int *status, rk_buf *body, char *err, size_t errcap);
+/* Splits a raw HTTP answer: its status and where its body starts. Pure. */
+rk_err http_fetch_parse(const char *text, size_t len, int *status, size_t *body_at);
+/* Where a member's gateway is reached (admin.c): its HTTP address, with
+ * its RPC host when it listens on a wildcard address. Pure. */
+void http_peer_http_addr(const char *http_addr, const char *rpc_addr, char *dst, size_t cap);
 
 /* ---- membership changes (cluster_admin.c; pure parts) ----------------------- */
 

@@ -162,30 +162,12 @@ static const char *peer_addr(const coord_req *req, uint64_t node)
 
 /* ---- planning ------------------------------------------------------------------- */
 
-static bool alive_cb(void *arg, uint64_t node)
-{
-    return cluster_view_alive(arg, node);
-}
-
 /* The replicas and targets of the key in the current view: while members
  * join or leave (view->next_ring), the union of the key's replicas in both
- * rings (kv_quorum_plan). */
+ * rings (kv_plan_in_view). */
 static rk_err plan_targets(coord_req *req, bool sloppy)
 {
-    const ring_t *ring = req->view->ring, *next = req->view->next_ring;
-    if (ring == NULL) /* every member removed: nobody holds anything */
-        return RK_EQUORUM;
-    uint64_t pref[RING_MAX_N + QUORUM_MAX_FALLBACKS], npref[RING_MAX_N + QUORUM_MAX_FALLBACKS];
-    quorum_prefs p = {.pref = pref, .replicas = ring_replica_count(ring)};
-    p.count =
-        ring_preference_list(ring, req->key.position, pref, p.replicas + QUORUM_MAX_FALLBACKS);
-    if (next != NULL) {
-        p.next = npref;
-        p.next_replicas = ring_replica_count(next);
-        p.next_count = ring_preference_list(next, req->key.position, npref,
-                                            p.next_replicas + QUORUM_MAX_FALLBACKS);
-    }
-    return kv_quorum_plan(&p, alive_cb, req->view, sloppy, &req->plan);
+    return kv_plan_in_view(req->view, req->key.position, sloppy, &req->plan, NULL, NULL);
 }
 
 /* The answers a quorum of q needs from this request's targets. */

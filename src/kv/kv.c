@@ -121,6 +121,11 @@ rk_err kv_scan(kv *k, const char *table, size_t table_len, const char *after, si
     return replica_scan_table(k->rp, table, table_len, after, after_len, visit_cb, arg);
 }
 
+rk_err kv_tables(kv *k, replica_table_name **out, size_t *out_count)
+{
+    return replica_tables_list(k->rp, out, out_count);
+}
+
 void kv_get_stats(const kv *k, kv_stats *out)
 {
     replica_stats rs;

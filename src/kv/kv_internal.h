@@ -29,6 +29,15 @@ struct kv {
 
 /* ---- the coordinator (coord.c) -------------------------------------------- */
 
+struct quorum_plan_result;
+/* The plan of a request for position in view (placement.c): the key's
+ * replicas (both rings' while a range moves) and its targets, fallbacks
+ * standing in for down replicas when sloppy. fallbacks (may be NULL) gets
+ * the read ring's fallbacks in order, *fallback_count how many (room for
+ * QUORUM_MAX_FALLBACKS). RK_EQUORUM when the view has no ring. */
+rk_err kv_plan_in_view(const cluster_view *view, uint64_t position, bool sloppy,
+                       struct quorum_plan_result *out, uint64_t *fallbacks, size_t *fallback_count);
+
 rk_err kv_coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_result *res);
 rk_err kv_coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result *res);
 

@@ -29,12 +29,20 @@ rk_err replica_open(store *st, rk_actor node_id, const replica_config *cfg, repl
     rp->st = st;
     rp->node_id = node_id;
     rp->cfg = *cfg;
+    rk_err err = replica_tables_load(rp);
+    if (err != RK_OK) {
+        free(rp);
+        return err;
+    }
     *out = rp;
     return RK_OK;
 }
 
 void replica_close(replica *rp)
 {
+    if (rp == NULL)
+        return;
+    replica_tables_free(rp);
     free(rp);
 }
 
@@ -205,6 +213,7 @@ rk_err replica_write(replica *rp, const replica_key *key, const replica_update *
         return err;
     }
     listener_tell(rp, key->dbkey, key->dbkey_len, ws.told);
+    replica_tables_note(rp, key->dbkey, key->dbkey_len);
     count_write(rp, &ws);
     out->obj = ws.obj;
     out->existed = ws.existed;
@@ -267,6 +276,7 @@ rk_err replica_merge(replica *rp, const char *dbkey, size_t dbkey_len, uint64_t 
             return err;
     } else {
         listener_tell(rp, dbkey, dbkey_len, ms.told);
+        replica_tables_note(rp, dbkey, dbkey_len);
     }
     atomic_max(&rp->max_siblings_seen, ms.siblings);
     if (changed != NULL)

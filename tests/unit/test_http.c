@@ -1744,10 +1744,75 @@ static void test_gateway_hints_drop(void **state)
     check_call(g, "POST", "/cluster/hints/drop", "", 200, "{\"dropped\":0}");
 }
 
+/* ---- asking a peer's gateway ----------------------------------------------------- */
+
+static void test_fetch_parse(void **state)
+{
+    (void)state;
+    int status = 0;
+    size_t at = 0;
+    const char *ok = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nbody";
+    assert_int_equal(http_fetch_parse(ok, strlen(ok), &status, &at), RK_OK);
+    assert_int_equal(status, 200);
+    assert_string_equal(ok + at, "body");
+    const char *empty = "HTTP/1.0 502 Bad Gateway\r\n\r\n";
+    assert_int_equal(http_fetch_parse(empty, strlen(empty), &status, &at), RK_OK);
+    assert_int_equal(status, 502);
+    assert_int_equal(at, strlen(empty));
+    const char *bad[] = {"", "HTTP/1.1 2x0 OK\r\n\r\n", "SSH-2.0-OpenSSH\r\n\r\n",
+                         "HTTP/1.1 200 OK\r\nno end of head"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(http_fetch_parse(bad[i], strlen(bad[i]), &status, &at), RK_EINVAL);
+}
+
+static void test_peer_http_addr(void **state)
+{
+    (void)state;
+    char dst[64];
+    http_peer_http_addr("10.0.0.5:8001", "10.0.0.5:9001", dst, sizeof dst);
+    assert_string_equal(dst, "10.0.0.5:8001");
+    /* a container listening on every address: reached by its RPC host */
+    http_peer_http_addr("0.0.0.0:8001", "ringkv2:9001", dst, sizeof dst);
+    assert_string_equal(dst, "ringkv2:8001");
+    http_peer_http_addr("[::]:8001", "[fd00::2]:9001", dst, sizeof dst);
+    assert_string_equal(dst, "[fd00::2]:8001");
+    http_peer_http_addr(":8001", "node3:9001", dst, sizeof dst);
+    assert_string_equal(dst, "node3:8001");
+    /* 0.0.0.0 is only a wildcard as the whole host */
+    http_peer_http_addr("10.0.0.0:8001", "a:9001", dst, sizeof dst);
+    assert_string_equal(dst, "10.0.0.0:8001");
+}
+
+static void test_fetch_refused(void **state)
+{
+    (void)state;
+    /* a port nobody listens on: a bound socket that never listens */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    char addr[32], err[256] = "";
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", ntohs(a.sin_port));
+    rk_buf body = {0};
+    int status = 0;
+    assert_int_equal(http_fetch_get(addr, "/metrics", 1000, 1024, &status, &body, err, sizeof err),
+                     RK_EIO);
+    assert_non_null(strstr(err, "cannot connect"));
+    assert_int_equal(http_fetch_get("no-port", "/", 1000, 1024, &status, &body, err, sizeof err),
+                     RK_EINVAL);
+    close(fd);
+    rk_buf_free(&body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_percent_decode),
+        cmocka_unit_test(test_fetch_parse),
+        cmocka_unit_test(test_peer_http_addr),
+        cmocka_unit_test(test_fetch_refused),
         cmocka_unit_test(test_percent_decode_capacity),
         cmocka_unit_test(test_route_system),
         cmocka_unit_test(test_route_records),

@@ -785,6 +785,76 @@ static void test_stats(void **state)
     object_free(&wd.obj);
 }
 
+/* ---- the table catalog ---------------------------------------------------------- */
+
+static void expect_tables(replica *rp, const char *const *want, size_t count)
+{
+    replica_table_name *names = NULL;
+    size_t n = 0;
+    assert_int_equal(replica_tables_list(rp, &names, &n), RK_OK);
+    assert_int_equal(n, count);
+    for (size_t i = 0; i < count; i++)
+        assert_string_equal(names[i], want[i]);
+    free(names);
+}
+
+/* Reopens the replica on the same store (a restart). */
+static void reopen(fixture *f)
+{
+    replica_config cfg;
+    replica_config_default(&cfg);
+    cfg.max_siblings = MAX_SIBLINGS;
+    cfg.max_value_bytes = MAX_VALUE;
+    replica_close(f->rp);
+    f->rp = NULL;
+    assert_int_equal(replica_open(f->st, NODE, &cfg, &f->rp), RK_OK);
+}
+
+static void test_tables_catalog(void **state)
+{
+    fixture *f = *state;
+    expect_tables(f->rp, NULL, 0);
+    /* a client write, twice to one table */
+    const char *written[] = {"users", "users", "orders"};
+    for (size_t i = 0; i < 3; i++) {
+        replica_key k = make_key(written[i], i ? "b" : "a");
+        replica_update u = value_update("1");
+        replica_written w = write_ok(f, &k, &u);
+        object_free(&w.obj);
+    }
+    /* a merge (handoff, repair) and a hint held for another node */
+    rk_object obj = {0};
+    other_object(&obj, NULL, "\"x\"");
+    replica_key merged = make_key("merged", "m");
+    assert_int_equal(replica_merge(f->rp, merged.dbkey, merged.dbkey_len, 0, &obj, NULL), RK_OK);
+    replica_key hinted = make_key("hinted", "h");
+    assert_int_equal(replica_merge(f->rp, hinted.dbkey, hinted.dbkey_len, OTHER, &obj, NULL),
+                     RK_OK);
+    object_free(&obj);
+    const char *want[] = {"hinted", "merged", "orders", "users"};
+    expect_tables(f->rp, want, 4);
+    reopen(f);
+    expect_tables(f->rp, want, 4);
+}
+
+/* A store written before the catalog existed: rebuilt from the records. */
+static rk_err raw_update_cb(void *arg, const char *old, size_t old_len, rk_buf *out)
+{
+    (void)arg, (void)old, (void)old_len;
+    return rk_buf_append(out, "x", 1);
+}
+
+static void test_tables_catalog_rebuilt(void **state)
+{
+    fixture *f = *state;
+    /* written past the replica, as by a version without the catalog */
+    replica_key k = make_key("old", "a");
+    assert_int_equal(store_apply(f->st, k.dbkey, k.dbkey_len, raw_update_cb, NULL), RK_OK);
+    reopen(f);
+    const char *want[] = {"old"};
+    expect_tables(f->rp, want, 1);
+}
+
 static void test_open_invalid(void **state)
 {
     fixture *f = *state;
@@ -821,6 +891,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_hint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tables_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tables_catalog_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_invalid, setup, teardown),
     };
