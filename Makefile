@@ -14,6 +14,9 @@
 #   make bench-single   the single-node benchmark next to nginx (tools/bench-single.sh)
 #   make bench-profile  perf record -g of one cluster node under PUT, then GET
 #                   load -> top symbols printed (tools/bench-profile.sh)
+#   make browser-test   the web client in headless Chromium against a real
+#                   3-node cluster (tests/browser; screenshots in
+#                   build/browser-screenshots/)
 #   make format     clang-format every C file in place (the root .clang-format)
 #   make format-check   fail, listing the files, if any C file is not formatted
 #                   (CI runs it: .ci/run)
@@ -71,6 +74,22 @@ run-second-node: build
 test: deps $(BUILD)/build.ninja $(ASAN_BUILD)/build.ninja
 	@ninja -C $(BUILD) && ninja -C $(ASAN_BUILD)
 	@tools/run-tests.sh $(BUILD) $(ASAN_BUILD)
+
+# The web client (webclient/) driven in headless Chromium from Debian by
+# playwright-core (pinned in tests/browser/package-lock.json) against a real
+# 3-node cluster: tests/browser/run.mjs. Installs chromium (and node + npm
+# when missing), then the npm packages; fails with the reason if it cannot.
+# One summary line at the end: "browser: N passed, N failed".
+BROWSER_DEPS := chromium
+.PHONY: browser-test
+browser-test: build
+	@tools/install-deps.sh $(BROWSER_DEPS)
+	@{ command -v node && command -v npm; } >/dev/null || tools/install-deps.sh nodejs npm
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' || \
+	  { echo "browser-test: node 18 or newer is needed (found $$(node --version))"; exit 1; }
+	@cd tests/browser && npm ci --no-audit --no-fund --loglevel=error || \
+	  { echo "browser-test: npm ci failed in tests/browser (is registry.npmjs.org reachable?)"; exit 1; }
+	@RINGKVD=$(CURDIR)/$(BUILD)/ringkvd node tests/browser/run.mjs
 
 bench: build bench-deps
 	@tools/bench-cluster.sh $(BUILD)/ringkvd

@@ -46,7 +46,8 @@ export function summarise(samples, t) {
   }
   return {
     t,
-    requests: sum(samples, "ringkv_http_requests_total", isData),
+    // A node that answered no data request yet has no such line: 0, not unknown.
+    requests: sum(samples, "ringkv_http_requests_total", isData) ?? 0,
     allRequests: sum(samples, "ringkv_http_requests_total"),
     buckets: [...buckets.entries()].sort((a, b) => a[0] - b[0]),
     hintsHeld: sum(samples, "ringkv_hints_held"),

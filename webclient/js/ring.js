@@ -65,7 +65,8 @@ export function ringChart(ring, opts = {}) {
   } else {
     for (const r of rs) {
       const m = ring.members[r.owner];
-      band.append(s("path", { d: sector(c, rIn, rOut, r.from / total, r.to / total), fill: colourOf(m.id) },
+      // stroked in its own colour: no hairline gaps between neighbours
+      band.append(s("path", { d: sector(c, rIn, rOut, r.from / total, r.to / total), fill: colourOf(m.id), stroke: colourOf(m.id) },
         s("title", {}, `${m.name}: positions ${(r.from / total * 100).toFixed(1)}–${(r.to / total * 100).toFixed(1)}%`)));
     }
   }
@@ -77,6 +78,7 @@ export function ringChart(ring, opts = {}) {
   }
   if (placement) drawPlacement(svg, ring, placement, answered, liveness, c, rIn, rOut);
   else {
+    svg.append(shareRing(ring, c, 104, 114));
     svg.append(s("text", { x: c, y: c - 6, class: "ring-center-big", "text-anchor": "middle" },
       String(ring.members.length)));
     svg.append(s("text", { x: c, y: c + 16, class: "ring-center-small", "text-anchor": "middle" },
@@ -85,6 +87,26 @@ export function ringChart(ring, opts = {}) {
       `${(ring.partitions || 0).toLocaleString("en-US")} partitions · N=${ring.n}`));
   }
   return svg;
+}
+
+/** Each member's whole primary share as one arc, in name order: the sum of
+ * its confetti on the outer band. */
+function shareRing(ring, c, r0, r1) {
+  const g = s("g", { class: "share-ring" });
+  const sh = shares(ring);
+  const order = ring.members.map((m, i) => i)
+    .sort((a, b) => ring.members[a].name.localeCompare(ring.members[b].name, "en", { numeric: true }));
+  let at = 0;
+  for (const i of order) {
+    if (sh[i] <= 0) continue;
+    const m = ring.members[i];
+    const gap = order.length > 1 ? 0.004 : 0;
+    const d = sh[i] >= 1 ? null : sector(c, r0, r1, at + gap / 2, at + sh[i] - gap / 2);
+    g.append(d ? s("path", { d, fill: colourOf(m.id) }, s("title", {}, `${m.name}: ${(sh[i] * 100).toFixed(1)}% of the ring as primary`))
+      : s("circle", { cx: c, cy: c, r: (r0 + r1) / 2, fill: "none", stroke: colourOf(m.id), "stroke-width": r1 - r0 }));
+    at += sh[i];
+  }
+  return g;
 }
 
 function drawPlacement(svg, ring, p, answered, liveness, c, rIn, rOut) {

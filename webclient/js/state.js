@@ -94,7 +94,7 @@ export async function loadRing() {
 async function scrape(member) {
   const useRoute = state.metricsRoute || !member.self;
   const res = useRoute
-    ? await request("GET", paths.nodeMetrics(member.name), { timeoutMs: 3000 })
+    ? await request("GET", paths.nodeMetrics(member.id), { timeoutMs: 3000 })
     : await request("GET", paths.metrics(), { timeoutMs: 3000 });
   let h = state.histories.get(member.name);
   if (!h) state.histories.set(member.name, (h = new History(WINDOW_MS)));

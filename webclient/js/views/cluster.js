@@ -20,6 +20,7 @@ export function mount(main) {
   const ringNote = h("p", { class: "muted small" });
   const membersBody = h("tbody");
   const nodesGrid = h("div", { class: "node-grid" });
+  const spanNote = h("span");
   const syncList = h("dl", { class: "stats" });
   const clusterErr = h("div", { class: "inline-error", role: "alert", hidden: true });
 
@@ -34,6 +35,7 @@ export function mount(main) {
         h("h2", { id: "ring-h" }, "Ring"),
         h("div", { class: "ring-layout" }, ringBox, legend),
         ringNote),
+      h("div", { class: "stack" },
       h("section", { class: "card", "aria-labelledby": "members-h" },
         h("h2", { id: "members-h" }, "Members"),
         h("div", { class: "table-wrap" },
@@ -45,17 +47,17 @@ export function mount(main) {
             membersBody)),
         h("p", { class: "muted small" },
           "Status is the node's place in the ring (gossiped, the same everywhere); liveness is what this node's failure detector says. ",
-          "Replica of: the share of the ring a member holds a copy of (shares sum to N)."))),
+          "Replica of: the share of the ring a member holds a copy of (shares sum to N).")),
+      h("section", { class: "card", "aria-labelledby": "sync-h" },
+        h("h2", { id: "sync-h" }, "This node's sync service"),
+        h("p", { class: "muted small" }, "Range handoff, anti-entropy, hint delivery and tombstone purge since this node started (GET /cluster → sync)."),
+        syncList))),
     h("section", { class: "card", "aria-labelledby": "nodes-h" },
       h("h2", { id: "nodes-h" }, "Nodes"),
       h("p", { class: "muted small" },
-        "Data requests (get, put, delete, batch, listing) per second and their p99 over the last 10 s, for the last 5 minutes; ",
-        "each member's /metrics is read through this node every 2 s while this page is open."),
-      nodesGrid),
-    h("section", { class: "card", "aria-labelledby": "sync-h" },
-      h("h2", { id: "sync-h" }, "This node's sync service"),
-      h("p", { class: "muted small" }, "Range handoff, anti-entropy, hint delivery and tombstone purge since this node started (GET /cluster → sync)."),
-      syncList));
+        "Data requests (get, put, delete, batch, listing) per second, and their p99 over a sliding 10 s, charted ", spanNote,
+        ". Each member's /metrics is read through this node every 2 s while this page is open."),
+      nodesGrid));
 
   function render(what) {
     const c = state.cluster;
@@ -79,13 +81,15 @@ export function mount(main) {
       const sh = shares(state.ring);
       state.ring.members.forEach((m, i) => primary.set(m.id, sh[i]));
       fill(ringBox, ringChart(state.ring, { label: `The ring of ${state.ring.members.length} members, coloured by primary owner` }));
-      ringNote.textContent = `Each slice is the primary replica of that part of the ring (${state.ring.segments.length} samples, clockwise from the top); ` +
-        `a key is kept by its primary and the next ${state.ring.replicas_per_key - 1} distinct members. Ring version ${state.ring.ring_version}.`;
+      ringNote.textContent = `Outer band: the primary replica of each part of the ring (${state.ring.segments.length} samples, clockwise from the top); ` +
+        `inner arcs: each member's whole primary share. A key is kept by its primary and the next ${state.ring.replicas_per_key - 1} distinct members. ` +
+        `Ring version ${state.ring.ring_version}.`;
     } else {
       fill(ringBox, h("div", { class: "inline-error", role: "alert" }, "The ring cannot be drawn: ", state.ringError || "loading…"));
       ringNote.textContent = "";
     }
-    const inRing = c.members.filter((m) => m.status !== "removed");
+    const inRing = c.members.filter((m) => m.status !== "removed")
+      .sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
     reconcile(legend, inRing, (m) => m.id, () => h("li"), (li, m) => {
       fill(li,
         h("span", { class: "swatch", style: `background:${colourOf(m.id)}` }),
@@ -151,6 +155,13 @@ export function mount(main) {
 
   function renderNodes(c) {
     const now = Date.now();
+    // The charts span the last 5 minutes, or, on a page opened more
+    // recently, the time since its first sample (at least 10 s): a fresh page
+    // draws lines, not a sliver at the right edge.
+    let oldest = now;
+    for (const hist of state.histories.values()) if (hist.samples.length) oldest = Math.min(oldest, hist.samples[0].t);
+    const from = Math.min(now - 10000, Math.max(now - WINDOW_MS, oldest));
+    spanNote.textContent = now - from >= WINDOW_MS - 1000 ? "last 5 minutes" : `since ${fmtTime(from)}`;
     const members = c.members.filter((m) => m.status !== "removed")
       .sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
     reconcile(nodesGrid, members, (m) => m.id, (m) => h("article", { class: "node-card", "data-node": m.name }), (card, m) => {
@@ -169,11 +180,11 @@ export function mount(main) {
           h("div", { class: "metric" },
             h("div", { class: "metric-label" }, "Requests"),
             h("div", { class: "metric-value", "data-metric": "rate" }, fmtRate(History.current(rate))),
-            sparkline({ points: rate, from: now - WINDOW_MS, to: now, label: `${m.name} data requests per second`, format: fmtRate, colour })),
+            sparkline({ points: rate, from, to: now, label: `${m.name} data requests per second`, format: fmtRate, colour })),
           h("div", { class: "metric" },
             h("div", { class: "metric-label" }, "p99 latency"),
             h("div", { class: "metric-value", "data-metric": "p99" }, fmtMs(History.current(p99))),
-            sparkline({ points: p99, from: now - WINDOW_MS, to: now, label: `${m.name} p99 latency`, format: fmtMs, colour, floor: 1 }))),
+            sparkline({ points: p99, from, to: now, label: `${m.name} p99 latency`, format: fmtMs, colour, floor: 1 }))),
         h("dl", { class: "stats stats-inline" },
           stat("Hints held", last ? fmtInt(last.hintsHeld) : "–", "writes this node keeps for a replica that missed them"),
           stat("Ranges pending", pending === null ? "–" : fmtInt(pending), "ring ranges still to hand off"),

@@ -24,8 +24,8 @@ export function mount(main, args) {
   const keysList = h("ul", { class: "nav-list keys", id: "keys", "aria-labelledby": "keys-h" });
   const keysErr = h("p", { class: "inline-error small", role: "alert", hidden: true });
   const pageInfo = h("span", { class: "muted small", id: "page-info", "aria-live": "polite" });
-  const prevBtn = h("button", { class: "btn btn-small", id: "prev-page", onclick: () => go(page - 1) }, "← Previous");
-  const nextBtn = h("button", { class: "btn btn-small", id: "next-page", onclick: () => go(page + 1) }, "Next →");
+  const prevBtn = h("button", { class: "btn btn-small", id: "prev-page", onclick: () => go(page - 1), "aria-label": "Previous page" }, "← Prev");
+  const nextBtn = h("button", { class: "btn btn-small", id: "next-page", onclick: () => go(page + 1), "aria-label": "Next page" }, "Next →");
   const sizeSel = h("select", { id: "page-size", onchange: (e) => { pageSize = Number(e.target.value); reset(); } },
     PAGE_SIZES.map((n) => h("option", { value: n, selected: n === pageSize }, String(n))));
   const pane = h("div", { class: "record-pane", id: "record-pane" });

@@ -56,6 +56,10 @@ export function mountRecord(el, table, key) {
   const own = new Set(); // "timestamp|value" of this page's writes: their echo is not "someone else"
   let alive = true;
 
+  let knobsSig = "";
+  const rSel = h("select", { id: "knob-r", onchange: (e) => { knobs.r = e.target.value; } });
+  const wSel = h("select", { id: "knob-w", onchange: (e) => { knobs.w = e.target.value; } });
+
   // -- skeleton
   const liveDot = h("span", { class: "live-state", role: "status" }, "connecting…");
   const outcome = h("div", { class: "outcome", "aria-live": "polite" });
@@ -84,19 +88,28 @@ export function mountRecord(el, table, key) {
         h("p", { class: "muted small" }, "Each request from this page for this key: the replicas that answered or acknowledged (X-Ringkv-Replicas), the fallbacks that stood in (X-Ringkv-Fallbacks), and the time to the full answer."),
         h("div", { class: "table-wrap" },
           h("table", { class: "log", id: "request-log" },
-            h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Time"), h("th", { scope: "col" }, "Request"),
+            h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Request"),
               h("th", { scope: "col" }, "Status"), h("th", { scope: "col", class: "num" }, "Latency"),
               h("th", { scope: "col" }, "Replicas"), h("th", { scope: "col" }, "Fallbacks"))),
             logBody)))));
 
   // -- quorum knobs
-  function knobsForm() {
-    const n = state.cluster ? state.cluster.n : 3;
+  // The choices follow the cluster's N and default R / W (they arrive with
+  // the first GET /cluster, maybe after this record was opened).
+  function knobChoices() {
+    const c = state.cluster || { n: 3, r: "?", w: "?" };
+    const sig = `${c.n}/${c.r}/${c.w}`;
+    if (sig === knobsSig) return;
+    knobsSig = sig;
     const opts = (cur, def) => [h("option", { value: "" }, `default (${def})`),
-      ...Array.from({ length: n }, (_, i) => h("option", { value: String(i + 1), selected: String(i + 1) === cur }, String(i + 1)))];
-    const c = state.cluster || { r: "?", w: "?" };
-    const r = h("select", { id: "knob-r", onchange: (e) => { knobs.r = e.target.value; } }, opts(knobs.r, c.r));
-    const w = h("select", { id: "knob-w", onchange: (e) => { knobs.w = e.target.value; } }, opts(knobs.w, c.w));
+      ...Array.from({ length: c.n }, (_, i) => h("option", { value: String(i + 1), selected: String(i + 1) === cur }, String(i + 1)))];
+    fill(rSel, opts(knobs.r, c.r));
+    fill(wSel, opts(knobs.w, c.w));
+  }
+
+  function knobsForm() {
+    knobChoices();
+    const r = rSel, w = wSel;
     const sloppy = h("input", { type: "checkbox", id: "knob-sloppy", checked: knobs.sloppy,
       onchange: (e) => { knobs.sloppy = e.target.checked; } });
     const timeout = h("input", { type: "number", id: "knob-timeout", min: 1, max: 3600000, placeholder: "1000",
@@ -287,7 +300,10 @@ export function mountRecord(el, table, key) {
   }
 
   function renderMissing() {
-    const ta = h("textarea", { id: "value-editor", class: "json", rows: 6, spellcheck: "false" }, "{\n  \n}");
+    // Once typed in, the form is an edit in progress: another writer's
+    // change then shows as a notice instead of replacing what was typed.
+    const ta = h("textarea", { id: "value-editor", class: "json", rows: 6, spellcheck: "false",
+      oninput: () => { if (!editing) editing = { base: rec.context, create: true }; } }, "{\n  \n}");
     const ifNone = h("input", { type: "checkbox", id: "if-none-match", checked: true });
     const err = h("p", { class: "inline-error", role: "alert", hidden: true });
     fill(body,
@@ -301,7 +317,7 @@ export function mountRecord(el, table, key) {
         h("button", { class: "btn btn-primary", id: "create-btn", onclick: async () => {
           const v = parseJson(ta.value, err);
           if (v === undefined) return;
-          await write(v, { context: rec.context, ifNoneMatch: ifNone.checked, what: "create" });
+          await write(v, { context: editing ? editing.base : rec.context, ifNoneMatch: ifNone.checked, what: "create" });
         } }, "Create")));
   }
 
@@ -352,8 +368,8 @@ export function mountRecord(el, table, key) {
       const q = res.url.search ? decodeURIComponent(res.url.search) : "";
       const cls = res.status >= 500 || res.status === 0 ? "st-bad" : res.status >= 400 ? "st-warn" : "st-ok";
       return h("tr", { class: cls },
-        h("td", { class: "mono" }, fmtTime(res.at)),
-        h("td", {}, h("span", { class: "method" }, res.method), " ", what, q ? h("div", { class: "muted small mono" }, q) : null),
+        h("td", {}, h("span", { class: "method" }, res.method), " ", what,
+          h("div", { class: "muted small" }, h("time", { class: "mono" }, fmtTime(res.at)), q ? " " + q : "")),
         h("td", {}, h("span", { class: `status ${cls}` }, res.status || "—"),
           res.status === 503 && res.body ? h("div", { class: "small" }, `${res.body.acks} of ${res.body.needed}`) : null),
         h("td", { class: "num mono" }, fmtMs(res.ms)),
@@ -389,7 +405,6 @@ export function mountRecord(el, table, key) {
     const answered = lastAnswer ? lastAnswer.replicas : [];
     const who = (r) => h("li", {}, chip(r.name), " ", badge(live.get(r.name) || r.liveness),
       answered.includes(r.name) ? h("span", { class: "tag tag-ok" }, "answered") : null);
-    const standIns = placement.stand_ins || [];
     fill(placeBox,
       h("div", { class: "placement-layout" },
         state.ring ? ringChart(state.ring, { placement, answered, liveness: live,
@@ -404,12 +419,22 @@ export function mountRecord(el, table, key) {
             ? h("ol", { class: "who" }, placement.fallbacks.map(who))
             : h("p", { class: "muted small" }, "None: every member is already a replica of this key."),
           h("h3", {}, "Standing in now"),
-          standIns.length
-            ? h("ul", { class: "who" }, standIns.map((x) => h("li", {}, chip(x.fallback), " for ", chip(x.for))))
-            : h("p", { class: "muted small" }, "Nobody: this node sees every replica of this key alive."),
+          standingIn(placement, live),
           lastAnswer && lastAnswer.fallbacks.length
             ? h("p", { class: "small" }, "Last request: ", lastAnswer.fallbacks.map((f) => `${f.fallback} stood in for ${f.for}`).join(", "))
             : null)));
+  }
+
+  function standingIn(p, live) {
+    const standIns = p.stand_ins || [];
+    const down = p.replicas.filter((r) => (live.get(r.name) || r.liveness) !== "alive").map((r) => r.name);
+    const covered = new Set(standIns.map((x) => x.for));
+    const uncovered = down.filter((n) => !covered.has(n));
+    return h("div", { id: "stand-ins" },
+      standIns.length ? h("ul", { class: "who" }, standIns.map((x) => h("li", {}, chip(x.fallback), " for ", chip(x.for)))) : null,
+      !down.length ? h("p", { class: "muted small" }, "Nobody: this node sees every replica of this key alive.") : null,
+      uncovered.length ? h("p", { class: "small" }, `Nobody for ${uncovered.join(", ")}: no fallback is left to stand in, `,
+        `so a write needs its w from the ${p.replicas.length - down.length} live replica${p.replicas.length - down.length === 1 ? "" : "s"}.`) : null);
   }
 
   // -- live: other writers
@@ -429,8 +454,10 @@ export function mountRecord(el, table, key) {
     if (editing) {
       editNotice.hidden = false;
       fill(editNotice,
-        h("span", {}, `Someone else ${what} this record at ${fmtTime(Date.now())} while you were editing. `,
-          "Saving writes with the context of your read, so both versions are kept as siblings. "),
+        h("span", { id: "edit-notice" }, `Someone else ${what} this record at ${fmtTime(Date.now())} while you were editing. `,
+          editing.create
+            ? "Creating it now fails while \"create only if it does not exist\" is ticked; untick it to keep both versions as siblings. "
+            : "Saving writes with the context of your read, so both versions are kept as siblings. "),
         h("button", { class: "btn btn-small", onclick: () => { editing = null; editNotice.hidden = true; load(); } }, "Discard my edit and reload"));
     }
     flash(`● ${what} by another client at ${fmtTime(Date.now())}`);
@@ -460,6 +487,7 @@ export function mountRecord(el, table, key) {
   // placement follows the ring and the liveness this node sees
   const off = onChange((what) => {
     if (what !== "cluster" && what !== "ring") return;
+    knobChoices();
     const c = state.cluster;
     const sig = c ? c.ring_version + c.members.map((m) => m.name + m.liveness).join() : "";
     if (sig !== placementSig) { placementSig = sig; loadPlacement(); }

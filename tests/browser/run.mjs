@@ -1,0 +1,442 @@
+// The bundled web client in a real browser against a real cluster.
+//
+// Starts three build/ringkvd nodes (N=3 R=2 W=2) on free 127.0.0.1 ports with
+// temp data dirs and a temp cluster secret, opens node1's /ui/ in headless
+// Chromium from Debian (playwright-core, executablePath /usr/bin/chromium),
+// and checks what a user would: the members, a put read back through another
+// node, key paging, siblings resolved in the page, conditional create, the
+// live feed and a record following another writer, a killed node turning
+// down, a 503 explained, a phone-sized window, and that the page asked
+// nothing of anyone but its node. Screenshots go to build/browser-screenshots/
+// (BROWSER_SCREENSHOTS overrides). Ends with "browser: N passed, N failed".
+//
+// Environment: RINGKVD (default <repo>/build/ringkvd), CHROMIUM (default
+// /usr/bin/chromium), RINGKV_KEEP_TMP=1 keeps the nodes' dirs and logs.
+
+import { chromium } from "playwright-core";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import crypto from "node:crypto";
+import { fileURLToPath } from "node:url";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, "../..");
+const RINGKVD = process.env.RINGKVD || path.join(ROOT, "build", "ringkvd");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const OUT = process.env.BROWSER_SCREENSHOTS || path.join(ROOT, "build", "browser-screenshots");
+const KEEP = !!process.env.RINGKV_KEEP_TMP;
+
+// ---------------------------------------------------------------- cluster
+
+/** count distinct free ports (all held open until every one is picked). */
+async function freePorts(count) {
+  const servers = [];
+  const ports = [];
+  for (let i = 0; i < count; i++) {
+    const srv = net.createServer();
+    await new Promise((ok, fail) => { srv.once("error", fail); srv.listen(0, "127.0.0.1", ok); });
+    servers.push(srv);
+    ports.push(srv.address().port);
+  }
+  await Promise.all(servers.map((s) => new Promise((ok) => s.close(ok))));
+  return ports;
+}
+
+const live = new Set(); // running child processes: killed on any exit
+
+function killAll() {
+  for (const p of live) { try { p.kill("SIGKILL"); } catch { /* gone */ } }
+  live.clear();
+}
+process.on("exit", killAll);
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => { killAll(); process.exit(130); });
+}
+
+class Node {
+  constructor(name, dir, http, rpc, secretFile) {
+    Object.assign(this, { name, dir, http, rpc, secretFile });
+    this.url = `http://127.0.0.1:${http}`;
+    this.log = path.join(dir, `${name}.log`);
+    this.proc = null;
+  }
+
+  start(join) {
+    const data = path.join(this.dir, this.name);
+    fs.mkdirSync(data, { recursive: true });
+    const args = [
+      "--data", data, "--http", `127.0.0.1:${this.http}`, "--rpc", `127.0.0.1:${this.rpc}`,
+      "--secret-file", this.secretFile, "--name", this.name, "--n", "3", "--r", "2", "--w", "2",
+      "--webclient", path.join(ROOT, "webclient"),
+      "--http-threads", "64", "--max-subscribers", "64",
+      ...(join ? ["--join", join] : []),
+    ];
+    const fd = fs.openSync(this.log, "a");
+    // setpriv --pdeathsig: the node dies with this script even on SIGKILL.
+    const [cmd, argv] = fs.existsSync("/usr/bin/setpriv")
+      ? ["/usr/bin/setpriv", ["--pdeathsig", "KILL", "--", RINGKVD, ...args]]
+      : [RINGKVD, args];
+    this.proc = spawn(cmd, argv, { stdio: ["ignore", fd, fd] });
+    fs.closeSync(fd);
+    live.add(this.proc);
+    this.proc.on("exit", () => live.delete(this.proc));
+  }
+
+  kill() {
+    if (this.proc && this.proc.exitCode === null) this.proc.kill("SIGKILL");
+  }
+
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode) return;
+    const exited = new Promise((ok) => this.proc.once("exit", ok));
+    this.proc.kill("SIGTERM");
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), 10000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  tail(lines = 15) {
+    try { return fs.readFileSync(this.log, "utf8").trimEnd().split("\n").slice(-lines).join("\n"); } catch { return ""; }
+  }
+}
+
+async function http(node, method, p, body, headers = {}) {
+  const init = { method, headers: { ...headers }, signal: AbortSignal.timeout(5000) };
+  if (body !== undefined) { init.body = JSON.stringify(body); init.headers["Content-Type"] = "application/json"; }
+  const res = await fetch(node.url + p, init);
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, body: json, text, headers: res.headers };
+}
+
+/** Polls fn until it returns something truthy; throws with `what` after timeoutMs. */
+async function poll(what, fn, timeoutMs = 15000, everyMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) { last = e; }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? ` (last error: ${last.message})` : ""}`);
+    await new Promise((ok) => setTimeout(ok, everyMs));
+  }
+}
+
+async function startCluster() {
+  if (!fs.existsSync(RINGKVD)) throw new Error(`ringkvd not found at ${RINGKVD}: run make build (or set RINGKVD)`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ringkv-browser-"));
+  const secretFile = path.join(dir, "secret");
+  fs.writeFileSync(secretFile, crypto.randomBytes(32).toString("base64") + "\n", { mode: 0o600 });
+  const ports = await freePorts(6);
+  const nodes = [0, 1, 2].map((i) => new Node(`node${i + 1}`, dir, ports[2 * i], ports[2 * i + 1], secretFile));
+  nodes[0].start();
+  await poll("node1 to answer /health", async () => (await http(nodes[0], "GET", "/health")).status === 200);
+  for (const n of nodes.slice(1)) n.start(`127.0.0.1:${nodes[0].rpc}`);
+  for (const n of nodes) {
+    await poll(`${n.name} to see three alive members`, async () => {
+      const r = await http(n, "GET", "/cluster");
+      return r.status === 200 && r.body.members.length === 3 &&
+        r.body.members.every((m) => m.status === "member" && m.liveness === "alive");
+    }, 30000);
+  }
+  return { dir, nodes };
+}
+
+// ---------------------------------------------------------------- runner
+
+const results = [];
+async function test(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push({ name, ok: false, error: e });
+    console.log(`FAIL ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n     ${String(e && e.stack || e).split("\n").join("\n     ")}`);
+    if (ctx.page) {
+      const file = path.join(OUT, `failed-${name.replace(/[^a-z0-9]+/gi, "-")}.png`);
+      await ctx.page.screenshot({ path: file, fullPage: true }).catch(() => {});
+      console.log(`     screenshot: ${file}`);
+    }
+  }
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+function eq(a, b, msg) {
+  const ja = JSON.stringify(a), jb = JSON.stringify(b);
+  if (ja !== jb) throw new Error(`${msg}: got ${ja}, want ${jb}`);
+}
+
+const ctx = { page: null };
+
+async function shot(name) {
+  const file = path.join(OUT, name);
+  // from the top: the sticky header would otherwise land mid-picture
+  await ctx.page.evaluate(() => window.scrollTo(0, 0));
+  await ctx.page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+/** Light client traffic through every node so the charts have something to draw. */
+function backgroundLoad(nodes) {
+  let stop = false;
+  const done = (async () => {
+    for (let i = 0; !stop; i++) {
+      const n = nodes[i % nodes.length];
+      try {
+        await http(n, "PUT", `/bg/key/k${i % 40}`, { value: { i, at: Date.now() } });
+        await http(nodes[(i + 1) % nodes.length], "GET", `/bg/key/k${(i * 7) % 40}`);
+      } catch { /* a node being killed: the load does not matter */ }
+      await new Promise((ok) => setTimeout(ok, 25));
+    }
+  })();
+  return async () => { stop = true; await done; };
+}
+
+// ---------------------------------------------------------------- tests
+
+async function main() {
+  fs.mkdirSync(OUT, { recursive: true });
+  let cluster, browser, stopLoad = null;
+  try {
+    cluster = await startCluster();
+    const [n1, n2, n3] = cluster.nodes;
+    const ui = `${n1.url}/ui/`;
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    ctx.page = page;
+    const requested = [];
+    const scriptErrors = [];
+    page.on("request", (r) => requested.push(r.url()));
+    page.on("pageerror", (e) => scriptErrors.push(e.message));
+    stopLoad = backgroundLoad(cluster.nodes);
+    const row = (name, attrs = "") => page.locator(`#members-table tr[data-node="${name}"]${attrs}`);
+
+    await test("the page shows all three members", async () => {
+      await page.goto(`${ui}#/cluster`);
+      for (const n of cluster.nodes) {
+        await row(n.name, '[data-status="member"][data-liveness="alive"]').waitFor({ timeout: 15000 });
+      }
+      eq(await page.locator("#members-table tbody tr").count(), 3, "member rows");
+      assert(await page.locator(".ring-band path").count() > 3, "the ring is drawn in slices");
+      // every node's rate and p99 through /cluster/metrics/{node}, once a few samples are in
+      for (const n of cluster.nodes) {
+        await page.locator(`.node-card[data-node="${n.name}"] [data-metric="rate"]`)
+          .filter({ hasText: /\d+(\.\d)?\/s/ }).waitFor({ timeout: 15000 });
+        await page.locator(`.node-card[data-node="${n.name}"] [data-metric="p99"]`)
+          .filter({ hasText: /\d (ms|s)$/ }).waitFor({ timeout: 15000 });
+      }
+      // a few samples into every chart before the picture
+      await page.waitForFunction(() => [...document.querySelectorAll(".spark polyline")]
+        .filter((l) => l.points.length >= 5).length >= 6, null, { timeout: 20000 });
+      await shot("cluster.png");
+    });
+
+    await test("a put through the page reads back through another node", async () => {
+      const key = `hello-${Date.now()}`;
+      await page.goto(`${ui}#/data/web/${key}`);
+      await page.locator("#record-missing").waitFor();
+      await page.locator("#value-editor").fill('{"greeting": "from the browser", "n": 1}');
+      assert(await page.locator("#if-none-match").isChecked(), "create is conditional by default");
+      await page.locator("#create-btn").click();
+      await page.locator(".outcome-ok", { hasText: "PUT 201" }).waitFor();
+      await page.locator("#record-value", { hasText: "from the browser" }).waitFor();
+      const r = await http(n2, "GET", `/web/key/${key}`);
+      eq(r.status, 200, "GET through node2");
+      eq(r.body.value, { greeting: "from the browser", n: 1 }, "the value read through node2");
+      // the request log names the replicas that acknowledged it
+      const replicas = await page.locator("#request-log tbody tr").first().locator(".chip").count();
+      assert(replicas >= 2, `the log lists the acknowledging replicas (saw ${replicas})`);
+    });
+
+    await test("conditional create answers 412 when someone created the key first", async () => {
+      const key = `race-${Date.now()}`;
+      await page.goto(`${ui}#/data/web/${key}`);
+      await page.locator("#record-missing").waitFor();
+      await page.locator(".live-state", { hasText: "live" }).waitFor();
+      await page.locator("#value-editor").fill('"second"');
+      eq((await http(n3, "PUT", `/web/key/${key}`, { value: "first" })).status, 201, "the other client's create");
+      // the page keeps what was typed, and says someone else wrote the key
+      await page.locator("#edit-notice", { hasText: "Someone else updated this record" }).waitFor();
+      await page.locator("#create-btn").click();
+      await page.locator('.explain[data-status="412"]', { hasText: "already has a live value" }).waitFor();
+      eq((await http(n2, "GET", `/web/key/${key}`)).body.value, "first", "the first create stands");
+    });
+
+    await test("the key browser pages on the server", async () => {
+      const keys = Array.from({ length: 130 }, (_, i) => `item-${String(i).padStart(3, "0")}`);
+      for (let i = 0; i < keys.length; i += 26) {
+        await Promise.all(keys.slice(i, i + 26).map((k) => http(n1, "PUT", `/paging/key/${k}`, { value: k })));
+      }
+      const api1 = (await http(n1, "GET", "/paging/keys?limit=50")).body;
+      const api2 = (await http(n1, "GET", `/paging/keys?limit=50&after=${encodeURIComponent(api1.next)}`)).body;
+      await page.goto(`${ui}#/data/paging`);
+      await page.locator("#page-info", { hasText: "page 1" }).waitFor();
+      eq(await page.locator("#keys li").allTextContents(), api1.keys, "page 1 is the node's first page");
+      const asked = page.waitForRequest((r) => r.url().includes("/paging/keys?"));
+      await page.locator("#next-page").click();
+      const u = new URL((await asked).url());
+      eq(u.searchParams.get("after"), api1.next, "Next asks for the page after the cursor");
+      eq(u.searchParams.get("limit"), "50", "one page, not the whole list");
+      await page.locator("#page-info", { hasText: "page 2 · keys 51–100" }).waitFor();
+      eq(await page.locator("#keys li").allTextContents(), api2.keys, "page 2");
+      await page.locator("#next-page").click();
+      await page.locator("#page-info", { hasText: "page 3 · keys 101–130 (last)" }).waitFor();
+      assert(await page.locator("#next-page").isDisabled(), "no page after the last");
+      await page.locator("#prev-page").click();
+      await page.locator("#page-info", { hasText: "page 2" }).waitFor();
+    });
+
+    await test("siblings from two conflicting writes are resolved in the page", async () => {
+      const key = `sib-${Date.now()}`;
+      eq((await http(n1, "PUT", `/web/key/${key}`, { value: { from: "start" } })).status, 201, "create");
+      const ctx0 = (await http(n1, "GET", `/web/key/${key}`)).body.context;
+      await http(n2, "PUT", `/web/key/${key}`, { value: { from: "alice", colour: "blue" }, context: ctx0 });
+      await http(n3, "PUT", `/web/key/${key}`, { value: { from: "bob", size: 3 }, context: ctx0 });
+      await poll("two siblings", async () => (await http(n1, "GET", `/web/key/${key}?siblings=all`)).status === 300);
+      await page.goto(`${ui}#/data/web/${key}`);
+      await page.locator("#siblings > li").nth(1).waitFor();
+      eq(await page.locator("#siblings > li").count(), 2, "both versions side by side");
+      await page.locator("#siblings", { hasText: "alice" }).waitFor();
+      await page.locator("#siblings", { hasText: "bob" }).waitFor();
+      await shot("siblings.png");
+      await page.locator("#merge-editor").fill('{"from": "alice and bob", "colour": "blue", "size": 3}');
+      await page.locator("#merge-btn").click();
+      await page.locator("#record-value", { hasText: "alice and bob" }).waitFor();
+      const r = await http(n2, "GET", `/web/key/${key}?siblings=all`);
+      eq(r.status, 200, "one version left, read through node2");
+      eq(r.body.value, { from: "alice and bob", colour: "blue", size: 3 }, "the merge");
+      eq(r.body.siblings, 1, "sibling count");
+      // keep one of two: the other path of resolving
+      const k2 = `${key}-keep`;
+      await http(n1, "PUT", `/web/key/${k2}`, { value: 0 });
+      const c2 = (await http(n1, "GET", `/web/key/${k2}`)).body.context;
+      await http(n2, "PUT", `/web/key/${k2}`, { value: "left", context: c2 });
+      await http(n3, "PUT", `/web/key/${k2}`, { value: "right", context: c2 });
+      await poll("two siblings", async () => (await http(n1, "GET", `/web/key/${k2}?siblings=all`)).status === 300);
+      await page.goto(`${ui}#/data/web/${k2}`);
+      const right = page.locator("#siblings > li", { hasText: "right" });
+      await right.locator("button").click();
+      await page.locator("#record-value", { hasText: "right" }).waitFor();
+      const r2 = await http(n3, "GET", `/web/key/${k2}?siblings=all`);
+      eq([r2.status, r2.body.value], [200, "right"], "kept version read through node3");
+      await page.goto(`${ui}#/data/web/${key}`);
+      await page.locator("#record-value", { hasText: "alice and bob" }).waitFor();
+      await page.locator("#replica-list li").nth(2).waitFor();
+      await shot("data.png");
+    });
+
+    await test("a write by another client appears in the live feed", async () => {
+      await page.goto(`${ui}#/live/feed`);
+      await page.locator("#live-status", { hasText: "Watching table feed" }).waitFor();
+      const key = `news-${Date.now()}`;
+      eq((await http(n3, "PUT", `/feed/key/${key}`, { value: { headline: "written through node3" } })).status, 201, "the other client's write");
+      const item = page.locator("#feed li", { hasText: key });
+      await item.waitFor();
+      assert((await item.textContent()).includes("written through node3"), "the feed shows the value");
+      await http(n2, "DELETE", `/feed/key/${key}`);
+      await page.locator("#feed li.feed-deleted", { hasText: key }).waitFor();
+    });
+
+    await test("the record in view follows another writer", async () => {
+      const key = `follow-${Date.now()}`;
+      await http(n1, "PUT", `/web/key/${key}`, { value: { version: 1 } });
+      await page.goto(`${ui}#/data/web/${key}`);
+      await page.locator("#record-value", { hasText: '"version": 1' }).waitFor();
+      await page.locator(".live-state", { hasText: "live" }).waitFor();
+      await http(n2, "PUT", `/web/key/${key}`, { value: { version: 2 } });
+      await page.locator("#record-value", { hasText: '"version": 2' }).waitFor();
+      await page.locator(".live-state", { hasText: "by another client" }).waitFor();
+    });
+
+    await stopLoad();
+    stopLoad = null;
+
+    await test("a killed node turns down in the member list", async () => {
+      await page.goto(`${ui}#/cluster`);
+      await row("node3", '[data-liveness="alive"]').waitFor();
+      n3.kill();
+      await row("node3", '[data-liveness="down"]').waitFor({ timeout: 20000 });
+      await row("node1", '[data-liveness="alive"]').waitFor();
+      assert(await row("node3").locator('button[data-op="remove"]').isEnabled(), "a down node can be removed");
+      await page.locator('.node-card[data-node="node3"] .inline-error', { hasText: "unreachable" }).waitFor({ timeout: 10000 });
+    });
+
+    await test("a strict write quorum with a node down is a 503, explained", async () => {
+      const key = `quorum-${Date.now()}`;
+      eq((await http(n1, "PUT", `/web/key/${key}`, { value: "before" })).status, 201, "create with two nodes up");
+      await page.goto(`${ui}#/data/web/${key}`);
+      await page.locator("#record-value").waitFor();
+      await page.locator("#knob-w").selectOption("3");
+      await page.locator("#knob-sloppy").uncheck();
+      await page.locator("#edit-btn").click();
+      await page.locator("#value-editor").fill('"after"');
+      await page.locator("#save-btn").click();
+      const why = page.locator('.explain[data-status="503"]');
+      await why.waitFor();
+      const text = await why.textContent();
+      for (const must of ["quorum not reached", "2 of the 3", "w=3", "node3 down", "sloppy=false", "not undone"]) {
+        assert(text.includes(must), `the explanation says "${must}": ${text}`);
+      }
+      await page.locator("#request-log tbody tr").first().locator(".status", { hasText: "503" }).waitFor();
+      await page.locator("#stand-ins", { hasText: "Nobody for node3" }).waitFor();
+      // the knobs back to the defaults: a sloppy quorum gets through
+      await page.locator("#knob-w").selectOption("");
+      await page.locator("#knob-sloppy").check();
+    });
+
+    await test("a phone-sized window shows the views without sideways scrolling", async () => {
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.goto(`${ui}#/cluster`);
+      await row("node1").waitFor();
+      await page.locator('nav a[data-view="data"]').waitFor({ state: "visible" });
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert(wide <= 390, `the cluster view is ${wide}px wide in a 390px window`);
+      await shot("phone-cluster.png");
+      await page.locator('nav a[data-view="data"]').click();
+      await page.locator("#tables li").first().waitFor();
+      await page.goto(`${ui}#/data/paging/item-007`);
+      await page.locator("#record-value").waitFor();
+      const wide2 = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert(wide2 <= 390, `the data view is ${wide2}px wide in a 390px window`);
+      await shot("phone-data.png");
+      await page.setViewportSize({ width: 1280, height: 800 });
+    });
+
+    await test("the page asked nothing of anyone but its node, and hit no script error", async () => {
+      const origin = new URL(ui).origin;
+      const foreign = requested.filter((u) => new URL(u).origin !== origin);
+      eq(foreign, [], "requests to other origins");
+      eq(scriptErrors, [], "uncaught script errors");
+    });
+  } catch (e) {
+    results.push({ name: "set-up", ok: false, error: e });
+    console.log(`FAIL set-up: ${e && e.stack || e}`);
+  } finally {
+    if (stopLoad) await stopLoad();
+    if (browser) await browser.close().catch(() => {});
+    if (cluster) {
+      const failed = results.some((r) => !r.ok);
+      if (failed) for (const n of cluster.nodes) console.log(`--- ${n.name} log tail (${n.log})\n${n.tail()}`);
+      await Promise.all(cluster.nodes.map((n) => n.stop()));
+      if (KEEP) console.log(`kept ${cluster.dir}`);
+      else fs.rmSync(cluster.dir, { recursive: true, force: true });
+    }
+  }
+  const passed = results.filter((r) => r.ok).length;
+  const failed = results.length - passed;
+  console.log(`screenshots: ${OUT}`);
+  console.log(`browser: ${passed} passed, ${failed} failed`);
+  process.exitCode = failed || !results.length ? 1 : 0;
+}
+
+await main();
