@@ -182,6 +182,7 @@ async function shot(name) {
   const file = path.join(OUT, name);
   // from the top: the sticky header would otherwise land mid-picture
   await ctx.page.evaluate(() => window.scrollTo(0, 0));
+  await ctx.page.mouse.move(0, 0); // no hover highlight in the picture
   await ctx.page.screenshot({ path: file, fullPage: true });
   return file;
 }
@@ -196,7 +197,8 @@ function backgroundLoad(nodes) {
         await http(n, "PUT", `/bg/key/k${i % 40}`, { value: { i, at: Date.now() } });
         await http(nodes[(i + 1) % nodes.length], "GET", `/bg/key/k${(i * 7) % 40}`);
       } catch { /* a node being killed: the load does not matter */ }
-      await new Promise((ok) => setTimeout(ok, 25));
+      // a pace that swings, so the charts show a shape, not a flat line
+      await new Promise((ok) => setTimeout(ok, 15 + 40 * (0.5 + 0.5 * Math.sin(Date.now() / 1500))));
     }
   })();
   return async () => { stop = true; await done; };
@@ -297,40 +299,49 @@ async function main() {
     });
 
     await test("siblings from two conflicting writes are resolved in the page", async () => {
-      const key = `sib-${Date.now()}`;
-      eq((await http(n1, "PUT", `/web/key/${key}`, { value: { from: "start" } })).status, 201, "create");
-      const ctx0 = (await http(n1, "GET", `/web/key/${key}`)).body.context;
-      await http(n2, "PUT", `/web/key/${key}`, { value: { from: "alice", colour: "blue" }, context: ctx0 });
-      await http(n3, "PUT", `/web/key/${key}`, { value: { from: "bob", size: 3 }, context: ctx0 });
-      await poll("two siblings", async () => (await http(n1, "GET", `/web/key/${key}?siblings=all`)).status === 300);
-      await page.goto(`${ui}#/data/web/${key}`);
+      // a table that looks like one: 60 users, the view's key list full
+      const users = Array.from({ length: 60 }, (_, i) => `user-${String(i + 1).padStart(3, "0")}`);
+      for (let i = 0; i < users.length; i += 20) {
+        await Promise.all(users.slice(i, i + 20).map((u, j) => http(n1, "PUT", `/users/key/${u}`,
+          { value: { name: `User ${i + j + 1}`, email: `${u}@example.com`, plan: "free" } })));
+      }
+      const conflict = async (key, a, b) => {
+        const c0 = (await http(n1, "GET", `/users/key/${key}`)).body.context;
+        eq((await http(n2, "PUT", `/users/key/${key}`, { value: a, context: c0 })).status, 200, "write A through node2");
+        eq((await http(n3, "PUT", `/users/key/${key}`, { value: b, context: c0 })).status, 200, "write B through node3");
+        await poll(`two siblings of ${key}`, async () => (await http(n1, "GET", `/users/key/${key}?siblings=all`)).status === 300);
+      };
+
+      // keep one of the two
+      await conflict("user-007", { name: "User 7", plan: "left" }, { name: "User 7", plan: "right" });
+      await page.goto(`${ui}#/data/users/user-007`);
+      await page.locator("#siblings > li").nth(1).waitFor();
+      await page.locator("#siblings > li", { hasText: "right" }).locator("button").click();
+      await page.locator("#record-value", { hasText: "right" }).waitFor();
+      const kept = await http(n3, "GET", "/users/key/user-007?siblings=all");
+      eq([kept.status, kept.body.value], [200, { name: "User 7", plan: "right" }], "the kept version, read through node3");
+
+      // or write a merge
+      const ada = { name: "Ada Lovelace", email: "ada@example.com", plan: "free" };
+      await http(n1, "PUT", "/users/key/user-042", { value: ada });
+      await conflict("user-042", { ...ada, plan: "pro" }, { ...ada, email: "ada@analytical.engine" });
+      await page.goto(`${ui}#/data/users/user-042`);
       await page.locator("#siblings > li").nth(1).waitFor();
       eq(await page.locator("#siblings > li").count(), 2, "both versions side by side");
-      await page.locator("#siblings", { hasText: "alice" }).waitFor();
-      await page.locator("#siblings", { hasText: "bob" }).waitFor();
+      await page.locator("#siblings", { hasText: '"pro"' }).waitFor();
+      await page.locator("#siblings", { hasText: "analytical.engine" }).waitFor();
+      await page.locator("#merge-hint", { hasText: "email, plan" }).waitFor();
       await shot("siblings.png");
-      await page.locator("#merge-editor").fill('{"from": "alice and bob", "colour": "blue", "size": 3}');
+      const merged = { name: "Ada Lovelace", email: "ada@analytical.engine", plan: "pro" };
+      await page.locator("#merge-editor").fill(JSON.stringify(merged, null, 2));
       await page.locator("#merge-btn").click();
-      await page.locator("#record-value", { hasText: "alice and bob" }).waitFor();
-      const r = await http(n2, "GET", `/web/key/${key}?siblings=all`);
+      await page.locator("#record-value", { hasText: "analytical.engine" }).waitFor();
+      const r = await http(n2, "GET", "/users/key/user-042?siblings=all");
       eq(r.status, 200, "one version left, read through node2");
-      eq(r.body.value, { from: "alice and bob", colour: "blue", size: 3 }, "the merge");
+      eq(r.body.value, merged, "the merge");
       eq(r.body.siblings, 1, "sibling count");
-      // keep one of two: the other path of resolving
-      const k2 = `${key}-keep`;
-      await http(n1, "PUT", `/web/key/${k2}`, { value: 0 });
-      const c2 = (await http(n1, "GET", `/web/key/${k2}`)).body.context;
-      await http(n2, "PUT", `/web/key/${k2}`, { value: "left", context: c2 });
-      await http(n3, "PUT", `/web/key/${k2}`, { value: "right", context: c2 });
-      await poll("two siblings", async () => (await http(n1, "GET", `/web/key/${k2}?siblings=all`)).status === 300);
-      await page.goto(`${ui}#/data/web/${k2}`);
-      const right = page.locator("#siblings > li", { hasText: "right" });
-      await right.locator("button").click();
-      await page.locator("#record-value", { hasText: "right" }).waitFor();
-      const r2 = await http(n3, "GET", `/web/key/${k2}?siblings=all`);
-      eq([r2.status, r2.body.value], [200, "right"], "kept version read through node3");
-      await page.goto(`${ui}#/data/web/${key}`);
-      await page.locator("#record-value", { hasText: "alice and bob" }).waitFor();
+      await page.locator("#reload-btn").click();
+      await page.locator("#request-log tbody tr").nth(2).waitFor();
       await page.locator("#replica-list li").nth(2).waitFor();
       await shot("data.png");
     });
@@ -401,6 +412,11 @@ async function main() {
       await page.locator('nav a[data-view="data"]').waitFor({ state: "visible" });
       const wide = await page.evaluate(() => document.documentElement.scrollWidth);
       assert(wide <= 390, `the cluster view is ${wide}px wide in a 390px window`);
+      const [table, room] = await page.evaluate(() => {
+        const t = document.querySelector("#members-table");
+        return [t.scrollWidth, t.parentElement.clientWidth];
+      });
+      assert(table <= room, `the member list (${table}px) fits its card (${room}px), actions included`);
       await shot("phone-cluster.png");
       await page.locator('nav a[data-view="data"]').click();
       await page.locator("#tables li").first().waitFor();

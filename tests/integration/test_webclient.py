@@ -23,6 +23,14 @@ class WebClient(unittest.TestCase):
         self.assertIn("text/html", headers.get("content-type", ""))
         self.assertIn(b"<title>ringkv</title>", body)
 
+    def test_modules_and_styles_are_served_with_their_types(self):
+        # Browsers refuse an ES module served under a non-JavaScript type.
+        for path, kind in (("/ui/js/app.js", "javascript"), ("/ui/js/views/record.js", "javascript"),
+                           ("/ui/style.css", "text/css"), ("/ui/favicon.svg", "image/svg+xml")):
+            status, headers, _ = self.node.request("GET", path)
+            self.assertEqual(status, 200, path)
+            self.assertIn(kind, headers.get("content-type", ""), path)
+
     def test_root_and_bare_ui_redirect_to_ui(self):
         for path in ("/", "/ui"):
             status, headers, _ = self.node.request("GET", path)

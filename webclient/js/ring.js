@@ -140,7 +140,7 @@ function drawPlacement(svg, ring, p, answered, liveness, c, rIn, rOut) {
     const [x, y] = at.get(m.id);
     const r = role.get(m.id);
     const live = liveness.get(m.name) || "alive";
-    const g = s("g", { class: `pl-node ${r ? "pl-" + r.kind : "pl-other"} live-${live}` });
+    const g = s("g", { class: `pl-node ${r ? "pl-node-" + r.kind : "pl-other"} live-${live}` });
     if (answeredSet.has(m.name)) {
       g.append(s("circle", { cx: x, cy: y, r: rDot + 4, class: "pl-answered" }));
     }

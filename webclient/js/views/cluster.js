@@ -63,7 +63,10 @@ export function mount(main) {
     const c = state.cluster;
     if (state.clusterError) {
       clusterErr.hidden = false;
-      fill(clusterErr, "This node is not answering; the view shows its last answer. ", state.clusterError);
+      const others = c ? c.members.filter((m) => !m.self && m.status === "member" && m.liveness === "alive") : [];
+      fill(clusterErr, "This node is not answering; the view shows its last answer. ", state.clusterError,
+        others.length ? h("div", {}, "The console of another member: ",
+          others.map((m, i) => [i ? ", " : "", h("a", { href: `http://${m.http}/ui/` }, `${m.name} (${m.http})`)])) : null);
     } else clusterErr.hidden = true;
     if (!c) return;
     updated.textContent = `${c.node} · updated ${fmtTime(state.clusterAt)}`;

@@ -31,6 +31,14 @@ function pretty(value) {
   return JSON.stringify(value, null, 2);
 }
 
+/** The fields of object values that not every sibling agrees on. */
+export function differingFields(values) {
+  const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+  if (!values.every(isObj)) return [];
+  const keys = new Set(values.flatMap((v) => Object.keys(v)));
+  return [...keys].filter((k) => new Set(values.map((v) => JSON.stringify(v[k]))).size > 1);
+}
+
 /** A starting point for a merge of sibling values (newest last). */
 export function suggestMerge(values) {
   const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -54,6 +62,7 @@ export function mountRecord(el, table, key) {
   let lastAnswer = null; // the last quorum answer (for the drawing)
   const log = [];
   const own = new Set(); // "timestamp|value" of this page's writes: their echo is not "someone else"
+  const inFlight = new Map(); // value JSON -> writes of it not answered yet (the echo can come first)
   let alive = true;
 
   let knobsSig = "";
@@ -68,7 +77,7 @@ export function mountRecord(el, table, key) {
   const placeBox = h("div", { class: "placement" });
   const logBody = h("tbody");
 
-  const reloadBtn = h("button", { class: "btn", onclick: () => load() }, "Reload");
+  const reloadBtn = h("button", { class: "btn", id: "reload-btn", onclick: () => load() }, "Reload");
   const deleteBtn = h("button", { class: "btn btn-danger-ghost", onclick: del }, "Delete…");
   el.append(
     h("section", { class: "card record-card", "aria-labelledby": "rec-h" },
@@ -157,7 +166,11 @@ export function mountRecord(el, table, key) {
     if (ifNoneMatch) headers["If-None-Match"] = "*";
     const payload = { value };
     if (context) payload.context = context;
+    const sent = JSON.stringify(value);
+    inFlight.set(sent, (inFlight.get(sent) || 0) + 1);
     const res = await call("PUT", what, { params: quorumParams("PUT"), headers, body: payload });
+    if (inFlight.get(sent) > 1) inFlight.set(sent, inFlight.get(sent) - 1);
+    else inFlight.delete(sent);
     if (!alive) return res;
     showOutcome(res, "PUT", what);
     if (res.status === 200 || res.status === 201) {
@@ -323,6 +336,7 @@ export function mountRecord(el, table, key) {
 
   function renderSiblings() {
     const sibs = [...rec.siblings].sort((a, b) => a.timestamp - b.timestamp);
+    const differing = differingFields(sibs.map((x) => x.value));
     const merged = h("textarea", { id: "merge-editor", class: "json", rows: 8, spellcheck: "false" },
       pretty(suggestMerge(sibs.map((x) => x.value))));
     const err = h("p", { class: "inline-error", role: "alert", hidden: true });
@@ -341,6 +355,8 @@ export function mountRecord(el, table, key) {
           `Keep version ${i + 1}`)))),
       h("div", { class: "merge" },
         h("label", { for: "merge-editor" }, "Or write a merge (prefilled: objects merged key by key, newer wins; arrays united; edit freely)"),
+        differing.length ? h("p", { class: "small merge-hint", id: "merge-hint" }, "The versions differ in ",
+          differing.map((f, i) => [i ? ", " : "", h("code", {}, f)]), ": the suggestion took the newer value of each; check them before writing.") : null,
         merged, err,
         h("div", { class: "actions" },
           h("button", { class: "btn btn-primary", id: "merge-btn", onclick: async () => {
@@ -467,7 +483,8 @@ export function mountRecord(el, table, key) {
     onStatus: setLive,
     onEvent: (type, data) => {
       if (type === "updated") {
-        if (own.has(`${data.timestamp}|${JSON.stringify(data.value)}`)) return;
+        const v = JSON.stringify(data.value);
+        if (own.has(`${data.timestamp}|${v}`) || inFlight.has(v)) return; // this page's own write
         if (data.siblings > 1) { if (!editing) load(); othersWrote("wrote"); return; }
         const next = { kind: "value", value: data.value, context: data.context, timestamp: data.timestamp, owner: data.owner, count: data.siblings };
         if (rec && rec.kind === "value" && rec.context === next.context) return;
