@@ -208,6 +208,7 @@ function backgroundLoad(nodes) {
 
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
+  for (const f of fs.readdirSync(OUT)) if (f.endsWith(".png")) fs.rmSync(path.join(OUT, f)); // no stale pictures
   let cluster, browser, stopLoad = null;
   try {
     cluster = await startCluster();

@@ -4,7 +4,7 @@
 // arrived meanwhile.
 
 import { h, fill, badge, fmtTime, preview } from "../dom.js";
-import { request, paths } from "../api.js";
+import { request, paths, describe } from "../api.js";
 import { Subscription } from "../live.js";
 
 const MAX_EVENTS = 200;
@@ -54,6 +54,7 @@ export function mount(main, args) {
     placeholder: "every key of the table", value: feed.key });
   const tables = h("datalist", { id: "live-tables" });
   const statusEl = h("p", { class: "live-status", id: "live-status", role: "status" });
+  const tablesErr = h("p", { class: "inline-error small", role: "alert", hidden: true });
   const list = h("ol", { class: "feed", id: "feed", "aria-live": "polite", "aria-relevant": "additions" });
   const stopBtn = h("button", { class: "btn", type: "button", id: "live-stop", onclick: () => { stopFeed(); status(); } }, "Stop");
   const clearBtn = h("button", { class: "btn btn-ghost", type: "button", onclick: () => { feed.events = []; render(); } }, "Clear");
@@ -72,6 +73,7 @@ export function mount(main, args) {
       h("div", { class: "field" }, h("label", { for: "live-key" }, "Key (optional)"), keyIn),
       h("div", { class: "field field-buttons" },
         h("button", { class: "btn btn-primary", type: "submit", id: "live-start" }, "Watch"), stopBtn, clearBtn)),
+      tablesErr,
       statusEl,
       list));
 
@@ -133,7 +135,11 @@ export function mount(main, args) {
   request("GET", paths.tables()).then((res) => {
     if (res.status === 200 && res.body && Array.isArray(res.body.tables)) {
       fill(tables, res.body.tables.map((t) => h("option", { value: t })));
-    } // without /tables the field is typed by hand; the data view reports the error
+    } else {
+      // the field still takes any name typed by hand
+      tablesErr.hidden = false;
+      tablesErr.textContent = `No table suggestions: ${describe(res)}`;
+    }
   });
   return {
     update,
