@@ -57,7 +57,7 @@ export function suggestMerge(values) {
 
 export function mountRecord(el, table, key) {
   let rec = null; // {kind: "value"|"missing"|"siblings", value, context, timestamp, owner, count, siblings}
-  let editing = null; // {base: context the edit started from, dirty}
+  let editing = null; // an edit in progress: {base: the context it started from, create: a create form}
   let placement = null, placementErr = null, placementSig = "";
   let lastAnswer = null; // the last quorum answer (for the drawing)
   const log = [];
@@ -121,7 +121,7 @@ export function mountRecord(el, table, key) {
     const r = rSel, w = wSel;
     const sloppy = h("input", { type: "checkbox", id: "knob-sloppy", checked: knobs.sloppy,
       onchange: (e) => { knobs.sloppy = e.target.checked; } });
-    const timeout = h("input", { type: "number", id: "knob-timeout", min: 1, max: 3600000, placeholder: "1000",
+    const timeout = h("input", { type: "number", id: "knob-timeout", min: 1, max: 3600000, placeholder: "default",
       value: knobs.timeout, inputmode: "numeric", onchange: (e) => { knobs.timeout = e.target.value; } });
     return h("fieldset", { class: "knobs" },
       h("legend", {}, "Quorum for the next requests"),
