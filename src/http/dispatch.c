@@ -30,6 +30,7 @@ const http_route http_routes[] = {
     {"/metrics", GET_HEAD, "metrics", http_handle_metrics},
     {"/membership", GET_HEAD, "membership", http_handle_membership},
     {"/cluster", GET_HEAD, "cluster", http_handle_cluster},
+    {"/pbs", GET_HEAD, "pbs", http_handle_pbs},
     /* Membership changes. None of them has the shape of a /{table}/...
      * route, so they shadow nothing: a table named "cluster" still has
      * /cluster/keys and /cluster/key/k. */
