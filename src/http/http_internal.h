@@ -6,7 +6,7 @@
  *
  *   server.c        civetweb start/stop
  *   dispatch.c      the route table and http_dispatch
- *   key.c list.c admin.c cluster_admin.c      the route handlers
+ *   key.c list.c admin.c cluster_admin.c pbs.c   the route handlers
  *   request.c       query parameters and bodies (refuses bad input)
  *   respond.c       replies, the rk_err -> status table
  *   metrics.c counters.c sync_report.c        Prometheus and JSON reports
@@ -269,6 +269,7 @@ void http_handle_cluster_leave(request *rq); /* cluster_admin.c */
 void http_handle_cluster_remove(request *rq);
 void http_handle_cluster_repair(request *rq);
 void http_handle_hints_drop(request *rq);
+void http_handle_pbs(request *rq); /* pbs.c */
 
 /* ---- request metrics (metrics.c; pure, unit-tested) ------------------------------ */
 
