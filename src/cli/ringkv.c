@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "change.h"
 #include "cli_internal.h"
 #include "ringkv/common.h"
 
@@ -139,7 +140,7 @@ static const char global_help[] =
     "  del KEY           delete KEY\n"
     "  keys              list the keys of the table, one per line\n"
     "  watch [KEY...]    print changes to the keys (or the table) as they happen\n"
-    "  cluster status    show members, status, ring ownership and N/R/W\n"
+    "  cluster status    show members (by name), status, ring ownership and N/R/W\n"
     "  cluster leave     make the node hand off its data and leave the ring\n"
     "  cluster remove NODE  take a dead node (name or id) out of the ring\n"
     "  cluster repair    compare replicas with every peer now (anti-entropy)\n"
@@ -263,9 +264,10 @@ static const struct command commands[] = {
      "       ringkv [OPTIONS] cluster repair\n"
      "\n"
      "status   Shows the cluster as the first reachable node sees it: its id,\n"
-     "         N/R/W, a table of members with their status (joining, member,\n"
-     "         leaving, removed), last contact and share of the ring, and that\n"
-     "         node's sync progress (ranges left to hand off, keys moved).\n"
+     "         N/R/W, a table of members sorted by name with their status\n"
+     "         (joining, member, leaving, removed), last contact and share of\n"
+     "         the ring, and that node's sync progress (ranges left to hand\n"
+     "         off, keys moved). A * marks the node that answered.\n"
      "leave    Asks the node to leave: it hands its ranges to the nodes that\n"
      "         take them over, is marked removed, and its process exits. Only\n"
      "         one node may be given (--nodes HOST:PORT): failing over to\n"
@@ -1237,9 +1239,11 @@ static void format_member(const cJSON *m, char cells[7][64])
         snprintf(cells[6], 64, "-");
 }
 
-/* Left-aligned columns, the last (a percentage) right-aligned. */
-static void print_row(const struct column cols[7], char cells[7][64])
+/* Left-aligned columns, the last (a percentage) right-aligned, after a
+ * gutter with the mark of the node that answered. */
+static void print_row(const struct column cols[7], char cells[7][64], char mark)
 {
+    printf("%c ", mark);
     for (size_t k = 0; k < 6; k++)
         printf("%-*s  ", (int)cols[k].width, cells[k]);
     printf("%*s\n", (int)cols[6].width, cells[6]);
@@ -1307,31 +1311,41 @@ static int cluster_status(struct client *c)
 
     int count = cJSON_GetArraySize(members), alive = 0;
     printf("  members=%d", count);
+    /* By name, so that the same cluster reads the same from every node. */
+    const cJSON **rows = NULL;
+    size_t n_rows = 0;
+    if (cli_members_sorted(j, &rows, &n_rows) != RK_OK) {
+        rc = out_of_memory(); /* members is an array: nothing else can fail */
+        goto done;
+    }
 
     struct column cols[7] = {{"NAME", 0},   {"ID", 0},         {"HTTP", 0},     {"RPC", 0},
                              {"STATUS", 0}, {"LAST HEARD", 0}, {"OWNERSHIP", 0}};
     for (size_t k = 0; k < 7; k++)
         cols[k].width = strlen(cols[k].title);
     char cells[7][64];
-    const cJSON *m;
-    cJSON_ArrayForEach(m, members)
-    {
-        format_member(m, cells);
+    bool marked = false;
+    for (size_t i = 0; i < n_rows; i++) {
+        format_member(rows[i], cells);
         for (size_t k = 0; k < 7; k++)
             if (strlen(cells[k]) > cols[k].width)
                 cols[k].width = strlen(cells[k]);
-        const char *st = json_string(m, "liveness");
+        const char *st = json_string(rows[i], "liveness");
         alive += st != NULL && strcmp(st, "alive") == 0;
     }
     printf("  alive=%d\n\n", alive);
     for (size_t k = 0; k < 7; k++)
         snprintf(cells[k], sizeof cells[k], "%s", cols[k].title);
-    print_row(cols, cells);
-    cJSON_ArrayForEach(m, members)
-    {
-        format_member(m, cells);
-        print_row(cols, cells);
+    print_row(cols, cells, ' ');
+    for (size_t i = 0; i < n_rows; i++) {
+        bool self = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rows[i], "self"));
+        marked |= self;
+        format_member(rows[i], cells);
+        print_row(cols, cells, self ? '*' : ' ');
     }
+    if (marked)
+        printf("* = the node that answered (%s)\n", c->answered_by);
+    free(rows);
     print_sync(j, node);
     rc = EXIT_OK;
 done:

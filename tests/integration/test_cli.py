@@ -8,6 +8,7 @@ fail-over tests add closed ports and small stand-in servers (one answers
 import http.server
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -252,6 +253,8 @@ class CliTest(unittest.TestCase):
         self.assertIn("alive", p.stdout)
         self.assertIn("N=1", p.stdout)
         self.assertIn("100.0%", p.stdout)
+        self.assertRegex(p.stdout, re.compile(r"^\* cli1 ", re.M))
+        self.assertIn(f"* = the node that answered ({self.node.http_addr})", p.stdout)
 
     # -- fail-over and exit codes
 
@@ -514,6 +517,50 @@ class CliWatchTest(unittest.TestCase):
         lines, _ = self.finish(p)
         self.assertEqual(len(lines), 1, lines)
         self.assertRegex(lines[0], rf'^updated {t}/k "after" context=\S+$')
+
+
+# -- cluster commands against a real cluster ---------------------------------
+
+def run_ringkv(*args, nodes, timeout=120):
+    """ringkv --nodes NODES ARGS with stdout and stderr piped -> CompletedProcess (str)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RINGKV_NODES", "RINGKV_TOKEN")}
+    return subprocess.run([CLI, "--nodes", nodes, *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def said(args, p):
+    return (f"ringkv {' '.join(map(str, args))} -> exit {p.returncode}\n"
+            f"--- stdout ---\n{p.stdout}--- stderr ---\n{p.stderr}")
+
+
+class CliClusterChangeTest(unittest.TestCase):
+    """cluster status sorts the members and marks the node asked. Each test
+    has its own 4-node cluster."""
+
+    def setUp(self):
+        if not os.path.exists(CLI):
+            raise AssertionError(f"ringkv CLI not found at {CLI} (set RINGKV_CLI)")
+        self.c = harness.Cluster(4, prefix="chg")
+        # A node left or was killed: stop whatever still runs, as it is.
+        self.addCleanup(self.c.cleanup)
+        self.addCleanup(self.c.stop, check=False)
+
+    def test_status_sorted_by_name_with_the_node_asked_marked(self):
+        c = self.c
+        names = sorted(n.name for n in c.nodes)
+        for asked in (c[2], c[0]):
+            args = ("cluster", "status")
+            # The mark is on the node that answered, not the first of --nodes.
+            p = run_ringkv(*args, nodes=f"{closed_port_addr()},{asked.http_addr}")
+            context = said(args, p)
+            self.assertEqual(p.returncode, 0, context)
+            rows = [line for line in p.stdout.splitlines()
+                    if re.match(r"^[* ] \S+ +[0-9a-f]{16} ", line)]
+            self.assertEqual([r[2:].split()[0] for r in rows], names, context)
+            marked = [r[2:].split()[0] for r in rows if r.startswith("* ")]
+            self.assertEqual(marked, [asked.name], context)
+            self.assertIn(f"\n* = the node that answered ({asked.http_addr})\n", p.stdout, context)
+            self.assertRegex(p.stdout, re.compile(r"^  NAME +ID +HTTP", re.M), context)
 
 
 if __name__ == "__main__":
