@@ -171,4 +171,46 @@ rk_err cli_change_summary(const cli_change *c, const cli_change_progress *p, uin
 bool cli_change_worth_a_line(const cli_change_progress *last, const cli_change_progress *now,
                              uint64_t ms_since_last);
 
+/* ---- follow.c ---------------------------------------------------------- */
+
+typedef struct cli_follow_options {
+    cli_change_kind kind;
+    const char *const *headers; /* of each GET /cluster, NULL-terminated */
+    int request_timeout_ms;     /* of one GET */
+    uint64_t timeout_ms;        /* give up waiting after this long */
+    int poll_ms;                /* between rounds */
+    FILE *out;                  /* progress and summary (stdout) */
+    bool tty;                   /* out is a terminal: a bar redrawn with \r */
+    int columns;                /* the terminal's width (tty only) */
+} cli_follow_options;
+
+typedef struct cli_follow {
+    cli_http *h;
+    const cli_follow_options *o;
+    cli_member *members; /* the members of the view given to cli_follow_open */
+    size_t n;
+    bool *warned; /* said on stderr that member i does not answer */
+    cli_change change;
+    uint64_t started_ms;
+    int bar_width; /* of the terminal's bar; only ever narrows */
+} cli_follow;
+
+/* Makes the list of members to follow from view (the answer of the node
+ * at asked_address) and asks each for its counters before the change
+ * starts. Call it just before the POST. Returns EXIT_OK (free with
+ * cli_follow_close), or EXIT_SERVER with a message (then f needs no
+ * close). */
+int cli_follow_open(cli_follow *f, cli_http *h, const cli_follow_options *o, const cJSON *view,
+                    const char *asked_address);
+
+/* Once the change was accepted: polls the members until it has settled,
+ * showing the progress on o->out, then prints the summary. target_id and
+ * target_name say whom it is about. Returns EXIT_OK once settled;
+ * EXIT_NOT_SETTLED after o->timeout_ms; EXIT_INTERRUPTED on SIGINT or
+ * SIGTERM (handlers installed while it waits); EXIT_SERVER when out of
+ * memory or stdout fails. Each says on stderr that the change goes on. */
+int cli_follow_run(cli_follow *f, const char *target_id, const char *target_name);
+
+void cli_follow_close(cli_follow *f);
+
 #endif
