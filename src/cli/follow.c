@@ -61,7 +61,7 @@ static void ask(cli_follow *f, size_t i, const char *target_id, cli_change_sampl
     if (err == RK_OK && r.status != 200) {
         char msg[256];
         cli_http_error_summary(&r, msg, sizeof msg);
-        snprintf(why, why_len, "answered %d: %s", r.status, msg);
+        snprintf(why, why_len, "answered %d: %.200s", r.status, msg);
     } else if (err == RK_OK) {
         cJSON *view = cJSON_ParseWithLength(r.body.data ? r.body.data : "", r.body.len);
         if (view == NULL || cli_change_sample_of(view, target_id, s) != RK_OK)

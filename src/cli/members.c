@@ -64,7 +64,13 @@ static rk_err member_of(const cJSON *m, const char *asked_address, cli_member *o
     out->self = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "self"));
     const char *liveness = string_of(m, "liveness");
     out->down = liveness != NULL && strcmp(liveness, "down") == 0;
-    const char *address = out->self ? asked_address : string_of(m, "http");
+    /* A member that listens on a wildcard (a container's 0.0.0.0:8001) is
+     * asked at its RPC host, as nodes reach each other's gateways. */
+    const char *http = string_of(m, "http"), *rpc = string_of(m, "rpc");
+    char reachable[300] = "";
+    if (!out->self && http != NULL)
+        rk_reachable_http_addr(http, rpc ? rpc : "", reachable, sizeof reachable);
+    const char *address = out->self ? asked_address : reachable;
     out->name = strdup(name ? name : "");
     out->id = strdup(id ? id : "");
     out->address = strdup(address ? address : "");

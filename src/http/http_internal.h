@@ -331,9 +331,6 @@ rk_err http_fetch_get(const char *hostport, const char *path, unsigned timeout_m
                       int *status, rk_buf *body, char *err, size_t errcap);
 /* Splits a raw HTTP answer: its status and where its body starts. Pure. */
 rk_err http_fetch_parse(const char *text, size_t len, int *status, size_t *body_at);
-/* Where a member's gateway is reached (admin.c): its HTTP address, with
- * its RPC host when it listens on a wildcard address. Pure. */
-void http_peer_http_addr(const char *http_addr, const char *rpc_addr, char *dst, size_t cap);
 
 /* ---- membership changes (cluster_admin.c; pure parts) ----------------------- */
 
