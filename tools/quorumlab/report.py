@@ -67,6 +67,30 @@ class Results:
                   ["n", "r", "w", "fault", "op", "ok", "not_found", "unavailable", "attempts"],
                   self.availability)
 
+    def summary(self, meta):
+        """Every figure as one JSON-able dict: what --publish writes into a
+        cluster for its web client's quorum view."""
+        out = dict(meta)
+        configs = {}
+        for prof, n, r, w, t, k, total, pred, _ in self.visibility:
+            c = configs.setdefault((prof, n, r, w), {"profile": prof, "n": n, "r": r, "w": w,
+                                                     "t_visibility": [], "k_staleness": [],
+                                                     "latency_ms": {}})
+            c["t_visibility"].append({"t_ms": t, "measured": k / total if total else None,
+                                      "trials": total, "predicted": pred})
+        for prof, n, r, w, k, within, total, pred in self.staleness:
+            c = configs.get((prof, n, r, w))
+            if c is not None:
+                c["k_staleness"].append({"k": k, "measured": within / total if total else None,
+                                         "predicted": pred})
+        for prof, n, r, w, op, p50, p99, count, pp50, pp99 in self.latency:
+            c = configs.get((prof, n, r, w))
+            if c is not None:
+                c["latency_ms"][op] = {"p50": p50, "p99": p99, "predicted_p50": pp50,
+                                       "predicted_p99": pp99}
+        out["configs"] = list(configs.values())
+        return out
+
     # -- agreement
 
     def agreement(self):
