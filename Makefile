@@ -131,12 +131,19 @@ bench-watch: build bench-deps
 
 # The docker-compose cluster end to end (tools/compose-test.sh): installs
 # docker.io, docker-compose and debootstrap if missing, starts an engine if
-# none answers, builds the image and checks the cluster. Not yet in .ci/run.
+# none answers, builds the image and checks the cluster. .ci/run runs it.
 COMPOSE_DEPS := docker.io docker-compose debootstrap curl python3
 .PHONY: compose-test
 compose-test:
 	@tools/install-deps.sh $(COMPOSE_DEPS)
 	@tools/compose-test.sh
+
+# The same docker-compose.yml deployed with `docker stack deploy` on a
+# one-node swarm (tools/swarm-test.sh); .ci/run runs it after compose-test.
+.PHONY: swarm-test
+swarm-test:
+	@tools/install-deps.sh $(COMPOSE_DEPS)
+	@tools/swarm-test.sh
 
 bench-profile: build bench-deps
 	@tools/install-deps.sh $(PROFILE_DEPS)

@@ -10,58 +10,36 @@
 # volumes included, whatever happens. Fails with the reason; never skips.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-docker=/usr/bin/docker   # another docker client earlier on PATH lacks compose support
-export DOCKER=$docker
 project=ringkvtest$$
 work=$(mktemp -d /tmp/ringkv-compose.XXXXXX)
-engine_pid=""
 fail() { echo "compose-test: FAIL: $*" >&2; exit 1; }
 log() { echo "compose-test: $*"; }
+source "$root/tools/docker-lib.sh"
+
+# The cluster's files: the three nodes, and the fourth that grows it.
+dc() { docker-compose -p "$project" -f "$root/docker-compose.yml" -f "$root/docker-compose.grow.yml" "$@"; }
 
 cleanup() {
   trap - EXIT INT TERM
-  (cd "$root" && docker-compose -p "$project" --profile extra down -v --remove-orphans >/dev/null 2>&1) || true
-  [ -n "$engine_pid" ] && kill "$engine_pid" 2>/dev/null || true
+  (cd "$root" && dc down -v --remove-orphans >/dev/null 2>&1) || true
+  docker_engine_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for tool in "$docker" docker-compose dockerd debootstrap curl; do
-  command -v "$tool" >/dev/null || fail "$tool is not installed (make compose-test installs docker.io docker-compose debootstrap)"
-done
-if ! "$docker" info >/dev/null 2>&1; then
-  state=${RINGKV_DOCKER_DIR:-/var/tmp/ringkv-docker}
-  mkdir -p "$state"
-  log "no Docker engine answers: starting one (data in $state)"
-  dockerd --storage-driver=overlay2 --data-root="$state/root" --pidfile="$state/dockerd.pid" \
-    >"$state/dockerd.log" 2>&1 &
-  engine_pid=$!
-  for _ in $(seq 100); do "$docker" info >/dev/null 2>&1 && break; sleep 0.1; done
-  "$docker" info >/dev/null 2>&1 || fail "the Docker engine did not start: $(tail -3 "$state/dockerd.log")"
-fi
-"$root/tools/docker-base-image.sh" || fail "could not make the debian:bookworm base image"
+docker_require
+docker_engine_start
 
 export CLUSTER_SECRET
 CLUSTER_SECRET=$(head -c 24 /dev/urandom | base64)
 cd "$root"
 log "building the image and starting 3 nodes"
-docker-compose -p "$project" build -q >"$work/build.log" 2>&1 || fail "image build: $(tail -5 "$work/build.log")"
-docker-compose -p "$project" up -d >"$work/up.log" 2>&1 || fail "up: $(tail -5 "$work/up.log")"
+docker-compose -p "$project" -f docker-compose.yml build -q >"$work/build.log" 2>&1 || fail "image build: $(tail -5 "$work/build.log")"
+docker-compose -p "$project" -f docker-compose.yml up -d >"$work/up.log" 2>&1 || fail "up: $(tail -5 "$work/up.log")"
 
-# Polls a command until it succeeds, for up to $1 seconds.
-until_ok() {
-  local secs=$1; shift
-  local end=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $end ] || return 1
-    sleep 0.2
-  done
-}
 members() { # URL STATUS COUNT: the node at URL sees COUNT members with STATUS, all alive
-  curl -fsS "$1/cluster" | python3 -c "import sys, json; d = json.load(sys.stdin); \
-ms = [m for m in d['members'] if m['status'] == '$2' and m['liveness'] == 'alive']; \
-sys.exit(0 if len(ms) == $3 else 1)"
+  curl -fsS "$1/cluster" | members_are "$2" "$3"
 }
 node() { echo "http://127.0.0.1:800$1"; }
 
@@ -81,11 +59,20 @@ until_ok 10 grep -q '"seen live"' "$work/sse" || fail "the subscriber on node 2 
 kill $sse 2>/dev/null || true
 log "a subscriber on node 2 saw a write through node 1"
 
-docker-compose -p "$project" --profile extra up -d ringkv4 >"$work/up4.log" 2>&1 || fail "up ringkv4: $(tail -5 "$work/up4.log")"
+# Records for the fourth node to take over: it holds about 3 in 4 of them.
+for i in $(seq 1 40); do
+  curl -fsS -X PUT "$(node 2)/compose/key/before-$i" -d "{\"value\": $i}" >/dev/null || fail "PUT before-$i"
+done
+dc up -d ringkv4 >"$work/up4.log" 2>&1 || fail "up ringkv4: $(tail -5 "$work/up4.log")"
 until_ok 90 members "$(node 1)" member 4 || fail "ringkv4 did not become a member"
-log "a fourth node joined and became a member"
+received() { # the fourth node holds records it was sent as it joined
+  curl -fsS "$(node 4)/cluster" | python3 -c "import sys, json; \
+sys.exit(0 if json.load(sys.stdin)['sync']['keys_received'] > 0 else 1)"
+}
+until_ok 30 received || fail "ringkv4 received no records of the ranges it took over"
+log "a fourth node joined, received its ranges and became a member"
 
-docker-compose -p "$project" stop ringkv3 >/dev/null 2>&1 || fail "stop ringkv3"
+dc stop ringkv3 >/dev/null 2>&1 || fail "stop ringkv3"
 acked=()
 for i in $(seq 1 30); do
   if curl -fsS -X PUT "$(node 1)/compose/key/down-$i" -d "{\"value\": $i}" >/dev/null; then
@@ -93,7 +80,7 @@ for i in $(seq 1 30); do
   fi
 done
 [ ${#acked[@]} -eq 30 ] || fail "only ${#acked[@]} of 30 writes acknowledged with one node stopped"
-docker-compose -p "$project" start ringkv3 >/dev/null 2>&1 || fail "start ringkv3"
+dc start ringkv3 >/dev/null 2>&1 || fail "start ringkv3"
 until_ok 60 curl -fsS "$(node 3)/health" || fail "ringkv3 not healthy after its restart"
 for i in "${acked[@]}"; do
   got=$(curl -fsS "$(node 3)/compose/key/down-$i?r=3") || fail "GET down-$i through node 3"

@@ -204,6 +204,15 @@ bool rk_utf8_valid(const char *s, size_t len);
  * RK_EINVAL on anything else, or on overflow. */
 rk_err rk_parse_u64(const char *s, size_t len, uint64_t *out);
 
+/* ---- addresses (addr.c) -------------------------------------------------- */
+
+/* Where a node's HTTP gateway is reached from outside it: its HTTP address
+ * ("host:port" as /cluster lists it), with the host of its RPC address
+ * when it listens on a wildcard (0.0.0.0:8001 or [::]:8001 in a container
+ * says nothing about where the container is). Writes a NUL-terminated
+ * "host:port" to dst[0..cap). Pure. */
+void rk_reachable_http_addr(const char *http_addr, const char *rpc_addr, char *dst, size_t cap);
+
 /* ---- JSON scanning (json.c) ----------------------------------------------- */
 
 /* Strict RFC 8259 JSON (strings must be UTF-8, no NUL byte outside escapes)

@@ -16,6 +16,7 @@
 #include "ringkv/clock.h"
 #include "ringkv/cluster_node.h"
 #include "ringkv/common.h"
+#include "ringkv/pbs.h"
 #include "ringkv/replica.h"
 #include "ringkv/rpc.h"
 
@@ -178,6 +179,11 @@ typedef struct kv_stats {
     uint64_t full_reads;        /* reads that asked every replica (read-repair chance) */
 } kv_stats;
 void kv_get_stats(const kv *k, kv_stats *out);
+
+/* A copy of the replica delays this node's coordinator has observed (W, A,
+ * R, S per peer, the peer being this node too: docs/pbs.md), for a PBS
+ * prediction. Free with pbs_snapshot_free. RK_ENOMEM. Any thread. */
+rk_err kv_pbs_snapshot(kv *k, pbs_snapshot *out);
 
 /* The storage's statistics (keys, bytes on disk and in memory). */
 rk_err kv_get_storage_stats(kv *k, store_stats *out);

@@ -196,6 +196,13 @@ rk_err replica_tables_list(replica *rp, replica_table_name **out, size_t *out_co
  * returns how many there are. */
 size_t replica_rpc_handlers(replica *rp, rpc_handler *out, size_t cap);
 
+/* The id of this machine's CLOCK_MONOTONIC: a hash of the kernel's boot id
+ * (/proc/sys/kernel/random/boot_id), read once. The Kv replies carry it
+ * beside the replica's clock reading, so a coordinator with the same id
+ * knows both readings come from one clock (PBS, docs/pbs.md). 0 when the
+ * boot id cannot be read: no clock is then taken as shared. Any thread. */
+uint64_t replica_clock_id(void);
+
 /* Counters for /metrics. */
 typedef struct replica_stats {
     uint64_t writes, deletes;       /* client writes applied here as coordinator */

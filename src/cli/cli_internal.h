@@ -108,6 +108,8 @@ enum {
     EXIT_USAGE = 2,
     EXIT_UNREACHABLE = 3,
     EXIT_SERVER = 4,
+    EXIT_NOT_SETTLED = 5,   /* cluster leave/remove: not settled within --timeout */
+    EXIT_INTERRUPTED = 130, /* ... or SIGINT/SIGTERM while waiting (128 + SIGINT) */
 };
 
 /* A node of --nodes. */

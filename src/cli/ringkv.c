@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "change.h"
 #include "cli_internal.h"
 #include "ringkv/common.h"
 
@@ -22,6 +24,8 @@
 #define WATCH_BACKOFF_MIN_MS 200
 #define WATCH_BACKOFF_MAX_MS 2000
 #define MAX_CMD_OPTIONS 32
+#define CHANGE_TIMEOUT_S 600 /* cluster leave/remove: how long to wait for it to settle */
+#define CHANGE_POLL_MS 200
 
 /* ---- command line -------------------------------------------------------- */
 
@@ -57,6 +61,8 @@ enum option_id {
     OPT_AFTER,
     OPT_ALL,
     OPT_COUNT,
+    OPT_NO_WAIT,
+    OPT_WAIT_TIMEOUT,
 };
 
 struct option_spec {
@@ -88,6 +94,8 @@ static const struct option_spec option_specs[] = {
     {"after", 0, true, OPT_AFTER, CMD_KEYS},
     {"all", 0, false, OPT_ALL, CMD_KEYS},
     {"count", 0, true, OPT_COUNT, CMD_WATCH},
+    {"no-wait", 0, false, OPT_NO_WAIT, CMD_CLUSTER},
+    {"timeout", 0, true, OPT_WAIT_TIMEOUT, CMD_CLUSTER},
 };
 
 struct args {
@@ -101,8 +109,8 @@ struct args {
     size_t n_pos;
     /* command options */
     const char *context, *if_match, *after;
-    bool force_string, force_json, if_none_match, siblings, local, all;
-    uint64_t w, r, limit, count; /* 0: not given */
+    bool force_string, force_json, if_none_match, siblings, local, all, no_wait;
+    uint64_t w, r, limit, count, wait_timeout_s; /* 0: not given */
     /* Command options seen, checked against the command once it is known
      * (options may come before it). */
     const struct option_spec *cmd_opts[MAX_CMD_OPTIONS];
@@ -139,9 +147,11 @@ static const char global_help[] =
     "  del KEY           delete KEY\n"
     "  keys              list the keys of the table, one per line\n"
     "  watch [KEY...]    print changes to the keys (or the table) as they happen\n"
-    "  cluster status    show members, status, ring ownership and N/R/W\n"
-    "  cluster leave     make the node hand off its data and leave the ring\n"
-    "  cluster remove NODE  take a dead node (name or id) out of the ring\n"
+    "  cluster status    show members (by name), status, ring ownership and N/R/W\n"
+    "  cluster leave     make the node hand off its data and leave the ring,\n"
+    "                    showing the progress until it has settled\n"
+    "  cluster remove NODE  take a dead node (name or id) out of the ring,\n"
+    "                    showing the progress until it has settled\n"
     "  cluster repair    compare replicas with every peer now (anti-entropy)\n"
     "  help [COMMAND]    show this help or a command's help\n"
     "\n"
@@ -169,7 +179,11 @@ static const char global_help[] =
     "  2  usage error (bad option, argument or value)\n"
     "  3  no node reachable\n"
     "  4  the server answered with an error (its message is printed), or\n"
-    "     another failure\n";
+    "     another failure\n"
+    "  5  cluster leave/remove: the change has not settled within --timeout\n"
+    "     (it goes on in the cluster)\n"
+    "  130  cluster leave/remove: Ctrl-C (or SIGTERM) while waiting; the\n"
+    "     change goes on in the cluster\n";
 
 static const struct command commands[] = {
     {"put", CMD_PUT, 1, 2, cmd_put,
@@ -258,25 +272,49 @@ static const struct command commands[] = {
      "serves the stream.\n"},
     {"cluster", CMD_CLUSTER, 1, 2, cmd_cluster,
      "Usage: ringkv [OPTIONS] cluster status\n"
-     "       ringkv [OPTIONS] cluster leave\n"
-     "       ringkv [OPTIONS] cluster remove NODE\n"
+     "       ringkv [OPTIONS] cluster leave [--no-wait] [--timeout SECONDS]\n"
+     "       ringkv [OPTIONS] cluster remove NODE [--no-wait] [--timeout SECONDS]\n"
      "       ringkv [OPTIONS] cluster repair\n"
      "\n"
      "status   Shows the cluster as the first reachable node sees it: its id,\n"
-     "         N/R/W, a table of members with their status (joining, member,\n"
-     "         leaving, removed), last contact and share of the ring, and that\n"
-     "         node's sync progress (ranges left to hand off, keys moved).\n"
+     "         N/R/W, a table of members sorted by name with their status\n"
+     "         (joining, member, leaving, removed), last contact and share of\n"
+     "         the ring, and that node's sync progress (ranges left to hand\n"
+     "         off, keys moved). A * marks the node that answered.\n"
      "leave    Asks the node to leave: it hands its ranges to the nodes that\n"
      "         take them over, is marked removed, and its process exits. Only\n"
      "         one node may be given (--nodes HOST:PORT): failing over to\n"
      "         another would make that one leave instead. Refused while the\n"
-     "         node is the last member of the ring or still joining.\n"
+     "         node is the last member of the ring or still joining. Then\n"
+     "         waits until another member sees the node removed, no member\n"
+     "         has ranges left to hand off and the members agree on the ring.\n"
      "remove   Takes NODE (its name, or its 16-hex id from cluster status) out\n"
      "         of the ring for good; the other nodes re-replicate its data.\n"
      "         Only for a node that is dead: the node asked must see it down.\n"
      "         A running node leaves instead. Exits 1 if there is no such node.\n"
+     "         Then waits until every other member sees NODE removed, none has\n"
+     "         ranges pending and they agree on the ring (anti-entropy goes on\n"
+     "         filling the new replicas after that: see cluster status).\n"
      "repair   Starts an anti-entropy round on the node: it compares its\n"
-     "         replicas with every peer and exchanges the keys that differ.\n"},
+     "         replicas with every peer and exchanges the keys that differ.\n"
+     "\n"
+     "While leave and remove wait, they ask every member that is neither\n"
+     "removed nor down for GET /cluster every 200 ms (the node given at its\n"
+     "address from --nodes, the others at the address they advertise) and\n"
+     "show on stdout the ranges pending (and how many of the starting number\n"
+     "are done), the keys moved (handed off, or received by the members) and\n"
+     "the time taken: a bar redrawn in place on a terminal; in a pipe, one\n"
+     "line per change of state (at most one a second while only the numbers\n"
+     "move). Then a summary, such as:\n"
+     "\n"
+     "  node2 left: 65536 ranges handed off, 12034 keys moved in 4.2 s\n"
+     "\n"
+     "  --no-wait         return as soon as the node accepted the change\n"
+     "  --timeout SECONDS stop waiting after SECONDS (default 600): exit 5.\n"
+     "                    Not --timeout-ms, which bounds each request.\n"
+     "\n"
+     "Ctrl-C stops the waiting, not the change, which goes on in the cluster\n"
+     "(exit 130).\n"},
     {"help", CMD_HELP, 0, 1, NULL, "Usage: ringkv help [COMMAND]\n"},
 };
 
@@ -379,6 +417,10 @@ static int apply_option(struct args *a, const struct option_spec *o, const char 
     case OPT_AFTER: a->after = value; break;
     case OPT_ALL: a->all = true; break;
     case OPT_COUNT: rc = parse_number(a->cmd, o->name, value, 1, UINT64_MAX / 2, &a->count); break;
+    case OPT_NO_WAIT: a->no_wait = true; break;
+    case OPT_WAIT_TIMEOUT:
+        rc = parse_number(a->cmd, o->name, value, 1, 7u * 24 * 3600, &a->wait_timeout_s);
+        break;
     }
     return rc;
 }
@@ -1237,9 +1279,11 @@ static void format_member(const cJSON *m, char cells[7][64])
         snprintf(cells[6], 64, "-");
 }
 
-/* Left-aligned columns, the last (a percentage) right-aligned. */
-static void print_row(const struct column cols[7], char cells[7][64])
+/* Left-aligned columns, the last (a percentage) right-aligned, after a
+ * gutter with the mark of the node that answered. */
+static void print_row(const struct column cols[7], char cells[7][64], char mark)
 {
+    printf("%c ", mark);
     for (size_t k = 0; k < 6; k++)
         printf("%-*s  ", (int)cols[k].width, cells[k]);
     printf("%*s\n", (int)cols[6].width, cells[6]);
@@ -1307,31 +1351,41 @@ static int cluster_status(struct client *c)
 
     int count = cJSON_GetArraySize(members), alive = 0;
     printf("  members=%d", count);
+    /* By name, so that the same cluster reads the same from every node. */
+    const cJSON **rows = NULL;
+    size_t n_rows = 0;
+    if (cli_members_sorted(j, &rows, &n_rows) != RK_OK) {
+        rc = out_of_memory(); /* members is an array: nothing else can fail */
+        goto done;
+    }
 
     struct column cols[7] = {{"NAME", 0},   {"ID", 0},         {"HTTP", 0},     {"RPC", 0},
                              {"STATUS", 0}, {"LAST HEARD", 0}, {"OWNERSHIP", 0}};
     for (size_t k = 0; k < 7; k++)
         cols[k].width = strlen(cols[k].title);
     char cells[7][64];
-    const cJSON *m;
-    cJSON_ArrayForEach(m, members)
-    {
-        format_member(m, cells);
+    bool marked = false;
+    for (size_t i = 0; i < n_rows; i++) {
+        format_member(rows[i], cells);
         for (size_t k = 0; k < 7; k++)
             if (strlen(cells[k]) > cols[k].width)
                 cols[k].width = strlen(cells[k]);
-        const char *st = json_string(m, "liveness");
+        const char *st = json_string(rows[i], "liveness");
         alive += st != NULL && strcmp(st, "alive") == 0;
     }
     printf("  alive=%d\n\n", alive);
     for (size_t k = 0; k < 7; k++)
         snprintf(cells[k], sizeof cells[k], "%s", cols[k].title);
-    print_row(cols, cells);
-    cJSON_ArrayForEach(m, members)
-    {
-        format_member(m, cells);
-        print_row(cols, cells);
+    print_row(cols, cells, ' ');
+    for (size_t i = 0; i < n_rows; i++) {
+        bool self = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rows[i], "self"));
+        marked |= self;
+        format_member(rows[i], cells);
+        print_row(cols, cells, self ? '*' : ' ');
     }
+    if (marked)
+        printf("* = the node that answered (%s)\n", c->answered_by);
+    free(rows);
     print_sync(j, node);
     rc = EXIT_OK;
 done:
@@ -1356,6 +1410,69 @@ static int cluster_post(struct client *c, const char *target, const rk_buf *body
     return rc;
 }
 
+/* Waiting for a leave or remove to settle (follow.c). Not to be moved
+ * once open: f points at o, and o at headers. */
+struct waiting {
+    const char *headers[4];
+    cli_follow_options o;
+    cli_follow f;
+    bool open;
+    char self_id[32], self_name[64]; /* of the node that answered the view */
+};
+
+/* Reads the cluster view through the node list and asks every member for
+ * its counters before the change (cli_follow_open). Returns EXIT_OK (then
+ * w->open: cli_follow_close it), or the exit status after a message. */
+static int waiting_open(struct client *c, const struct args *a, cli_change_kind kind,
+                        struct waiting *w)
+{
+    cli_http_response r = {0};
+    cJSON *view = NULL;
+    int rc = client_call(c, "GET", "/cluster", NULL, NULL, &r);
+    if (rc == EXIT_OK && r.status != 200)
+        rc = server_error(c, &r);
+    if (rc == EXIT_OK && (view = parse_body(c, &r)) == NULL)
+        rc = EXIT_SERVER;
+    cli_http_response_free(&r);
+    if (rc != EXIT_OK)
+        return rc;
+    const char *id = json_string(view, "id"), *name = json_string(view, "node");
+    snprintf(w->self_id, sizeof w->self_id, "%s", id ? id : "");
+    snprintf(w->self_name, sizeof w->self_name, "%s", name ? name : "?");
+
+    size_t nh = 0;
+    w->headers[nh++] = "Accept: application/json";
+    w->headers[nh++] = "User-Agent: ringkv/" RINGKV_VERSION;
+    if (c->auth_header != NULL)
+        w->headers[nh++] = c->auth_header;
+    w->headers[nh] = NULL;
+    bool tty = isatty(STDOUT_FILENO);
+    struct winsize ws;
+    int columns =
+        tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+    w->o = (cli_follow_options){
+        .kind = kind,
+        .headers = w->headers,
+        .request_timeout_ms = c->timeout_ms,
+        .timeout_ms = (a->wait_timeout_s ? a->wait_timeout_s : CHANGE_TIMEOUT_S) * 1000,
+        .poll_ms = CHANGE_POLL_MS,
+        .out = stdout,
+        .tty = tty,
+        .columns = columns,
+    };
+    rc = cli_follow_open(&w->f, c->http, &w->o, view, c->answered_by);
+    w->open = rc == EXIT_OK;
+    cJSON_Delete(view);
+    return rc;
+}
+
+static void waiting_close(struct waiting *w)
+{
+    if (w->open)
+        cli_follow_close(&w->f);
+    w->open = false;
+}
+
 static int cluster_leave(struct client *c, const struct args *a)
 {
     if (c->n_nodes != 1)
@@ -1363,16 +1480,23 @@ static int cluster_leave(struct client *c, const struct args *a)
                            "cluster leave makes the node it asks leave: give exactly one node "
                            "with --nodes HOST:PORT (%zu given)",
                            c->n_nodes);
+    struct waiting w = {0};
+    int rc = a->no_wait ? EXIT_OK : waiting_open(c, a, CLI_CHANGE_LEAVE, &w);
     rk_buf empty = {0}; /* Content-Length: 0, as a POST should have */
     cJSON *j = NULL;
-    int rc = cluster_post(c, "/cluster/leave", &empty, 202, &j);
+    if (rc == EXIT_OK)
+        rc = cluster_post(c, "/cluster/leave", &empty, 202, &j);
     if (rc == EXIT_OK) {
         const char *name = json_string(j, "node");
-        printf("node %s (%s) is leaving: it hands off its data, then stops "
-               "(follow it with cluster status on another node)\n",
-               name ? name : "?", c->answered_by);
+        printf("node %s (%s) is leaving: it hands off its data, then stops%s\n", name ? name : "?",
+               c->answered_by,
+               a->no_wait ? " (follow it with cluster status on another node)" : "");
+        fflush(stdout);
+        if (!a->no_wait)
+            rc = cli_follow_run(&w.f, w.self_id, name ? name : w.self_name);
     }
     cJSON_Delete(j);
+    waiting_close(&w);
     return rc;
 }
 
@@ -1393,7 +1517,10 @@ static int cluster_remove(struct client *c, const struct args *a)
     }
     cli_http_response r = {0};
     cJSON *j = NULL;
-    int rc = client_call(c, "POST", "/cluster/remove", &body, NULL, &r);
+    struct waiting w = {0};
+    int rc = a->no_wait ? EXIT_OK : waiting_open(c, a, CLI_CHANGE_REMOVE, &w);
+    if (rc == EXIT_OK)
+        rc = client_call(c, "POST", "/cluster/remove", &body, NULL, &r);
     rk_buf_free(&body);
     if (rc == EXIT_OK && r.status == 404 && is_key_not_found(&r)) {
         fprintf(stderr, "ringkv: node %s knows no node '%s' (see: ringkv cluster status)\n",
@@ -1408,9 +1535,13 @@ static int cluster_remove(struct client *c, const struct args *a)
         const char *name = json_string(j, "removed"), *id = json_string(j, "id");
         printf("node %s (%s) is removed; the other nodes re-replicate its data\n",
                name ? name : node, id ? id : "?");
+        fflush(stdout);
+        if (!a->no_wait)
+            rc = cli_follow_run(&w.f, id, name ? name : node);
     }
     cJSON_Delete(j);
     cli_http_response_free(&r);
+    waiting_close(&w);
     return rc;
 }
 
@@ -1442,6 +1573,10 @@ static int cmd_cluster(struct client *c, const struct args *a)
     if (a->n_pos - 1 != subs[k].args)
         return usage_error(a->cmd, "cluster %s takes %s", sub,
                            subs[k].args ? "one argument, NODE" : "no argument");
+    if ((a->no_wait || a->wait_timeout_s) && k != 1 && k != 2)
+        return usage_error(a->cmd, "--no-wait and --timeout apply to cluster leave and remove");
+    if (a->no_wait && a->wait_timeout_s)
+        return usage_error(a->cmd, "--no-wait and --timeout exclude each other");
     switch (k) {
     case 0: return cluster_status(c);
     case 1: return cluster_leave(c, a);

@@ -150,24 +150,6 @@ void http_handle_metrics(request *rq)
     http_reply_buf_free(&b);
 }
 
-/* Where this node reaches member m's gateway: its HTTP address, with the
- * host of its RPC address when it listens on a wildcard (0.0.0.0:8001 in
- * a container says nothing about where the container is). Pure. */
-void http_peer_http_addr(const char *http_addr, const char *rpc_addr, char *dst, size_t cap)
-{
-    const char *colon = strrchr(http_addr, ':');
-    size_t hl = colon ? (size_t)(colon - http_addr) : 0;
-    bool wildcard =
-        colon != NULL && (hl == 0 || (hl == 7 && memcmp(http_addr, "0.0.0.0", 7) == 0) ||
-                          (hl == 4 && memcmp(http_addr, "[::]", 4) == 0));
-    const char *rpc_colon = strrchr(rpc_addr, ':');
-    if (!wildcard || rpc_colon == NULL || rpc_colon == rpc_addr) {
-        snprintf(dst, cap, "%s", http_addr);
-        return;
-    }
-    snprintf(dst, cap, "%.*s%s", (int)(rpc_colon - rpc_addr), rpc_addr, colon);
-}
-
 #define PEER_METRICS_TIMEOUT_MS 1000
 #define PEER_METRICS_MAX (4u << 20)
 
@@ -188,7 +170,7 @@ void http_handle_peer_metrics(request *rq)
     char addr[CLUSTER_ADDR_MAX + 16] = "";
     bool self = err == RK_OK && m->id == rq->srv->node_id;
     if (err == RK_OK && !self)
-        http_peer_http_addr(m->http_addr, m->rpc_addr, addr, sizeof addr);
+        rk_reachable_http_addr(m->http_addr, m->rpc_addr, addr, sizeof addr);
     cluster_view_unref(v);
     if (err == RK_ENOTFOUND) {
         http_reply_error(rq, 404, "not_found", "no such node; see GET /cluster");
@@ -210,7 +192,7 @@ void http_handle_peer_metrics(request *rq)
     if (err == RK_OK && status == 200) {
         http_reply_send(rq, 200, "text/plain; version=0.0.4", NULL, body.data, body.len);
     } else {
-        char msg[400];
+        char msg[sizeof addr + sizeof why + 16];
         if (err == RK_OK)
             snprintf(msg, sizeof msg, "%s answered %d", addr, status);
         else

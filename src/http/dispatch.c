@@ -34,6 +34,7 @@ const http_route http_routes[] = {
     {"/cluster/metrics/{path*}", GET_HEAD, "peer_metrics", http_handle_peer_metrics},
     {"/tables", GET_HEAD, "tables", http_handle_tables},
     {"/ring", GET_HEAD, "ring", http_handle_ring},
+    {"/pbs", GET_HEAD, "pbs", http_handle_pbs},
     /* Membership changes. None of them has the shape of a /{table}/...
      * route, so they shadow nothing: a table named "cluster" still has
      * /cluster/keys and /cluster/key/k. */

@@ -57,7 +57,9 @@ static int connect_by(const char *host, const char *port, uint64_t deadline_ms, 
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0)
             break;
         snprintf(err, errcap, "cannot connect to %s:%s: %s", host, port,
-                 soerr ? strerror(soerr) : left_ms(deadline_ms) ? strerror(errno) : "timed out");
+                 soerr                  ? strerror(soerr)
+                 : left_ms(deadline_ms) ? strerror(errno)
+                                        : "timed out");
         close(fd);
         fd = -1;
     }

@@ -6,7 +6,7 @@
  *
  *   server.c        civetweb start/stop
  *   dispatch.c      the route table and http_dispatch
- *   key.c list.c admin.c cluster_admin.c      the route handlers
+ *   key.c list.c admin.c cluster_admin.c pbs.c   the route handlers
  *   request.c       query parameters and bodies (refuses bad input)
  *   respond.c       replies, the rk_err -> status table
  *   metrics.c counters.c sync_report.c        Prometheus and JSON reports
@@ -269,6 +269,7 @@ void http_handle_cluster_leave(request *rq); /* cluster_admin.c */
 void http_handle_cluster_remove(request *rq);
 void http_handle_cluster_repair(request *rq);
 void http_handle_hints_drop(request *rq);
+void http_handle_pbs(request *rq); /* pbs.c */
 
 /* ---- request metrics (metrics.c; pure, unit-tested) ------------------------------ */
 
@@ -330,9 +331,6 @@ rk_err http_fetch_get(const char *hostport, const char *path, unsigned timeout_m
                       int *status, rk_buf *body, char *err, size_t errcap);
 /* Splits a raw HTTP answer: its status and where its body starts. Pure. */
 rk_err http_fetch_parse(const char *text, size_t len, int *status, size_t *body_at);
-/* Where a member's gateway is reached (admin.c): its HTTP address, with
- * its RPC host when it listens on a wildcard address. Pure. */
-void http_peer_http_addr(const char *http_addr, const char *rpc_addr, char *dst, size_t cap);
 
 /* ---- membership changes (cluster_admin.c; pure parts) ----------------------- */
 

@@ -59,8 +59,8 @@ static void add_member_ref(reply_buf *b, const cluster_view *v, uint64_t id)
     http_reply_addf(b, "{\"id\":\"%016llx\",\"name\":", (unsigned long long)id);
     http_reply_add_json_cstr(b, m ? m->name : "");
     if (m != NULL)
-        http_reply_addf(b, ",\"status\":\"%s\",\"liveness\":\"%s\"",
-                        cluster_status_name(m->status), cluster_liveness_name(m->liveness));
+        http_reply_addf(b, ",\"status\":\"%s\",\"liveness\":\"%s\"", cluster_status_name(m->status),
+                        cluster_liveness_name(m->liveness));
     http_reply_add_str(b, "}");
 }
 
@@ -82,8 +82,8 @@ void http_handle_ring(request *rq)
     http_reply_addf(&b,
                     "{\"partitions\":%zu,\"n\":%u,\"replicas_per_key\":%zu,"
                     "\"ring_version\":\"%016llx\",\"members\":[",
-                    ring_range_count(ring), kv_get_config(rq->srv->k)->n,
-                    ring_replica_count(ring), (unsigned long long)ring_version(ring));
+                    ring_range_count(ring), kv_get_config(rq->srv->k)->n, ring_replica_count(ring),
+                    (unsigned long long)ring_version(ring));
     for (size_t i = 0; i < ring_member_count(ring); i++) {
         http_reply_add_str(&b, i ? "," : "");
         add_member_ref(&b, v, ring_member_id(ring, i));

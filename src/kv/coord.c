@@ -14,6 +14,10 @@
  * Whoever sees the last reply finishes the request: read repair for a get,
  * hints for a put's replicas that did not ack.
  *
+ * Every replica exchange that succeeds also leaves its two one-way delays
+ * (W and A for a write, R and S for a read) in k->pbs, for GET /pbs
+ * (docs/pbs.md): note_remote_delay and note_local_delay.
+ *
  * Locking: req->mu guards the core and the counters; it is never held
  * across an RPC call or a RocksDB write. */
 #include <errno.h>
@@ -46,7 +50,8 @@ struct coord_req {
     put_core pc;
     quorum_plan_result plan; /* targets and intended replicas */
     coord_call calls[QUORUM_MAX_TARGETS];
-    uint64_t sent_us[QUORUM_MAX_TARGETS]; /* when each read call left */
+    uint64_t sent_ns[QUORUM_MAX_TARGETS]; /* when each call left */
+    uint64_t write_start_ns;              /* a put: when the first replica was asked */
     /* The key, addressed once by kv.c; its names point into key.dbkey
      * (position | table | 0x00 | key), so the table is a C string there. */
     replica_key key;
@@ -160,6 +165,35 @@ static const char *peer_addr(const coord_req *req, uint64_t node)
     return m != NULL ? m->rpc_addr : NULL;
 }
 
+/* ---- PBS samples ------------------------------------------------------------ */
+
+/* One exchange with a remote replica that just answered: start_ns when
+ * the request began (a write: when its first replica was asked, so a
+ * replica asked after another applied it counts that wait, as it delays
+ * the write there), send_ns when this call left, and the replica's stamp
+ * from the reply (its clock reading and the clock's id). */
+static void note_remote_delay(kv *k, uint64_t node, pbs_leg leg, uint64_t start_ns,
+                              uint64_t send_ns, uint64_t remote_ns, uint64_t remote_clock)
+{
+    uint32_t out_us, back_us;
+    bool same_clock = remote_clock != 0 && remote_clock == k->clock_id;
+    bool split =
+        pbs_split_round(start_ns, send_ns, remote_ns, rk_mono_ns(), same_clock, &out_us, &back_us);
+    pbs_samples_add(k->pbs, node, leg, out_us, back_us, split);
+}
+
+/* This node's own replica, which took from call_ns until now: no network,
+ * so a write is applied at its end (W = now - start_ns, A = 0) and a read
+ * begins at its start (R = call_ns - start_ns, S = the read). */
+static void note_local_delay(kv *k, pbs_leg leg, uint64_t start_ns, uint64_t call_ns)
+{
+    uint64_t now = rk_mono_ns();
+    uint32_t out_us, back_us;
+    pbs_split_round(start_ns, call_ns, leg == PBS_WRITE ? now : call_ns, now, true, &out_us,
+                    &back_us);
+    pbs_samples_add(k->pbs, k->node_id, leg, out_us, back_us, false);
+}
+
 /* ---- planning ------------------------------------------------------------------- */
 
 /* The replicas and targets of the key in the current view: while members
@@ -232,10 +266,12 @@ static void get_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
     quorum_reply kind = QUORUM_REPLY_ERROR;
     rk_object obj = {0};
     if (err == RK_OK) {
-        uint64_t took = rk_mono_ns() / 1000u - req->sent_us[call->index];
+        uint64_t sent = req->sent_ns[call->index];
+        uint64_t took = (rk_mono_ns() - sent) / 1000u;
         kv_latency_window_add(&req->k->read_latency,
                               took > UINT32_MAX ? UINT32_MAX : (uint32_t)took);
         const Ringkv__ReplicaGetReply *r = (const Ringkv__ReplicaGetReply *)reply;
+        note_remote_delay(req->k, node, PBS_READ, sent, sent, r->replica_mono_ns, r->replica_clock);
         if (!r->found)
             kind = QUORUM_REPLY_NOTFOUND;
         else if (object_decode(r->object.data, r->object.len, &obj) == RK_OK)
@@ -254,8 +290,11 @@ static void get_local(coord_req *req, size_t i)
     rk_buf val = {0};
     rk_object obj = {0};
     quorum_reply kind = QUORUM_REPLY_ERROR;
+    uint64_t start = rk_mono_ns();
     rk_err err = replica_read(k->rp, req->key.dbkey, req->key.dbkey_len,
                               req->plan.targets[i].intended, &val);
+    if (err == RK_OK || err == RK_ENOTFOUND)
+        note_local_delay(k, PBS_READ, start, start);
     if (err == RK_ENOTFOUND)
         kind = QUORUM_REPLY_NOTFOUND;
     else if (err == RK_OK && object_decode((const uint8_t *)val.data, val.len, &obj) == RK_OK)
@@ -275,7 +314,7 @@ static void get_remote(coord_req *req, size_t i)
     msg.intended = t->intended;
     const char *addr = peer_addr(req, t->node);
     req->calls[i] = (coord_call){req, i};
-    req->sent_us[i] = rk_mono_ns() / 1000u;
+    req->sent_ns[i] = rk_mono_ns();
     atomic_fetch_add(&req->refs, 1);
     rk_err err = addr == NULL
                      ? RK_EINVAL
@@ -496,9 +535,15 @@ static void put_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
 {
     coord_call *call = arg;
     coord_req *req = call->req;
+    uint64_t node = req->plan.targets[call->index].node;
+    if (err == RK_OK) {
+        const Ringkv__ReplicaPutReply *r = (const Ringkv__ReplicaPutReply *)reply;
+        note_remote_delay(req->k, node, PBS_WRITE, req->write_start_ns, req->sent_ns[call->index],
+                          r->replica_mono_ns, r->replica_clock);
+    }
     rpc_reply_free(reply);
     pthread_mutex_lock(&req->mu);
-    kv_put_core_reply(&req->pc, req->plan.targets[call->index].node, err == RK_OK, NULL);
+    kv_put_core_reply(&req->pc, node, err == RK_OK, NULL);
     req_replied(req);
     bool finish = req_take_finish(req);
     pthread_mutex_unlock(&req->mu);
@@ -596,6 +641,7 @@ static rk_err apply_remote(coord_req *req, const quorum_target *t, const kv_writ
 
     const char *addr = peer_addr(req, t->node);
     ProtobufCMessage *reply = NULL;
+    uint64_t sent = rk_mono_ns();
     rk_err err = addr == NULL ? RK_EINVAL
                               : rpc_call(req->k->client, addr, &ringkv__kv__descriptor, "Apply",
                                          &msg.base, deadline_ms, &reply);
@@ -604,6 +650,8 @@ static rk_err apply_remote(coord_req *req, const quorum_target *t, const kv_writ
     if (err != RK_OK)
         return err;
     const Ringkv__ReplicaApplyReply *r = (const Ringkv__ReplicaApplyReply *)reply;
+    note_remote_delay(req->k, t->node, PBS_WRITE, req->write_start_ns, sent, r->replica_mono_ns,
+                      r->replica_clock);
     err = object_decode(r->object.data, r->object.len, &res->obj);
     if (err == RK_OK)
         err = rk_buf_append(&req->encoded, r->object.data, r->object.len);
@@ -673,9 +721,11 @@ static rk_err apply_local(coord_req *req, const kv_write *w, kv_result *res)
         .owner = w->owner,
     };
     replica_written out;
+    uint64_t call = rk_mono_ns();
     rk_err err = replica_write(req->k->rp, &req->key, &u, &out, &req->encoded);
     if (err != RK_OK)
         return err;
+    note_local_delay(req->k, PBS_WRITE, req->write_start_ns, call);
     res->obj = out.obj;
     res->existed = out.existed;
     res->dot = out.dot;
@@ -742,14 +792,18 @@ static void put_fan_out(coord_req *req, uint64_t applier, const bool *failed, ui
             if (!decoded)
                 decoded = object_decode((const uint8_t *)req->encoded.data, req->encoded.len,
                                         &obj) == RK_OK;
+            uint64_t call = rk_mono_ns();
             bool ok = decoded && replica_merge(k->rp, req->key.dbkey, req->key.dbkey_len,
                                                t->intended, &obj, NULL) == RK_OK;
+            if (ok)
+                note_local_delay(k, PBS_WRITE, req->write_start_ns, call);
             pthread_mutex_lock(&req->mu);
             kv_put_core_reply(&req->pc, t->node, ok, NULL);
             req_replied(req);
             pthread_mutex_unlock(&req->mu);
         } else {
             req->calls[i] = (coord_call){req, i};
+            req->sent_ns[i] = rk_mono_ns();
             atomic_fetch_add(&req->refs, 1);
             send_object(req, t, deadline, put_reply_cb, &req->calls[i]);
         }
@@ -798,6 +852,7 @@ rk_err kv_coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result 
             res->needed = read.needed;
         }
     }
+    req->write_start_ns = rk_mono_ns();
     if (err == RK_OK)
         err = apply_write(req, w, &seen, res, &applier, failed);
     kv_result_free(&read);

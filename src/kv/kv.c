@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "kv_internal.h"
 
 void kv_config_default(kv_config *cfg)
@@ -47,13 +49,27 @@ rk_err kv_open(replica *rp, cluster_node *cn, rpc_client *client, const kv_confi
     if (k->cfg.timeout_ms == 0)
         k->cfg.timeout_ms = 1000;
     kv_latency_window_init(&k->read_latency);
+    k->clock_id = replica_clock_id();
+    if (pbs_samples_alloc(randombytes_random() | (uint64_t)randombytes_random() << 32, &k->pbs) !=
+        RK_OK) {
+        free(k);
+        return RK_ENOMEM;
+    }
     *out = k;
     return RK_OK;
 }
 
 void kv_close(kv *k)
 {
+    if (k == NULL)
+        return;
+    pbs_samples_free(k->pbs);
     free(k);
+}
+
+rk_err kv_pbs_snapshot(kv *k, pbs_snapshot *out)
+{
+    return pbs_samples_snapshot(k->pbs, out);
 }
 
 const kv_config *kv_get_config(const kv *k)

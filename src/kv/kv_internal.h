@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "ringkv/kv.h"
+#include "ringkv/pbs.h"
 #include "latency_internal.h"
 
 struct kv {
@@ -17,6 +18,11 @@ struct kv {
     rpc_client *client;
     /* recent replica read latencies, for the speculative delay */
     latency_window read_latency;
+    /* the W, A, R, S delays of every replica exchange, for GET /pbs
+     * (kv_pbs_snapshot); clock_id is replica_clock_id(), to tell which
+     * replies were stamped with this machine's clock */
+    pbs_samples *pbs;
+    uint64_t clock_id;
 
     _Atomic uint64_t reads;
     _Atomic uint64_t quorum_failures;

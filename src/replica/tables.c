@@ -125,8 +125,8 @@ void replica_tables_note(replica *rp, const char *dbkey, size_t dbkey_len)
     }
     pthread_mutex_unlock(&t->mu);
     if (err != RK_OK)
-        RK_ERROR("replica", "could not record table %.*s in the catalog: %s", (int)table_len,
-                 table, rk_strerror(err));
+        RK_ERROR("replica", "could not record table %.*s in the catalog: %s", (int)table_len, table,
+                 rk_strerror(err));
 }
 
 /* Collects names (the caller holds the mutex). */

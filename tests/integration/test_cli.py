@@ -3,11 +3,19 @@
 One node serves the whole class; each test uses its own keys or table. The
 fail-over tests add closed ports and small stand-in servers (one answers
 503, one accepts and never answers) in front of the live node.
+
+The cluster commands that wait (`cluster leave`, `cluster remove`) run
+against real 4-node clusters, and against a scripted pair of stand-in nodes
+for what a real cluster cannot be made to do on cue: never settle (the
+--timeout), wait while Ctrl-C comes, and draw the bar on a terminal (a pty).
 """
 
 import http.server
 import json
 import os
+import pty
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -252,6 +260,17 @@ class CliTest(unittest.TestCase):
         self.assertIn("alive", p.stdout)
         self.assertIn("N=1", p.stdout)
         self.assertIn("100.0%", p.stdout)
+        self.assertRegex(p.stdout, re.compile(r"^\* cli1 ", re.M))
+        self.assertIn(f"* = the node that answered ({self.node.http_addr})", p.stdout)
+
+    def test_wait_options_only_for_leave_and_remove(self):
+        for args in (("cluster", "status", "--no-wait"), ("cluster", "repair", "--timeout", "5"),
+                     ("cluster", "leave", "--no-wait", "--timeout", "5"),
+                     ("cluster", "leave", "--timeout", "0"), ("cluster", "leave", "--timeout", "x"),
+                     ("get", "k", "--no-wait")):
+            p = self.run_cli(*args)
+            self.assertEqual(p.returncode, 2, self.show(args, p))
+        self.assertTrue(self.node.running())
 
     # -- fail-over and exit codes
 
@@ -514,6 +533,297 @@ class CliWatchTest(unittest.TestCase):
         lines, _ = self.finish(p)
         self.assertEqual(len(lines), 1, lines)
         self.assertRegex(lines[0], rf'^updated {t}/k "after" context=\S+$')
+
+
+# -- cluster leave / remove: following the change --------------------------
+
+def run_ringkv(*args, nodes, timeout=120):
+    """ringkv --nodes NODES ARGS with stdout and stderr piped -> CompletedProcess (str)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RINGKV_NODES", "RINGKV_TOKEN")}
+    return subprocess.run([CLI, "--nodes", nodes, *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def said(args, p):
+    return (f"ringkv {' '.join(map(str, args))} -> exit {p.returncode}\n"
+            f"--- stdout ---\n{p.stdout}--- stderr ---\n{p.stderr}")
+
+
+def without_time(line):
+    """A progress line without its elapsed time: what says its state."""
+    return re.sub(r", [0-9.]+ s$", "", line)
+
+
+class CliClusterChangeTest(unittest.TestCase):
+    """cluster leave and remove wait, with progress, until the change has
+    settled; cluster status sorts the members and marks the node asked.
+    Each test has its own 4-node cluster."""
+
+    def setUp(self):
+        if not os.path.exists(CLI):
+            raise AssertionError(f"ringkv CLI not found at {CLI} (set RINGKV_CLI)")
+        self.c = harness.Cluster(4, prefix="chg")
+        # A node left or was killed: stop whatever still runs, as it is.
+        self.addCleanup(self.c.cleanup)
+        self.addCleanup(self.c.stop, check=False)
+
+    def views_of(self, nodes):
+        return {n.name: self.c.cluster_view(n) for n in nodes}
+
+    def assert_settled(self, gone, nodes, context):
+        """What the CLI promised when it returned: every other member sees
+        `gone` removed, none has ranges pending, they agree on the ring."""
+        views = self.views_of(nodes)
+        for name, v in views.items():
+            m = self.c.member(v, gone.name)
+            self.assertEqual(m and m.get("status"), "removed", f"{name}'s view\n{context}")
+            self.assertEqual(v["sync"]["ranges_pending"], 0, f"{name}'s view\n{context}")
+        versions = {v["ring_version"] for v in views.values()}
+        self.assertEqual(len(versions), 1, f"ring versions {versions}\n{context}")
+
+    def test_leave_piped_shows_progress_lines_and_a_summary(self):
+        c = self.c
+        harness.put_many([c[0]], "chg", [(f"k{i}", {"i": i}) for i in range(2000)])
+        leaver, others = c[1], [c[0], c[2], c[3]]
+        args = ("cluster", "leave")
+        p = run_ringkv(*args, nodes=leaver.http_addr)
+        context = said(args, p)
+        self.assertEqual(p.returncode, 0, context)
+        self.assert_settled(leaver, others, context)
+
+        self.assertNotIn("\r", p.stdout, "a pipe gets plain lines, no bar\n" + context)
+        lines = p.stdout.splitlines()
+        self.assertTrue(lines[0].startswith(f"node {leaver.name} ({leaver.http_addr}) is leaving"),
+                        context)
+        progress, summary = lines[1:-1], lines[-1]
+        self.assertGreaterEqual(len(progress), 1, context)
+        name = re.escape(leaver.name)
+        for line in progress:
+            self.assertRegex(line, rf"^{name} (leaving|removed, [^:]+): \d+ ranges pending "
+                                   rf"\(\d+ of 65536 done\), \d+ keys moved, [0-9.]+ s$", context)
+        # One line per change of state, not one per poll.
+        for a, b in zip(progress, progress[1:]):
+            self.assertNotEqual(without_time(a), without_time(b), context)
+        m = re.fullmatch(rf"{name} left: (\d+) ranges handed off, (\d+) keys moved in [0-9.]+ s",
+                         summary)
+        self.assertIsNotNone(m, context)
+        self.assertEqual(int(m.group(1)), 65536, context)
+        self.assertGreater(int(m.group(2)), 0, "it held keys that its ranges' new replicas "
+                                               "lacked\n" + context)
+        rc = leaver.wait_exit(30)
+        self.assertEqual(rc, 0, f"{leaver.name} after leaving: exit {rc}\n{leaver.log_tail()}")
+
+    def test_remove_of_a_killed_node_waits_until_settled(self):
+        c = self.c
+        dead, survivors = c[3], [c[0], c[1], c[2]]
+        dead_id = c.member(c.cluster_view(0), dead.name)["id"]
+        c.kill(3)
+        c.wait_seen_down(3, timeout=20)
+        args = ("cluster", "remove", dead.name)
+        p = run_ringkv(*args, nodes=c[0].http_addr)
+        context = said(args, p)
+        self.assertEqual(p.returncode, 0, context)
+        self.assert_settled(dead, survivors, context)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0], f"node {dead.name} ({dead_id}) is removed; the other nodes "
+                                   f"re-replicate its data", context)
+        name = re.escape(dead.name)
+        for line in lines[1:-1]:
+            self.assertRegex(line, rf"^{name} removed, [^:]+: \d+ ranges pending", context)
+        self.assertRegex(lines[-1], rf"^{name} removed: 3 members agree on the ring, \d+ ranges "
+                                    rf"handed off, \d+ keys moved in [0-9.]+ s$", context)
+
+        # --no-wait: the old answer, at once; the node leaves by itself.
+        args = ("cluster", "leave", "--no-wait")
+        p = run_ringkv(*args, nodes=c[2].http_addr)
+        self.assertEqual(p.returncode, 0, said(args, p))
+        self.assertEqual(p.stdout, f"node {c[2].name} ({c[2].http_addr}) is leaving: it hands off "
+                                   f"its data, then stops (follow it with cluster status on "
+                                   f"another node)\n", said(args, p))
+        self.assertEqual(c[2].wait_exit(60), 0, c[2].log_tail())
+
+    def test_status_sorted_by_name_with_the_node_asked_marked(self):
+        c = self.c
+        names = sorted(n.name for n in c.nodes)
+        for asked in (c[2], c[0]):
+            args = ("cluster", "status")
+            # The mark is on the node that answered, not the first of --nodes.
+            p = run_ringkv(*args, nodes=f"{closed_port_addr()},{asked.http_addr}")
+            context = said(args, p)
+            self.assertEqual(p.returncode, 0, context)
+            rows = [line for line in p.stdout.splitlines()
+                    if re.match(r"^[* ] \S+ +[0-9a-f]{16} ", line)]
+            self.assertEqual([r[2:].split()[0] for r in rows], names, context)
+            marked = [r[2:].split()[0] for r in rows if r.startswith("* ")]
+            self.assertEqual(marked, [asked.name], context)
+            self.assertIn(f"\n* = the node that answered ({asked.http_addr})\n", p.stdout, context)
+            self.assertRegex(p.stdout, re.compile(r"^  NAME +ID +HTTP", re.M), context)
+
+
+class ScriptedCluster:
+    """Two stand-in nodes answering GET /cluster as a leaving node ("lv",
+    asked by the CLI) and another member ("wit") would. After POST
+    /cluster/leave, each GET to lv hands off 4 of its 16 ranges (10 keys
+    each); then lv is removed, and wit sees it so at its next GET. With
+    settle=False lv stays leaving with 16 ranges pending for ever."""
+
+    LV, WIT = "00000000000000a1", "00000000000000b2"
+
+    def __init__(self, settle=True):
+        self.settle = settle
+        self.lock = threading.Lock()
+        self.leaving = False
+        self.polls = 0         # GETs to lv since the leave
+        self.removed = False   # in lv's own view
+        self.wit_knows = False
+        self.servers = [self._serve("lv"), self._serve("wit")]
+
+    def _serve(self, who):
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _send(self, status, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path != "/cluster":
+                    return self._send(404, {"error": "no route", "code": "no_route"})
+                self._send(200, fake.view(who))
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                if who != "lv" or self.path != "/cluster/leave":
+                    return self._send(404, {"error": "no route", "code": "no_route"})
+                with fake.lock:
+                    fake.leaving = True
+                self._send(202, {"node": "lv", "status": "leaving"})
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def addr(self, i):
+        return f"127.0.0.1:{self.servers[i].server_address[1]}"
+
+    def view(self, who):
+        with self.lock:
+            pending, lv_status = 0, "member"
+            if self.leaving and who == "lv":
+                if self.settle:
+                    self.polls += 1
+                pending = max(0, 16 - 4 * self.polls) if self.settle else 16
+                if self.settle and pending == 0:
+                    self.removed = True
+                lv_status = "removed" if self.removed else "leaving"
+            elif self.leaving:
+                if self.removed:
+                    self.wit_knows = True
+                lv_status = "removed" if self.wit_knows else "leaving"
+                pending = 0
+            sent = 10 * min(4 * self.polls, 16) if who == "lv" else 0
+            received = 10 * min(4 * self.polls, 16) if who == "wit" else 0
+            return {
+                "cluster_id": "00000000000000cc", "node": who,
+                "id": self.LV if who == "lv" else self.WIT, "partitions": 16,
+                "ring_version": "02" if (who == "wit" and self.wit_knows) else "01",
+                "members": [
+                    {"id": self.LV, "name": "lv", "http": self.addr(0), "status": lv_status,
+                     "liveness": "alive", "self": who == "lv"},
+                    {"id": self.WIT, "name": "wit", "http": self.addr(1), "status": "member",
+                     "liveness": "alive", "self": who == "wit"},
+                ],
+                "sync": {"ranges_pending": pending, "handoff_keys_sent": sent,
+                         "keys_received": received, "leaving": who == "lv" and self.leaving},
+            }
+
+    def close(self):
+        for s in self.servers:
+            s.shutdown()
+            s.server_close()
+
+
+class CliScriptedChangeTest(unittest.TestCase):
+    """What a real cluster cannot be made to do on cue, against ScriptedCluster."""
+
+    def setUp(self):
+        if not os.path.exists(CLI):
+            raise AssertionError(f"ringkv CLI not found at {CLI} (set RINGKV_CLI)")
+
+    def scripted(self, settle=True):
+        fake = ScriptedCluster(settle)
+        self.addCleanup(fake.close)
+        return fake
+
+    def test_timeout_when_it_does_not_settle(self):
+        fake = self.scripted(settle=False)
+        args = ("cluster", "leave", "--timeout", "1")
+        p = run_ringkv(*args, nodes=fake.addr(0), timeout=30)
+        context = said(args, p)
+        self.assertEqual(p.returncode, 5, context)
+        self.assertIn("the leave of lv has not settled after 1 s", p.stderr, context)
+        self.assertIn("it goes on in the cluster", p.stderr, context)
+        self.assertIn("lv leaving: 16 ranges pending (0 of 16 done)", p.stdout, context)
+        self.assertNotIn(" left:", p.stdout, context)
+
+    def test_ctrl_c_stops_the_waiting_not_the_change(self):
+        fake = self.scripted(settle=False)
+        env = {k: v for k, v in os.environ.items() if k not in ("RINGKV_NODES", "RINGKV_TOKEN")}
+        proc = subprocess.Popen([CLI, "--nodes", fake.addr(0), "cluster", "leave"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait()))
+        first = proc.stdout.readline()    # "node lv (...) is leaving: ..."
+        progress = proc.stdout.readline()  # the first progress line: it waits
+        self.assertIn("is leaving", first)
+        self.assertTrue(progress.startswith("lv leaving: "), progress)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 130, f"stdout: {out!r}\nstderr: {err!r}")
+        self.assertIn("stopped waiting; the leave of lv goes on in the cluster", err)
+
+    def test_terminal_gets_a_bar_redrawn_in_place(self):
+        fake = self.scripted()
+        master, slave = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if k not in ("RINGKV_NODES", "RINGKV_TOKEN")}
+        try:
+            proc = subprocess.Popen([CLI, "--nodes", fake.addr(0), "cluster", "leave"],
+                                    stdout=slave, stderr=subprocess.PIPE, env=env,
+                                    stdin=subprocess.DEVNULL)
+        finally:
+            os.close(slave)
+        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait()))
+        out = b""
+        while True:  # until the CLI exits and the pty says EOF (EIO on Linux)
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        rc = proc.wait(timeout=30)
+        text = out.decode("utf-8", "replace").replace("\r\n", "\n")
+        context = f"exit {rc}\n--- terminal ---\n{text!r}\n--- stderr ---\n{proc.stderr.read()!r}"
+        proc.stderr.close()
+        self.assertEqual(rc, 0, context)
+        self.assertIn("\r", text, "the bar is redrawn with \\r\n" + context)
+        self.assertRegex(text, r"\rlv leaving \[[#-]+\] +\d+% \d+ ranges pending", context)
+        self.assertRegex(text, r"\rlv left \[#+\] 100% 0 ranges pending", context)
+        self.assertRegex(text, r"\nlv left: 16 ranges handed off, 160 keys moved in [0-9.]+ s\n$",
+                         context)
 
 
 if __name__ == "__main__":

@@ -189,7 +189,7 @@ class ThreeNodes(unittest.TestCase):
             self.assertEqual(rc, 0, f"n2 after leave: exit {rc}\n{n2.log_tail()}")
             wait_for(lambda: removed_everywhere("n2", [n1]), 15, what="n1 to see n2 removed")
             p = cli("cluster", "status", nodes=[n1])
-            self.assertRegex(p.stdout, re.compile(r"^n2 .*removed", re.M), said(p))
+            self.assertRegex(p.stdout, re.compile(r"^[* ] n2 .*removed", re.M), said(p))
         finally:
             c.stop(check=False)  # n3 was SIGKILLed, n2 exited by itself
             c.cleanup()

@@ -3,7 +3,10 @@
  * scripted HTTP server on 127.0.0.1 that runs in a thread; and of the
  * watch command: its SSE parser (src/cli/sse.c) on every split of a
  * stream, the lines it prints (watch_line.c), and its fail-over between
- * scripted nodes (watch.c).
+ * scripted nodes (watch.c); and of the cluster commands' pure parts: the
+ * order of cluster status's rows and the members a change is followed on
+ * (members.c), and how far a leave or remove has got, with the lines that
+ * say so (change.c).
  *
  * The server never sleeps: each step waits for bytes or a connection with
  * a 5 s deadline, so that a broken client fails the test instead of
@@ -24,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli/change.h"
 #include "cli/cli_internal.h"
 #include "cli/sse.h"
 
@@ -821,6 +825,408 @@ static void test_watch_gives_up_when_no_node_answers(void **state)
     free(w.text);
 }
 
+/* ---- cluster commands: members ----------------------------------------------- */
+
+static cJSON *parse(const char *text)
+{
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    return j;
+}
+
+static void test_members_sorted_by_name_then_id(void **state)
+{
+    (void)state;
+    cJSON *view = parse("{\"members\":["
+                        "{\"name\":\"node3\",\"id\":\"03\"},"
+                        "{\"id\":\"ff\"},"
+                        "{\"name\":\"node10\",\"id\":\"10\"},"
+                        "{\"name\":\"node1\",\"id\":\"0b\",\"self\":true},"
+                        "{\"name\":\"node1\",\"id\":\"0a\"},"
+                        "{\"name\":\"Node2\",\"id\":\"02\"}]}");
+    const cJSON **rows = NULL;
+    size_t n = 0;
+    assert_int_equal(cli_members_sorted(view, &rows, &n), RK_OK);
+    assert_int_equal(n, 6);
+    /* Byte order: "Node2" before "node1", "node10" before "node3"; equal
+     * names by id; a member without a name last. */
+    const char *ids[] = {"02", "0a", "0b", "10", "03", "ff"};
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(cJSON_GetObjectItem(rows[i], "id")->valuestring, ids[i]);
+    free(rows);
+    cJSON_Delete(view);
+
+    view = parse("{\"members\":[]}");
+    assert_int_equal(cli_members_sorted(view, &rows, &n), RK_OK);
+    assert_int_equal(n, 0);
+    free(rows);
+    cJSON_Delete(view);
+    view = parse("{\"error\":\"x\"}");
+    assert_int_equal(cli_members_sorted(view, &rows, &n), RK_EINVAL);
+    cJSON_Delete(view);
+}
+
+static void test_members_to_follow(void **state)
+{
+    (void)state;
+    cJSON *view = parse(
+        "{\"members\":["
+        "{\"name\":\"a\",\"id\":\"00000000000000AA\",\"http\":\"127.0.0.1:8001\",\"status\":"
+        "\"member\"},"
+        "{\"name\":\"b\",\"id\":\"00000000000000bb\",\"http\":\"0.0.0.0:8002\",\"status\":"
+        "\"leaving\",\"self\":true},"
+        "{\"name\":\"c\",\"id\":\"00000000000000cc\",\"http\":\"127.0.0.1:8003\",\"status\":"
+        "\"removed\"},"
+        "{\"name\":\"d\",\"id\":\"00000000000000dd\",\"http\":\"nowhere\",\"status\":\"joining\"},"
+        "{\"name\":\"e\",\"id\":\"00000000000000ee\",\"http\":\"127.0.0.1:8005\",\"status\":"
+        "\"member\",\"liveness\":\"down\"}"
+        "]}");
+    cli_member *m = NULL;
+    size_t n = 0;
+    assert_int_equal(cli_members_to_follow(view, "localhost:9002", &m, &n), RK_OK);
+    assert_int_equal(n, 4); /* c is removed: nothing to ask it */
+    assert_string_equal(m[0].name, "a");
+    assert_string_equal(m[0].url, "http://127.0.0.1:8001");
+    assert_false(m[0].self);
+    /* The node that answered is asked where the user reached it. */
+    assert_string_equal(m[1].name, "b");
+    assert_true(m[1].self);
+    assert_string_equal(m[1].address, "localhost:9002");
+    assert_string_equal(m[1].url, "http://localhost:9002");
+    /* An address the CLI cannot use is kept, without a URL. */
+    assert_string_equal(m[2].name, "d");
+    assert_string_equal(m[2].address, "nowhere");
+    assert_null(m[2].url);
+    assert_false(m[2].down);
+    assert_string_equal(m[3].name, "e");
+    assert_true(m[3].down); /* as the node that answered sees it */
+    assert_int_equal(cli_members_find(m, n, "00000000000000aa"), 0);
+    assert_int_equal(cli_members_find(m, n, "00000000000000BB"), 1);
+    assert_int_equal(cli_members_find(m, n, "00000000000000cc"), n);
+    assert_int_equal(cli_members_find(m, n, ""), n);
+    assert_int_equal(cli_members_find(m, n, NULL), n);
+    cli_members_free(m, n);
+    cJSON_Delete(view);
+}
+
+/* ---- cluster commands: following a change -------------------------------------- */
+
+static void test_change_sample_of(void **state)
+{
+    (void)state;
+    cJSON *view = parse("{\"node\":\"b\",\"partitions\":65536,\"ring_version\":\"00ff\","
+                        "\"members\":[{\"id\":\"aa\",\"status\":\"member\"},"
+                        "{\"id\":\"BB\",\"status\":\"leaving\"}],"
+                        "\"sync\":{\"ranges_pending\":1200,\"handoff_keys_sent\":77,"
+                        "\"keys_received\":5,\"leaving\":true}}");
+    cli_change_sample s;
+    assert_int_equal(cli_change_sample_of(view, "bb", &s), RK_OK);
+    assert_true(s.answered);
+    assert_string_equal(s.target_status, "leaving");
+    assert_string_equal(s.ring_version, "00ff");
+    assert_int_equal(s.partitions, 65536);
+    assert_int_equal(s.ranges_pending, 1200);
+    assert_int_equal(s.handoff_keys_sent, 77);
+    assert_int_equal(s.keys_received, 5);
+    /* Before the target is known, and for one the view does not list. */
+    assert_int_equal(cli_change_sample_of(view, NULL, &s), RK_OK);
+    assert_string_equal(s.target_status, "");
+    assert_int_equal(cli_change_sample_of(view, "cc", &s), RK_OK);
+    assert_string_equal(s.target_status, "");
+    cJSON_Delete(view);
+
+    /* No sync object, or odd counters: none counted. */
+    view = parse("{\"members\":[],\"sync\":{\"ranges_pending\":-3,\"keys_received\":\"9\"}}");
+    assert_int_equal(cli_change_sample_of(view, "aa", &s), RK_OK);
+    assert_int_equal(s.ranges_pending, 0);
+    assert_int_equal(s.keys_received, 0);
+    assert_string_equal(s.ring_version, "");
+    cJSON_Delete(view);
+    view = parse("{\"error\":\"no\"}");
+    assert_int_equal(cli_change_sample_of(view, "aa", &s), RK_EINVAL);
+    cJSON_Delete(view);
+}
+
+static cli_change_sample sample(const char *target_status, const char *version, uint64_t pending,
+                                uint64_t sent, uint64_t received)
+{
+    cli_change_sample s = {.answered = true,
+                           .partitions = 65536,
+                           .ranges_pending = pending,
+                           .handoff_keys_sent = sent,
+                           .keys_received = received};
+    snprintf(s.target_status, sizeof s.target_status, "%s", target_status);
+    snprintf(s.ring_version, sizeof s.ring_version, "%s", version);
+    return s;
+}
+
+static const cli_change_sample no_answer = {.answered = false};
+
+/* One round: samples[i] for member i. */
+static void round_with(cli_change *c, const cli_change_sample *samples, cli_change_progress *p)
+{
+    cli_change_begin_round(c);
+    for (size_t i = 0; i < c->n; i++)
+        cli_change_observe(c, i, &samples[i]);
+    cli_change_progress_of(c, p);
+}
+
+static void assert_line(const cli_change *c, const cli_change_progress *p, uint64_t ms,
+                        const char *expected)
+{
+    rk_buf b = {0};
+    assert_int_equal(cli_change_line(c, p, ms, &b), RK_OK);
+    assert_string_equal(b.data, expected);
+    rk_buf_free(&b);
+}
+
+/* node2 of three leaves: from the counters before, through the handoff
+ * and the news spreading, to the members agreeing on the ring. */
+static void test_change_leave(void **state)
+{
+    (void)state;
+    cli_change c;
+    cli_change_progress p;
+    assert_int_equal(cli_change_init(&c, CLI_CHANGE_LEAVE, NULL, 3), RK_OK);
+    /* Before the POST: member 0 answered the view; nobody is the target yet. */
+    cli_change_sample before[] = {sample("", "v1", 0, 1000, 50), sample("", "v1", 0, 7, 10),
+                                  sample("", "v1", 0, 0, 20)};
+    round_with(&c, before, &p);
+    snprintf(c.target, sizeof c.target, "node2");
+    cli_change_set_target(&c, 0);
+
+    /* Accepted, before its first pass counted the ranges: all are owed. */
+    cli_change_sample r1[] = {sample("leaving", "v1", 0, 1000, 50),
+                              sample("leaving", "v1", 0, 7, 10), sample("member", "v1", 0, 0, 20)};
+    round_with(&c, r1, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_HANDOFF);
+    assert_int_equal(p.ranges_total, 65536);
+    assert_int_equal(p.ranges_pending, 65536);
+    assert_int_equal(p.ranges_done, 0);
+    assert_int_equal(p.keys_moved, 0);
+    assert_line(&c, &p, 40,
+                "node2 leaving: 65536 ranges pending (0 of 65536 done), 0 keys moved, 0.0 s");
+
+    /* Handing off: 100 keys sent, 90 of them new to the others. */
+    cli_change_sample r2[] = {sample("leaving", "v1", 41234, 1100, 50),
+                              sample("leaving", "v1", 0, 7, 70), sample("leaving", "v1", 0, 0, 50)};
+    round_with(&c, r2, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_HANDOFF);
+    assert_int_equal(p.ranges_pending, 41234);
+    assert_int_equal(p.ranges_done, 65536 - 41234);
+    assert_int_equal(p.keys_moved, 100);
+    assert_int_equal(p.answering, 2);
+    assert_int_equal(p.knowing, 0);
+    assert_line(&c, &p, 1234,
+                "node2 leaving: 41234 ranges pending (24302 of 65536 done), 100 keys moved, 1.2 s");
+
+    /* Done in its own view; the others do not know yet. Anti-entropy
+     * makes the receivers count more than was sent. */
+    cli_change_sample r3[] = {sample("removed", "v2", 0, 1100, 50),
+                              sample("leaving", "v1", 0, 7, 90), sample("leaving", "v1", 0, 0, 60)};
+    round_with(&c, r3, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_SPREADING);
+    assert_int_equal(p.ranges_done, 65536);
+    assert_int_equal(p.ranges_pending, 0);
+    assert_int_equal(p.keys_moved, 120);
+    assert_line(&c, &p, 2000,
+                "node2 removed, 0 of 2 members know: 0 ranges pending (65536 of 65536 done), "
+                "120 keys moved, 2.0 s");
+
+    /* It has stopped; one other knows. */
+    cli_change_sample r4[] = {no_answer, sample("removed", "v2", 0, 7, 90),
+                              sample("leaving", "v1", 0, 0, 60)};
+    round_with(&c, r4, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_SPREADING);
+    assert_int_equal(p.knowing, 1);
+    assert_int_equal(p.keys_moved, 120); /* its last counters still count */
+
+    /* Both know, but one still builds the old ring: not settled. */
+    cli_change_sample r5[] = {no_answer, sample("removed", "v2", 0, 7, 90),
+                              sample("removed", "v1", 0, 0, 60)};
+    round_with(&c, r5, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_SETTLING);
+    assert_line(&c, &p, 3000,
+                "node2 removed, waiting for 2 members to agree: 0 ranges pending "
+                "(65536 of 65536 done), 120 keys moved, 3.0 s");
+    /* ... or has ranges left to send. */
+    cli_change_sample r6[] = {no_answer, sample("removed", "v2", 0, 7, 90),
+                              sample("removed", "v2", 3, 0, 60)};
+    round_with(&c, r6, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_SETTLING);
+    assert_int_equal(p.ranges_pending, 3);
+
+    cli_change_sample r7[] = {no_answer, sample("removed", "v2", 0, 7, 90),
+                              sample("removed", "v2", 0, 0, 60)};
+    round_with(&c, r7, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_DONE);
+    assert_int_equal(cli_change_percent(&p), 100);
+    rk_buf b = {0};
+    assert_int_equal(cli_change_summary(&c, &p, 4200, &b), RK_OK);
+    assert_string_equal(b.data, "node2 left: 65536 ranges handed off, 120 keys moved in 4.2 s");
+    rk_buf_free(&b);
+    cli_change_fini(&c);
+}
+
+/* A leave so quick that no round saw a range pending still ends with
+ * every range handed off; with nobody else answering it never settles. */
+static void test_change_leave_unseen_handoff_and_no_witness(void **state)
+{
+    (void)state;
+    cli_change c;
+    cli_change_progress p;
+    assert_int_equal(cli_change_init(&c, CLI_CHANGE_LEAVE, "n2", 2), RK_OK);
+    cli_change_set_target(&c, 1);
+    cli_change_sample r1[] = {no_answer, sample("removed", "v2", 0, 0, 0)};
+    round_with(&c, r1, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_SPREADING);
+    assert_int_equal(p.answering, 0);
+    assert_int_equal(p.ranges_done, 65536);
+    assert_line(&c, &p, 100,
+                "n2 removed, no other member answers: 0 ranges pending (65536 of 65536 done), "
+                "0 keys moved, 0.1 s");
+    cli_change_sample r2[] = {no_answer, no_answer};
+    round_with(&c, r2, &p);
+    assert_int_not_equal(p.phase, CLI_CHANGE_DONE);
+    cli_change_sample r3[] = {sample("removed", "v2", 0, 0, 0), no_answer};
+    round_with(&c, r3, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_DONE);
+    cli_change_fini(&c);
+}
+
+/* A dead node3 is removed: the survivors hand off what the new ring
+ * needs, and keys moved counts what they sent or received. */
+static void test_change_remove(void **state)
+{
+    (void)state;
+    cli_change c;
+    cli_change_progress p;
+    assert_int_equal(cli_change_init(&c, CLI_CHANGE_REMOVE, NULL, 3), RK_OK);
+    cli_change_sample before[] = {sample("member", "v1", 0, 0, 500), no_answer,
+                                  sample("member", "v1", 0, 40, 0)};
+    round_with(&c, before, &p);
+    snprintf(c.target, sizeof c.target, "node3");
+    cli_change_set_target(&c, 1);
+
+    cli_change_sample r1[] = {sample("removed", "v2", 300, 0, 500), no_answer,
+                              sample("member", "v1", 0, 40, 0)};
+    round_with(&c, r1, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_SPREADING);
+    assert_int_equal(p.answering, 2);
+    assert_int_equal(p.knowing, 1);
+    assert_int_equal(p.ranges_total, 300);
+    assert_int_equal(p.ranges_done, 0);
+    assert_line(&c, &p, 200,
+                "node3 removed, 1 of 2 members know: 300 ranges pending (0 of 300 done), "
+                "0 keys moved, 0.2 s");
+
+    cli_change_sample r2[] = {sample("removed", "v2", 100, 0, 520), no_answer,
+                              sample("removed", "v2", 50, 40, 10)};
+    round_with(&c, r2, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_SETTLING);
+    assert_int_equal(p.ranges_total, 350); /* each member's most */
+    assert_int_equal(p.ranges_pending, 150);
+    assert_int_equal(p.ranges_done, 200);
+    assert_int_equal(p.keys_moved, 30);
+
+    cli_change_sample r3[] = {sample("removed", "v2", 0, 0, 530), no_answer,
+                              sample("removed", "v2", 0, 40, 10)};
+    round_with(&c, r3, &p);
+    assert_int_equal(p.phase, CLI_CHANGE_DONE);
+    rk_buf b = {0};
+    assert_int_equal(cli_change_summary(&c, &p, 900, &b), RK_OK);
+    assert_string_equal(b.data, "node3 removed: 2 members agree on the ring, 350 ranges handed "
+                                "off, 40 keys moved in 0.9 s");
+    rk_buf_free(&b);
+
+    /* A member that restarted (its counters from 0 again) adds nothing. */
+    cli_change_sample r4[] = {sample("removed", "v2", 0, 0, 3), no_answer,
+                              sample("removed", "v2", 0, 40, 10)};
+    round_with(&c, r4, &p);
+    assert_int_equal(p.keys_moved, 10);
+    cli_change_fini(&c);
+}
+
+static void assert_bar(const cli_change *c, const cli_change_progress *p, int width,
+                       const char *expected)
+{
+    rk_buf b = {0};
+    assert_int_equal(cli_change_bar(c, p, 1500, width, &b), RK_OK);
+    assert_string_equal(b.data, expected);
+    rk_buf_free(&b);
+}
+
+static void test_change_bar(void **state)
+{
+    (void)state;
+    cli_change c = {.kind = CLI_CHANGE_LEAVE, .target = "node2"};
+    cli_change_progress p = {.phase = CLI_CHANGE_HANDOFF,
+                             .ranges_total = 65536,
+                             .ranges_pending = 65536,
+                             .answering = 3};
+    assert_bar(&c, &p, 10,
+               "node2 leaving [----------]   0% 65536 ranges pending, 0 keys moved, 1.5 s");
+    p.ranges_done = 29492; /* 45.0006%: shown as 45 */
+    p.ranges_pending = 65536 - 29492;
+    p.keys_moved = 5120;
+    assert_bar(&c, &p, 20,
+               "node2 leaving [#########-----------]  45% 36044 ranges pending, 5120 keys moved, "
+               "1.5 s");
+    /* Every range handed off, but not settled: short of 100%. */
+    p.phase = CLI_CHANGE_SPREADING;
+    p.ranges_done = 65536;
+    p.ranges_pending = 0;
+    p.knowing = 1;
+    assert_int_equal(cli_change_percent(&p), 99);
+    assert_bar(&c, &p, 4,
+               "node2 removed, 1 of 3 members know [###-]  99% 0 ranges pending, 5120 keys "
+               "moved, 1.5 s");
+    p.phase = CLI_CHANGE_DONE;
+    assert_bar(&c, &p, 4, "node2 left [####] 100% 0 ranges pending, 5120 keys moved, 1.5 s");
+    assert_bar(&c, &p, 0, "node2 left [#] 100% 0 ranges pending, 5120 keys moved, 1.5 s");
+
+    /* Nothing to hand off (a remove): the share of members that know. */
+    cli_change r = {.kind = CLI_CHANGE_REMOVE, .target = "node3"};
+    cli_change_progress q = {.phase = CLI_CHANGE_SPREADING, .answering = 4, .knowing = 1};
+    assert_int_equal(cli_change_percent(&q), 25);
+    q.answering = 0;
+    q.knowing = 0;
+    assert_int_equal(cli_change_percent(&q), 0);
+    q.phase = CLI_CHANGE_DONE;
+    assert_int_equal(cli_change_percent(&q), 100);
+    assert_bar(&r, &q, 2, "node3 removed [##] 100% 0 ranges pending, 0 keys moved, 1.5 s");
+}
+
+static void test_change_worth_a_line(void **state)
+{
+    (void)state;
+    cli_change_progress last = {
+        .phase = CLI_CHANGE_HANDOFF, .ranges_pending = 100, .ranges_done = 10, .answering = 3};
+    cli_change_progress now = last;
+    assert_true(cli_change_worth_a_line(NULL, &now, 0)); /* the first */
+    /* Nothing changed: no line, however long ago the last was. */
+    assert_false(cli_change_worth_a_line(&last, &now, 0));
+    assert_false(cli_change_worth_a_line(&last, &now, 60000));
+    /* Only the numbers moved: a line at most every second. */
+    now.ranges_pending = 90;
+    now.ranges_done = 20;
+    assert_false(cli_change_worth_a_line(&last, &now, CLI_CHANGE_LINE_EVERY_MS - 1));
+    assert_true(cli_change_worth_a_line(&last, &now, CLI_CHANGE_LINE_EVERY_MS));
+    now = last;
+    now.keys_moved = 1;
+    assert_true(cli_change_worth_a_line(&last, &now, CLI_CHANGE_LINE_EVERY_MS));
+    /* A new phase, or another member that knows: at once. */
+    now = last;
+    now.phase = CLI_CHANGE_SPREADING;
+    assert_true(cli_change_worth_a_line(&last, &now, 0));
+    now = last;
+    now.knowing = 1;
+    assert_true(cli_change_worth_a_line(&last, &now, 0));
+    now = last;
+    now.answering = 2;
+    assert_true(cli_change_worth_a_line(&last, &now, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -841,6 +1247,14 @@ int main(void)
         cmocka_unit_test(test_watch_resumes_on_the_next_node),
         cmocka_unit_test(test_watch_stops_on_a_client_error),
         cmocka_unit_test(test_watch_gives_up_when_no_node_answers),
+        cmocka_unit_test(test_members_sorted_by_name_then_id),
+        cmocka_unit_test(test_members_to_follow),
+        cmocka_unit_test(test_change_sample_of),
+        cmocka_unit_test(test_change_leave),
+        cmocka_unit_test(test_change_leave_unseen_handoff_and_no_witness),
+        cmocka_unit_test(test_change_remove),
+        cmocka_unit_test(test_change_bar),
+        cmocka_unit_test(test_change_worth_a_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1445,9 +1445,28 @@ static void test_map_visit_removes(void **state)
     rk_map_free(&m);
 }
 
+static void test_reachable_http_addr(void **state)
+{
+    (void)state;
+    char dst[64];
+    rk_reachable_http_addr("10.0.0.5:8001", "10.0.0.5:9001", dst, sizeof dst);
+    assert_string_equal(dst, "10.0.0.5:8001");
+    /* a container listening on every address: reached by its RPC host */
+    rk_reachable_http_addr("0.0.0.0:8001", "ringkv2:9001", dst, sizeof dst);
+    assert_string_equal(dst, "ringkv2:8001");
+    rk_reachable_http_addr("[::]:8001", "[fd00::2]:9001", dst, sizeof dst);
+    assert_string_equal(dst, "[fd00::2]:8001");
+    rk_reachable_http_addr(":8001", "node3:9001", dst, sizeof dst);
+    assert_string_equal(dst, "node3:8001");
+    /* 0.0.0.0 is only a wildcard as the whole host */
+    rk_reachable_http_addr("10.0.0.0:8001", "a:9001", dst, sizeof dst);
+    assert_string_equal(dst, "10.0.0.0:8001");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reachable_http_addr),
         cmocka_unit_test(test_err_names_cover_every_value),
         cmocka_unit_test(test_buf_append_keeps_nul),
         cmocka_unit_test(test_buf_grows_across_many_appends),

@@ -532,6 +532,75 @@ static void test_same_context_through_two_nodes_makes_siblings(void **state)
     cluster_down(f);
 }
 
+/* The delays of peer id in snap (NULL when it has none). */
+static const pbs_peer *pbs_peer_of(const pbs_snapshot *snap, uint64_t id)
+{
+    for (size_t i = 0; i < snap->peer_count; i++)
+        if (snap->peers[i].id == id)
+            return &snap->peers[i];
+    return NULL;
+}
+
+static void assert_exchanges(const pbs_peer *p, size_t writes, size_t reads)
+{
+    assert_non_null(p);
+    assert_int_equal(p->kind[PBS_W].count, writes);
+    assert_int_equal(p->kind[PBS_A].count, writes);
+    assert_int_equal(p->kind[PBS_R].count, reads);
+    assert_int_equal(p->kind[PBS_S].count, reads);
+}
+
+/* PBS (docs/pbs.md): a write with W = 3 and a read with R = 3 through
+ * node 0 leave one write and one read exchange for each of the key's three
+ * replicas, node 0's own copy included, all on one clock (one process,
+ * one boot id). Node 1 coordinated nothing and has no delays. */
+static void test_coordinator_samples_replica_delays(void **state)
+{
+    (void)state;
+    fixture *f = cluster_up(3, true);
+    kv_result res;
+    assert_int_equal(put(&f->nodes[0], "p", "1", 3, false, &res), RK_OK);
+    kv_result_free(&res);
+    assert_string_equal(read_value(&f->nodes[0], "p", false, 3), "1");
+    pbs_snapshot snap;
+    assert_int_equal(kv_pbs_snapshot(f->nodes[0].k, &snap), RK_OK);
+    assert_int_equal(snap.peer_count, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_exchanges(pbs_peer_of(&snap, f->nodes[i].id), 1, 1);
+    assert_int_equal(snap.rounds, 6);
+    assert_int_equal(snap.split_rounds, 0);
+    pbs_snapshot_free(&snap);
+    assert_int_equal(kv_pbs_snapshot(f->nodes[1].k, &snap), RK_OK);
+    assert_int_equal(snap.peer_count, 0);
+    pbs_snapshot_free(&snap);
+    cluster_down(f);
+}
+
+/* A coordinator outside the key's replicas samples the replicas it asks:
+ * the one that applies the write (Kv.Apply), the ones it sends the result
+ * to, and the ones it reads; never itself. */
+static void test_non_replica_coordinator_samples_the_replicas(void **state)
+{
+    (void)state;
+    fixture *f = cluster_up(4, true);
+    char key[32];
+    uint64_t pref[3];
+    key_not_on(f, 3, "s", key, pref);
+    kv_result res;
+    assert_int_equal(put(&f->nodes[3], key, "2", 3, false, &res), RK_OK);
+    kv_result_free(&res);
+    assert_string_equal(read_value(&f->nodes[3], key, false, 3), "2");
+    pbs_snapshot snap;
+    assert_int_equal(kv_pbs_snapshot(f->nodes[3].k, &snap), RK_OK);
+    assert_int_equal(snap.peer_count, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_exchanges(pbs_peer_of(&snap, pref[i]), 1, 1);
+    assert_null(pbs_peer_of(&snap, f->nodes[3].id));
+    assert_int_equal(snap.split_rounds, 0);
+    pbs_snapshot_free(&snap);
+    cluster_down(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +613,8 @@ int main(void)
         cmocka_unit_test(test_read_repair_fixes_a_stale_replica),
         cmocka_unit_test(test_same_context_through_two_nodes_makes_siblings),
         cmocka_unit_test(test_delete_through_a_stale_replica),
+        cmocka_unit_test(test_coordinator_samples_replica_delays),
+        cmocka_unit_test(test_non_replica_coordinator_samples_the_replicas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

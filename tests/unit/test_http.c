@@ -1765,24 +1765,6 @@ static void test_fetch_parse(void **state)
         assert_int_equal(http_fetch_parse(bad[i], strlen(bad[i]), &status, &at), RK_EINVAL);
 }
 
-static void test_peer_http_addr(void **state)
-{
-    (void)state;
-    char dst[64];
-    http_peer_http_addr("10.0.0.5:8001", "10.0.0.5:9001", dst, sizeof dst);
-    assert_string_equal(dst, "10.0.0.5:8001");
-    /* a container listening on every address: reached by its RPC host */
-    http_peer_http_addr("0.0.0.0:8001", "ringkv2:9001", dst, sizeof dst);
-    assert_string_equal(dst, "ringkv2:8001");
-    http_peer_http_addr("[::]:8001", "[fd00::2]:9001", dst, sizeof dst);
-    assert_string_equal(dst, "[fd00::2]:8001");
-    http_peer_http_addr(":8001", "node3:9001", dst, sizeof dst);
-    assert_string_equal(dst, "node3:8001");
-    /* 0.0.0.0 is only a wildcard as the whole host */
-    http_peer_http_addr("10.0.0.0:8001", "a:9001", dst, sizeof dst);
-    assert_string_equal(dst, "10.0.0.0:8001");
-}
-
 static void test_fetch_refused(void **state)
 {
     (void)state;
@@ -1811,7 +1793,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_percent_decode),
         cmocka_unit_test(test_fetch_parse),
-        cmocka_unit_test(test_peer_http_addr),
         cmocka_unit_test(test_fetch_refused),
         cmocka_unit_test(test_percent_decode_capacity),
         cmocka_unit_test(test_route_system),
