@@ -13,6 +13,7 @@
 
 #include "ringkv/cluster_node.h"
 #include "ringkv/common.h"
+#include "ringkv/failpoint.h"
 #include "ringkv/http.h"
 #include "ringkv/kv.h"
 #include "ringkv/replica.h"
@@ -41,6 +42,10 @@ typedef struct node_config {
     unsigned partitions;
     unsigned http_threads;
     bool n_given, partitions_given;
+    /* --failpoints and the rules of --failpoint (docs/failpoints.md) */
+    bool failpoints;
+    failpoint_rule *failpoint_rules; /* free() */
+    size_t n_failpoint_rules, cap_failpoint_rules;
 } node_config;
 
 static void usage(FILE *out)
@@ -87,6 +92,13 @@ static void usage(FILE *out)
             "                      MiB/s (0: no cap)                          [32]\n"
             "  --tombstone-grace-ms MS  age before a delete's tombstone may go [600000]\n"
             "  --webclient DIR     static web client served at /ui/\n"
+            "  --failpoints        allow fault injection: delays, drops and failures\n"
+            "                      of RPC messages and storage calls, set by\n"
+            "                      --failpoint and /debug/failpoints (experiments and\n"
+            "                      tests only: never in production; docs/failpoints.md)\n"
+            "  --failpoint RULE    a fault rule, e.g. 'rpc.send@node3=delay(exp(5))'\n"
+            "                      (repeatable; needs --failpoints; RINGKV_FAILPOINT\n"
+            "                      takes rules separated by ';')\n"
             "  -h, --help          this help\n"
             "\n"
             "Each flag falls back to an environment variable RINGKV_<FLAG> (e.g.\n"
@@ -163,6 +175,8 @@ enum {
     OPT_SPECULATIVE,
     OPT_READ_REPAIR,
     OPT_ANTI_ENTROPY,
+    OPT_FAILPOINTS,
+    OPT_FAILPOINT,
 };
 
 /* Numeric flags: where each lands and its bounds. */
@@ -305,9 +319,43 @@ static const struct option long_options[] = {
     {"speculative-ms", required_argument, NULL, OPT_SPECULATIVE},
     {"read-repair-percent", required_argument, NULL, OPT_READ_REPAIR},
     {"anti-entropy", required_argument, NULL, OPT_ANTI_ENTROPY},
+    {"failpoints", no_argument, NULL, OPT_FAILPOINTS},
+    {"failpoint", required_argument, NULL, OPT_FAILPOINT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+
+/* Parses one --failpoint rule into c; false (said on stderr) if bad. */
+static bool add_failpoint_rule(node_config *c, const char *flag, const char *spec, size_t len)
+{
+    failpoint_rule rule;
+    char why[FAILPOINT_ERR_MAX];
+    if (failpoint_rule_parse(spec, len, &rule, why, sizeof why) != RK_OK) {
+        fprintf(stderr, "ringkvd: %s: %s\n", flag, why);
+        return false;
+    }
+    if (c->n_failpoint_rules >= FAILPOINT_RULES_MAX ||
+        rk_array_grow((void **)&c->failpoint_rules, &c->cap_failpoint_rules,
+                      c->n_failpoint_rules + 1, sizeof rule) != RK_OK) {
+        fprintf(stderr, "ringkvd: %s: at most %d rules\n", flag, FAILPOINT_RULES_MAX);
+        return false;
+    }
+    c->failpoint_rules[c->n_failpoint_rules++] = rule;
+    return true;
+}
+
+/* RINGKV_FAILPOINT: rules separated by ';' or new lines. */
+static bool add_failpoint_env(node_config *c, const char *text)
+{
+    while (*text != '\0') {
+        size_t len = strcspn(text, ";\n");
+        size_t skip = strspn(text, " \t");
+        if (len > skip && !add_failpoint_rule(c, "RINGKV_FAILPOINT", text, len))
+            return false;
+        text += len + (text[len] != '\0');
+    }
+    return true;
+}
 
 /* Environment fallbacks, applied before the flags so flags win. */
 static bool apply_env(node_config *c)
@@ -321,6 +369,9 @@ static bool apply_env(node_config *c)
     c->webclient = env_or("RINGKV_WEBCLIENT", RINGKV_DEFAULT_WEBCLIENT);
     c->insecure = getenv("RINGKV_INSECURE") && strcmp(getenv("RINGKV_INSECURE"), "0") != 0;
     c->sync = getenv("RINGKV_SYNC") && strcmp(getenv("RINGKV_SYNC"), "0") != 0;
+    c->failpoints = getenv("RINGKV_FAILPOINTS") && strcmp(getenv("RINGKV_FAILPOINTS"), "0") != 0;
+    if (getenv("RINGKV_FAILPOINT") != NULL && !add_failpoint_env(c, getenv("RINGKV_FAILPOINT")))
+        return false;
     static const struct {
         const char *env;
         int opt;
@@ -372,6 +423,11 @@ static int parse_args(int argc, char **argv, node_config *c)
         case OPT_INSECURE: c->insecure = true; break;
         case OPT_SYNC: c->sync = true; break;
         case OPT_WEBCLIENT: c->webclient = optarg; break;
+        case OPT_FAILPOINTS: c->failpoints = true; break;
+        case OPT_FAILPOINT:
+            if (!add_failpoint_rule(c, "--failpoint", optarg, strlen(optarg)))
+                return 2;
+            break;
         case '?': usage(stderr); return 2;
         default: {
             char flag[64]; /* long_options is in the order of the OPT_ enum */
@@ -392,7 +448,58 @@ static int parse_args(int argc, char **argv, node_config *c)
                 c->kv.r, c->kv.w);
         return 2;
     }
+    if (c->n_failpoint_rules > 0 && !c->failpoints) {
+        /* Faults are never switched on by accident: the flag is the
+         * consent, and it also opens /debug/failpoints. */
+        fprintf(stderr, "ringkvd: --failpoint needs --failpoints (or RINGKV_FAILPOINTS=1)\n");
+        return 2;
+    }
     return 0;
+}
+
+/* --failpoints: enables the points and sets the rules given with
+ * --failpoint, before anything runs that they could act on. */
+static int start_failpoints(const node_config *c)
+{
+    if (!c->failpoints)
+        return 0;
+    failpoint_enable();
+    if (c->n_failpoint_rules == 0)
+        return 0;
+    rk_err err = failpoint_replace(c->failpoint_rules, c->n_failpoint_rules, "--failpoint");
+    if (err != RK_OK) {
+        RK_ERROR("ringkvd", "cannot set the --failpoint rules: %s", rk_strerror(err));
+        return 1;
+    }
+    return 0;
+}
+
+/* The failpoint resolver (failpoint_resolve_cb): completes what an RPC
+ * point knows of a peer (the id that sealed a request, or the address a
+ * call went to) from this node's view of the cluster, so that rules can
+ * name peers by name. Takes the view's lock only for a reference. */
+static bool resolve_peer(void *arg, failpoint_peer_info *info)
+{
+    cluster_view *v = cluster_node_view(arg);
+    const cluster_view_member *m = NULL;
+    if (info->id != 0) {
+        m = cluster_view_find(v, info->id);
+    } else if (info->addr[0] != '\0') {
+        /* The member still in the ring wins over a removed one that had
+         * the same address. */
+        for (size_t i = 0; i < v->count; i++) {
+            const cluster_view_member *x = &v->members[i];
+            if (strcmp(x->rpc_addr, info->addr) == 0 && (m == NULL || m->status == CLUSTER_REMOVED))
+                m = x;
+        }
+    }
+    if (m != NULL) {
+        info->id = m->id;
+        snprintf(info->name, sizeof info->name, "%s", m->name);
+        snprintf(info->addr, sizeof info->addr, "%s", m->rpc_addr);
+    }
+    cluster_view_unref(v);
+    return m != NULL;
 }
 
 /* The cluster secret: required unless --insecure. The RPC layer derives
@@ -594,6 +701,8 @@ static int start_cluster(node_config *c, node *nd, uint64_t id, const char *name
     };
     if (cluster_node_open(&co, &nd->cn) != RK_OK)
         return 1;
+    if (c->failpoints)
+        failpoint_set_resolver(resolve_peer, nd->cn);
     c->sync_cfg.on_left = leave_done;
     if (sync_open(nd->rp, nd->st, nd->cn, nd->client, &c->sync_cfg, &nd->sync) != RK_OK)
         return 1;
@@ -666,11 +775,13 @@ static void stop_node(node *nd)
     watch_stop(nd->watch);
     sync_close(nd->sync);
     kv_close(nd->k);
+    failpoint_set_resolver(NULL, NULL); /* it reads nd->cn */
     cluster_node_close(nd->cn);
     rpc_client_close(nd->client); /* runs the callbacks of calls in flight */
     watch_close(nd->watch);       /* which the watch module's may be */
     replica_close(nd->rp);
     store_close(nd->st);
+    failpoint_shutdown(); /* after the RPC client and server: nothing is held */
     RK_INFO("ringkvd", "store closed");
 }
 
@@ -700,7 +811,9 @@ static int run(node_config *c)
 {
     size_futex_hash(c);
     rk_buf secret = {0};
-    int rc = load_secret(c, &secret);
+    int rc = start_failpoints(c);
+    if (rc == 0)
+        rc = load_secret(c, &secret);
     node nd = {0};
     uint64_t id = 0;
     char name[CLUSTER_NAME_MAX + 1];
@@ -751,5 +864,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     RK_INFO("ringkvd", "starting ringkv %s", "0.1.0");
-    return run(&c);
+    rc = run(&c);
+    free(c.failpoint_rules);
+    return rc;
 }

@@ -12,7 +12,11 @@
  * frames that fail are dropped and counted (docs/rpc.md).
  *
  * Threads: handlers run on the server's worker threads; reply callbacks run
- * on NNG's threads and must not block. No lock is held while either runs. */
+ * on NNG's threads and must not block. No lock is held while either runs.
+ *
+ * Failpoints (docs/failpoints.md): with rules for rpc.send or rpc.recv, a
+ * message may be held, lost or failed on its way; a call whose message was
+ * held ends on the failpoint timer thread, under the same rules as NNG's. */
 #ifndef RINGKV_RPC_H
 #define RINGKV_RPC_H
 
@@ -132,8 +136,9 @@ typedef struct rpc_client rpc_client;
  * NULL and err is the handler's status, RK_ETIMEDOUT (deadline passed, peer
  * down or dropping our frames), RK_EIO (connection lost after the request
  * went out; it may have run), RK_ECORRUPT (reply did not open or decode) or
- * RK_ECLOSED (client closed). Runs on an NNG thread: do not block, do not
- * call rpc_call or rpc_client_close from it; rpc_call_async is fine. */
+ * RK_ECLOSED (client closed). Runs on an NNG thread (or the failpoint
+ * timer thread): do not block, do not call rpc_call or rpc_client_close
+ * from it; rpc_call_async is fine. */
 typedef void (*rpc_reply_cb)(rk_err err, ProtobufCMessage *reply, void *arg);
 
 typedef struct rpc_client_stats {

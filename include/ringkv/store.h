@@ -4,7 +4,11 @@
  * range is one contiguous scan), `hints` (writes held for a down replica)
  * and `meta` (node id, members, counters). Keys in `data` are
  *     8-byte big-endian ring position | table | 0x00 | key
- * A table name never holds a NUL byte, so the encoding is unambiguous. */
+ * A table name never holds a NUL byte, so the encoding is unambiguous.
+ *
+ * Reads and writes of `data` and `hints` pass the store.read and
+ * store.write failpoints (docs/failpoints.md): on a node started with
+ * --failpoints, a rule can make them sleep first or return RK_EIO. */
 #ifndef RINGKV_STORE_H
 #define RINGKV_STORE_H
 

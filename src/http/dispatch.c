@@ -42,6 +42,10 @@ const http_route http_routes[] = {
     {"/cluster/remove", HTTP_M_POST, "cluster_remove", http_handle_cluster_remove},
     {"/cluster/repair", HTTP_M_POST, "cluster_repair", http_handle_cluster_repair},
     {"/cluster/hints/drop", HTTP_M_POST, "hints_drop", http_handle_hints_drop},
+    /* Fault injection (docs/failpoints.md): 404 unless --failpoints. */
+    {"/debug/failpoints", GET_HEAD, "failpoints", http_handle_failpoints_get},
+    {"/debug/failpoints", HTTP_M_PUT, "failpoints", http_handle_failpoints_put},
+    {"/debug/failpoints", HTTP_M_DELETE, "failpoints", http_handle_failpoints_delete},
     {"/auth/{user*}", HTTP_M_ANY, "auth", http_handle_auth},
     {"/", GET_HEAD, "ui", http_handle_ui},
     {"/ui", GET_HEAD, "ui", http_handle_ui},

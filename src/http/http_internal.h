@@ -7,6 +7,7 @@
  *   server.c        civetweb start/stop
  *   dispatch.c      the route table and http_dispatch
  *   key.c list.c admin.c cluster_admin.c pbs.c   the route handlers
+ *   failpoints.c    /debug/failpoints (nodes started with --failpoints)
  *   request.c       query parameters and bodies (refuses bad input)
  *   respond.c       replies, the rk_err -> status table
  *   metrics.c counters.c sync_report.c        Prometheus and JSON reports
@@ -29,6 +30,7 @@
 #include <civetweb.h>
 #include <stdatomic.h>
 
+#include "ringkv/failpoint.h"
 #include "ringkv/http.h"
 
 /* ---- the route table (rows in dispatch.c; matching in route.c, pure) ----- */
@@ -270,6 +272,9 @@ void http_handle_cluster_remove(request *rq);
 void http_handle_cluster_repair(request *rq);
 void http_handle_hints_drop(request *rq);
 void http_handle_pbs(request *rq); /* pbs.c */
+void http_handle_failpoints_get(request *rq); /* failpoints.c */
+void http_handle_failpoints_put(request *rq);
+void http_handle_failpoints_delete(request *rq);
 
 /* ---- request metrics (metrics.c; pure, unit-tested) ------------------------------ */
 
@@ -346,5 +351,15 @@ rk_err http_admin_parse_node_body(const char *body, size_t len, char *dst, size_
  * id instead). Pure. */
 rk_err http_admin_find_member(const cluster_view *view, const char *text,
                               const cluster_view_member **out);
+
+/* ---- fault rules (failpoints.c; pure part) ------------------------------------ */
+
+/* The body of PUT /debug/failpoints: rules one a line (failpoint.h's
+ * grammar; '#' comments), or JSON: an array of rule strings or objects
+ * ({"spec"} or {"point", "peer", "action", "p", "n"}), or {"rules": [...]}
+ * as GET lists them. On RK_OK *rules (free()) and *n; RK_EINVAL with err
+ * saying which line or element and why; RK_ENOMEM. Pure. */
+rk_err http_failpoints_parse_body(const char *body, size_t len, failpoint_rule **rules, size_t *n,
+                                  char *err, size_t cap);
 
 #endif

@@ -40,6 +40,23 @@
  * until its latest member's deadline, so a queue goes out as batches of
  * calls whose deadlines are within BATCH_DEADLINE_SLACK_MS.
  *
+ * Failpoints (docs/failpoints.md): when a rule names rpc.send or rpc.recv,
+ * a message to or from the peer may be held on the failpoint timer, which
+ * puts the call in a fourth state:
+ *
+ *   SEND --(rpc.send delay)--> HELD --(due)--> SEND   (start_send, held_cb)
+ *   RECV --(rpc.recv delay)--> HELD --(due)--> idle   (call_cb, held_cb:
+ *                                                       the reply, late)
+ *   SEND or RECV --(drop, or a delay past the deadline)--> HELD
+ *                  --(deadline)--> idle with RK_ETIMEDOUT, as a lost message
+ *   SEND --(rpc.send fail)--> HELD --(at once)--> idle with RK_EIO
+ *   RECV --(rpc.recv fail)--> idle with RK_EIO
+ *   HELD --(rpc_client_close)--> idle with RK_ECLOSED
+ *
+ * One rule decision covers one NNG message: a batch is delayed, dropped or
+ * failed whole, as the packets carrying it would be. A call is held under
+ * the gate, so that close, once the gate is shut, finds every held call.
+ *
  * NNG's REQ resend is off: a request goes out once, and a call whose peer
  * goes away after the send fails rather than running twice. NNG dials in the
  * background and re-dials after the peer restarts; a call to a peer that is
@@ -83,7 +100,14 @@
 typedef struct peer peer;
 typedef struct call call;
 
-typedef enum call_state { CALL_QUEUED, CALL_SEND, CALL_RECV } call_state;
+typedef enum call_state { CALL_QUEUED, CALL_SEND, CALL_RECV, CALL_HELD } call_state;
+
+/* What a held call does when its failpoint timer is due. */
+typedef enum call_hold {
+    HOLD_SEND,  /* send held: the request or batch */
+    HOLD_REPLY, /* end with held: the reply */
+    HOLD_END,   /* end with held_err */
+} call_hold;
 
 struct call {
     rpc_client *client;
@@ -109,6 +133,11 @@ struct call {
     bool answered;
     rk_err result;
     ProtobufCMessage *reply;
+    /* CALL_HELD by a failpoint (client.c's head) */
+    failpoint_timer timer;
+    call_hold hold;
+    nng_msg *held;
+    rk_err held_err;
 };
 
 struct peer {
@@ -464,13 +493,9 @@ static void take_queue(rpc_client *c, peer *p, queue *q, bool drop_expired)
     p->sent += q->n;
 }
 
-/* Starts sending m (taken on true) on slot s. False: the client is
- * closing, nothing started, m is still the caller's. */
-static bool start_send(call *s, nng_msg *m)
+/* Hands m (taken) to NNG on slot s; the caller is inside the gate. */
+static void send_started(call *s, nng_msg *m)
 {
-    rpc_client *c = s->client;
-    if (!rpc_gate_enter(&c->gate))
-        return false;
     /* While no connection is up, the send waits in NNG's queue: its
      * timeout is the deadline. */
     nng_duration left = time_left(s->wait_until);
@@ -478,6 +503,67 @@ static bool start_send(call *s, nng_msg *m)
     nng_aio_set_msg(s->aio, m);
     nng_aio_set_timeout(s->aio, left > 0 ? left : 1);
     nng_ctx_send(s->ctx, s->aio);
+}
+
+static void held_cb(void *arg);
+
+/* Holds call s on the failpoint timer for delay_us (under the gate). True:
+ * held, and from now on s may end on the timer thread at any moment. False
+ * (no memory for the timer): nothing changed, the caller goes on as if no
+ * rule had fired. */
+static bool hold(call *s, call_hold what, nng_msg *m, rk_err err, uint64_t delay_us)
+{
+    s->state = CALL_HELD;
+    s->hold = what;
+    s->held = m;
+    s->held_err = err;
+    if (failpoint_timer_start(&s->timer, delay_us, held_cb, s) != RK_OK) {
+        s->held = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* The rpc.send failpoint for the request or batch m on slot s, inside the
+ * gate. True: taken care of (held, or lost: m is freed); false: send it. */
+static bool hold_send(call *s, nng_msg *m)
+{
+    failpoint_peer peer = {.addr = s->peer->url};
+    failpoint_action a = failpoint_eval(FAILPOINT_RPC_SEND, &peer);
+    uint64_t left_us = rpc_us_until(s->wait_until);
+    switch (a.kind) {
+    case FAILPOINT_NONE: return false;
+    case FAILPOINT_DELAY:
+        if (a.delay_us < left_us)
+            return hold(s, HOLD_SEND, m, RK_OK, a.delay_us);
+        /* It would arrive after the caller gave up: as good as lost. */
+        /* fallthrough */
+    case FAILPOINT_DROP:
+        if (!hold(s, HOLD_END, NULL, RK_ETIMEDOUT, left_us))
+            return false;
+        nng_msg_free(m);
+        return true;
+    case FAILPOINT_FAIL:
+        /* On the timer thread, not here: this may be rpc_call_async's
+         * caller, whose callback must never run on its own thread. */
+        if (!hold(s, HOLD_END, NULL, RK_EIO, 0))
+            return false;
+        nng_msg_free(m);
+        return true;
+    }
+    return false;
+}
+
+/* Starts sending m (taken on true) on slot s, or holds it as a failpoint
+ * says. False: the client is closing, nothing started, m is still the
+ * caller's. */
+static bool start_send(call *s, nng_msg *m)
+{
+    rpc_client *c = s->client;
+    if (!rpc_gate_enter(&c->gate))
+        return false;
+    if (!failpoint_armed(FAILPOINT_RPC_SEND) || !hold_send(s, m))
+        send_started(s, m);
     rpc_gate_exit(&c->gate);
     return true;
 }
@@ -619,6 +705,56 @@ static void end_call(call *s, rk_err err, nng_msg *m)
     finish(s, err, reply);
 }
 
+/* Failpoint timer thread: held call s is due (client.c's head). */
+static void held_cb(void *arg)
+{
+    call *s = arg;
+    nng_msg *m = s->held;
+    s->held = NULL;
+    switch (s->hold) {
+    case HOLD_SEND:
+        if (!rpc_gate_enter(&s->client->gate)) {
+            nng_msg_free(m);
+            end_call(s, RK_ECLOSED, NULL);
+            return;
+        }
+        send_started(s, m);
+        rpc_gate_exit(&s->client->gate);
+        return;
+    case HOLD_REPLY: end_call(s, RK_OK, m); return;
+    case HOLD_END: end_call(s, s->held_err, NULL); return;
+    }
+}
+
+/* The rpc.recv failpoint for the reply m of slot s, on an NNG thread.
+ * True: taken care of (held, lost or failed; m is the hold's or freed);
+ * false: use it now. */
+static bool hold_reply(call *s, nng_msg *m)
+{
+    failpoint_peer peer = {.addr = s->peer->url};
+    failpoint_action a = failpoint_eval(FAILPOINT_RPC_RECV, &peer);
+    if (a.kind == FAILPOINT_NONE)
+        return false;
+    if (a.kind == FAILPOINT_FAIL) {
+        nng_msg_free(m);
+        end_call(s, RK_EIO, NULL);
+        return true;
+    }
+    if (!rpc_gate_enter(&s->client->gate))
+        return false; /* closing: the reply is as good as any outcome */
+    uint64_t left_us = rpc_us_until(s->wait_until);
+    bool held;
+    if (a.kind == FAILPOINT_DELAY && a.delay_us < left_us) {
+        held = hold(s, HOLD_REPLY, m, RK_OK, a.delay_us);
+    } else { /* dropped, or late past the deadline */
+        held = hold(s, HOLD_END, NULL, RK_ETIMEDOUT, left_us);
+        if (held)
+            nng_msg_free(m);
+    }
+    rpc_gate_exit(&s->client->gate);
+    return held;
+}
+
 /* NNG thread: the send or the receive of slot s finished. */
 static void call_cb(void *arg)
 {
@@ -657,6 +793,8 @@ static void call_cb(void *arg)
     }
     nng_msg *m = nng_aio_get_msg(s->aio);
     nng_aio_set_msg(s->aio, NULL);
+    if (failpoint_armed(FAILPOINT_RPC_RECV) && hold_reply(s, m))
+        return;
     end_call(s, RK_OK, m);
 }
 
@@ -709,6 +847,17 @@ void rpc_client_close(rpc_client *c)
     for (peer *p = peers; p != NULL; p = p->next)
         for (call *s = p->all_calls; s != NULL; s = s->next_all)
             nng_aio_cancel(s->aio);
+    /*    Calls held by a failpoint were held inside the gate: all are on
+     *    the timer now, or running their end there (cancel waits for it). */
+    if (failpoint_enabled())
+        for (peer *p = peers; p != NULL; p = p->next)
+            for (call *s = p->all_calls; s != NULL; s = s->next_all)
+                if (failpoint_timer_cancel(&s->timer)) {
+                    if (s->held != NULL)
+                        nng_msg_free(s->held);
+                    s->held = NULL;
+                    end_call(s, RK_ECLOSED, NULL);
+                }
     /*    Queued calls have no operation to cancel: they end here. Nobody
      *    takes a queue once closing is set, but a sender that lost the
      *    race with the gate gives its calls back (requeue, which wakes

@@ -170,6 +170,20 @@ bool rpc_batch_is(const uint8_t *buf, size_t len)
     return len >= 2 && buf[0] == 'R' && buf[1] == 'B';
 }
 
+bool rpc_message_sender(const uint8_t *buf, size_t len, uint64_t *out)
+{
+    if (rpc_batch_is(buf, len)) { /* the first member's */
+        buf += RPC_BATCH_HEADER_BYTES + RPC_BATCH_LEN_BYTES;
+        len = len >= RPC_BATCH_HEADER_BYTES + RPC_BATCH_LEN_BYTES
+                  ? len - RPC_BATCH_HEADER_BYTES - RPC_BATCH_LEN_BYTES
+                  : 0;
+    }
+    if (len < FRAME_AD_BYTES || buf[0] != 'R' || buf[1] != 'K')
+        return false;
+    *out = rk_load_be64(buf + 4);
+    return true;
+}
+
 size_t rpc_batch_bytes(size_t n, size_t frame_bytes)
 {
     return RPC_BATCH_HEADER_BYTES + n * RPC_BATCH_LEN_BYTES + frame_bytes;

@@ -59,6 +59,15 @@ void rpc_options_fill(rpc_options *opts)
         opts->replay_entries = RPC_DEFAULT_REPLAY_ENTRIES;
 }
 
+uint64_t rpc_us_until(uint64_t deadline_ms)
+{
+    uint64_t now_us = rk_mono_ns() / 1000u;
+    if (deadline_ms == UINT64_MAX)
+        return UINT64_MAX;
+    uint64_t deadline_us = deadline_ms * 1000u;
+    return deadline_us > now_us ? deadline_us - now_us : 0;
+}
+
 void rpc_reply_free(ProtobufCMessage *reply)
 {
     if (reply != NULL)

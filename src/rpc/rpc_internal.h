@@ -37,6 +37,7 @@
 #include <sodium.h>
 
 #include "ringkv.pb-c.h"
+#include "ringkv/failpoint.h"
 #include "ringkv/rpc.h"
 
 #define FRAME_AD_BYTES 12u
@@ -117,6 +118,11 @@ typedef struct batch_span {
 
 /* True if buf starts like a batch ("RB"): not a single frame. */
 bool rpc_batch_is(const uint8_t *buf, size_t len);
+/* The sender id written in the message buf[len] (a frame, or a batch's
+ * first member), read without opening anything: for failpoints, which
+ * pick a rule by peer before the frame is checked. False when buf does not
+ * look like either. Never trust it for anything else. */
+bool rpc_message_sender(const uint8_t *buf, size_t len, uint64_t *out);
 /* Bytes of a batch of n members whose frames total frame_bytes. */
 size_t rpc_batch_bytes(size_t n, size_t frame_bytes);
 /* Writes the batch header for n members at buf; returns where the first
@@ -185,5 +191,10 @@ const ProtobufCMethodDescriptor *rpc_find_method(const ProtobufCServiceDescripto
                                                  const char *name);
 /* Fills opts' zero fields with the defaults. */
 void rpc_options_fill(rpc_options *opts);
+
+/* Microseconds from now until deadline_ms (rk_monotonic_ms's clock); 0 if
+ * it has passed. A failpoint's delay is compared with it: a message held
+ * past its caller's deadline is as good as lost. */
+uint64_t rpc_us_until(uint64_t deadline_ms);
 
 #endif

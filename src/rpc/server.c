@@ -39,7 +39,24 @@
  *
  * A sub-request handed to a handler counts in outstanding like any other,
  * and its rpc_respond sends the batch (when last) before outstanding drops,
- * so close never frees a slot or the server under a late answer. */
+ * so close never frees a slot or the server under a late answer.
+ *
+ * Failpoints (docs/failpoints.md) act on whole NNG messages, a frame or a
+ * batch, and pick their rule by the peer's node id (the sender written in
+ * the frame, for a request; the request's, for a reply):
+ *
+ *   RECV --(rpc.recv delay)--> held --(due)--> queued     slot_cb, held_cb
+ *   RECV --(rpc.recv drop)---> RECV (never answered: the caller times out)
+ *   RECV --(rpc.recv fail)---> queued, and every request in it is answered
+ *                              RK_EIO instead of reaching its handler
+ *   rpc_respond --(rpc.send delay)--> held --(due)--> SEND     send_reply
+ *   rpc_respond --(rpc.send drop)---> RECV (the answer is lost)
+ *   rpc_respond --(rpc.send fail)---> SEND of RK_EIO answers instead
+ *
+ * A held message keeps its slot (the slots bound what is in flight, held
+ * or not). A request released from its hold goes to the workers, never
+ * inline: the timer thread must not run handlers. Close cancels what is
+ * still held once nothing can hold any more (after the gate is shut). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -80,6 +97,13 @@ struct rpc_request {
      * sealed reply once answered (NULL: dropped, no entry) */
     batch *batch;
     nng_msg *reply;
+    /* failpoints: RK_EIO answers every request of the received message
+     * (rpc.recv fail); a message held on the timer, and what it is */
+    rk_err injected;
+    failpoint_timer timer;
+    nng_msg *held;
+    bool held_is_reply;
+    uint64_t held_deadline_ms;
 };
 
 /* A received batch being served: one sub-request per member. Allocated by
@@ -169,6 +193,55 @@ static void serve_inline(rpc_server *srv, rpc_request *r)
     pthread_mutex_unlock(&srv->mu);
 }
 
+static void send_now(rpc_request *slot, nng_msg *m, uint64_t deadline_ms);
+
+/* Failpoint timer thread: the message held on slot r is due. A request
+ * arrives now (its deadline counts from here, as for any request: the
+ * link was slow, not the caller); a reply goes out. */
+static void held_cb(void *arg)
+{
+    rpc_request *r = arg;
+    nng_msg *m = r->held;
+    r->held = NULL;
+    if (r->held_is_reply) {
+        send_now(r, m, r->held_deadline_ms);
+        return;
+    }
+    r->msg = m;
+    r->received_ms = rk_monotonic_ms();
+    enqueue(r->srv, r);
+}
+
+/* The rpc.recv failpoint for the message just received on slot r (in
+ * r->msg), on an NNG thread. True: taken care of (held or dropped); false:
+ * serve it (with r->injected set when the rule said fail). */
+static bool hold_request(rpc_server *srv, rpc_request *r)
+{
+    failpoint_peer peer = {0};
+    rpc_message_sender(nng_msg_body(r->msg), nng_msg_len(r->msg), &peer.id);
+    failpoint_action a = failpoint_eval(FAILPOINT_RPC_RECV, &peer);
+    switch (a.kind) {
+    case FAILPOINT_NONE: return false;
+    case FAILPOINT_FAIL: r->injected = RK_EIO; return false;
+    case FAILPOINT_DROP:
+        nng_msg_free(r->msg);
+        r->msg = NULL;
+        start_recv(r);
+        return true;
+    case FAILPOINT_DELAY:
+        r->held = r->msg;
+        r->held_is_reply = false;
+        r->msg = NULL;
+        if (failpoint_timer_start(&r->timer, a.delay_us, held_cb, r) == RK_OK)
+            return true;
+        r->msg = r->held;
+        r->held = NULL;
+        return false;
+    }
+    (void)srv;
+    return false;
+}
+
 /* NNG thread: a receive or a send of slot r finished. */
 static void slot_cb(void *arg)
 {
@@ -200,6 +273,9 @@ static void slot_cb(void *arg)
     r->msg = nng_aio_get_msg(r->aio);
     nng_aio_set_msg(r->aio, NULL);
     r->received_ms = rk_monotonic_ms();
+    r->injected = RK_OK;
+    if (failpoint_armed(FAILPOINT_RPC_RECV) && hold_request(srv, r))
+        return;
     if (srv->opts.inline_handlers)
         serve_inline(srv, r);
     else
@@ -266,6 +342,12 @@ static bool serve_frame(rpc_server *srv, rpc_request *r, uint8_t *buf, size_t le
         goto drop;
     }
     r->bound = find_binding(srv, v.hdr->service, v.hdr->method);
+    if (r->bound != NULL && r->injected != RK_OK) {
+        /* rpc.recv fail: the request came, but as if its handler failed */
+        rpc_frame_view_fini(&v);
+        rpc_respond(r, r->injected, NULL);
+        return true;
+    }
     if (r->bound == NULL) {
         COUNT(srv, unknown_method);
         RK_DEBUG("rpc", "no handler for %s.%s", v.hdr->service, v.hdr->method);
@@ -297,7 +379,33 @@ drop:
     return false;
 }
 
-static void send_reply(rpc_request *slot, nng_msg *m, uint64_t deadline_ms);
+static void send_reply(rpc_request *slot, nng_msg *m, uint64_t deadline_ms, failpoint_action fa);
+
+/* A reply frame to call_id that carries err and no payload, or NULL. */
+static nng_msg *error_reply(rpc_server *srv, uint64_t call_id, rk_err err)
+{
+    Ringkv__FrameHeader hdr = RINGKV__FRAME_HEADER__INIT;
+    hdr.kind = RINGKV__FRAME_HEADER__KIND__KIND_REPLY;
+    hdr.call_id = call_id;
+    hdr.timestamp_ms = rk_now_ms();
+    hdr.status = (int32_t)err;
+    nng_msg *m = NULL;
+    if (rpc_frame_encode(&srv->key, srv->opts.node_id, &hdr, NULL, srv->opts.max_frame_bytes, &m) !=
+        RK_OK)
+        return NULL;
+    return m;
+}
+
+/* The rpc.send failpoint for a reply to sender: none when no rule names
+ * the point. */
+static failpoint_action reply_fault(uint64_t sender)
+{
+    failpoint_action none = {FAILPOINT_NONE, 0};
+    if (!failpoint_armed(FAILPOINT_RPC_SEND))
+        return none;
+    failpoint_peer peer = {.id = sender};
+    return failpoint_eval(FAILPOINT_RPC_SEND, &peer);
+}
 
 /* All members of b have answered or were dropped: sends their replies as
  * one batch on the slot (or lets the slot receive again if there are none,
@@ -307,6 +415,20 @@ static void batch_send(rpc_server *srv, batch *b)
     rpc_request *slot = b->slot;
     size_t n = 0, bytes = 0;
     uint64_t deadline = 0;
+    failpoint_action fa = {FAILPOINT_NONE, 0};
+    for (size_t i = 0; i < b->n && failpoint_armed(FAILPOINT_RPC_SEND); i++) {
+        if (b->subs[i].reply == NULL)
+            continue;
+        fa = reply_fault(b->subs[i].sender); /* one caller sent the batch */
+        break;
+    }
+    for (size_t i = 0; i < b->n && fa.kind == FAILPOINT_FAIL; i++) {
+        rpc_request *sub = &b->subs[i];
+        if (sub->reply == NULL)
+            continue;
+        nng_msg_free(sub->reply);
+        sub->reply = error_reply(srv, sub->call_id, RK_EIO); /* NULL: that member gets RK_EIO */
+    }
     for (size_t i = 0; i < b->n; i++) {
         rpc_request *sub = &b->subs[i];
         if (sub->reply == NULL)
@@ -337,7 +459,7 @@ static void batch_send(rpc_server *srv, batch *b)
             nng_msg_free(b->subs[i].reply);
     free(b);
     if (m != NULL)
-        send_reply(slot, m, deadline);
+        send_reply(slot, m, deadline, fa);
     else
         start_recv(slot);
 }
@@ -377,6 +499,7 @@ static void serve_batch(rpc_server *srv, rpc_request *slot, nng_msg *m)
         sub->srv = srv;
         sub->batch = b;
         sub->received_ms = slot->received_ms;
+        sub->injected = slot->injected;
         if (!serve_frame(srv, sub, spans[i].frame, spans[i].len, NULL))
             batch_release(srv, b); /* dropped: no entry, never the last reference */
     }
@@ -425,6 +548,10 @@ void rpc_respond(rpc_request *r, rk_err err, const ProtobufCMessage *reply)
 {
     rpc_server *srv = r->srv;
     const ProtobufCMessage *payload = NULL;
+    /* A batch's replies go out together: batch_send asks for them. */
+    failpoint_action fa = {FAILPOINT_NONE, 0};
+    if (r->batch == NULL)
+        fa = reply_fault(r->sender);
     if (err == RK_OK) {
         if (reply == NULL || reply->descriptor != r->bound->method->output) {
             RK_ERROR("rpc", "handler of %s.%s answered with the wrong message type",
@@ -441,6 +568,10 @@ void rpc_respond(rpc_request *r, rk_err err, const ProtobufCMessage *reply)
     hdr.call_id = r->call_id;
     hdr.timestamp_ms = rk_now_ms();
     hdr.status = (int32_t)err;
+    if (fa.kind == FAILPOINT_FAIL) { /* the caller hears RK_EIO instead */
+        hdr.status = (int32_t)RK_EIO;
+        payload = NULL;
+    }
     nng_msg *m = NULL;
     rk_err e = rpc_frame_encode(&srv->key, srv->opts.node_id, &hdr, payload,
                                 srv->opts.max_frame_bytes, &m);
@@ -468,7 +599,7 @@ void rpc_respond(rpc_request *r, rk_err err, const ProtobufCMessage *reply)
         r->reply = m;
         batch_release(srv, r->batch);
     } else if (m != NULL) {
-        send_reply(r, m, r->deadline_ms);
+        send_reply(r, m, r->deadline_ms, fa);
     } else {
         start_recv(r);
     }
@@ -481,8 +612,28 @@ void rpc_respond(rpc_request *r, rk_err err, const ProtobufCMessage *reply)
 }
 
 /* Sends m (a reply frame or a batch of them) on slot, which then receives
- * again; takes ownership of m. */
-static void send_reply(rpc_request *slot, nng_msg *m, uint64_t deadline_ms)
+ * again, after what the rpc.send failpoint fa says (a delay holds it, a
+ * drop loses it); takes ownership of m. */
+static void send_reply(rpc_request *slot, nng_msg *m, uint64_t deadline_ms, failpoint_action fa)
+{
+    if (fa.kind == FAILPOINT_DROP) {
+        nng_msg_free(m);
+        start_recv(slot);
+        return;
+    }
+    if (fa.kind == FAILPOINT_DELAY) {
+        slot->held = m;
+        slot->held_is_reply = true;
+        slot->held_deadline_ms = deadline_ms;
+        if (failpoint_timer_start(&slot->timer, fa.delay_us, held_cb, slot) == RK_OK)
+            return;
+        slot->held = NULL;
+    }
+    send_now(slot, m, deadline_ms);
+}
+
+/* send_reply without failpoints. */
+static void send_now(rpc_request *slot, nng_msg *m, uint64_t deadline_ms)
 {
     rpc_server *srv = slot->srv;
     if (!rpc_gate_enter(&srv->gate)) {
@@ -664,6 +815,15 @@ void rpc_server_close(rpc_server *srv)
     rpc_gate_close(&srv->gate);
     for (size_t i = 0; i < srv->n_slots; i++)
         nng_aio_stop(srv->slots[i].aio);
+    /*    Nothing holds a message any more (holds start in slot_cb, which
+     *    has stopped, or in answers, which are done): drop what is still
+     *    held; a release that is running finds the gate shut. */
+    if (failpoint_enabled())
+        for (size_t i = 0; i < srv->n_slots; i++)
+            if (failpoint_timer_cancel(&srv->slots[i].timer) && srv->slots[i].held != NULL) {
+                nng_msg_free(srv->slots[i].held);
+                srv->slots[i].held = NULL;
+            }
     /* 4. Only now, with nothing in flight, close the socket. */
     if (nng_socket_id(srv->sock) > 0)
         nng_close(srv->sock);

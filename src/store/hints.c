@@ -58,6 +58,8 @@ rk_err store_hint_apply(store *st, uint64_t intended, const char *dbkey, size_t 
 {
     if (!hint_args_ok(st, intended, dbkey) || update_cb == NULL)
         return RK_EINVAL;
+    if (failpoint_armed(FAILPOINT_STORE_WRITE) && store_failpoint(FAILPOINT_STORE_WRITE) != RK_OK)
+        return RK_EIO;
     rk_buf k = {0};
     rk_err rc = hint_key(intended, dbkey, dbkey_len, &k);
     if (rc == RK_OK)
@@ -73,6 +75,8 @@ rk_err store_hint_get(store *st, uint64_t intended, const char *dbkey, size_t db
 {
     if (!hint_args_ok(st, intended, dbkey) || out == NULL)
         return RK_EINVAL;
+    if (failpoint_armed(FAILPOINT_STORE_READ) && store_failpoint(FAILPOINT_STORE_READ) != RK_OK)
+        return RK_EIO;
     rk_buf k = {0};
     rk_err rc = hint_key(intended, dbkey, dbkey_len, &k);
     if (rc == RK_OK)
@@ -88,6 +92,8 @@ rk_err store_hint_remove_if(store *st, uint64_t intended, const char *dbkey, siz
 {
     if (!hint_args_ok(st, intended, dbkey) || (expected == NULL && expected_len != 0))
         return RK_EINVAL;
+    if (failpoint_armed(FAILPOINT_STORE_WRITE) && store_failpoint(FAILPOINT_STORE_WRITE) != RK_OK)
+        return RK_EIO;
     rk_buf k = {0};
     rk_err rc = hint_key(intended, dbkey, dbkey_len, &k);
     if (rc != RK_OK)
@@ -129,6 +135,8 @@ rk_err store_hint_scan(store *st, uint64_t intended, const char *after, size_t a
 {
     if (st == NULL || intended == 0 || visit_cb == NULL || (after == NULL && after_len != 0))
         return RK_EINVAL;
+    if (failpoint_armed(FAILPOINT_STORE_READ) && store_failpoint(FAILPOINT_STORE_READ) != RK_OK)
+        return RK_EIO;
     char lo[ID_BYTES], hi[ID_BYTES];
     size_t hi_len = id_range(intended, lo, hi);
     rk_buf start = {0};
@@ -231,6 +239,8 @@ rk_err store_hint_drop(store *st, uint64_t intended, uint64_t *out_count)
 {
     if (st == NULL)
         return RK_EINVAL;
+    if (failpoint_armed(FAILPOINT_STORE_WRITE) && store_failpoint(FAILPOINT_STORE_WRITE) != RK_OK)
+        return RK_EIO;
     char lo[ID_BYTES] = {0}, hi[ID_BYTES];
     size_t lo_len = 0, hi_len = 0; /* lo_len 0: from the empty key, the first */
     if (intended != 0) {

@@ -1,7 +1,9 @@
 /* store.c - one RocksDB per node: open, get, striped apply, scan, meta. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rocksdb/c.h>
 #include <sodium.h>
@@ -275,6 +277,24 @@ void store_close(store *st)
     free(st);
 }
 
+/* ---- failpoints ------------------------------------------------------------ */
+
+rk_err store_failpoint(failpoint_point p)
+{
+    failpoint_action a = failpoint_eval(p, NULL);
+    if (a.kind == FAILPOINT_DELAY && a.delay_us > 0) {
+        struct timespec ts = {.tv_sec = (time_t)(a.delay_us / 1000000u),
+                              .tv_nsec = (long)(a.delay_us % 1000000u) * 1000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    if (a.kind == FAILPOINT_FAIL) {
+        RK_DEBUG("store", "%s failpoint: failing the call with RK_EIO", failpoint_point_name(p));
+        return RK_EIO;
+    }
+    return RK_OK;
+}
+
 /* ---- point reads and writes --------------------------------------------- */
 
 /* Appends the value of k in cf to out. The pinned read hands us the bytes
@@ -311,6 +331,8 @@ rk_err store_get(store *st, const char *dbkey, size_t dbkey_len, rk_buf *out)
 {
     if (st == NULL || dbkey == NULL || out == NULL)
         return RK_EINVAL;
+    if (failpoint_armed(FAILPOINT_STORE_READ) && store_failpoint(FAILPOINT_STORE_READ) != RK_OK)
+        return RK_EIO;
     return store_get_cf(st, st->cf[CF_DATA], dbkey, dbkey_len, out, "get");
 }
 
@@ -368,6 +390,8 @@ rk_err store_apply(store *st, const char *dbkey, size_t dbkey_len, store_update_
 {
     if (st == NULL || dbkey == NULL || update_cb == NULL)
         return RK_EINVAL;
+    if (failpoint_armed(FAILPOINT_STORE_WRITE) && store_failpoint(FAILPOINT_STORE_WRITE) != RK_OK)
+        return RK_EIO;
     return store_apply_cf(st, st->cf[CF_DATA], dbkey, dbkey_len,
                           store_stripe_of(st, dbkey, dbkey_len), update_cb, arg);
 }
@@ -399,6 +423,8 @@ rk_err store_remove_if(store *st, const char *dbkey, size_t dbkey_len, const cha
 {
     if (st == NULL || dbkey == NULL || dbkey_len == 0 || (expected == NULL && expected_len != 0))
         return RK_EINVAL;
+    if (failpoint_armed(FAILPOINT_STORE_WRITE) && store_failpoint(FAILPOINT_STORE_WRITE) != RK_OK)
+        return RK_EIO;
     pthread_mutex_t *m = store_stripe_of(st, dbkey, dbkey_len);
     pthread_mutex_lock(m);
     rk_err rc = store_remove_if_cf(st, st->cf[CF_DATA], dbkey, dbkey_len, expected, expected_len);
@@ -470,6 +496,8 @@ rk_err store_scan(store *st, const char *start, size_t start_len, const char *en
 {
     if (st == NULL || visit_cb == NULL)
         return RK_EINVAL;
+    if (failpoint_armed(FAILPOINT_STORE_READ) && store_failpoint(FAILPOINT_STORE_READ) != RK_OK)
+        return RK_EIO;
     return store_scan_cf(st, st->cf[CF_DATA], start, start_len, end, end_len, visit_cb, arg);
 }
 

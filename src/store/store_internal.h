@@ -11,6 +11,7 @@
 
 #include <rocksdb/c.h>
 
+#include "ringkv/failpoint.h"
 #include "ringkv/store.h"
 
 rocksdb_t *store_db(store *st);
@@ -27,6 +28,13 @@ const rocksdb_writeoptions_t *store_write_options(store *st);
 /* The lock stripe that serialises read-merge-writes of key[0..len). Hints
  * pass their data key, so a hint shares its data record's stripe. */
 pthread_mutex_t *store_stripe_of(store *st, const char *key, size_t len);
+
+/* What the store.write or store.read failpoint says for this call
+ * (docs/failpoints.md): a delay sleeps here, in the caller's thread, as a
+ * slow disk would hold it, before any lock is taken; RK_EIO when the rule
+ * says fail. Call only when failpoint_armed(p): the entry points check
+ * the flag first, so that it costs one branch when no rule is set. */
+rk_err store_failpoint(failpoint_point p);
 
 /* Logs a RocksDB error with what we were doing, frees it, returns RK_EIO. */
 rk_err store_rocks_err(char *errptr, const char *what);
