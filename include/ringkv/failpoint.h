@@ -160,8 +160,8 @@ void failpoint_rule_format(const failpoint_rule *rule, char *out, size_t cap);
  * '#' are skipped. On RK_OK *rules (free with free(); NULL when there are
  * none) and *n hold them. RK_EINVAL with err "line N: ..." at the first bad
  * line, or when there are more than FAILPOINT_RULES_MAX. RK_ENOMEM. */
-rk_err failpoint_rules_parse_lines(const char *text, size_t len, failpoint_rule **rules,
-                                   size_t *n, char *err, size_t cap);
+rk_err failpoint_rules_parse_lines(const char *text, size_t len, failpoint_rule **rules, size_t *n,
+                                   char *err, size_t cap);
 
 /* ---- the process's rule set ---------------------------------------------------- */
 

@@ -101,6 +101,12 @@ void pbs_samples_free(pbs_samples *s); /* NULL is a no-op */
 void pbs_samples_add(pbs_samples *s, uint64_t peer, pbs_leg leg, uint32_t out_us, uint32_t back_us,
                      bool split);
 
+/* Records how long the coordinator's waiting thread took to wake once the
+ * quorum of a write or a read was met (us): answers that arrive meanwhile
+ * are merged into a read's reply, and a write is acknowledged to the
+ * client only then. Same cost as pbs_samples_add. */
+void pbs_samples_add_wake(pbs_samples *s, pbs_leg leg, uint32_t us);
+
 /* ---- what the simulation reads ------------------------------------------ */
 
 /* count delays (us) of one kind; us is borrowed. */
@@ -126,6 +132,7 @@ typedef struct pbs_snapshot {
     uint64_t split_rounds;    /* exchanges split in half (no shared clock) */
     uint64_t rounds;          /* exchanges recorded */
     uint64_t dropped;         /* exchanges of peers past PBS_MAX_PEERS */
+    pbs_dist wake[2];         /* pbs_samples_add_wake's, by pbs_leg */
     uint32_t *storage;        /* what the peers' pbs_dist point into */
 } pbs_snapshot;
 
@@ -148,6 +155,16 @@ typedef struct pbs_query {
     unsigned trials;    /* 1..PBS_MAX_TRIALS */
     const double *t_ms; /* t_count times after the ack, each finite and >= 0 */
     size_t t_count;     /* 1..PBS_MAX_T */
+    /* The coordinator the prediction is for (its own copy is a replica of
+     * the keys it holds): a peer id among the samples, or 0 for none. */
+    uint64_t self;
+    /* The share of reads that ask every replica at once (read repair's
+     * chance, 0..1); the others ask R replicas, the coordinator's own copy
+     * first, and take all R answers. */
+    double read_all_share;
+    /* The coordinator's wake-up after a quorum is met (pbs_snapshot.wake,
+     * by pbs_leg); empty: none. */
+    pbs_dist wake[2];
 } pbs_query;
 
 typedef struct pbs_percentiles {
@@ -169,18 +186,30 @@ typedef struct pbs_prediction {
     pbs_percentiles write_ms; /* the W-th fastest replica's W + A */
 } pbs_prediction;
 
-/* Runs q->trials trials of WARS over peers[0..peer_count) (docs/pbs.md):
+/* Runs q->trials trials of WARS over peers[0..peer_count) as this store
+ * writes and reads (docs/pbs.md):
  *
  * - the key's n replicas are n distinct peers picked at random (a random
  *   key's replicas); when fewer than n peers are given, every peer is one
  *   and the rest draw from the pooled delays of all peers;
  * - replica i draws W_i, A_i, R_i, S_i from its own peer's reservoirs (the
- *   pooled ones for a kind it has none of);
- * - the write is acknowledged at ack = the w-th smallest W_i + A_i;
- * - a read starting t after the ack is answered by the r replicas with the
- *   smallest R_i + S_i (ties broken at random), and sees the write when one
- *   of them had applied it by the time the read reached it:
- *   W_i <= ack + t + R_i.
+ *   pooled ones for a kind it has none of); W is the one-way delay of the
+ *   message that carries the write plus the replica's apply, A the way
+ *   back;
+ * - one replica applies the client's write first (the coordinator when it
+ *   is a replica, else one at random: the key's first replica): it has the
+ *   write at W_a and the coordinator gets the result at W_a + A_a; only then
+ *   are the others sent it: replica i has it at W_a + A_a + W_i, and its ack
+ *   arrives A_i later;
+ * - the write is acknowledged at ack = the w-th earliest of those acks
+ *   (the applier's at W_a + A_a), plus the coordinator's wake-up;
+ * - a read starting t after the ack reaches replica i at ack + t + R_i. A
+ *   share read_all_share of reads asks every replica and is answered by
+ *   every replica whose answer is in when the coordinator wakes up after
+ *   the r-th (smallest R_i + S_i, ties broken at random); the others ask
+ *   r replicas, the coordinator's own copy first, and wait for all r.
+ *   The read sees the write when one of the replicas that answered had it
+ *   by the time the read got there.
  *
  * rng is advanced; the same seed gives the same prediction. RK_EINVAL for
  * a query out of range, RK_ENOTFOUND when some kind has no delay at all,

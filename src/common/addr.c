@@ -18,4 +18,3 @@ void rk_reachable_http_addr(const char *http_addr, const char *rpc_addr, char *d
     }
     snprintf(dst, cap, "%.*s%s", (int)(rpc_colon - rpc_addr), rpc_addr, colon);
 }
-

@@ -32,8 +32,8 @@ typedef struct live_rule {
 
 static struct {
     pthread_rwlock_t lock;
-    live_rule *rules; /* (lock) */
-    size_t n;         /* (lock) */
+    live_rule *rules;                /* (lock) */
+    size_t n;                        /* (lock) */
     failpoint_resolve_cb resolve_cb; /* (lock) */
     void *resolve_arg;               /* (lock) */
     _Atomic bool enabled;
@@ -295,8 +295,8 @@ static const char *kind_name(failpoint_kind k)
 
 rk_err failpoint_list_json(rk_buf *out)
 {
-    rk_err err = rk_buf_appendf(out, "{\"enabled\":%s,\"rules\":[",
-                                failpoint_enabled() ? "true" : "false");
+    rk_err err =
+        rk_buf_appendf(out, "{\"enabled\":%s,\"rules\":[", failpoint_enabled() ? "true" : "false");
     pthread_rwlock_rdlock(&reg.lock);
     for (size_t i = 0; i < reg.n && err == RK_OK; i++) {
         const live_rule *lr = &reg.rules[i];

@@ -322,7 +322,8 @@ static bool parse_action(parser *p, failpoint_rule *r)
 rk_err failpoint_rule_parse(const char *spec, size_t len, failpoint_rule *out, char *err,
                             size_t cap)
 {
-    parser p = {.s = spec != NULL ? spec : "", .len = spec != NULL ? len : 0, .err = err, .cap = cap};
+    parser p = {
+        .s = spec != NULL ? spec : "", .len = spec != NULL ? len : 0, .err = err, .cap = cap};
     if (err != NULL && cap > 0)
         err[0] = '\0';
     failpoint_rule r = {0};
@@ -389,8 +390,8 @@ void failpoint_rule_format(const failpoint_rule *r, char *out, size_t cap)
 
 /* ---- many rules ------------------------------------------------------------------ */
 
-rk_err failpoint_rules_parse_lines(const char *text, size_t len, failpoint_rule **rules,
-                                   size_t *n, char *err, size_t cap)
+rk_err failpoint_rules_parse_lines(const char *text, size_t len, failpoint_rule **rules, size_t *n,
+                                   char *err, size_t cap)
 {
     failpoint_rule *out = NULL;
     size_t count = 0, room = 0, line_no = 0;

@@ -47,8 +47,8 @@ static rk_err rule_text(const cJSON *item, char *out, size_t cap, const char **w
         *why = "\"peer\" is a node name, id or HOST:PORT, or null for every peer";
         return RK_EINVAL;
     }
-    if (p != NULL && !cJSON_IsNull(p) && !(cJSON_IsNumber(p) && p->valuedouble > 0 &&
-                                           p->valuedouble <= 1)) {
+    if (p != NULL && !cJSON_IsNull(p) &&
+        !(cJSON_IsNumber(p) && p->valuedouble > 0 && p->valuedouble <= 1)) {
         *why = "\"p\" is a probability: more than 0, at most 1";
         return RK_EINVAL;
     }
@@ -58,8 +58,7 @@ static rk_err rule_text(const cJSON *item, char *out, size_t cap, const char **w
         *why = "\"n\" is a count: a whole number from 1, or null for no limit";
         return RK_EINVAL;
     }
-    int len = snprintf(out, cap, "%s%s%s=", point->valuestring,
-                       cJSON_IsString(peer) ? "@" : "",
+    int len = snprintf(out, cap, "%s%s%s=", point->valuestring, cJSON_IsString(peer) ? "@" : "",
                        cJSON_IsString(peer) ? peer->valuestring : "");
     size_t at = len > 0 && (size_t)len < cap ? (size_t)len : cap - 1;
     if (cJSON_IsNumber(p) && p->valuedouble < 1 && at < cap)
@@ -73,8 +72,8 @@ static rk_err rule_text(const cJSON *item, char *out, size_t cap, const char **w
 
 /* A JSON body: an array of rules, or {"rules": [...]} (what GET returns,
  * so a listing can be edited and put back). */
-static rk_err parse_json(const char *body, size_t len, failpoint_rule **rules, size_t *n,
-                         char *err, size_t cap)
+static rk_err parse_json(const char *body, size_t len, failpoint_rule **rules, size_t *n, char *err,
+                         size_t cap)
 {
     size_t vb, ve;
     cJSON *doc = NULL;

@@ -271,7 +271,7 @@ void http_handle_cluster_leave(request *rq); /* cluster_admin.c */
 void http_handle_cluster_remove(request *rq);
 void http_handle_cluster_repair(request *rq);
 void http_handle_hints_drop(request *rq);
-void http_handle_pbs(request *rq); /* pbs.c */
+void http_handle_pbs(request *rq);            /* pbs.c */
 void http_handle_failpoints_get(request *rq); /* failpoints.c */
 void http_handle_failpoints_put(request *rq);
 void http_handle_failpoints_delete(request *rq);

@@ -162,8 +162,18 @@ void http_handle_pbs(request *rq)
     /* a fresh seed per request: repeatable runs are the unit tests' */
     pbs_rng rng;
     pbs_rng_seed(&rng, t0 ^ (rk_now_ms() << 20) ^ (uint64_t)(uintptr_t)rq);
-    pbs_query q = {
-        .n = p.n, .r = p.r, .w = p.w, .trials = p.trials, .t_ms = p.t_ms, .t_count = p.t_count};
+    /* The node's own read strategy: a share of reads ask every replica. */
+    const kv_config *cfg = kv_get_config(rq->srv->k);
+    pbs_query q = {.n = p.n,
+                   .r = p.r,
+                   .w = p.w,
+                   .trials = p.trials,
+                   .t_ms = p.t_ms,
+                   .t_count = p.t_count,
+                   .self = rq->srv->node_id,
+                   .read_all_share =
+                       cfg->read_repair_percent >= 100 ? 1.0 : cfg->read_repair_percent / 100.0,
+                   .wake = {snap.wake[PBS_WRITE], snap.wake[PBS_READ]}};
     pbs_prediction pr;
     err = pbs_predict(snap.peers, snap.peer_count, &q, &rng, &pr);
     if (err != RK_OK) {

@@ -50,8 +50,8 @@ struct coord_req {
     put_core pc;
     quorum_plan_result plan; /* targets and intended replicas */
     coord_call calls[QUORUM_MAX_TARGETS];
+    uint64_t reached_ns; /* when a reply met the quorum; 0: not yet, or the waiter did */
     uint64_t sent_ns[QUORUM_MAX_TARGETS]; /* when each call left */
-    uint64_t write_start_ns;              /* a put: when the first replica was asked */
     /* The key, addressed once by kv.c; its names point into key.dbkey
      * (position | table | 0x00 | key), so the table is a C string there. */
     replica_key key;
@@ -167,29 +167,30 @@ static const char *peer_addr(const coord_req *req, uint64_t node)
 
 /* ---- PBS samples ------------------------------------------------------------ */
 
-/* One exchange with a remote replica that just answered: start_ns when
- * the request began (a write: when its first replica was asked, so a
- * replica asked after another applied it counts that wait, as it delays
- * the write there), send_ns when this call left, and the replica's stamp
- * from the reply (its clock reading and the clock's id). */
-static void note_remote_delay(kv *k, uint64_t node, pbs_leg leg, uint64_t start_ns,
-                              uint64_t send_ns, uint64_t remote_ns, uint64_t remote_clock)
+/* One exchange with a remote replica that just answered: send_ns when
+ * this call left, and the replica's stamp from the reply (its clock
+ * reading and the clock's id). Each message's delays count from its own
+ * send: that a write reaches the replicas other than its applier only
+ * after the applier is the model's business (pbs_predict), not the
+ * samples'. */
+static void note_remote_delay(kv *k, uint64_t node, pbs_leg leg, uint64_t send_ns,
+                              uint64_t remote_ns, uint64_t remote_clock)
 {
     uint32_t out_us, back_us;
     bool same_clock = remote_clock != 0 && remote_clock == k->clock_id;
     bool split =
-        pbs_split_round(start_ns, send_ns, remote_ns, rk_mono_ns(), same_clock, &out_us, &back_us);
+        pbs_split_round(send_ns, send_ns, remote_ns, rk_mono_ns(), same_clock, &out_us, &back_us);
     pbs_samples_add(k->pbs, node, leg, out_us, back_us, split);
 }
 
 /* This node's own replica, which took from call_ns until now: no network,
- * so a write is applied at its end (W = now - start_ns, A = 0) and a read
- * begins at its start (R = call_ns - start_ns, S = the read). */
-static void note_local_delay(kv *k, pbs_leg leg, uint64_t start_ns, uint64_t call_ns)
+ * so a write is applied at its end (W = the apply, A = 0) and a read
+ * begins at once (R = 0, S = the read). */
+static void note_local_delay(kv *k, pbs_leg leg, uint64_t call_ns)
 {
     uint64_t now = rk_mono_ns();
     uint32_t out_us, back_us;
-    pbs_split_round(start_ns, call_ns, leg == PBS_WRITE ? now : call_ns, now, true, &out_us,
+    pbs_split_round(call_ns, call_ns, leg == PBS_WRITE ? now : call_ns, now, true, &out_us,
                     &back_us);
     pbs_samples_add(k->pbs, k->node_id, leg, out_us, back_us, false);
 }
@@ -233,11 +234,26 @@ static void get_feed(coord_req *req, uint64_t node, quorum_reply reply, const rk
 static void read_repair(coord_req *req);
 static void ask(coord_req *req, size_t from, size_t count);
 
-/* After a reply: count it and wake the waiter. */
+/* After a reply: count it and wake the waiter, noting when the reply
+ * that met the quorum came in (note_wake). */
 static void req_replied(coord_req *req)
 {
     req->outstanding--;
+    if (req->reached_ns == 0 && req_answered(req))
+        req->reached_ns = rk_mono_ns();
     pthread_cond_signal(&req->cv);
+}
+
+/* The waiter (req->mu held) has woken with its quorum met: how long after
+ * the reply that met it. Answers that came in meanwhile are part of a
+ * read's reply; a write's client hears of it only now (docs/pbs.md). */
+static void note_wake(coord_req *req, pbs_leg leg)
+{
+    if (req_verdict(req) != QUORUM_REACHED)
+        return;
+    uint64_t now = rk_mono_ns(), at = req->reached_ns;
+    uint64_t us = at != 0 && now > at ? (now - at) / 1000u : 0;
+    pbs_samples_add_wake(req->k->pbs, leg, us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
 }
 
 /* Feeds one target's answer, asks the targets the core wants next (one
@@ -271,7 +287,7 @@ static void get_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
         kv_latency_window_add(&req->k->read_latency,
                               took > UINT32_MAX ? UINT32_MAX : (uint32_t)took);
         const Ringkv__ReplicaGetReply *r = (const Ringkv__ReplicaGetReply *)reply;
-        note_remote_delay(req->k, node, PBS_READ, sent, sent, r->replica_mono_ns, r->replica_clock);
+        note_remote_delay(req->k, node, PBS_READ, sent, r->replica_mono_ns, r->replica_clock);
         if (!r->found)
             kind = QUORUM_REPLY_NOTFOUND;
         else if (object_decode(r->object.data, r->object.len, &obj) == RK_OK)
@@ -294,7 +310,7 @@ static void get_local(coord_req *req, size_t i)
     rk_err err = replica_read(k->rp, req->key.dbkey, req->key.dbkey_len,
                               req->plan.targets[i].intended, &val);
     if (err == RK_OK || err == RK_ENOTFOUND)
-        note_local_delay(k, PBS_READ, start, start);
+        note_local_delay(k, PBS_READ, start);
     if (err == RK_ENOTFOUND)
         kind = QUORUM_REPLY_NOTFOUND;
     else if (err == RK_OK && object_decode((const uint8_t *)val.data, val.len, &obj) == RK_OK)
@@ -516,6 +532,7 @@ rk_err kv_coord_get(kv *k, const replica_key *key, const kv_read_opts *opts, kv_
     ask(req, 0, first);
     pthread_mutex_lock(&req->mu);
     get_wait(req);
+    note_wake(req, PBS_READ);
     err = get_result(req, res);
     bool finish = req_take_finish(req);
     pthread_mutex_unlock(&req->mu);
@@ -538,8 +555,8 @@ static void put_reply_cb(rk_err err, ProtobufCMessage *reply, void *arg)
     uint64_t node = req->plan.targets[call->index].node;
     if (err == RK_OK) {
         const Ringkv__ReplicaPutReply *r = (const Ringkv__ReplicaPutReply *)reply;
-        note_remote_delay(req->k, node, PBS_WRITE, req->write_start_ns, req->sent_ns[call->index],
-                          r->replica_mono_ns, r->replica_clock);
+        note_remote_delay(req->k, node, PBS_WRITE, req->sent_ns[call->index], r->replica_mono_ns,
+                          r->replica_clock);
     }
     rpc_reply_free(reply);
     pthread_mutex_lock(&req->mu);
@@ -650,8 +667,7 @@ static rk_err apply_remote(coord_req *req, const quorum_target *t, const kv_writ
     if (err != RK_OK)
         return err;
     const Ringkv__ReplicaApplyReply *r = (const Ringkv__ReplicaApplyReply *)reply;
-    note_remote_delay(req->k, t->node, PBS_WRITE, req->write_start_ns, sent, r->replica_mono_ns,
-                      r->replica_clock);
+    note_remote_delay(req->k, t->node, PBS_WRITE, sent, r->replica_mono_ns, r->replica_clock);
     err = object_decode(r->object.data, r->object.len, &res->obj);
     if (err == RK_OK)
         err = rk_buf_append(&req->encoded, r->object.data, r->object.len);
@@ -725,7 +741,7 @@ static rk_err apply_local(coord_req *req, const kv_write *w, kv_result *res)
     rk_err err = replica_write(req->k->rp, &req->key, &u, &out, &req->encoded);
     if (err != RK_OK)
         return err;
-    note_local_delay(req->k, PBS_WRITE, req->write_start_ns, call);
+    note_local_delay(req->k, PBS_WRITE, call);
     res->obj = out.obj;
     res->existed = out.existed;
     res->dot = out.dot;
@@ -796,7 +812,7 @@ static void put_fan_out(coord_req *req, uint64_t applier, const bool *failed, ui
             bool ok = decoded && replica_merge(k->rp, req->key.dbkey, req->key.dbkey_len,
                                                t->intended, &obj, NULL) == RK_OK;
             if (ok)
-                note_local_delay(k, PBS_WRITE, req->write_start_ns, call);
+                note_local_delay(k, PBS_WRITE, call);
             pthread_mutex_lock(&req->mu);
             kv_put_core_reply(&req->pc, t->node, ok, NULL);
             req_replied(req);
@@ -852,7 +868,6 @@ rk_err kv_coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result 
             res->needed = read.needed;
         }
     }
-    req->write_start_ns = rk_mono_ns();
     if (err == RK_OK)
         err = apply_write(req, w, &seen, res, &applier, failed);
     kv_result_free(&read);
@@ -871,6 +886,7 @@ rk_err kv_coord_put(kv *k, const replica_key *key, const kv_write *w, kv_result 
 
     pthread_mutex_lock(&req->mu);
     req_wait(req, req->deadline_ms);
+    note_wake(req, PBS_WRITE);
     err = kv_put_core_result(&req->pc, &res->acks, &res->needed);
     quorum_target acked[QUORUM_MAX_TARGETS];
     size_t n_acked = kv_put_core_acked(&req->pc, acked);

@@ -85,6 +85,10 @@ typedef struct peer_slot {
 struct pbs_samples {
     peer_slot peers[PBS_MAX_PEERS];
     _Atomic uint64_t dropped;
+    /* the coordinator's wake-ups, by pbs_leg: one lock for both */
+    pthread_mutex_t wake_mu;
+    pbs_rng wake_rng;
+    pbs_reservoir wake[2];
 };
 
 rk_err pbs_samples_alloc(uint64_t seed, pbs_samples **out)
@@ -100,6 +104,8 @@ rk_err pbs_samples_alloc(uint64_t seed, pbs_samples **out)
         pthread_mutex_init(&s->peers[i].mu, NULL);
         pbs_rng_seed(&s->peers[i].rng, pbs_rng_next(&seeder));
     }
+    pthread_mutex_init(&s->wake_mu, NULL);
+    pbs_rng_seed(&s->wake_rng, pbs_rng_next(&seeder));
     *out = s;
     return RK_OK;
 }
@@ -110,6 +116,7 @@ void pbs_samples_free(pbs_samples *s)
         return;
     for (size_t i = 0; i < PBS_MAX_PEERS; i++)
         pthread_mutex_destroy(&s->peers[i].mu);
+    pthread_mutex_destroy(&s->wake_mu);
     free(s);
 }
 
@@ -147,6 +154,13 @@ void pbs_samples_add(pbs_samples *s, uint64_t peer, pbs_leg leg, uint32_t out_us
     pthread_mutex_unlock(&p->mu);
 }
 
+void pbs_samples_add_wake(pbs_samples *s, pbs_leg leg, uint32_t us)
+{
+    pthread_mutex_lock(&s->wake_mu);
+    pbs_reservoir_add(&s->wake[leg == PBS_WRITE ? PBS_WRITE : PBS_READ], us, &s->wake_rng);
+    pthread_mutex_unlock(&s->wake_mu);
+}
+
 /* ---- snapshots ----------------------------------------------------------- */
 
 rk_err pbs_samples_snapshot(pbs_samples *s, pbs_snapshot *out)
@@ -155,7 +169,7 @@ rk_err pbs_samples_snapshot(pbs_samples *s, pbs_snapshot *out)
      * /pbs request) and this keeps the copy to one pass under each lock */
     memset(out, 0, sizeof *out);
     uint32_t *storage =
-        malloc((size_t)PBS_MAX_PEERS * PBS_KINDS * PBS_RESERVOIR_CAP * sizeof *storage);
+        malloc(((size_t)PBS_MAX_PEERS * PBS_KINDS + 2) * PBS_RESERVOIR_CAP * sizeof *storage);
     if (storage == NULL)
         return RK_ENOMEM;
     size_t used = 0;
@@ -184,6 +198,14 @@ rk_err pbs_samples_snapshot(pbs_samples *s, pbs_snapshot *out)
             out->peer_count++;
     }
     out->dropped = atomic_load_explicit(&s->dropped, memory_order_relaxed);
+    pthread_mutex_lock(&s->wake_mu);
+    for (int leg = 0; leg < 2; leg++) {
+        size_t n = pbs_reservoir_count(&s->wake[leg]);
+        memcpy(storage + used, s->wake[leg].us, n * sizeof *storage);
+        out->wake[leg] = (pbs_dist){storage + used, n};
+        used += n;
+    }
+    pthread_mutex_unlock(&s->wake_mu);
     out->storage = storage;
     return RK_OK;
 }

@@ -23,6 +23,7 @@ typedef struct sim {
     size_t cum[PBS_KINDS][PBS_MAX_PEERS];
     size_t total[PBS_KINDS];
     size_t order[PBS_MAX_PEERS]; /* peer indices, shuffled in place */
+    size_t self;                 /* the coordinator's peer index, or NO_PEER */
 } sim;
 
 /* One trial's outcome, in microseconds. */
@@ -35,7 +36,8 @@ static rk_err check_query(const pbs_query *q, size_t peer_count)
 {
     if (q->n == 0 || q->n > PBS_MAX_N || q->r == 0 || q->r > q->n || q->w == 0 || q->w > q->n ||
         q->trials == 0 || q->trials > PBS_MAX_TRIALS || q->t_count == 0 || q->t_count > PBS_MAX_T ||
-        q->t_ms == NULL || peer_count > PBS_MAX_PEERS)
+        q->t_ms == NULL || peer_count > PBS_MAX_PEERS || !(q->read_all_share >= 0) ||
+        q->read_all_share > 1)
         return RK_EINVAL;
     for (size_t i = 0; i < q->t_count; i++)
         if (!isfinite(q->t_ms[i]) || q->t_ms[i] < 0)
@@ -43,13 +45,16 @@ static rk_err check_query(const pbs_query *q, size_t peer_count)
     return RK_OK;
 }
 
-static rk_err sim_init(sim *s, const pbs_peer *peers, size_t peer_count)
+static rk_err sim_init(sim *s, const pbs_peer *peers, size_t peer_count, uint64_t self)
 {
     memset(s, 0, sizeof *s);
     s->peers = peers;
     s->peer_count = peer_count;
+    s->self = NO_PEER;
     for (size_t i = 0; i < peer_count; i++) {
         s->order[i] = i;
+        if (self != 0 && peers[i].id == self)
+            s->self = i;
         for (int k = 0; k < PBS_KINDS; k++) {
             s->total[k] += peers[i].kind[k].count;
             s->cum[k][i] = s->total[k];
@@ -121,22 +126,10 @@ typedef struct answer_slot {
     size_t replica;
 } answer_slot;
 
-static void run_trial(sim *s, const pbs_query *q, pbs_rng *rng, trial *out)
+/* Sorts answer[0..n) by R + S, the random tiebreak below it. */
+static void sort_answers(answer_slot *answer, size_t n)
 {
-    size_t rep[PBS_MAX_N];
-    uint64_t w[PBS_MAX_N], r[PBS_MAX_N], wa[PBS_MAX_N];
-    answer_slot answer[PBS_MAX_N];
-    pick_replicas(s, q->n, rng, rep);
-    for (size_t i = 0; i < q->n; i++) {
-        w[i] = draw(s, rep[i], PBS_W, rng);
-        wa[i] = w[i] + draw(s, rep[i], PBS_A, rng);
-        r[i] = draw(s, rep[i], PBS_R, rng);
-        answer[i].rs = r[i] + draw(s, rep[i], PBS_S, rng);
-        answer[i].tiebreak = pbs_rng_next(rng);
-        answer[i].replica = i;
-    }
-    uint64_t ack = kth_smallest(wa, q->n, q->w);
-    for (size_t i = 1; i < q->n; i++)
+    for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0; j--) {
             bool before =
                 answer[j].rs < answer[j - 1].rs ||
@@ -147,16 +140,99 @@ static void run_trial(sim *s, const pbs_query *q, pbs_rng *rng, trial *out)
             answer[j] = answer[j - 1];
             answer[j - 1] = tmp;
         }
+}
+
+/* A targeted read's r replicas into answer[0..r): the coordinator's own
+ * copy first when it is a replica, then others in random order (a random
+ * key's preference order); the read waits for all of them, so the last
+ * (answer[r - 1] after sorting) sets its latency. */
+static void target_answers(const size_t *rep, size_t n, size_t self, unsigned r,
+                           answer_slot *answer, pbs_rng *rng)
+{
+    size_t order[PBS_MAX_N], count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rep[i] == self && self != NO_PEER)
+            order[count++] = i;
+    size_t first_other = count;
+    for (size_t i = 0; i < n; i++)
+        if (!(rep[i] == self && self != NO_PEER))
+            order[count++] = i;
+    for (size_t i = first_other; i + 1 < count; i++) { /* shuffle the others */
+        size_t j = i + pbs_rng_below(rng, count - i);
+        size_t tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+    answer_slot picked[PBS_MAX_N];
+    for (unsigned j = 0; j < r; j++)
+        for (size_t i = 0; i < n; i++)
+            if (answer[i].replica == order[j])
+                picked[j] = answer[i];
+    memcpy(answer, picked, r * sizeof *answer);
+    sort_answers(answer, r);
+}
+
+/* A wake-up delay of the coordinator (0 when none was sampled). */
+static uint64_t draw_wake(const pbs_dist *d, pbs_rng *rng)
+{
+    return d->count > 0 && d->us != NULL ? d->us[pbs_rng_below(rng, d->count)] : 0;
+}
+
+static void run_trial(sim *s, const pbs_query *q, pbs_rng *rng, trial *out)
+{
+    size_t rep[PBS_MAX_N];
+    uint64_t have[PBS_MAX_N], r[PBS_MAX_N], acks[PBS_MAX_N];
+    answer_slot answer[PBS_MAX_N];
+    pick_replicas(s, q->n, rng, rep);
+    /* the applier: this coordinator when it is a replica, else the key's
+     * first replica, which is any of them as likely */
+    size_t applier = pbs_rng_below(rng, q->n);
+    for (size_t i = 0; i < q->n; i++)
+        if (s->self != NO_PEER && rep[i] == s->self)
+            applier = i;
+    uint64_t wa = draw(s, rep[applier], PBS_W, rng);
+    uint64_t result = wa + draw(s, rep[applier], PBS_A, rng); /* back at the coordinator */
+    for (size_t i = 0; i < q->n; i++) {
+        if (i == applier) {
+            have[i] = wa;
+            acks[i] = result;
+        } else {
+            have[i] = result + draw(s, rep[i], PBS_W, rng);
+            acks[i] = have[i] + draw(s, rep[i], PBS_A, rng);
+        }
+        r[i] = draw(s, rep[i], PBS_R, rng);
+        answer[i].rs = r[i] + draw(s, rep[i], PBS_S, rng);
+        answer[i].tiebreak = pbs_rng_next(rng);
+        answer[i].replica = i;
+    }
+    uint64_t ack = kth_smallest(acks, q->n, q->w) + draw_wake(&q->wake[PBS_WRITE], rng);
+    bool ask_all =
+        q->read_all_share >= 1 ||
+        (q->read_all_share > 0 && (double)(pbs_rng_next(rng) >> 11) * 0x1p-53 < q->read_all_share);
+    size_t answered = q->r;
+    uint64_t read_us;
+    if (ask_all) {
+        /* every answer in by the time the coordinator wakes after the r-th
+         * (with no wake-up, the first r: equal times are ordered) */
+        sort_answers(answer, q->n);
+        uint64_t wake = draw_wake(&q->wake[PBS_READ], rng);
+        read_us = answer[q->r - 1].rs + wake;
+        while (wake > 0 && answered < q->n && answer[answered].rs <= read_us)
+            answered++;
+    } else {
+        target_answers(rep, q->n, s->self, q->r, answer, rng);
+        read_us = answer[q->r - 1].rs + draw_wake(&q->wake[PBS_READ], rng);
+    }
     /* replica i, reached at ack + t + R_i, has the write when
-     * W_i <= ack + t + R_i, i.e. t >= W_i - ack - R_i */
+     * have_i <= ack + t + R_i, i.e. t >= have_i - ack - R_i */
     int64_t threshold = INT64_MAX;
-    for (size_t j = 0; j < q->r; j++) {
+    for (size_t j = 0; j < answered; j++) {
         size_t i = answer[j].replica;
-        int64_t need = (int64_t)w[i] - (int64_t)ack - (int64_t)r[i];
+        int64_t need = (int64_t)have[i] - (int64_t)ack - (int64_t)r[i];
         if (need < threshold)
             threshold = need;
     }
-    *out = (trial){threshold, ack, answer[q->r - 1].rs};
+    *out = (trial){threshold, ack, read_us};
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -184,7 +260,7 @@ rk_err pbs_predict(const pbs_peer *peers, size_t peer_count, const pbs_query *q,
     rk_err err = check_query(q, peer_count);
     sim s;
     if (err == RK_OK)
-        err = sim_init(&s, peers, peer_count);
+        err = sim_init(&s, peers, peer_count, q->self);
     if (err != RK_OK)
         return err;
     int64_t *threshold = malloc(q->trials * sizeof *threshold);

@@ -259,8 +259,8 @@ static void test_parse_lines(void **state)
     failpoint_rule *rules = NULL;
     size_t n = 0;
     char err[FAILPOINT_ERR_MAX + 32];
-    assert_int_equal(failpoint_rules_parse_lines(text, sizeof text - 1, &rules, &n, err, sizeof err),
-                     RK_OK);
+    assert_int_equal(
+        failpoint_rules_parse_lines(text, sizeof text - 1, &rules, &n, err, sizeof err), RK_OK);
     assert_int_equal(n, 3);
     assert_string_equal(rules[1].peer, "n5");
     assert_int_equal(rules[2].point, FAILPOINT_STORE_WRITE);
@@ -278,8 +278,8 @@ static void test_parse_lines(void **state)
     rk_buf many = {0};
     for (int i = 0; i <= FAILPOINT_RULES_MAX; i++)
         rk_buf_appends(&many, "rpc.send=drop\n");
-    assert_int_equal(
-        failpoint_rules_parse_lines(many.data, many.len, &rules, &n, err, sizeof err), RK_EINVAL);
+    assert_int_equal(failpoint_rules_parse_lines(many.data, many.len, &rules, &n, err, sizeof err),
+                     RK_EINVAL);
     assert_non_null(strstr(err, "more than 256 rules"));
     rk_buf_free(&many);
 }
@@ -524,8 +524,8 @@ static void ping_async(rpc_fixture *f, int server, uint32_t timeout_ms, pending 
     Ringkv__PingRequest in = RINGKV__PING_REQUEST__INIT;
     atomic_store(&p->done, false);
     assert_int_equal(rpc_call_async(f->cli, f->addr[server], &ringkv__membership__descriptor,
-                                    "Ping", &in.base, rk_deadline_after_ms(timeout_ms),
-                                    pending_cb, p),
+                                    "Ping", &in.base, rk_deadline_after_ms(timeout_ms), pending_cb,
+                                    p),
                      RK_OK);
 }
 
@@ -972,8 +972,7 @@ static void test_http_body(void **state)
             1, "rpc.send@n2=20%delay(exp(5))");
 
     body_bad("rpc.send=drop\nrpc.send=dorp\n", "line 2: unknown action");
-    body_bad("[\"rpc.send=drop\", \"rpc.recv=delay(x)\"]",
-             "rules[1]: expected a distribution");
+    body_bad("[\"rpc.send=drop\", \"rpc.recv=delay(x)\"]", "rules[1]: expected a distribution");
     body_bad("[1]", "rules[0]: a rule is a string");
     body_bad("[{\"action\":\"drop\"}]", "rules[0]: a rule object has \"point\" and \"action\"");
     body_bad("[{\"point\":\"rpc.send\",\"action\":\"drop\",\"p\":2}]", "\"p\" is a probability");
@@ -994,8 +993,8 @@ static bool pair_converged(void *arg)
     pair *p = arg;
     for (int i = 0; i < 2; i++) {
         cluster_view *v = cluster_node_view(p->n[i].cn);
-        bool ok = v->count == 2 && cluster_view_alive(v, p->n[0].id) &&
-                  cluster_view_alive(v, p->n[1].id);
+        bool ok =
+            v->count == 2 && cluster_view_alive(v, p->n[0].id) && cluster_view_alive(v, p->n[1].id);
         cluster_view_unref(v);
         if (!ok)
             return false;

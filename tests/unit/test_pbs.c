@@ -38,6 +38,12 @@ static void const_peer_init(const_peer *c, uint64_t id, uint32_t w, uint32_t a, 
         c->peer.kind[k] = (pbs_dist){&c->us[k], 1};
 }
 
+/* The coordinator of predict(): peer 1, whose own copy is one of the
+ * replicas when it is picked; and reads that ask every replica (the WARS
+ * paper's reads). test_targeted_reads changes both. */
+static uint64_t predict_self = 1;
+static double predict_read_all = 1.0;
+
 /* Predicts over peers (copied from cs) with the given query. */
 static pbs_prediction predict(const const_peer *cs, size_t count, unsigned n, unsigned r,
                               unsigned w, const double *t, size_t t_count, unsigned trials,
@@ -46,7 +52,14 @@ static pbs_prediction predict(const const_peer *cs, size_t count, unsigned n, un
     pbs_peer peers[PBS_MAX_PEERS];
     for (size_t i = 0; i < count; i++)
         peers[i] = cs[i].peer;
-    pbs_query q = {.n = n, .r = r, .w = w, .trials = trials, .t_ms = t, .t_count = t_count};
+    pbs_query q = {.n = n,
+                   .r = r,
+                   .w = w,
+                   .trials = trials,
+                   .t_ms = t,
+                   .t_count = t_count,
+                   .self = predict_self,
+                   .read_all_share = predict_read_all};
     pbs_rng rng;
     pbs_rng_seed(&rng, seed);
     pbs_prediction p;
@@ -270,9 +283,9 @@ static void test_no_delay_is_always_consistent(void **state)
         }
 }
 
-/* N = 3, R = W = 1. One replica (this node's own) applies at once, the
- * other two 10 ms after the write began; acks, reads and answers take no
- * time. The write is acked at 0 by the fast replica; the read is answered
+/* N = 3, R = W = 1. The coordinator's own replica (peer 1) applies at
+ * once, the other two receive it 10 ms after; acks, reads and answers take
+ * no time. The write is acked at 0 by the fast replica; the read is answered
  * by one replica chosen among three equals, so it sees the write with
  * probability 1/3 until 10 ms, and always from 10 ms on: a step at 10 ms. */
 static void test_constant_delays_step_at_the_right_t(void **state)
@@ -358,8 +371,10 @@ static void test_overlapping_quorums_always_consistent(void **state)
             }
 }
 
-/* Constant distributions give exact percentiles: write = W + A of the
- * W-th fastest replica, read = R + S of the R-th fastest. */
+/* Constant distributions give exact percentiles. The coordinator (peer 1)
+ * applies first and has the result at W1 + A1 = 1.5 ms; the others get it
+ * then: their acks arrive at 1.5 + 3 + 1 = 5.5 and 1.5 + 6 + 2 = 9.5 ms.
+ * A read is R + S of the R-th fastest. */
 static void test_latency_percentiles_of_constant_delays(void **state)
 {
     (void)state;
@@ -368,7 +383,7 @@ static void test_latency_percentiles_of_constant_delays(void **state)
     const_peer_init(&cs[1], 2, 3000, 1000, 700, 300); /* write 4.0, read 1.0 */
     const_peer_init(&cs[2], 3, 6000, 2000, 900, 600); /* write 8.0, read 1.5 */
     static const double t0[] = {0};
-    const double write_ms[] = {1.5, 4.0, 8.0}, read_ms[] = {0.3, 1.0, 1.5};
+    const double write_ms[] = {1.5, 5.5, 9.5}, read_ms[] = {0.3, 1.0, 1.5};
     for (unsigned q = 1; q <= 3; q++) {
         pbs_prediction p = predict(cs, 3, 3, q, q, t0, 1, 1000, q);
         assert_true(p.write_ms.p50 == write_ms[q - 1] && p.write_ms.p90 == write_ms[q - 1] &&
@@ -395,6 +410,88 @@ static void test_latency_percentiles_of_constant_delays(void **state)
     assert_true(p.p_consistent[0] == 1.0); /* N = 1: R + W > N */
 }
 
+/* A coordinator that is not a replica: one replica applies the write
+ * (5 ms there, 5 ms back), and only then are the other two sent it (5 ms
+ * more each). With W = 1 the ack is the applier's, at 10 ms; the others
+ * have it at 15 ms. A read that asks all and takes the first answer (all
+ * equally fast) finds the applier 1 time in 3 until t = 5 ms, then every
+ * replica. Sampling each replica's W from the write's start alone would
+ * miss that: all three would have it before the ack. */
+static void test_followers_wait_for_the_applier(void **state)
+{
+    (void)state;
+    const_peer cs[3];
+    for (int i = 0; i < 3; i++)
+        const_peer_init(&cs[i], 2 + i, 5000, 5000, 0, 0);
+    predict_self = 99; /* among no peer */
+    static const double t[] = {0, 4.999, 5, 6};
+    pbs_prediction p = predict(cs, 3, 3, 1, 1, t, 4, 30000, 21);
+    predict_self = 1;
+    assert_near(p.p_consistent[0], 1.0 / 3, 0.02);
+    assert_true(p.p_consistent[0] == p.p_consistent[1]);
+    assert_true(p.p_consistent[2] == 1.0);
+    assert_true(p.write_ms.p50 == 10.0 && p.write_ms.p999 == 10.0);
+}
+
+/* A node's default read asks R replicas, its own copy first: with the
+ * coordinator's copy applied at once, R = 1 always reads it. Asking all
+ * and taking the first answer finds it 1 time in 3 (peers as in the step
+ * test); half and half gives 2/3. */
+static void test_targeted_reads(void **state)
+{
+    (void)state;
+    const_peer cs[3];
+    const_peer_init(&cs[0], 1, 0, 0, 0, 0);
+    const_peer_init(&cs[1], 2, 10000, 0, 0, 0);
+    const_peer_init(&cs[2], 3, 10000, 0, 0, 0);
+    predict_read_all = 0;
+    pbs_prediction p = predict(cs, 3, 3, 1, 1, step_t, STEP_T_COUNT, 30000, 31);
+    assert_true(p.p_consistent[0] == 1.0);
+    predict_read_all = 0.5;
+    p = predict(cs, 3, 3, 1, 1, step_t, STEP_T_COUNT, 30000, 32);
+    predict_read_all = 1.0;
+    assert_near(p.p_consistent[0], 0.5 * 1 + 0.5 / 3, 0.02);
+    assert_true(p.p_consistent[3] == 1.0);
+}
+
+/* The coordinator's wake-up: a read's reply merges every answer that is
+ * in when its thread wakes after the R-th, and a write is acknowledged to
+ * its client only when that thread wakes. Peers as in the step test, but
+ * answers take 1, 2 and 3 ms (the fast replica's last): without a wake-up
+ * R = 1 hears only the 1 ms one; with 5 ms of it, all three, among them the
+ * one that has the write. */
+static void test_wake_up_merges_later_answers(void **state)
+{
+    (void)state;
+    const_peer cs[3];
+    const_peer_init(&cs[0], 1, 0, 0, 0, 3000);
+    const_peer_init(&cs[1], 2, 10000, 0, 0, 1000);
+    const_peer_init(&cs[2], 3, 10000, 0, 0, 2000);
+    pbs_peer peers[3] = {cs[0].peer, cs[1].peer, cs[2].peer};
+    static const double t[] = {0};
+    pbs_query q = {.n = 3,
+                   .r = 1,
+                   .w = 1,
+                   .trials = 2000,
+                   .t_ms = t,
+                   .t_count = 1,
+                   .self = 1,
+                   .read_all_share = 1};
+    pbs_rng g;
+    pbs_rng_seed(&g, 41);
+    pbs_prediction p;
+    assert_int_equal(pbs_predict(peers, 3, &q, &g, &p), RK_OK);
+    assert_true(p.p_consistent[0] == 0.0);
+    assert_true(p.read_ms.p50 == 1.0);
+    static const uint32_t five_ms = 5000;
+    q.wake[PBS_READ] = (pbs_dist){&five_ms, 1};
+    q.wake[PBS_WRITE] = (pbs_dist){&five_ms, 1};
+    assert_int_equal(pbs_predict(peers, 3, &q, &g, &p), RK_OK);
+    assert_true(p.p_consistent[0] == 1.0);
+    assert_true(p.read_ms.p50 == 6.0);
+    assert_true(p.write_ms.p50 == 5.0);
+}
+
 /* Fewer peers than N: the missing replicas draw from every peer's delays.
  * Peer 1 applies at once, peer 2 after 10 ms; the third replica is either,
  * half the time each: a read (R = W = 1, all answers equal) sees the write
@@ -419,11 +516,14 @@ static void test_pooled_stand_ins_when_fewer_peers_than_n(void **state)
 }
 
 /* More peers than N: each trial's replicas are N distinct peers. Of 4
- * peers one applies at once and three after 10 ms; N = 3, R = W = 1. The
- * instant peer is among the 3 replicas 3 times in 4: it acks at 0 and the
- * read sees the write when it is the one to answer (1 in 3). Otherwise the
- * three slow replicas all apply at 10 ms, the ack: consistent. p = 3/4 *
- * 1/3 + 1/4 = 1/2 (replicas drawn with repeats would give 7/16). */
+ * peers one applies at once and three after 10 ms (A, R, S take no time);
+ * N = 3, R = W = 1, a coordinator that is none of them, reads that take
+ * the first of three equal answers.
+ * - The instant peer is a replica 3 times in 4. If it applies (1 in 3),
+ *   it acks at 0 and is the only one with the write then: 1/3. If a slow
+ *   one applies, it acks at 10, when the instant one has it too: 2/3.
+ * - Otherwise the applier is slow and alone with the write at its ack: 1/3.
+ * p = 3/4 * (1/3 * 1/3 + 2/3 * 2/3) + 1/4 * 1/3 = 1/2. */
 static void test_replicas_are_distinct_peers(void **state)
 {
     (void)state;
@@ -431,7 +531,9 @@ static void test_replicas_are_distinct_peers(void **state)
     const_peer_init(&cs[0], 1, 0, 0, 0, 0);
     for (int i = 1; i < 4; i++)
         const_peer_init(&cs[i], 1 + i, 10000, 0, 0, 0);
+    predict_self = 99;
     pbs_prediction p = predict(cs, 4, 3, 1, 1, step_t, STEP_T_COUNT, 40000, 13);
+    predict_self = 1;
     assert_near(p.p_consistent[0], 0.5, 0.02);
     assert_true(p.p_consistent[3] == 1.0);
 }
@@ -525,6 +627,9 @@ int main(void)
         cmocka_unit_test(test_overlapping_quorums_always_consistent),
         cmocka_unit_test(test_latency_percentiles_of_constant_delays),
         cmocka_unit_test(test_pooled_stand_ins_when_fewer_peers_than_n),
+        cmocka_unit_test(test_followers_wait_for_the_applier),
+        cmocka_unit_test(test_targeted_reads),
+        cmocka_unit_test(test_wake_up_merges_later_answers),
         cmocka_unit_test(test_replicas_are_distinct_peers),
         cmocka_unit_test(test_same_seed_same_prediction),
         cmocka_unit_test(test_bad_queries),

@@ -104,7 +104,8 @@ def latency(pool, nodes, r, w, count):
 def visibility(pool, nodes, r, w, t_grid, trials):
     """For each t: trials of (write a fresh key with w=W through a node, wait
     t ms after the acknowledgement, read it with r=R through the same node)
-    -> {t: [consistent, total]}, plus errors (writes not acknowledged)."""
+    -> ({t: [consistent, total]}, errors (writes not acknowledged), the
+    median client gap in ms)."""
     tasks = [t for t in t_grid for _ in range(trials)]
     random.shuffle(tasks)
 
@@ -114,23 +115,30 @@ def visibility(pool, nodes, r, w, t_grid, trials):
         value = random.getrandbits(48)
         status, _, _ = put(node, key, value, w)
         if status not in (200, 201):
-            return t, None
+            return t, None, request(node, "GET", "/health")[2]
         acked = time.monotonic()
         delay = acked + t / 1000 - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         status, body, _ = get(node, key, r)
-        return t, status == 200 and isinstance(body, dict) and body.get("value") == value
+        ok = status == 200 and isinstance(body, dict) and body.get("value") == value
+        # The client gap: a read "t ms after the ack" reaches its
+        # coordinator t + one HTTP round trip after the coordinator
+        # acknowledged the write. A request that does nothing, on the same
+        # connection under the same load, measures that round trip.
+        return t, ok, request(node, "GET", "/health")[2]
 
     out = {t: [0, 0] for t in t_grid}
     errors = 0
-    for t, ok in run_all(pool, one, tasks):
+    gaps = []
+    for t, ok, gap in run_all(pool, one, tasks):
+        gaps.append(gap)
         if ok is None:
             errors += 1
             continue
         out[t][0] += 1 if ok else 0
         out[t][1] += 1
-    return out, errors
+    return out, errors, percentile(gaps, 50)
 
 
 def staleness(pool, nodes, r, w, trials, versions=3):
@@ -159,11 +167,11 @@ def staleness(pool, nodes, r, w, trials, versions=3):
 
 # ---- prediction -----------------------------------------------------------------
 
-def predict(nodes, r, w, t_grid, trials=10000):
-    """/pbs of every node for (r, w) at t_grid, averaged over the nodes (the
-    measurements went through all of them alike) -> dict or None with the
-    reason in "error"."""
-    ts = "&".join(f"t={t:g}" for t in t_grid)
+def predict(nodes, r, w, t_grid, trials=10000, gap_ms=0.0):
+    """/pbs of every node for (r, w) at t + gap_ms for each t of t_grid,
+    averaged over the nodes (the measurements went through all of them
+    alike) -> dict keyed by t, or one with the reason in "error"."""
+    ts = "&".join(f"t={t + gap_ms:.3f}" for t in t_grid)
     answers, errors = [], []
     for node in nodes:
         status, body, _ = request(node, "GET", f"/pbs?r={r}&w={w}&{ts}&trials={trials}")
@@ -175,8 +183,8 @@ def predict(nodes, r, w, t_grid, trials=10000):
         return {"error": "; ".join(errors)}
     vis = {}
     for t in t_grid:
-        ps = [next((e["p_consistent"] for e in a["t_visibility"] if abs(e["t_ms"] - t) < 1e-9),
-                   None) for a in answers]
+        ps = [next((e["p_consistent"] for e in a["t_visibility"]
+                    if abs(e["t_ms"] - (t + gap_ms)) < 1e-3), None) for a in answers]
         ps = [p for p in ps if p is not None]
         vis[t] = sum(ps) / len(ps) if ps else None
     kst = {}
