@@ -5,8 +5,9 @@
 // Chromium from Debian (playwright-core, executablePath /usr/bin/chromium),
 // and checks what a user would: the members, a put read back through another
 // node, key paging, siblings resolved in the page, conditional create, the
-// live feed and a record following another writer, a killed node turning
-// down, a 503 explained, a phone-sized window, and that the page asked
+// live feed and a record following another writer, the quorum view's
+// prediction beside a published lab run, a killed node turning down, a 503
+// explained, a phone-sized window, and that the page asked
 // nothing of anyone but its node. Screenshots go to build/browser-screenshots/
 // (BROWSER_SCREENSHOTS overrides). Ends with "browser: N passed, N failed".
 //
@@ -368,6 +369,116 @@ async function main() {
       await http(n2, "PUT", `/web/key/${key}`, { value: { version: 2 } });
       await page.locator("#record-value", { hasText: '"version": 2' }).waitFor();
       await page.locator(".live-state", { hasText: "by another client" }).waitFor();
+    });
+
+    await test("the quorum view predicts staleness beside the lab's measured figures", async () => {
+      // traffic through node1 (the page's node), so its coordinator has
+      // replica delays to predict from
+      for (let i = 0; i < 60; i += 6) {
+        await Promise.all(Array.from({ length: 6 }, async (_, j) => {
+          const put = await http(n1, "PUT", `/qtraffic/key/k${i + j}`, { value: i + j });
+          assert(put.status === 200 || put.status === 201, `a traffic write: ${put.status} ${put.text}`);
+          await http(n1, "GET", `/qtraffic/key/k${i + j}`);
+        }));
+      }
+      await poll("node1 to predict from its samples", async () => (await http(n1, "GET", "/pbs?r=1&w=1")).status === 200);
+
+      // a node that has seen too little says so, and sends warm-up traffic
+      // only when asked: /pbs answers no_samples until the button is pressed
+      let fakeNoSamples = true;
+      const pbsRoute = (u) => u.pathname === "/pbs";
+      await page.route(pbsRoute, (route) => fakeNoSamples
+        ? route.fulfill({ status: 503, contentType: "application/json", body: JSON.stringify({
+          error: "not enough replica delays observed yet", code: "no_samples", needed: 20,
+          samples: { w: 3, a: 3, r: 0, s: 0, peers: 1, clock: "shared", rounds: 3, split_rounds: 0 } }) })
+        : route.continue());
+      await page.goto(`${ui}#/quorum`);
+      await page.locator("#q-nosamples", { hasText: "20 of each kind are needed" }).waitFor();
+      await page.locator("#q-nosamples .q-short", { hasText: "0 of 20" }).first().waitFor();
+      eq(requested.filter((u) => u.includes("quorumlab-warmup")), [], "warm-up requests before the button");
+      fakeNoSamples = false;
+      await page.locator("#q-warmup").click();
+      await page.locator("#q-warmup-status", { hasText: "Sent 300 requests" }).waitFor({ timeout: 30000 });
+      assert((await page.locator("#q-warmup-status").textContent()).includes("all answered"), "every warm-up request answered");
+      eq((await http(n2, "GET", "/quorumlab-warmup/key/w149")).status, 200, "a warm-up record read through node2");
+      await page.locator('#q-result[data-state="live"]').waitFor();
+      assert(await page.locator("#q-nosamples").isHidden(), "the no-samples card is gone");
+      await page.unroute(pbsRoute);
+
+      // the node's defaults (R=2 W=2 on this cluster), then R=1 W=1
+      eq([await page.locator("#q-r").inputValue(), await page.locator("#q-w").inputValue()], ["2", "2"], "the node's R and W");
+      await page.locator("#q-r").selectOption("1");
+      await page.locator("#q-w").selectOption("1");
+      await page.locator('#q-result[data-r="1"][data-w="1"][data-state="live"]').waitFor();
+      assert(page.url().endsWith("#/quorum/1/1"), `the choice is in the address: ${page.url()}`);
+      const p0 = await page.locator('#q-table tr[data-t="0"] td[data-col="live"]').textContent();
+      assert(/^(\d{1,3}(\.\d+)?|> 99\.999)%$/.test(p0), `a predicted P(consistent) at t=0: ${p0}`);
+      eq(await page.locator('#q-table td[data-col="live"]', { hasText: "–" }).count(), 0, "a prediction for every t");
+      const rounds = Number(await page.locator("#q-samples").getAttribute("data-rounds"));
+      assert(rounds > 0, `the samples behind it: ${rounds}`);
+      await page.locator("#q-clock", { hasText: "Shared clock" }).waitFor();
+      await page.locator("#q-rule", { hasText: "partial quorum" }).waitFor();
+      for (const col of ["p50", "p999"]) {
+        const v = await page.locator(`#q-lat-table td[data-col="${col}"]`).first().textContent();
+        assert(/\d (µs|ms|s)$/.test(v), `a predicted read latency ${col}: ${v}`);
+      }
+      await page.locator('#q-k-table tr[data-k="3"] td[data-col="live"]').filter({ hasText: "%" }).waitFor();
+      assert(await page.locator('#q-chart g[data-series="live"] polyline').count() === 1, "the prediction is drawn");
+
+      // R + W > N: always consistent
+      await page.locator("#q-r").selectOption("2");
+      await page.locator("#q-w").selectOption("2");
+      await page.locator('#q-result[data-r="2"][data-w="2"][data-state="live"]').waitFor();
+      eq(await page.locator('#q-table tr[data-t="0"] td[data-col="live"]').textContent(), "100%", "R=2 W=2 at t=0");
+      await page.locator("#q-rule", { hasText: "strict quorum" }).waitFor();
+      await page.locator("#q-rule", { hasText: "sloppy" }).waitFor();
+
+      // no lab run yet: the page says how to publish one to this node
+      await page.locator("#q-lab-none").waitFor();
+      await page.locator("#q-lab", { hasText: `tools/quorum-lab --publish 127.0.0.1:${n1.http}` }).waitFor();
+
+      // a lab summary published into the cluster (a fixture, and labelled so)
+      const ssd = "SSD-like replicas: links exp(0.5 ms), each apply exp(2 ms)";
+      const vis = (pairs) => pairs.map(([t, m, p]) => ({ t_ms: t, measured: m, trials: 400, predicted: p }));
+      const summary = {
+        run: "browser-test", command: "tests/browser/run.mjs (a fixture for the page, not a measurement)",
+        seed: 1, commit: "fixture", node_args: [], profiles: { ssd },
+        configs: [
+          { profile: "ssd", n: 3, r: 1, w: 1,
+            t_visibility: vis([[0, 0.84, 0.86], [1, 0.9, 0.915], [2, 0.94, 0.952], [5, 0.985, 0.99], [10, 0.9975, 0.999], [20, 1, 1]]),
+            k_staleness: [{ k: 1, measured: 0.84, predicted: 0.86 }, { k: 2, measured: 0.97, predicted: 0.98 }, { k: 3, measured: 0.995, predicted: 0.997 }],
+            latency_ms: { write: { p50: 3.1, p99: 9.8, predicted_p50: 2.2, predicted_p99: 8.5 },
+              read: { p50: 1.2, p99: 3.4, predicted_p50: 0.6, predicted_p99: 2.1 } } },
+          { profile: "ssd", n: 3, r: 2, w: 2,
+            t_visibility: vis([[0, 1, 1], [1, 1, 1], [2, 1, 1], [5, 1, 1], [10, 1, 1], [20, 1, 1]]),
+            k_staleness: [], latency_ms: {} },
+        ],
+      };
+      eq((await http(n2, "PUT", "/quorumlab/key/latest", { value: summary })).status, 201, "the lab summary published through node2");
+      await page.locator("#q-refresh").click();
+      await page.locator('#q-lab-profiles li[data-profile="ssd"]', { hasText: ssd }).waitFor();
+      await page.locator("#q-lab-note", { hasText: "not on this one" }).waitFor();
+      await page.locator("#q-r").selectOption("1");
+      await page.locator("#q-w").selectOption("1");
+      await page.locator('#q-result[data-r="1"][data-w="1"][data-state="live"]').waitFor();
+      eq(await page.locator('#q-table tr[data-t="0"] td[data-col="measured-ssd"]').textContent(), "84.0%", "the lab's measured figure at t=0");
+      eq(await page.locator('#q-table tr[data-t="5"] td[data-col="predicted-ssd"]').textContent(), "99.0%", "the lab's prediction at t=5");
+      await page.locator("#q-table thead", { hasText: "lab ssd, measured" }).waitFor();
+      await page.locator("#q-legend", { hasText: "lab · ssd · measured" }).waitFor();
+      eq(await page.locator('#q-chart g[data-series="lab-ssd-measured"] circle').count(), 6, "the lab's measured points on the chart");
+      eq(await page.locator('#q-k-table tr[data-k="2"] td[data-col="measured-ssd"]').textContent(), "97.0%", "the lab's k=2");
+      await page.locator("#q-lab-lat-table", { hasText: "ssd write" }).waitFor();
+      // the live line for R=1 W=1 is still there, with its own numbers
+      assert(/%$/.test(await page.locator('#q-table tr[data-t="0"] td[data-col="live"]').textContent()), "the live column beside the lab's");
+      await shot("quorum.png");
+
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.locator("#q-chart svg[width]").waitFor();
+      await poll("the chart to fit the phone", () => page.evaluate(() => Number(document.querySelector("#q-chart svg").getAttribute("width")) <= 390), 5000);
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert(wide <= 390, `the quorum view is ${wide}px wide in a 390px window`);
+      await shot("phone-quorum.png");
+      await page.setViewportSize({ width: 1280, height: 800 });
     });
 
     await stopLoad();

@@ -3,6 +3,8 @@
 //   #/cluster                 ring, members, per-node rate / p99 / sync / hints
 //   #/data[/<table>[/<key>]]  tables, key browser, a record and where it lives
 //   #/live[/<table>[/<key>]]  a feed of changes over the subscribe stream
+//   #/quorum[/<R>/<W>]        predicted staleness and latency for R and W
+//                             (GET /pbs) beside the last quorum-lab run
 
 import { h, fill } from "./dom.js";
 import { state, onChange, start, selfMember } from "./state.js";
@@ -10,8 +12,9 @@ import * as notify from "./notify.js";
 import * as clusterView from "./views/cluster.js";
 import * as dataView from "./views/data.js";
 import * as liveView from "./views/live.js";
+import * as quorumView from "./views/quorum.js";
 
-const views = { cluster: clusterView, data: dataView, live: liveView };
+const views = { cluster: clusterView, data: dataView, live: liveView, quorum: quorumView };
 let current = null; // {name, view instance}
 
 function parseHash() {

@@ -48,3 +48,78 @@ export function sparkline({ points, from, to, label, format = String, colour = "
   }
   return svg;
 }
+
+/** Round tick values for [lo, hi]: about `count` of them, at steps of 1, 2
+ * or 5 times a power of ten. */
+export function niceTicks(lo, hi, count = 5) {
+  const span = hi - lo || 1;
+  const raw = span / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((st) => st >= raw);
+  const out = [];
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) {
+    out.push(+v.toPrecision(12));
+  }
+  return out;
+}
+
+/**
+ * A line chart with axes as inline SVG, drawn at the pixel size it is shown
+ * at (so its text stays legible on a phone).
+ * x, y: {min, max, ticks, format, label}; series: [{name, colour, points:
+ * [{x, y, title}], dash, markers, width}] (null y breaks the line);
+ * label: the summary screen readers read out. Returns an <svg>.
+ */
+export function lineChart({ width, height, x, y, series, label }) {
+  const pad = { l: 66, r: 14, t: 10, b: 40 };
+  const w = width - pad.l - pad.r, ht = height - pad.t - pad.b;
+  const px = (v) => pad.l + ((v - x.min) / (x.max - x.min || 1)) * w;
+  const py = (v) => pad.t + ht - ((Math.max(y.min, Math.min(y.max, v)) - y.min) / (y.max - y.min || 1)) * ht;
+  const svg = s("svg", {
+    class: "linechart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": label,
+  }, s("title", {}, label));
+  const grid = s("g", { class: "lc-grid" });
+  for (const v of y.ticks) {
+    grid.append(s("line", { x1: pad.l, x2: pad.l + w, y1: py(v), y2: py(v) }),
+      s("text", { x: pad.l - 6, y: py(v) + 4, "text-anchor": "end", class: "lc-tick" }, y.format(v)));
+  }
+  for (const v of x.ticks) {
+    grid.append(s("line", { x1: px(v), x2: px(v), y1: pad.t, y2: pad.t + ht, class: "lc-vgrid" }),
+      s("text", { x: px(v), y: pad.t + ht + 15, "text-anchor": "middle", class: "lc-tick" }, x.format(v)));
+  }
+  grid.append(
+    s("line", { x1: pad.l, x2: pad.l + w, y1: pad.t + ht, y2: pad.t + ht, class: "lc-axis" }),
+    s("line", { x1: pad.l, x2: pad.l, y1: pad.t, y2: pad.t + ht, class: "lc-axis" }),
+    s("text", { x: pad.l + w / 2, y: height - 4, "text-anchor": "middle", class: "lc-label" }, x.label),
+    s("text", { x: 11, y: pad.t + ht / 2, "text-anchor": "middle", class: "lc-label",
+      transform: `rotate(-90 11 ${pad.t + ht / 2})` }, y.label));
+  svg.append(grid);
+  for (const se of series) {
+    const g = s("g", { class: "lc-series", "data-series": se.name });
+    const runs = [];
+    let run = [];
+    for (const p of se.points) {
+      if (p.y === null || p.y === undefined) { if (run.length) runs.push(run); run = []; continue; }
+      run.push(p);
+    }
+    if (run.length) runs.push(run);
+    for (const r of runs) {
+      if (r.length > 1) {
+        g.append(s("polyline", {
+          points: r.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(" "),
+          class: "lc-line", style: `stroke:${se.colour};stroke-width:${se.width || 2}px` +
+            (se.dash ? `;stroke-dasharray:${se.dash}` : ""),
+        }));
+      }
+    }
+    if (se.markers || se.points.filter((p) => p.y !== null && p.y !== undefined).length === 1) {
+      for (const p of se.points) {
+        if (p.y === null || p.y === undefined) continue;
+        g.append(s("circle", { cx: px(p.x), cy: py(p.y), r: se.markers === "small" ? 2.5 : 4,
+          class: "lc-mark", style: `fill:${se.colour}` }, p.title ? s("title", {}, p.title) : null));
+      }
+    }
+    svg.append(g);
+  }
+  return svg;
+}
