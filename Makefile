@@ -129,6 +129,16 @@ bench-footprint: build
 bench-watch: build bench-deps
 	@tools/bench-watch.py $(BUILD)/ringkvd $(WATCH_ARGS)
 
+# The quorum lab (tools/quorum-lab, docs/quorum-lab.md): 5 local nodes with
+# injected link delays, every N/R/W measured beside GET /pbs's prediction;
+# CSV, SVG plots and report.md in build/quorum-lab/<time>/. The full grid
+# takes about half an hour; LAB_ARGS=--quick runs a small one in about a
+# minute (CI does), LAB_ARGS="--publish 127.0.0.1:8001" puts the figures
+# in a running cluster for its web client's quorum view.
+.PHONY: lab
+lab: build
+	@tools/quorum-lab $(LAB_ARGS)
+
 # The docker-compose cluster end to end (tools/compose-test.sh): installs
 # docker.io, docker-compose and debootstrap if missing, starts an engine if
 # none answers, builds the image and checks the cluster. .ci/run runs it.

@@ -93,10 +93,12 @@ static void add_samples(reply_buf *b, const pbs_snapshot *snap)
 {
     http_reply_addf(b,
                     "\"samples\":{\"w\":%zu,\"a\":%zu,\"r\":%zu,\"s\":%zu,\"peers\":%zu,"
-                    "\"clock\":\"%s\",\"rounds\":%llu,\"split_rounds\":%llu}",
+                    "\"clock\":\"%s\",\"rounds\":%llu,\"split_rounds\":%llu,"
+                    "\"wake_write\":%zu,\"wake_read\":%zu}",
                     snap->count[PBS_W], snap->count[PBS_A], snap->count[PBS_R], snap->count[PBS_S],
                     snap->peer_count, snap->split_rounds > 0 ? "split_rtt" : "shared",
-                    (unsigned long long)snap->rounds, (unsigned long long)snap->split_rounds);
+                    (unsigned long long)snap->rounds, (unsigned long long)snap->split_rounds,
+                    snap->wake[PBS_WRITE].count, snap->wake[PBS_READ].count);
 }
 
 /* 503 no_samples: fewer than PBS_MIN_SAMPLES delays of some kind. */
