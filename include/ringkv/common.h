@@ -204,6 +204,23 @@ bool rk_utf8_valid(const char *s, size_t len);
  * RK_EINVAL on anything else, or on overflow. */
 rk_err rk_parse_u64(const char *s, size_t len, uint64_t *out);
 
+/* ---- seeded random numbers (rng.c) ------------------------------------------ */
+
+/* xoshiro256** seeded through splitmix64: fast, small, and repeatable from
+ * one 64-bit seed, so a test, a prediction or an injected fault can be
+ * replayed. Not for secrets (libsodium's randombytes is). Not
+ * thread-safe: one generator per thread or per lock. */
+typedef struct rk_rng {
+    uint64_t s[4];
+} rk_rng;
+
+void rk_rng_seed(rk_rng *g, uint64_t seed);
+uint64_t rk_rng_next(rk_rng *g);
+/* Uniform in [0, bound); 0 for bound 0. Unbiased. */
+uint64_t rk_rng_below(rk_rng *g, uint64_t bound);
+/* Uniform in [0, 1). */
+double rk_rng_unit(rk_rng *g);
+
 /* ---- addresses (addr.c) -------------------------------------------------- */
 
 /* Where a node's HTTP gateway is reached from outside it: its HTTP address

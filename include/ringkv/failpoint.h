@@ -105,18 +105,8 @@ typedef struct failpoint_dist {
     double a, b;
 } failpoint_dist;
 
-/* A small, fast generator (xoshiro256**) with explicit state, so a test
- * can replay a sequence from its seed. */
-typedef struct failpoint_rng {
-    uint64_t s[4];
-} failpoint_rng;
-
-void failpoint_rng_seed(failpoint_rng *rng, uint64_t seed);
-uint64_t failpoint_rng_next(failpoint_rng *rng);
-/* Uniform in [0, 1). */
-double failpoint_rng_unit(failpoint_rng *rng);
 /* One delay from d, in ms, clamped to [0, FAILPOINT_DELAY_MAX_MS]. */
-double failpoint_dist_sample(const failpoint_dist *d, failpoint_rng *rng);
+double failpoint_dist_sample(const failpoint_dist *d, rk_rng *rng);
 
 /* ---- rules (pure) ------------------------------------------------------------- */
 

@@ -26,20 +26,6 @@
 
 #include "ringkv/common.h"
 
-/* ---- random numbers ------------------------------------------------------ */
-
-/* xoshiro256** seeded through splitmix64: fast, small, and repeatable from
- * one 64-bit seed, so a test or a replayed prediction draws the same
- * numbers. Not for secrets. */
-typedef struct pbs_rng {
-    uint64_t s[4];
-} pbs_rng;
-
-void pbs_rng_seed(pbs_rng *g, uint64_t seed);
-uint64_t pbs_rng_next(pbs_rng *g);
-/* Uniform in [0, bound); bound > 0 (0 is returned for 0). */
-uint64_t pbs_rng_below(pbs_rng *g, uint64_t bound);
-
 /* ---- one reservoir ------------------------------------------------------- */
 
 /* A uniform sample of at most PBS_RESERVOIR_CAP of the delays ever offered
@@ -56,7 +42,7 @@ typedef struct pbs_reservoir {
 void pbs_reservoir_init(pbs_reservoir *r);
 /* Offers one delay; rng decides whether it is kept once the reservoir is
  * full. */
-void pbs_reservoir_add(pbs_reservoir *r, uint32_t us, pbs_rng *rng);
+void pbs_reservoir_add(pbs_reservoir *r, uint32_t us, rk_rng *rng);
 /* Delays held: min(seen, PBS_RESERVOIR_CAP). */
 size_t pbs_reservoir_count(const pbs_reservoir *r);
 
@@ -214,7 +200,7 @@ typedef struct pbs_prediction {
  * rng is advanced; the same seed gives the same prediction. RK_EINVAL for
  * a query out of range, RK_ENOTFOUND when some kind has no delay at all,
  * RK_ENOMEM. */
-rk_err pbs_predict(const pbs_peer *peers, size_t peer_count, const pbs_query *q, pbs_rng *rng,
+rk_err pbs_predict(const pbs_peer *peers, size_t peer_count, const pbs_query *q, rk_rng *rng,
                    pbs_prediction *out);
 
 #endif

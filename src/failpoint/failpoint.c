@@ -48,11 +48,11 @@ static struct {
 static _Atomic uint64_t seed_base;
 static _Atomic uint64_t seed_generation; /* 0: seeded from the clock */
 static _Atomic uint64_t thread_serials;
-static _Thread_local failpoint_rng tl_rng;
+static _Thread_local rk_rng tl_rng;
 static _Thread_local uint64_t tl_generation; /* generation + 1 it was seeded for */
 static _Thread_local uint64_t tl_serial;
 
-static failpoint_rng *thread_rng(void)
+static rk_rng *thread_rng(void)
 {
     uint64_t gen = atomic_load_explicit(&seed_generation, memory_order_acquire);
     if (tl_generation != gen + 1) {
@@ -60,7 +60,7 @@ static failpoint_rng *thread_rng(void)
             tl_serial = atomic_fetch_add(&thread_serials, 1) + 1;
         uint64_t base = gen == 0 ? rk_mono_ns() ^ ((uint64_t)getpid() << 32)
                                  : atomic_load_explicit(&seed_base, memory_order_relaxed);
-        failpoint_rng_seed(&tl_rng, base ^ (tl_serial * 0x9e3779b97f4a7c15ull));
+        rk_rng_seed(&tl_rng, base ^ (tl_serial * 0x9e3779b97f4a7c15ull));
         tl_generation = gen + 1;
     }
     return &tl_rng;
@@ -122,9 +122,9 @@ static bool peer_matches(const live_rule *lr, peer_state *ps)
 
 /* Whether lr fires now: its probability, then its count (claimed with a
  * compare-and-swap, so two threads cannot both take the last one). */
-static bool fires(live_rule *lr, failpoint_rng *rng)
+static bool fires(live_rule *lr, rk_rng *rng)
 {
-    if (lr->rule.probability < 1.0 && failpoint_rng_unit(rng) >= lr->rule.probability)
+    if (lr->rule.probability < 1.0 && rk_rng_unit(rng) >= lr->rule.probability)
         return false;
     if (lr->rule.count == 0) {
         atomic_fetch_add_explicit(&lr->fired, 1, memory_order_relaxed);
@@ -150,7 +150,7 @@ failpoint_action failpoint_eval(failpoint_point p, const failpoint_peer *peer)
         if (peer->addr != NULL)
             snprintf(ps.info.addr, sizeof ps.info.addr, "%s", strip_scheme(peer->addr));
     }
-    failpoint_rng *rng = thread_rng();
+    rk_rng *rng = thread_rng();
     pthread_rwlock_rdlock(&reg.lock);
     /* Rules naming a peer first, then rules for every peer. */
     for (int pass = 0; pass < 2 && a.kind == FAILPOINT_NONE; pass++) {

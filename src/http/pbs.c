@@ -162,8 +162,8 @@ void http_handle_pbs(request *rq)
     }
     uint64_t t0 = rk_mono_ns();
     /* a fresh seed per request: repeatable runs are the unit tests' */
-    pbs_rng rng;
-    pbs_rng_seed(&rng, t0 ^ (rk_now_ms() << 20) ^ (uint64_t)(uintptr_t)rq);
+    rk_rng rng;
+    rk_rng_seed(&rng, t0 ^ (rk_now_ms() << 20) ^ (uint64_t)(uintptr_t)rq);
     /* The node's own read strategy: a share of reads ask every replica. */
     const kv_config *cfg = kv_get_config(rq->srv->k);
     pbs_query q = {.n = p.n,

@@ -22,7 +22,7 @@ void pbs_reservoir_init(pbs_reservoir *r)
     r->seen = 0;
 }
 
-void pbs_reservoir_add(pbs_reservoir *r, uint32_t us, pbs_rng *rng)
+void pbs_reservoir_add(pbs_reservoir *r, uint32_t us, rk_rng *rng)
 {
     uint64_t i = r->seen++;
     if (i < PBS_RESERVOIR_CAP) {
@@ -31,7 +31,7 @@ void pbs_reservoir_add(pbs_reservoir *r, uint32_t us, pbs_rng *rng)
     }
     /* algorithm R: the (i+1)-th delay is kept with probability CAP/(i+1),
      * in the place of a uniformly chosen kept one */
-    uint64_t j = pbs_rng_below(rng, i + 1);
+    uint64_t j = rk_rng_below(rng, i + 1);
     if (j < PBS_RESERVOIR_CAP)
         r->us[j] = us;
 }
@@ -77,7 +77,7 @@ bool pbs_split_round(uint64_t start_ns, uint64_t send_ns, uint64_t remote_ns, ui
 typedef struct peer_slot {
     _Atomic uint64_t id; /* 0: free; set once */
     pthread_mutex_t mu;  /* guards everything below */
-    pbs_rng rng;
+    rk_rng rng;
     uint64_t rounds, split_rounds;
     pbs_reservoir res[PBS_KINDS];
 } peer_slot;
@@ -87,7 +87,7 @@ struct pbs_samples {
     _Atomic uint64_t dropped;
     /* the coordinator's wake-ups, by pbs_leg: one lock for both */
     pthread_mutex_t wake_mu;
-    pbs_rng wake_rng;
+    rk_rng wake_rng;
     pbs_reservoir wake[2];
 };
 
@@ -98,14 +98,14 @@ rk_err pbs_samples_alloc(uint64_t seed, pbs_samples **out)
     pbs_samples *s = calloc(1, sizeof *s);
     if (s == NULL)
         return RK_ENOMEM;
-    pbs_rng seeder;
-    pbs_rng_seed(&seeder, seed);
+    rk_rng seeder;
+    rk_rng_seed(&seeder, seed);
     for (size_t i = 0; i < PBS_MAX_PEERS; i++) {
         pthread_mutex_init(&s->peers[i].mu, NULL);
-        pbs_rng_seed(&s->peers[i].rng, pbs_rng_next(&seeder));
+        rk_rng_seed(&s->peers[i].rng, rk_rng_next(&seeder));
     }
     pthread_mutex_init(&s->wake_mu, NULL);
-    pbs_rng_seed(&s->wake_rng, pbs_rng_next(&seeder));
+    rk_rng_seed(&s->wake_rng, rk_rng_next(&seeder));
     *out = s;
     return RK_OK;
 }

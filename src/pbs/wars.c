@@ -68,13 +68,13 @@ static rk_err sim_init(sim *s, const pbs_peer *peers, size_t peer_count, uint64_
 
 /* A delay of kind k for a replica on peer p: from its own reservoir, or
  * from all peers' delays of that kind, each delay as likely as any other. */
-static uint64_t draw(const sim *s, size_t p, pbs_kind k, pbs_rng *rng)
+static uint64_t draw(const sim *s, size_t p, pbs_kind k, rk_rng *rng)
 {
     if (p != NO_PEER && s->peers[p].kind[k].count > 0) {
         const pbs_dist *d = &s->peers[p].kind[k];
-        return d->us[pbs_rng_below(rng, d->count)];
+        return d->us[rk_rng_below(rng, d->count)];
     }
-    size_t x = pbs_rng_below(rng, s->total[k]);
+    size_t x = rk_rng_below(rng, s->total[k]);
     size_t lo = 0, hi = s->peer_count - 1;
     while (lo < hi) { /* the first peer whose cumulative count passes x */
         size_t mid = lo + (hi - lo) / 2;
@@ -91,7 +91,7 @@ static uint64_t draw(const sim *s, size_t p, pbs_kind k, pbs_rng *rng)
  * uniformly (a partial Fisher-Yates over order, which any permutation
  * left by the last trial serves as well as a fresh one), or every peer
  * and pooled stand-ins when there are fewer than n. */
-static void pick_replicas(sim *s, unsigned n, pbs_rng *rng, size_t *rep)
+static void pick_replicas(sim *s, unsigned n, rk_rng *rng, size_t *rep)
 {
     if (s->peer_count < n) {
         for (size_t i = 0; i < n; i++)
@@ -99,7 +99,7 @@ static void pick_replicas(sim *s, unsigned n, pbs_rng *rng, size_t *rep)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        size_t j = i + pbs_rng_below(rng, s->peer_count - i);
+        size_t j = i + rk_rng_below(rng, s->peer_count - i);
         size_t tmp = s->order[i];
         s->order[i] = s->order[j];
         s->order[j] = tmp;
@@ -147,7 +147,7 @@ static void sort_answers(answer_slot *answer, size_t n)
  * key's preference order); the read waits for all of them, so the last
  * (answer[r - 1] after sorting) sets its latency. */
 static void target_answers(const size_t *rep, size_t n, size_t self, unsigned r,
-                           answer_slot *answer, pbs_rng *rng)
+                           answer_slot *answer, rk_rng *rng)
 {
     size_t order[PBS_MAX_N], count = 0;
     for (size_t i = 0; i < n; i++)
@@ -158,7 +158,7 @@ static void target_answers(const size_t *rep, size_t n, size_t self, unsigned r,
         if (!(rep[i] == self && self != NO_PEER))
             order[count++] = i;
     for (size_t i = first_other; i + 1 < count; i++) { /* shuffle the others */
-        size_t j = i + pbs_rng_below(rng, count - i);
+        size_t j = i + rk_rng_below(rng, count - i);
         size_t tmp = order[i];
         order[i] = order[j];
         order[j] = tmp;
@@ -173,12 +173,12 @@ static void target_answers(const size_t *rep, size_t n, size_t self, unsigned r,
 }
 
 /* A wake-up delay of the coordinator (0 when none was sampled). */
-static uint64_t draw_wake(const pbs_dist *d, pbs_rng *rng)
+static uint64_t draw_wake(const pbs_dist *d, rk_rng *rng)
 {
-    return d->count > 0 && d->us != NULL ? d->us[pbs_rng_below(rng, d->count)] : 0;
+    return d->count > 0 && d->us != NULL ? d->us[rk_rng_below(rng, d->count)] : 0;
 }
 
-static void run_trial(sim *s, const pbs_query *q, pbs_rng *rng, trial *out)
+static void run_trial(sim *s, const pbs_query *q, rk_rng *rng, trial *out)
 {
     size_t rep[PBS_MAX_N];
     uint64_t have[PBS_MAX_N], r[PBS_MAX_N], acks[PBS_MAX_N];
@@ -186,7 +186,7 @@ static void run_trial(sim *s, const pbs_query *q, pbs_rng *rng, trial *out)
     pick_replicas(s, q->n, rng, rep);
     /* the applier: this coordinator when it is a replica, else the key's
      * first replica, which is any of them as likely */
-    size_t applier = pbs_rng_below(rng, q->n);
+    size_t applier = rk_rng_below(rng, q->n);
     for (size_t i = 0; i < q->n; i++)
         if (s->self != NO_PEER && rep[i] == s->self)
             applier = i;
@@ -202,13 +202,12 @@ static void run_trial(sim *s, const pbs_query *q, pbs_rng *rng, trial *out)
         }
         r[i] = draw(s, rep[i], PBS_R, rng);
         answer[i].rs = r[i] + draw(s, rep[i], PBS_S, rng);
-        answer[i].tiebreak = pbs_rng_next(rng);
+        answer[i].tiebreak = rk_rng_next(rng);
         answer[i].replica = i;
     }
     uint64_t ack = kth_smallest(acks, q->n, q->w) + draw_wake(&q->wake[PBS_WRITE], rng);
     bool ask_all =
-        q->read_all_share >= 1 ||
-        (q->read_all_share > 0 && (double)(pbs_rng_next(rng) >> 11) * 0x1p-53 < q->read_all_share);
+        q->read_all_share >= 1 || (q->read_all_share > 0 && rk_rng_unit(rng) < q->read_all_share);
     size_t answered = q->r;
     uint64_t read_us;
     if (ask_all) {
@@ -254,7 +253,7 @@ static pbs_percentiles percentiles_ms(uint64_t *v, size_t n)
     return (pbs_percentiles){out[0], out[1], out[2], out[3]};
 }
 
-rk_err pbs_predict(const pbs_peer *peers, size_t peer_count, const pbs_query *q, pbs_rng *rng,
+rk_err pbs_predict(const pbs_peer *peers, size_t peer_count, const pbs_query *q, rk_rng *rng,
                    pbs_prediction *out)
 {
     rk_err err = check_query(q, peer_count);

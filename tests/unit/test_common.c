@@ -1463,9 +1463,39 @@ static void test_reachable_http_addr(void **state)
     assert_string_equal(dst, "10.0.0.0:8001");
 }
 
+/* ---- the seeded random source (rng.c) ----------------------------------------- */
+
+static void test_rng_is_repeatable_and_bounded(void **state)
+{
+    (void)state;
+    rk_rng a, b;
+    rk_rng_seed(&a, 42);
+    rk_rng_seed(&b, 42);
+    for (int i = 0; i < 1000; i++)
+        assert_true(rk_rng_next(&a) == rk_rng_next(&b));
+    unsigned hits[7] = {0};
+    for (int i = 0; i < 70000; i++) {
+        uint64_t v = rk_rng_below(&a, 7);
+        assert_true(v < 7);
+        hits[v]++;
+    }
+    for (int i = 0; i < 7; i++) /* 10000 expected, sd ~93 */
+        assert_true(hits[i] > 9500 && hits[i] < 10500);
+    assert_true(rk_rng_below(&a, 1) == 0);
+    assert_true(rk_rng_below(&a, 0) == 0);
+    double sum = 0;
+    for (int i = 0; i < 10000; i++) {
+        double u = rk_rng_unit(&a);
+        assert_true(u >= 0 && u < 1);
+        sum += u;
+    }
+    assert_true(sum > 4800 && sum < 5200); /* mean 0.5, sd of the sum ~29 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rng_is_repeatable_and_bounded),
         cmocka_unit_test(test_reachable_http_addr),
         cmocka_unit_test(test_err_names_cover_every_value),
         cmocka_unit_test(test_buf_append_keeps_nul),

@@ -290,7 +290,7 @@ typedef struct moments {
     double mean, sd, min, max;
 } moments;
 
-static moments sample(const char *dist_text, failpoint_rng *rng, int n)
+static moments sample(const char *dist_text, rk_rng *rng, int n)
 {
     char spec[128];
     snprintf(spec, sizeof spec, "rpc.send=delay(%s)", dist_text);
@@ -316,8 +316,8 @@ static void near(const char *what, double got, double want, double tolerance)
 static void test_distributions(void **state)
 {
     (void)state;
-    failpoint_rng rng;
-    failpoint_rng_seed(&rng, rng_seed_from_env("test_distributions"));
+    rk_rng rng;
+    rk_rng_seed(&rng, rng_seed_from_env("test_distributions"));
     const int n = 200000;
     /* Tolerances are many standard errors wide (sd / sqrt(n) is about
      * 0.2% of the mean here): a correct sampler does not fail them. */
@@ -344,13 +344,13 @@ static void test_distributions(void **state)
     assert_true(m.max <= FAILPOINT_DELAY_MAX_MS);
 
     /* The same seed, the same sequence. */
-    failpoint_rng a, b;
-    failpoint_rng_seed(&a, 42);
-    failpoint_rng_seed(&b, 42);
+    rk_rng a, b;
+    rk_rng_seed(&a, 42);
+    rk_rng_seed(&b, 42);
     for (int i = 0; i < 100; i++)
-        assert_true(failpoint_rng_next(&a) == failpoint_rng_next(&b));
+        assert_true(rk_rng_next(&a) == rk_rng_next(&b));
     for (int i = 0; i < 100000; i++) {
-        double u = failpoint_rng_unit(&a);
+        double u = rk_rng_unit(&a);
         assert_true(u >= 0 && u < 1);
     }
 }

@@ -60,8 +60,8 @@ static pbs_prediction predict(const const_peer *cs, size_t count, unsigned n, un
                    .t_count = t_count,
                    .self = predict_self,
                    .read_all_share = predict_read_all};
-    pbs_rng rng;
-    pbs_rng_seed(&rng, seed);
+    rk_rng rng;
+    rk_rng_seed(&rng, seed);
     pbs_prediction p;
     assert_int_equal(pbs_predict(peers, count, &q, &rng, &p), RK_OK);
     return p;
@@ -73,28 +73,6 @@ static void assert_near(double got, double want, double tolerance)
         fail_msg("%.6f is not within %.4f of %.6f", got, tolerance, want);
 }
 
-/* ---- the random source --------------------------------------------------- */
-
-static void test_rng_is_repeatable_and_bounded(void **state)
-{
-    (void)state;
-    pbs_rng a, b;
-    pbs_rng_seed(&a, 42);
-    pbs_rng_seed(&b, 42);
-    for (int i = 0; i < 1000; i++)
-        assert_true(pbs_rng_next(&a) == pbs_rng_next(&b));
-    unsigned hits[7] = {0};
-    for (int i = 0; i < 70000; i++) {
-        uint64_t v = pbs_rng_below(&a, 7);
-        assert_true(v < 7);
-        hits[v]++;
-    }
-    for (int i = 0; i < 7; i++) /* 10000 expected, sd ~93 */
-        assert_true(hits[i] > 9500 && hits[i] < 10500);
-    assert_true(pbs_rng_below(&a, 1) == 0);
-    assert_true(pbs_rng_below(&a, 0) == 0);
-}
-
 /* ---- reservoirs ---------------------------------------------------------- */
 
 static void test_reservoir_keeps_everything_until_full(void **state)
@@ -102,8 +80,8 @@ static void test_reservoir_keeps_everything_until_full(void **state)
     (void)state;
     static pbs_reservoir r;
     pbs_reservoir_init(&r);
-    pbs_rng rng;
-    pbs_rng_seed(&rng, 1);
+    rk_rng rng;
+    rk_rng_seed(&rng, 1);
     assert_int_equal(pbs_reservoir_count(&r), 0);
     for (uint32_t i = 0; i < PBS_RESERVOIR_CAP; i++)
         pbs_reservoir_add(&r, i, &rng);
@@ -120,8 +98,8 @@ static void test_reservoir_is_bounded_and_uniform(void **state)
     (void)state;
     static pbs_reservoir r;
     pbs_reservoir_init(&r);
-    pbs_rng rng;
-    pbs_rng_seed(&rng, rng_seed_from_env("test_reservoir_is_bounded_and_uniform"));
+    rk_rng rng;
+    rk_rng_seed(&rng, rng_seed_from_env("test_reservoir_is_bounded_and_uniform"));
     const uint32_t offered = 100000;
     for (uint32_t i = 0; i < offered; i++)
         pbs_reservoir_add(&r, i, &rng);
@@ -344,8 +322,8 @@ static void test_overlapping_quorums_always_consistent(void **state)
 {
     (void)state;
     uint64_t seed = rng_seed_from_env("test_overlapping_quorums_always_consistent");
-    pbs_rng g;
-    pbs_rng_seed(&g, seed);
+    rk_rng g;
+    rk_rng_seed(&g, seed);
     enum { PEERS = 5, DELAYS = 200 };
     static uint32_t us[PEERS][PBS_KINDS][DELAYS];
     pbs_peer peers[PEERS];
@@ -353,7 +331,7 @@ static void test_overlapping_quorums_always_consistent(void **state)
         peers[i].id = 1 + i;
         for (int k = 0; k < PBS_KINDS; k++) {
             for (int j = 0; j < DELAYS; j++) /* long tails: up to 2^20 us */
-                us[i][k][j] = (uint32_t)pbs_rng_below(&g, 1u << pbs_rng_below(&g, 21));
+                us[i][k][j] = (uint32_t)rk_rng_below(&g, 1u << rk_rng_below(&g, 21));
             peers[i].kind[k] = (pbs_dist){us[i][k], DELAYS};
         }
     }
@@ -399,8 +377,8 @@ static void test_latency_percentiles_of_constant_delays(void **state)
         w[i] = i + 1;
     pbs_peer one = {.id = 1, .kind = {{w, 1000}, {&zero, 1}, {&zero, 1}, {&zero, 1}}};
     pbs_query q = {.n = 1, .r = 1, .w = 1, .trials = 100000, .t_ms = t0, .t_count = 1};
-    pbs_rng g;
-    pbs_rng_seed(&g, 77);
+    rk_rng g;
+    rk_rng_seed(&g, 77);
     pbs_prediction p;
     assert_int_equal(pbs_predict(&one, 1, &q, &g, &p), RK_OK);
     assert_near(p.write_ms.p50, 0.5, 0.01);
@@ -477,8 +455,8 @@ static void test_wake_up_merges_later_answers(void **state)
                    .t_count = 1,
                    .self = 1,
                    .read_all_share = 1};
-    pbs_rng g;
-    pbs_rng_seed(&g, 41);
+    rk_rng g;
+    rk_rng_seed(&g, 41);
     pbs_prediction p;
     assert_int_equal(pbs_predict(peers, 3, &q, &g, &p), RK_OK);
     assert_true(p.p_consistent[0] == 0.0);
@@ -558,8 +536,8 @@ static void test_bad_queries(void **state)
     const_peer c;
     const_peer_init(&c, 1, 1, 1, 1, 1);
     static const double good_t[] = {0, 1}, neg_t[] = {-1}, nan_t[] = {__builtin_nan("")};
-    pbs_rng g;
-    pbs_rng_seed(&g, 1);
+    rk_rng g;
+    rk_rng_seed(&g, 1);
     pbs_prediction p;
     const pbs_query bad[] = {
         {.n = 0, .r = 1, .w = 1, .trials = 10, .t_ms = good_t, .t_count = 1},
@@ -591,13 +569,13 @@ static void test_ten_thousand_trials_time(void **state)
     (void)state;
     static uint32_t us[3][PBS_KINDS][PBS_RESERVOIR_CAP];
     pbs_peer peers[3];
-    pbs_rng g;
-    pbs_rng_seed(&g, 5);
+    rk_rng g;
+    rk_rng_seed(&g, 5);
     for (int i = 0; i < 3; i++) {
         peers[i].id = 1 + i;
         for (int k = 0; k < PBS_KINDS; k++) {
             for (int j = 0; j < PBS_RESERVOIR_CAP; j++)
-                us[i][k][j] = (uint32_t)pbs_rng_below(&g, 2000);
+                us[i][k][j] = (uint32_t)rk_rng_below(&g, 2000);
             peers[i].kind[k] = (pbs_dist){us[i][k], PBS_RESERVOIR_CAP};
         }
     }
@@ -615,7 +593,6 @@ static void test_ten_thousand_trials_time(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rng_is_repeatable_and_bounded),
         cmocka_unit_test(test_reservoir_keeps_everything_until_full),
         cmocka_unit_test(test_reservoir_is_bounded_and_uniform),
         cmocka_unit_test(test_split_round),

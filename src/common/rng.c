@@ -1,6 +1,7 @@
-/* rng.c - the seeded random source of the reservoirs and the Monte Carlo:
- * xoshiro256** (Blackman and Vigna), its state filled by splitmix64. */
-#include "ringkv/pbs.h"
+/* rng.c - a small seeded random source for simulations and injected
+ * faults: xoshiro256** (Blackman and Vigna), its state filled by
+ * splitmix64. Repeatable from one seed; not for secrets (libsodium is). */
+#include "ringkv/common.h"
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -10,7 +11,7 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-void pbs_rng_seed(pbs_rng *g, uint64_t seed)
+void rk_rng_seed(rk_rng *g, uint64_t seed)
 {
     /* splitmix64 never yields four zero words in a row, so the state is
      * never the all-zero one xoshiro cannot leave */
@@ -23,7 +24,7 @@ static uint64_t rotl(uint64_t x, int k)
     return (x << k) | (x >> (64 - k));
 }
 
-uint64_t pbs_rng_next(pbs_rng *g)
+uint64_t rk_rng_next(rk_rng *g)
 {
     uint64_t *s = g->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
@@ -37,20 +38,25 @@ uint64_t pbs_rng_next(pbs_rng *g)
     return result;
 }
 
-uint64_t pbs_rng_below(pbs_rng *g, uint64_t bound)
+uint64_t rk_rng_below(rk_rng *g, uint64_t bound)
 {
     if (bound == 0)
         return 0;
     /* Lemire's multiply-and-reject: unbiased, one multiply most of the
      * time */
-    unsigned __int128 m = (unsigned __int128)pbs_rng_next(g) * bound;
+    unsigned __int128 m = (unsigned __int128)rk_rng_next(g) * bound;
     uint64_t low = (uint64_t)m;
     if (low < bound) {
         uint64_t floor = -bound % bound;
         while (low < floor) {
-            m = (unsigned __int128)pbs_rng_next(g) * bound;
+            m = (unsigned __int128)rk_rng_next(g) * bound;
             low = (uint64_t)m;
         }
     }
     return (uint64_t)(m >> 64);
+}
+
+double rk_rng_unit(rk_rng *g)
+{
+    return (double)(rk_rng_next(g) >> 11) * 0x1.0p-53;
 }
