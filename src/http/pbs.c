@@ -127,8 +127,52 @@ static void add_percentiles(reply_buf *b, const char *name, const pbs_percentile
                     p->p50, p->p90, p->p99, p->p999);
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* "p50/p99" in ms of one distribution (nearest rank), or null. */
+static void add_dist(reply_buf *b, const char *name, const pbs_dist *d)
+{
+    uint32_t *v = d->count ? malloc(d->count * sizeof *v) : NULL;
+    if (v == NULL) {
+        http_reply_addf(b, "\"%s\":null", name);
+        return;
+    }
+    memcpy(v, d->us, d->count * sizeof *v);
+    qsort(v, d->count, sizeof *v, cmp_u32);
+    size_t r50 = (d->count * 50 + 99) / 100, r99 = (d->count * 99 + 99) / 100;
+    http_reply_addf(b, "\"%s\":[%.3f,%.3f]", name, v[r50 - 1] / 1000.0, v[r99 - 1] / 1000.0);
+    free(v);
+}
+
+/* "delays": each peer's W, A, R, S as [p50, p99] ms, and the wake-ups:
+ * what the prediction drew from, for a reader who wants to see why. */
+static void add_delays(reply_buf *b, const pbs_snapshot *snap, uint64_t self)
+{
+    static const char *const kind_names[PBS_KINDS] = {"w", "a", "r", "s"};
+    http_reply_add_str(b, ",\"delays\":{\"peers\":[");
+    for (size_t i = 0; i < snap->peer_count; i++) {
+        const pbs_peer *peer = &snap->peers[i];
+        http_reply_addf(b, "%s{\"id\":\"%016llx\",\"self\":%s", i ? "," : "",
+                        (unsigned long long)peer->id, peer->id == self ? "true" : "false");
+        for (int k = 0; k < PBS_KINDS; k++) {
+            http_reply_add_str(b, ",");
+            add_dist(b, kind_names[k], &peer->kind[k]);
+        }
+        http_reply_add_str(b, "}");
+    }
+    http_reply_add_str(b, "],");
+    add_dist(b, "wake_write", &snap->wake[PBS_WRITE]);
+    http_reply_add_str(b, ",");
+    add_dist(b, "wake_read", &snap->wake[PBS_READ]);
+    http_reply_add_str(b, "}");
+}
+
 static void add_prediction(reply_buf *b, const pbs_params *p, const pbs_snapshot *snap,
-                           const pbs_prediction *pr, double elapsed_ms)
+                           uint64_t self, const pbs_prediction *pr, double elapsed_ms)
 {
     http_reply_addf(b, "{\"n\":%u,\"r\":%u,\"w\":%u,\"trials\":%u,", p->n, p->r, p->w, p->trials);
     add_samples(b, snap);
@@ -142,6 +186,7 @@ static void add_prediction(reply_buf *b, const pbs_params *p, const pbs_snapshot
     http_reply_add_str(b, "]");
     add_percentiles(b, "read_latency_ms", &pr->read_ms);
     add_percentiles(b, "write_latency_ms", &pr->write_ms);
+    add_delays(b, snap, self);
     http_reply_addf(b, ",\"elapsed_ms\":%.3f}", elapsed_ms);
 }
 
@@ -185,7 +230,7 @@ void http_handle_pbs(request *rq)
     }
     double elapsed_ms = (double)(rk_mono_ns() - t0) / 1e6;
     reply_buf b = {0};
-    add_prediction(&b, &p, &snap, &pr, elapsed_ms);
+    add_prediction(&b, &p, &snap, rq->srv->node_id, &pr, elapsed_ms);
     pbs_snapshot_free(&snap);
     http_reply_json(rq, 200, NULL, &b);
     http_reply_buf_free(&b);

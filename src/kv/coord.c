@@ -50,7 +50,8 @@ struct coord_req {
     put_core pc;
     quorum_plan_result plan; /* targets and intended replicas */
     coord_call calls[QUORUM_MAX_TARGETS];
-    uint64_t reached_ns; /* when a reply met the quorum; 0: not yet, or the waiter did */
+    pthread_t waiter;    /* the client's thread, which allocated the request */
+    uint64_t reached_ns; /* when another thread's reply met the quorum; 0: not (yet) */
     uint64_t sent_ns[QUORUM_MAX_TARGETS]; /* when each call left */
     /* The key, addressed once by kv.c; its names point into key.dbkey
      * (position | table | 0x00 | key), so the table is a C string there. */
@@ -94,6 +95,7 @@ static coord_req *req_alloc(kv *k, const replica_key *key, cluster_view *view, b
     req->k = k;
     req->is_put = is_put;
     req->view = view;
+    req->waiter = pthread_self();
     req_copy_key(req, key);
     return req;
 }
@@ -239,20 +241,22 @@ static void ask(coord_req *req, size_t from, size_t count);
 static void req_replied(coord_req *req)
 {
     req->outstanding--;
-    if (req->reached_ns == 0 && req_answered(req))
+    if (req->reached_ns == 0 && req_answered(req) && !pthread_equal(pthread_self(), req->waiter))
         req->reached_ns = rk_mono_ns();
     pthread_cond_signal(&req->cv);
 }
 
-/* The waiter (req->mu held) has woken with its quorum met: how long after
- * the reply that met it. Answers that came in meanwhile are part of a
- * read's reply; a write's client hears of it only now (docs/pbs.md). */
+/* The waiter (req->mu held) has woken with its quorum met by another
+ * thread's reply: how long after that reply. Answers that came in
+ * meanwhile are part of a read's reply; a write's client hears of it only
+ * now (docs/pbs.md). A quorum met in the waiter's own thread (its own
+ * copy, the applier's answer) is no sample. */
 static void note_wake(coord_req *req, pbs_leg leg)
 {
-    if (req_verdict(req) != QUORUM_REACHED)
-        return;
     uint64_t now = rk_mono_ns(), at = req->reached_ns;
-    uint64_t us = at != 0 && now > at ? (now - at) / 1000u : 0;
+    if (req_verdict(req) != QUORUM_REACHED || at == 0)
+        return;
+    uint64_t us = now > at ? (now - at) / 1000u : 0;
     pbs_samples_add_wake(req->k->pbs, leg, us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
 }
 

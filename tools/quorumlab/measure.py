@@ -26,9 +26,11 @@ def _conn(node):
     return c
 
 
-def request(node, method, path, body=None):
+def request(node, method, path, body=None, retry=True):
     """One request on this thread's keep-alive connection to node ->
-    (status, parsed body or None, elapsed ms); status 0 on a transport error."""
+    (status, parsed body or None, elapsed ms); status 0 on a transport error.
+    A connection the node closed while idle (its keep-alive timeout) is
+    reopened and the request sent once more."""
     c = _conn(node)
     start = time.monotonic()
     try:
@@ -37,9 +39,13 @@ def request(node, method, path, body=None):
         resp = c.getresponse()
         data = resp.read()
         status = resp.status
-    except (OSError, http.client.HTTPException):
+    except (OSError, http.client.HTTPException) as e:
         c.close()
         _local.conns.pop(node.http_port, None)
+        stale = isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError,
+                               ConnectionResetError))
+        if retry and stale:
+            return request(node, method, path, body, retry=False)
         return 0, None, (time.monotonic() - start) * 1000
     elapsed = (time.monotonic() - start) * 1000
     try:
@@ -104,8 +110,8 @@ def latency(pool, nodes, r, w, count):
 def visibility(pool, nodes, r, w, t_grid, trials):
     """For each t: trials of (write a fresh key with w=W through a node, wait
     t ms after the acknowledgement, read it with r=R through the same node)
-    -> ({t: [consistent, total]}, errors (writes not acknowledged), the
-    median client gap in ms)."""
+    -> ({t: [consistent, total]}, errors (a write not acknowledged or a read
+    not answered in time: not counted), the median client gap in ms)."""
     tasks = [t for t in t_grid for _ in range(trials)]
     random.shuffle(tasks)
 
@@ -121,6 +127,8 @@ def visibility(pool, nodes, r, w, t_grid, trials):
         if delay > 0:
             time.sleep(delay)
         status, body, _ = get(node, key, r)
+        if status not in (200, 404):  # no quorum in time: unavailable, not stale
+            return t, None, request(node, "GET", "/health")[2]
         ok = status == 200 and isinstance(body, dict) and body.get("value") == value
         # The client gap: a read "t ms after the ack" reaches its
         # coordinator t + one HTTP round trip after the coordinator
@@ -152,6 +160,8 @@ def staleness(pool, nodes, r, w, trials, versions=3):
             if status not in (200, 201):
                 return None
         status, body, _ = get(node, key, r)
+        if status not in (200, 404):
+            return None
         seen = body.get("value") if status == 200 and isinstance(body, dict) else 0
         return seen if isinstance(seen, int) else 0
 
