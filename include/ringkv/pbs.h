@@ -151,6 +151,11 @@ typedef struct pbs_query {
     /* The coordinator's wake-up after a quorum is met (pbs_snapshot.wake,
      * by pbs_leg); empty: none. */
     pbs_dist wake[2];
+    /* The read goes through another node than the write (a random other
+     * peer): a client that reads through a different node. false: the
+     * read goes through this node, on the links the write took, which
+     * this model counts as independent (docs/pbs.md). */
+    bool reader_elsewhere;
 } pbs_query;
 
 typedef struct pbs_percentiles {
@@ -189,6 +194,8 @@ typedef struct pbs_prediction {
  *   arrives A_i later;
  * - the write is acknowledged at ack = the w-th earliest of those acks
  *   (the applier's at W_a + A_a), plus the coordinator's wake-up;
+ * - the read goes through this node, or (reader_elsewhere) through any
+ *   other peer, whose own copy is then the one read locally;
  * - a read starting t after the ack reaches replica i at ack + t + R_i. A
  *   share read_all_share of reads asks every replica and is answered by
  *   every replica whose answer is in when the coordinator wakes up after

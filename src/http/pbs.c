@@ -16,7 +16,24 @@ typedef struct pbs_params {
     unsigned n, r, w, trials;
     double t_ms[PBS_MAX_T];
     size_t t_count;
+    bool reader_elsewhere; /* ?reader=other */
 } pbs_params;
+
+/* ?reader=this (the default: the read goes through this node too) or
+ * other (through another node). RK_EINVAL after a 400 otherwise. */
+static rk_err parse_reader(request *rq, pbs_params *p)
+{
+    char text[8];
+    int n = http_request_param(rq, "reader", text, sizeof text);
+    if (n == -1 || (n >= 0 && strcmp(text, "this") == 0))
+        return RK_OK;
+    if (n >= 0 && strcmp(text, "other") == 0) {
+        p->reader_elsewhere = true;
+        return RK_OK;
+    }
+    http_reply_error(rq, 400, "bad_param", "reader must be this or other");
+    return RK_EINVAL;
+}
 
 static rk_err bad_param(request *rq, const char *msg)
 {
@@ -85,6 +102,8 @@ static rk_err parse_params(request *rq, pbs_params *p)
     p->r = (unsigned)r;
     p->w = (unsigned)w;
     p->trials = (unsigned)trials;
+    if (parse_reader(rq, p) != RK_OK)
+        return RK_EINVAL;
     return parse_times(rq, p);
 }
 
@@ -174,7 +193,8 @@ static void add_delays(reply_buf *b, const pbs_snapshot *snap, uint64_t self)
 static void add_prediction(reply_buf *b, const pbs_params *p, const pbs_snapshot *snap,
                            uint64_t self, const pbs_prediction *pr, double elapsed_ms)
 {
-    http_reply_addf(b, "{\"n\":%u,\"r\":%u,\"w\":%u,\"trials\":%u,", p->n, p->r, p->w, p->trials);
+    http_reply_addf(b, "{\"n\":%u,\"r\":%u,\"w\":%u,\"trials\":%u,\"reader\":\"%s\",", p->n, p->r,
+                    p->w, p->trials, p->reader_elsewhere ? "other" : "this");
     add_samples(b, snap);
     http_reply_add_str(b, ",\"t_visibility\":[");
     for (size_t i = 0; i < p->t_count; i++)
@@ -220,7 +240,8 @@ void http_handle_pbs(request *rq)
                    .self = rq->srv->node_id,
                    .read_all_share =
                        cfg->read_repair_percent >= 100 ? 1.0 : cfg->read_repair_percent / 100.0,
-                   .wake = {snap.wake[PBS_WRITE], snap.wake[PBS_READ]}};
+                   .wake = {snap.wake[PBS_WRITE], snap.wake[PBS_READ]},
+                   .reader_elsewhere = p.reader_elsewhere};
     pbs_prediction pr;
     err = pbs_predict(snap.peers, snap.peer_count, &q, &rng, &pr);
     if (err != RK_OK) {

@@ -180,11 +180,44 @@ static uint64_t draw_wake(const pbs_dist *d, rk_rng *rng)
 
 /* The wake-up after a read's last awaited answer: none when that answer
  * is this node's own copy, read by the waiting thread itself. */
-static uint64_t wake_after(const sim *s, const size_t *rep, const answer_slot *last,
+static uint64_t wake_after(size_t reader, const size_t *rep, const answer_slot *last,
                            const pbs_dist *wake, rk_rng *rng)
 {
-    bool own = s->self != NO_PEER && rep[last->replica] == s->self;
+    bool own = reader != NO_PEER && rep[last->replica] == reader;
     return own ? 0 : draw_wake(wake, rng);
+}
+
+/* The node a read goes through: this one, or with reader_elsewhere any
+ * other peer (a client that reads through another node than it wrote
+ * through), or NO_PEER when there is none to pick. */
+static size_t pick_reader(const sim *s, const pbs_query *q, rk_rng *rng)
+{
+    if (!q->reader_elsewhere)
+        return s->self;
+    size_t others = s->peer_count - (s->self != NO_PEER);
+    if (others == 0)
+        return NO_PEER;
+    size_t k = rk_rng_below(rng, others);
+    for (size_t i = 0; i < s->peer_count; i++)
+        if (i != s->self && k-- == 0)
+            return i;
+    return NO_PEER;
+}
+
+/* A read's R and S at the replica on peer p, seen from the reader. The
+ * samples are this node's: the reader's own copy is read locally (this
+ * node's own read delays), this node's copy is across the link to the
+ * reader (the reader's delays), and any other replica's link to the
+ * reader is taken to be like its link to this node. */
+static void draw_read(const sim *s, size_t p, size_t reader, rk_rng *rng, uint64_t *r, uint64_t *rs)
+{
+    size_t from = p;
+    if (reader != s->self && p == reader)
+        from = s->self; /* local: may be NO_PEER, then pooled */
+    else if (reader != s->self && p == s->self)
+        from = reader;
+    *r = draw(s, from, PBS_R, rng);
+    *rs = *r + draw(s, from, PBS_S, rng);
 }
 
 static void run_trial(sim *s, const pbs_query *q, rk_rng *rng, trial *out)
@@ -199,6 +232,7 @@ static void run_trial(sim *s, const pbs_query *q, rk_rng *rng, trial *out)
     for (size_t i = 0; i < q->n; i++)
         if (s->self != NO_PEER && rep[i] == s->self)
             applier = i;
+    size_t reader = pick_reader(s, q, rng);
     uint64_t wa = draw(s, rep[applier], PBS_W, rng);
     uint64_t result = wa + draw(s, rep[applier], PBS_A, rng); /* back at the coordinator */
     for (size_t i = 0; i < q->n; i++) {
@@ -209,8 +243,7 @@ static void run_trial(sim *s, const pbs_query *q, rk_rng *rng, trial *out)
             have[i] = result + draw(s, rep[i], PBS_W, rng);
             acks[i] = have[i] + draw(s, rep[i], PBS_A, rng);
         }
-        r[i] = draw(s, rep[i], PBS_R, rng);
-        answer[i].rs = r[i] + draw(s, rep[i], PBS_S, rng);
+        draw_read(s, rep[i], reader, rng, &r[i], &answer[i].rs);
         answer[i].tiebreak = rk_rng_next(rng);
         answer[i].replica = i;
     }
@@ -228,14 +261,14 @@ static void run_trial(sim *s, const pbs_query *q, rk_rng *rng, trial *out)
         /* every answer in by the time the coordinator wakes after the r-th
          * (with no wake-up, the first r: equal times are ordered) */
         sort_answers(answer, q->n);
-        uint64_t wake = wake_after(s, rep, &answer[q->r - 1], &q->wake[PBS_READ], rng);
+        uint64_t wake = wake_after(reader, rep, &answer[q->r - 1], &q->wake[PBS_READ], rng);
         read_us = answer[q->r - 1].rs + wake;
         while (wake > 0 && answered < q->n && answer[answered].rs <= read_us)
             answered++;
     } else {
-        target_answers(rep, q->n, s->self, q->r, answer, rng);
-        read_us =
-            answer[q->r - 1].rs + wake_after(s, rep, &answer[q->r - 1], &q->wake[PBS_READ], rng);
+        target_answers(rep, q->n, reader, q->r, answer, rng);
+        read_us = answer[q->r - 1].rs +
+                  wake_after(reader, rep, &answer[q->r - 1], &q->wake[PBS_READ], rng);
     }
     /* replica i, reached at ack + t + R_i, has the write when
      * have_i <= ack + t + R_i, i.e. t >= have_i - ack - R_i */

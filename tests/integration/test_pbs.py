@@ -95,6 +95,20 @@ class PbsTest(unittest.TestCase):
         self.assertEqual(body["trials"], 2000, body)
         self.check_prediction(body, 3, 1, 1, [0, 0.5, 1.85])
 
+        # a read through another node: still 1 where R + W > N
+        status, body, _ = self.pbs(self.coordinator, "?r=2&w=2&reader=other")
+        self.assertEqual(status, 200, show(status, body))
+        self.assertEqual(body["reader"], "other", body)
+        ps = self.check_prediction(body, 3, 2, 2, DEFAULT_T)
+        self.assertEqual(ps, [1.0] * len(DEFAULT_T), body)
+        # what the prediction drew from: every peer, this node's own copy marked
+        delays = body["delays"]
+        self.assertEqual(sum(1 for p in delays["peers"] if p["self"]), 1, delays)
+        for p in delays["peers"]:
+            for kind in ("w", "a", "r", "s"):
+                if p[kind] is not None:
+                    self.assertLessEqual(p[kind][0], p[kind][1], delays)
+
         # r and w default to the node's own (2 and 2 here)
         status, body, _ = self.pbs(self.coordinator)
         self.assertEqual(status, 200, show(status, body))
@@ -109,7 +123,8 @@ class PbsTest(unittest.TestCase):
 
     def test_3_bad_parameters(self):
         for query in ("?r=0", "?r=4", "?w=0", "?w=4", "?r=x", "?t=-1", "?t=abc", "?t=",
-                      "?t=1&t=nan", "?t=inf", "?trials=0", "?trials=100001", "?trials=1.5"):
+                      "?t=1&t=nan", "?t=inf", "?trials=0", "?trials=100001", "?trials=1.5",
+                      "?reader=them", "?reader="):
             with self.subTest(query=query):
                 status, body, _ = self.pbs(self.coordinator, query)
                 self.assertEqual(status, 400, f"{query}: {show(status, body)}")

@@ -43,6 +43,7 @@ static void const_peer_init(const_peer *c, uint64_t id, uint32_t w, uint32_t a, 
  * paper's reads). test_targeted_reads changes both. */
 static uint64_t predict_self = 1;
 static double predict_read_all = 1.0;
+static bool predict_reader_elsewhere = false;
 
 /* Predicts over peers (copied from cs) with the given query. */
 static pbs_prediction predict(const const_peer *cs, size_t count, unsigned n, unsigned r,
@@ -59,7 +60,8 @@ static pbs_prediction predict(const const_peer *cs, size_t count, unsigned n, un
                    .t_ms = t,
                    .t_count = t_count,
                    .self = predict_self,
-                   .read_all_share = predict_read_all};
+                   .read_all_share = predict_read_all,
+                   .reader_elsewhere = predict_reader_elsewhere};
     rk_rng rng;
     rk_rng_seed(&rng, seed);
     pbs_prediction p;
@@ -427,8 +429,17 @@ static void test_targeted_reads(void **state)
     assert_true(p.p_consistent[0] == 1.0);
     predict_read_all = 0.5;
     p = predict(cs, 3, 3, 1, 1, step_t, STEP_T_COUNT, 30000, 32);
-    predict_read_all = 1.0;
     assert_near(p.p_consistent[0], 0.5 * 1 + 0.5 / 3, 0.02);
+    assert_true(p.p_consistent[3] == 1.0);
+    /* Read through another node (peer 2 or 3): its own copy first, which
+     * gets the write only at 10 ms. */
+    predict_read_all = 0;
+    predict_reader_elsewhere = true;
+    p = predict(cs, 3, 3, 1, 1, step_t, STEP_T_COUNT, 30000, 33);
+    predict_read_all = 1.0;
+    predict_reader_elsewhere = false;
+    assert_true(p.p_consistent[0] == 0.0);
+    assert_true(p.p_consistent[2] == 0.0);
     assert_true(p.p_consistent[3] == 1.0);
 }
 

@@ -107,16 +107,26 @@ def latency(pool, nodes, r, w, count):
 
 # ---- t-visibility -------------------------------------------------------------
 
-def visibility(pool, nodes, r, w, t_grid, trials):
+def two_nodes(nodes, same_node):
+    """The node a trial writes through and the one it reads through: the
+    same, or (a client that reads through another node) two different."""
+    writer = random.choice(nodes)
+    if same_node or len(nodes) == 1:
+        return writer, writer
+    return writer, random.choice([n for n in nodes if n is not writer])
+
+
+def visibility(pool, nodes, r, w, t_grid, trials, same_node=False):
     """For each t: trials of (write a fresh key with w=W through a node, wait
-    t ms after the acknowledgement, read it with r=R through the same node)
+    t ms after the acknowledgement, read it with r=R through another node,
+    or the same one with same_node)
     -> ({t: [consistent, total]}, errors (a write not acknowledged or a read
     not answered in time: not counted), the median client gap in ms)."""
     tasks = [t for t in t_grid for _ in range(trials)]
     random.shuffle(tasks)
 
     def one(t):
-        node = random.choice(nodes)
+        node, reader = two_nodes(nodes, same_node)
         key = unique_key("vis")
         value = random.getrandbits(48)
         status, _, _ = put(node, key, value, w)
@@ -126,15 +136,15 @@ def visibility(pool, nodes, r, w, t_grid, trials):
         delay = acked + t / 1000 - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        status, body, _ = get(node, key, r)
+        status, body, _ = get(reader, key, r)
         if status not in (200, 404):  # no quorum in time: unavailable, not stale
-            return t, None, request(node, "GET", "/health")[2]
+            return t, None, request(reader, "GET", "/health")[2]
         ok = status == 200 and isinstance(body, dict) and body.get("value") == value
         # The client gap: a read "t ms after the ack" reaches its
         # coordinator t + one HTTP round trip after the coordinator
         # acknowledged the write. A request that does nothing, on the same
         # connection under the same load, measures that round trip.
-        return t, ok, request(node, "GET", "/health")[2]
+        return t, ok, request(reader, "GET", "/health")[2]
 
     out = {t: [0, 0] for t in t_grid}
     errors = 0
@@ -149,17 +159,18 @@ def visibility(pool, nodes, r, w, t_grid, trials):
     return out, errors, percentile(gaps, 50)
 
 
-def staleness(pool, nodes, r, w, trials, versions=3):
+def staleness(pool, nodes, r, w, trials, versions=3, same_node=False):
     """Writes versions 1..3 of a fresh key (each acknowledged before the
-    next), then reads it at once -> {k: [within k versions, total]}."""
+    next), then reads it at once, through another node (or the same) ->
+    {k: [within k versions, total]}."""
     def one(_):
-        node = random.choice(nodes)
+        node, reader = two_nodes(nodes, same_node)
         key = unique_key("stale")
         for v in range(1, versions + 1):
             status, _, _ = put(node, key, v, w)
             if status not in (200, 201):
                 return None
-        status, body, _ = get(node, key, r)
+        status, body, _ = get(reader, key, r)
         if status not in (200, 404):
             return None
         seen = body.get("value") if status == 200 and isinstance(body, dict) else 0
@@ -177,14 +188,16 @@ def staleness(pool, nodes, r, w, trials, versions=3):
 
 # ---- prediction -----------------------------------------------------------------
 
-def predict(nodes, r, w, t_grid, trials=10000, gap_ms=0.0):
+def predict(nodes, r, w, t_grid, trials=10000, gap_ms=0.0, same_node=False):
     """/pbs of every node for (r, w) at t + gap_ms for each t of t_grid,
     averaged over the nodes (the measurements went through all of them
     alike) -> dict keyed by t, or one with the reason in "error"."""
     ts = "&".join(f"t={t + gap_ms:.3f}" for t in t_grid)
     answers, errors = [], []
     for node in nodes:
-        status, body, _ = request(node, "GET", f"/pbs?r={r}&w={w}&{ts}&trials={trials}")
+        reader = "this" if same_node else "other"
+        status, body, _ = request(node, "GET",
+                                  f"/pbs?r={r}&w={w}&{ts}&trials={trials}&reader={reader}")
         if status == 200 and isinstance(body, dict):
             answers.append(body)
         else:
