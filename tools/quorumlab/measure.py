@@ -224,7 +224,7 @@ def predict(nodes, r, w, t_grid, trials=10000, gap_ms=0.0, same_node=False):
     clock = ",".join(sorted({str(a.get("samples", {}).get("clock")) for a in answers}))
     return {"visibility": vis, "k": {k: sum(v) / len(v) for k, v in kst.items()},
             "latency": lat, "samples": samples, "clock": clock, "nodes": len(answers),
-            "errors": errors}
+            "errors": errors, "elapsed_ms": [a.get("elapsed_ms", 0) for a in answers]}
 
 
 # ---- availability ---------------------------------------------------------------
