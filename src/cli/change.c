@@ -151,8 +151,12 @@ void cli_change_progress_of(const cli_change *c, cli_change_progress *out)
     p.ranges_pending = pending;
     if (c->kind == CLI_CHANGE_LEAVE) {
         /* The leaving node is a replica of no range in the next ring, so
-         * it owes every range of the ring (sync_duty_of). */
-        p.ranges_total = partitions > most ? partitions : most;
+         * it owes every range of the ring (sync_duty_of): its progress is
+         * out of the ring's ranges. What other members report pending
+         * meanwhile (ranges they too hand on as the ring changes) is in
+         * ranges_pending and holds the change in SETTLING, but is not the
+         * leaving node's work done. */
+        p.ranges_total = partitions > 0 ? partitions : most;
         if (p.phase != CLI_CHANGE_HANDOFF)
             target_pending = 0; /* it marks itself removed once all are sent */
         else if (!target_seen_pending)

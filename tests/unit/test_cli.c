@@ -1094,6 +1094,33 @@ static void test_change_leave_unseen_handoff_and_no_witness(void **state)
     cli_change_fini(&c);
 }
 
+/* Other members hand ranges on too while a node leaves: their pending
+ * ranges keep the change from settling but are not the leaving node's
+ * work. Its progress stays out of the ring's 65536 ranges (it once read
+ * "37253 of 67525 done", the others' pending added to the total). */
+static void test_change_leave_with_others_pending(void **state)
+{
+    (void)state;
+    cli_change c;
+    cli_change_progress p;
+    assert_int_equal(cli_change_init(&c, CLI_CHANGE_LEAVE, "n2", 3), RK_OK);
+    cli_change_set_target(&c, 1);
+    cli_change_sample r1[] = {sample("leaving", "v1", 0, 0, 0),
+                              sample("leaving", "v1", 65536, 0, 0),
+                              sample("leaving", "v1", 0, 0, 0)};
+    round_with(&c, r1, &p);
+    cli_change_sample r2[] = {sample("leaving", "v1", 1989, 0, 10),
+                              sample("leaving", "v1", 30272, 500, 0),
+                              sample("leaving", "v1", 0, 0, 20)};
+    round_with(&c, r2, &p);
+    assert_int_equal(p.ranges_total, 65536);
+    assert_int_equal(p.ranges_pending, 30272 + 1989);
+    assert_int_equal(p.ranges_done, 65536 - 30272);
+    assert_line(&c, &p, 1000,
+                "n2 leaving: 32261 ranges pending (35264 of 65536 done), 500 keys moved, 1.0 s");
+    cli_change_fini(&c);
+}
+
 /* A dead node3 is removed: the survivors hand off what the new ring
  * needs, and keys moved counts what they sent or received. */
 static void test_change_remove(void **state)
@@ -1252,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_change_sample_of),
         cmocka_unit_test(test_change_leave),
         cmocka_unit_test(test_change_leave_unseen_handoff_and_no_witness),
+        cmocka_unit_test(test_change_leave_with_others_pending),
         cmocka_unit_test(test_change_remove),
         cmocka_unit_test(test_change_bar),
         cmocka_unit_test(test_change_worth_a_line),
