@@ -38,6 +38,14 @@ def pct(v):
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
+def _num(text):
+    """A CSV cell back to a number (None for "-" or empty)."""
+    if text in ("", "-", "None"):
+        return None
+    v = float(text)
+    return int(v) if v.is_integer() and "." not in text else v
+
+
 class Results:
     """Every figure of one run, as rows."""
 
@@ -49,6 +57,32 @@ class Results:
         self.notes = []
 
     # -- files
+
+    @classmethod
+    def load(cls, out):
+        """The rows of a run folder's CSV files (to render its report again)."""
+        res = cls()
+
+        def rows(name):
+            path = os.path.join(out, name)
+            if not os.path.exists(path):
+                return []
+            with open(path, newline="") as f:
+                return list(csv.reader(f))[1:]
+        for row in rows("latency.csv"):
+            res.latency.append([row[0], *map(_num, row[1:4]), row[4], *map(_num, row[5:])])
+        for row in rows("visibility.csv"):
+            prof, n, r, w, t, k, total, _, pred, samples = row
+            res.visibility.append([prof, int(n), int(r), int(w), _num(t), int(k), int(total),
+                                   _num(pred), _num(samples)])
+        for row in rows("staleness.csv"):
+            prof, n, r, w, k, within, total, _, pred = row
+            res.staleness.append([prof, int(n), int(r), int(w), int(k), int(within), int(total),
+                                  _num(pred)])
+        for row in rows("availability.csv"):
+            res.availability.append([int(row[0]), int(row[1]), int(row[2]), row[3], row[4],
+                                     *map(int, row[5:])])
+        return res
 
     def write(self, out):
         write_csv(os.path.join(out, "latency.csv"),
@@ -223,9 +257,14 @@ class Results:
                           "| profile | N | R | W | largest gap | at t (ms) | outside the "
                           "measurement's 95% interval by | why |", "|---|---|---|---|---|---|---|---|"]
                 for (prof, n, r, w), g in sorted(bad.items()):
-                    why = ("within sampling noise: too few trials to tell"
-                           if g["outside"] * 100 <= AGREE_PP / 2 else
-                           "the model and the cluster differ (see Limits)")
+                    if g["outside"] * 100 <= AGREE_PP / 2:
+                        why = "within sampling noise: too few trials to tell"
+                    elif n < 5 and r == 1 and w == 1:
+                        why = ("the cluster is fresher than the model: a read through the "
+                               "node that wrote follows the write on the same links "
+                               "(see Limits)")
+                    else:
+                        why = "the model and the cluster differ (see Limits)"
                     lines.append(f"| {prof} | {n} | {r} | {w} | {100 * g['gap']:.1f} pp | "
                                  f"{g['t']:g} | {100 * g['outside']:.1f} pp | {why} |")
         else:
@@ -294,6 +333,23 @@ class Results:
                 name = f"availability-n{n}.svg"
                 if name in plots:
                     lines += [f"![availability N={n}]({name})", ""]
+        lines += ["## Limits", "",
+                  "- **Links are independent in the model, ordered in the cluster.** A read "
+                  "through the node that wrote travels the same connections as the write did, "
+                  "after it, and on a FIFO connection cannot overtake it; the model draws each "
+                  "message's delay apart (as the PBS paper does). This matters where a node "
+                  "that holds no replica of a key coordinates both the write and the read: N=3 "
+                  "of 5 nodes, R=W=1, where the read's first answer may come from a follower. "
+                  "A diagnostic run (lan, N=3, R=W=1, reads at once) split the reads: 359 of "
+                  "359 through a node holding a replica saw the write, and 237 of 241 through "
+                  "a node holding none, where the model gives that case about 53%. At N=5 "
+                  "every node holds every key and the two agree.",
+                  "- **Delays on one busy machine move together.** One CPU-starved moment slows "
+                  "every replica at once; the model draws them independently.",
+                  "- **The client gap is estimated**, as the median HTTP round trip of a "
+                  "GET /health after each trial, not timed per read.",
+                  "- Sloppy quorum, hinted handoff, read repair between trials and the "
+                  "speculative retry are not modelled (docs/pbs.md).", ""]
         if self.notes:
             lines += ["## Notes from this run", "", *[f"- {note}" for note in self.notes], ""]
         with open(os.path.join(out, "report.md"), "w") as f:
