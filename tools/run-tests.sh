@@ -14,6 +14,7 @@ echo "== unit and integration tests ($build)"
 meson test -C "$build" --print-errorlogs --num-processes 2 || rc=1
 echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer ($asan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  LSAN_OPTIONS=suppressions=$here/../tests/unit/lsan.supp:print_suppressions=0 \
   meson test -C "$asan" --suite unit --print-errorlogs --num-processes 2 || rc=1
 
 python3 "$here/test-summary.py" "$build/meson-logs/testlog.json" "$asan/meson-logs/testlog.json" || rc=1

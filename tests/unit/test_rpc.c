@@ -140,13 +140,17 @@ static pthread_mutex_t stash_mu = PTHREAD_MUTEX_INITIALIZER;
 static rpc_request *stash[STASH_MAX];
 static uint64_t stash_ids[STASH_MAX];
 static size_t stash_n;
+/* Set by teardown: a Join that reaches the server from now on (one a
+ * closed client had already sent) is answered at once, or the server's
+ * close would wait for it forever. */
+static bool stash_closed;
 
 static void join_cb(rpc_request *req, const ProtobufCMessage *input, void *arg)
 {
     (void)arg;
     const Ringkv__JoinRequest *in = (const Ringkv__JoinRequest *)input;
     pthread_mutex_lock(&stash_mu);
-    bool full = stash_n == STASH_MAX;
+    bool full = stash_n == STASH_MAX || stash_closed;
     if (!full) {
         stash[stash_n] = req;
         stash_ids[stash_n++] = in->self != NULL ? in->self->node_id : 0;
@@ -225,6 +229,9 @@ static void server_up(fixture *f, int port)
 
 static int setup(void **state)
 {
+    pthread_mutex_lock(&stash_mu);
+    stash_closed = false;
+    pthread_mutex_unlock(&stash_mu);
     fixture *f = calloc(1, sizeof *f);
     server_up(f, 0);
     rpc_options o = sealed_opts(SECRET, CLIENT_ID);
@@ -243,6 +250,9 @@ static int setup_inline(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
+    pthread_mutex_lock(&stash_mu);
+    stash_closed = true;
+    pthread_mutex_unlock(&stash_mu);
     answer_stash_reversed(); /* a failed test may leave some; close waits for them */
     rpc_client_close(f->cli);
     rpc_server_close(f->srv);
