@@ -8,13 +8,6 @@
 
 #include "http_internal.h"
 
-/* Sends a built JSON body (a 500 if building it failed) and frees it. */
-static void reply_built(request *rq, reply_buf *body)
-{
-    http_reply_json(rq, 200, NULL, body);
-    http_reply_buf_free(body);
-}
-
 void http_handle_health(request *rq)
 {
     const http_server *s = rq->srv;
@@ -23,7 +16,7 @@ void http_handle_health(request *rq)
     http_reply_add_json_cstr(&b, s->name);
     http_reply_addf(&b, ",\"id\":\"%016llx\",\"uptime_ms\":%llu}", (unsigned long long)s->node_id,
                     (unsigned long long)(rk_now_ms() - s->started_ms));
-    reply_built(rq, &b);
+    http_reply_built(rq, &b);
 }
 
 /* The ring members' HTTP addresses (a lone node: its own). */
@@ -46,7 +39,7 @@ void http_handle_membership(request *rq)
     }
     cluster_table_free(t);
     http_reply_add_str(&b, "]");
-    reply_built(rq, &b);
+    http_reply_built(rq, &b);
 }
 
 /* One member of /cluster. */
@@ -115,7 +108,7 @@ void http_handle_cluster(request *rq)
     http_reply_add_str(&b, "}");
     cluster_table_free(t);
     cluster_view_unref(v);
-    reply_built(rq, &b);
+    http_reply_built(rq, &b);
 }
 
 /* Every module's counters, each from its table (counters.c). */

@@ -205,6 +205,8 @@ void http_reply_send(request *rq, int status, const char *content_type, const ch
 /* body as JSON, with headers' lines (headers may be NULL); if either buffer
  * failed, a 500 with its error instead. */
 void http_reply_json(request *rq, int status, const reply_buf *headers, const reply_buf *body);
+/* 200 with a built JSON body (a 500 if building it failed), then frees it. */
+void http_reply_built(request *rq, reply_buf *body);
 /* {"error": message, "code": code} */
 void http_reply_error(request *rq, int status, const char *code, const char *message);
 /* err through the status table, with its code and text; logged when 5xx. */

@@ -190,3 +190,9 @@ void http_reply_gone(request *rq)
 {
     first_reply(rq, 400);
 }
+
+void http_reply_built(request *rq, reply_buf *body)
+{
+    http_reply_json(rq, 200, NULL, body);
+    http_reply_buf_free(body);
+}

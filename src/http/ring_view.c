@@ -10,12 +10,6 @@
 #define RING_SEGMENTS_DEFAULT 360
 #define RING_SEGMENTS_MAX 4096
 
-static void reply_built(request *rq, reply_buf *body)
-{
-    http_reply_json(rq, 200, NULL, body);
-    http_reply_buf_free(body);
-}
-
 void http_handle_tables(request *rq)
 {
     replica_table_name *names = NULL;
@@ -36,7 +30,7 @@ void http_handle_tables(request *rq)
     }
     http_reply_add_str(&b, "]}");
     free(names);
-    reply_built(rq, &b);
+    http_reply_built(rq, &b);
 }
 
 /* Index of id among the ring's members (increasing id order). */
@@ -98,7 +92,7 @@ void http_handle_ring(request *rq)
     }
     http_reply_add_str(&b, "]}");
     cluster_view_unref(v);
-    reply_built(rq, &b);
+    http_reply_built(rq, &b);
 }
 
 static void add_id_list(reply_buf *b, const char *name, const cluster_view *v, const uint64_t *ids,
@@ -153,5 +147,5 @@ void http_handle_placement(request *rq)
     }
     http_reply_add_str(&b, "]}");
     cluster_view_unref(v);
-    reply_built(rq, &b);
+    http_reply_built(rq, &b);
 }

@@ -213,7 +213,7 @@ rk_err replica_write(replica *rp, const replica_key *key, const replica_update *
         return err;
     }
     listener_tell(rp, key->dbkey, key->dbkey_len, ws.told);
-    replica_tables_note(rp, key->dbkey, key->dbkey_len);
+    replica_tables_note_table(rp, key->table, key->table_len);
     count_write(rp, &ws);
     out->obj = ws.obj;
     out->existed = ws.existed;

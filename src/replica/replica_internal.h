@@ -35,5 +35,7 @@ rk_err replica_tables_load(replica *rp);
 void replica_tables_free(replica *rp);
 /* Adds the table of a record just stored here (dbkey) to the catalog. */
 void replica_tables_note(replica *rp, const char *dbkey, size_t dbkey_len);
+/* The same for a table already known by name (a client's write). */
+void replica_tables_note_table(replica *rp, const char *table, size_t table_len);
 
 #endif

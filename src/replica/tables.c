@@ -110,8 +110,12 @@ void replica_tables_note(replica *rp, const char *dbkey, size_t dbkey_len)
     uint64_t pos;
     const char *table, *key;
     size_t table_len, key_len;
-    if (store_data_key_parse(dbkey, dbkey_len, &pos, &table, &table_len, &key, &key_len) != RK_OK)
-        return;
+    if (store_data_key_parse(dbkey, dbkey_len, &pos, &table, &table_len, &key, &key_len) == RK_OK)
+        replica_tables_note_table(rp, table, table_len);
+}
+
+void replica_tables_note_table(replica *rp, const char *table, size_t table_len)
+{
     replica_tables *t = &rp->tables;
     pthread_mutex_lock(&t->mu);
     bool known = rk_map_get(&t->names, table, table_len) != NULL;
